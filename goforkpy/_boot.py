@@ -1,0 +1,199 @@
+"""The child side: ``init()``, goforkpy's own entry point, and identity.
+
+A child learns what to run from its environment markers and payload file,
+runs it, writes its result file and exits. Three launch modes share this path:
+
+- ``main``: the user's script was re-run; its ``fork.init()`` dispatches.
+- ``module``: our entry point (``main()``) imports the function's module,
+  then runs it; an ``init()`` reached during that import does nothing.
+- ``value``: our entry point unpickles the function itself (cloudpickle).
+
+This module is the child's hot path: it imports only builtins until the
+payload asks for more.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import _env, _wire
+from ._errors import InitError, PayloadError, RegistryError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn
+
+# Where this process stands; see _require_can_fork for what each allows.
+PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
+_state = WAITING if _env.MARKED.is_child else PARENT
+
+RESULT_SUFFIX = ".out"
+PAYLOAD_SUFFIX = ".in"
+
+
+def is_child() -> bool:
+    """True in a process goforkpy started, from its first line on."""
+    return _env.MARKED.is_child
+
+
+def pid() -> int:
+    """This process's pid."""
+    return os.getpid()
+
+
+def ppid() -> int | None:
+    """The pid of the process that forked this one; ``None`` outside a child."""
+    return _env.MARKED.parent
+
+
+def depth() -> int:
+    """How many forks deep this process is (0 in a process goforkpy did not start)."""
+    return _env.MARKED.depth
+
+
+def init() -> None:
+    """Dispatch a child to its function; in a parent, return at once.
+
+    In a child started from the main script, this runs the requested function
+    and exits the process: it never returns. Call it early, after the
+    ``@fork.register`` functions and before side effects. Idempotent; in a
+    parent, and in a child whose entry point is goforkpy's own, it does nothing.
+    """
+    if _state == WAITING:
+        _dispatch()
+
+
+def main() -> None:
+    """goforkpy's own entry point, for functions in modules or sent by value."""
+    global _state
+    if _state != WAITING:
+        raise SystemExit("goforkpy's entry point runs only in a child that goforkpy started")
+    _state = BOOTING
+    _dispatch()
+
+
+def require_can_fork() -> None:
+    """Raise ``InitError`` where forking now would be a mistake."""
+    if _state in (WAITING, BOOTING):
+        raise InitError(
+            "fork() was called in a child before fork.init() ran; call fork.init() "
+            "right after your @fork.register functions, before any other work"
+        )
+    limit = _env.max_depth()
+    if depth() + 1 > limit:
+        raise InitError(
+            f"fork() nesting would reach depth {depth() + 1}, past the limit of {limit}; "
+            f"end the recursion sooner, or raise {_env.MAX_DEPTH}"
+        )
+
+
+def _dispatch() -> NoReturn:
+    global _state
+    path, key_hex = _env.MARKED.payload or "", _env.MARKED.key or ""
+    _env.remove_markers()
+    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
+    if not key:
+        _die("goforkpy: this child's markers are incomplete (no key); it was not started by goforkpy")
+    result_path = path[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
+    booting = _state == BOOTING
+    try:
+        meta, body, buffers = _wire.read_file(path, key, unlink=True)
+        mode, name, module, qualname, sys_path, kind = meta
+        if booting:
+            sys.path[:] = sys_path
+            if module is not None:
+                __import__(module)
+        fn, args, kwargs = _wire.decode(kind, body, buffers)
+        del body, buffers
+        if fn is None:
+            fn = _resolve(mode, name, module, qualname)
+    except BaseException as exc:  # report, don't crash: the parent is waiting
+        _finish(result_path, key, _failure(exc), 1)
+    _state = RUNNING
+    _finish(result_path, key, *_call(fn, args, kwargs))
+
+
+def _resolve(mode: str, name: str, module: str | None, qualname: str) -> Callable[..., Any]:
+    """Find the function: by registered name after a re-run, by import path otherwise."""
+    if mode == "module":
+        found: Any = sys.modules[module or ""]
+        for part in qualname.split("."):
+            found = getattr(found, part)
+        return found  # type: ignore[no-any-return]
+    from ._registry import _functions
+
+    fn = _functions.get(name)
+    if fn is None:
+        raise RegistryError(
+            f"{name!r} was not registered in the child when fork.init() ran; "
+            "register it at module level, before the fork.init() call"
+        )
+    return fn
+
+
+def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[tuple[Any, ...], int]:
+    """Run the function: (result record, exit code)."""
+    try:
+        value = fn(*args, **kwargs)
+    except SystemExit as exc:
+        return _exit_record(exc.code)
+    except BaseException as exc:
+        return _failure(exc), 1
+    return ("ok", value), 0
+
+
+def _exit_record(code: object) -> tuple[tuple[Any, ...], int]:
+    if code is None:
+        return ("exit", 0), 0
+    if isinstance(code, int):
+        return ("exit", code), code
+    print(code, file=sys.stderr)
+    return ("exit", 1), 1
+
+
+def _failure(exc: BaseException) -> tuple[Any, ...]:
+    """A record of ``exc`` that survives even if ``exc`` will not pickle."""
+    import traceback
+
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    exc.__traceback__ = None
+    try:
+        kind, chunks, buffers = _wire.encode(exc, main_is_shared=True)
+        pickled: bytes | None = b"".join(chunks) if not buffers else None
+    except Exception:
+        pickled = None
+    typename = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return ("raised", pickled, typename, str(exc), tb)
+
+
+def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoReturn:
+    """Write the result file, then exit with ``code``."""
+    try:
+        try:
+            kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
+        except PayloadError as exc:  # the return value would not pickle
+            code, record = 1, _failure(
+                PayloadError(f"the result of the child's function could not be sent back: {exc}")
+            )
+            kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
+        _wire.write_file(path, key, (record[0], kind), body, buffers)
+    except BaseException as exc:
+        print(f"goforkpy: could not write the child's result: {exc!r}", file=sys.stderr)
+        code = code or 1
+    _exit(code)
+
+
+def _die(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    _exit(1)
+
+
+def _exit(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass  # a closed or broken stream must not change the exit code
+    os._exit(code & 0xFF)

@@ -1,0 +1,264 @@
+"""The parent side: plan how to start a child, prepare its payload, start it.
+
+Launching is three steps: ``_plan`` picks the launch mode and command line
+from where the function lives, ``_prepare`` serialises the arguments and
+writes the private payload file (nothing is started if that fails), and
+``_start`` runs the interpreter and hands the process to the reaper.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+from . import _boot, _env, _reaper, _tmpdir, _wire
+from ._child import Child
+from ._errors import ForkError
+from ._registry import lookup
+from ._stdio import open_redirects
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
+
+    from ._stdio import Redirect
+
+MAIN, MODULE, VALUE = "main", "module", "value"
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_BOOT_CODE = (
+    f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});"
+    "from goforkpy._boot import main;main()"
+)
+_key_lock = threading.Lock()
+_key: bytes | None = None
+_key_pid = -1
+
+
+def fork(name: str, /, *args: Any, **kwargs: Any) -> Child:
+    """Start the function registered as ``name`` in a fresh interpreter.
+
+    The arguments are passed to it unchanged; returns at once.
+
+    Raises:
+        RegistryError: ``name`` is not registered (nothing is started).
+        PayloadError: the arguments cannot be pickled (nothing is started).
+        InitError: called in a child before ``fork.init()``, or nested too deep.
+    """
+    return spawn(name, args, kwargs)
+
+
+def run(name: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Fork ``name``, wait for it, and return its result (or raise what it raised)."""
+    with fork(name, *args, **kwargs) as child:
+        return child.result()
+
+
+def spawn(
+    name: str,
+    args: tuple[Any, ...] | list[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    grace: float = 5.0,
+    stdin: Redirect = None,
+    stdout: Redirect = None,
+    stderr: Redirect = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    limits: Any = None,
+) -> Child:
+    """Like ``fork``, with process options.
+
+    Args:
+        name: the registered name.
+        args: positional arguments for the function.
+        kwargs: keyword arguments for the function.
+        timeout: seconds the child may live; then its tree is terminated.
+        grace: seconds between SIGTERM and SIGKILL when terminating.
+        stdin: ``None`` (inherit), ``PIPE``, ``DEVNULL``, a file object or a path.
+        stdout: as ``stdin``, a path is opened for writing.
+        stderr: as ``stdout``, or ``STDOUT`` to share it.
+        env: variables added to (or overriding) the parent's environment.
+        cwd: the child's working directory (default: the parent's).
+        limits: a ``fork.Limits`` applied in the child before the function runs.
+    """
+    _boot.require_can_fork()
+    fn = lookup(name)
+    mode, argv, module, qualname = _plan(fn)
+    key = _parent_key()
+    stem = _prepare(mode, name, fn, module, qualname, tuple(args), dict(kwargs or {}), key)
+    try:
+        popen = _start(argv, _child_env(mode, env, stem, key), stdin, stdout, stderr, cwd)
+    except BaseException:
+        _unlink_quietly(stem + _boot.PAYLOAD_SUFFIX)
+        raise
+    child = Child._start(name, popen, stem, key, grace)
+    _reaper.watch(child.pid, child._exited)
+    return child
+
+
+# --- plan ------------------------------------------------------------------------
+
+
+def _plan(fn: Callable[..., Any]) -> tuple[str, list[str], str | None, str]:
+    """(mode, argv, module, qualname) for starting ``fn``."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if module == "__main__":
+        argv = _main_command()
+        if argv is not None:
+            return MAIN, argv, None, qualname
+    elif module is not None and _importable(fn, module, qualname):
+        return MODULE, _boot_command(), module, qualname
+    return VALUE, _boot_command(), None, qualname
+
+
+def _importable(fn: Callable[..., Any], module: str, qualname: str) -> bool:
+    """True where importing ``module`` in the child finds ``fn`` at ``qualname``."""
+    found: Any = sys.modules.get(module)
+    if getattr(found, "__spec__", None) is None or "<locals>" in qualname:
+        return False
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is fn
+
+
+def _interpreter() -> str:
+    if not sys.executable:
+        raise ForkError(
+            "sys.executable is empty, so there is no interpreter to re-run; "
+            "goforkpy needs a normal (not embedded or frozen) Python"
+        )
+    return sys.executable
+
+
+def _boot_command() -> list[str]:
+    return [_interpreter(), *subprocess._args_from_interpreter_flags(), "-c", _BOOT_CODE]
+
+
+def _main_command() -> list[str] | None:
+    """The command line that re-runs the main script, or ``None`` if there is none."""
+    main = sys.modules.get("__main__")
+    if not getattr(main, "__file__", None):
+        return None  # REPL, -c, stdin, Jupyter: nothing to re-run
+    spec = getattr(main, "__spec__", None)
+    orig: list[str] | None = getattr(sys, "orig_argv", None)
+    at = len(orig) - len(sys.argv) if orig is not None else -1
+    if orig is not None and 1 <= at < len(orig):
+        if spec is not None and orig[at - 1] == "-m":
+            return [_interpreter(), *orig[1:at], orig[at], *orig[at + 1 :]]
+        if spec is None:
+            return [_interpreter(), *orig[1:at], _script_path(orig[at]), *orig[at + 1 :]]
+    # Python 3.9 (no sys.orig_argv), or a script that rewrote sys.argv.
+    flags = subprocess._args_from_interpreter_flags()
+    target = ["-m", spec.name] if spec is not None else [_script_path(sys.argv[0])]
+    return [_interpreter(), *flags, *target, *sys.argv[1:]]
+
+
+def _script_path(arg: str) -> str:
+    """``arg`` made absolute, so a parent that changed directory still finds it."""
+    if os.path.isabs(arg):
+        return arg
+    main_file = getattr(sys.modules["__main__"], "__file__", "") or ""
+    if os.path.isabs(main_file) and main_file.endswith(os.sep + os.path.normpath(arg)):
+        return main_file
+    return os.path.join(_env.START_CWD, arg)
+
+
+# --- prepare -----------------------------------------------------------------------
+
+
+def _parent_key() -> bytes:
+    global _key, _key_pid
+    with _key_lock:
+        if _key is None or _key_pid != os.getpid():
+            _key, _key_pid = _wire.new_key(), os.getpid()
+        return _key
+
+
+def _prepare(
+    mode: str,
+    name: str,
+    fn: Callable[..., Any],
+    module: str | None,
+    qualname: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: bytes,
+) -> str:
+    """Serialise the call and write the payload file; return the files' stem."""
+    body = (fn if mode == VALUE else None, args, kwargs)
+    kind, chunks, buffers = _wire.encode(body, main_is_shared=mode == MAIN)
+    sys_path = None if mode == MAIN else _absolute_sys_path()
+    meta = (mode, name, module, qualname, sys_path, kind)
+    stem = _tmpdir.new_stem()
+    _wire.write_file(stem + _boot.PAYLOAD_SUFFIX, key, meta, chunks, buffers)
+    return stem
+
+
+def _absolute_sys_path() -> list[str]:
+    cwd = os.getcwd()
+    return [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
+
+
+def _child_env(mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes) -> dict[str, str]:
+    env = dict(os.environ)
+    if extra:
+        env.update(extra)
+    if mode == MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
+        _keep_module_findable(env)
+    env[_env.PAYLOAD] = stem + _boot.PAYLOAD_SUFFIX
+    env[_env.KEY] = key.hex()
+    env[_env.PARENT] = str(os.getpid())
+    env[_env.DEPTH] = str(_boot.depth() + 1)
+    return env
+
+
+def _keep_module_findable(env: dict[str, str]) -> None:
+    """``python -m pkg.mod`` finds pkg through the start directory; keep it on the path."""
+    start = sys.path[0] if sys.path else ""
+    if not start or not os.path.isabs(start) or start == os.getcwd():
+        return
+    old = env.get("PYTHONPATH")
+    env[_env.PYTHONPATH_SAVED] = _env.UNSET if old is None else old
+    env["PYTHONPATH"] = start if not old else start + os.pathsep + old
+
+
+# --- start -------------------------------------------------------------------------
+
+
+def _start(
+    argv: list[str],
+    env: dict[str, str],
+    stdin: Redirect,
+    stdout: Redirect,
+    stderr: Redirect,
+    cwd: str | os.PathLike[str] | None,
+) -> subprocess.Popen[bytes]:
+    with open_redirects(stdin, stdout, stderr) as (in_, out, err):
+        return subprocess.Popen(
+            argv,
+            stdin=in_,
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=cwd,
+            close_fds=True,
+            **_new_group(),
+        )
+
+
+def _new_group() -> dict[str, Any]:
+    """Popen arguments that make the child lead its own process group."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}  # 3.9/3.10 have no process_group argument
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

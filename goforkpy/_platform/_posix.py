@@ -1,0 +1,13 @@
+"""Behaviour common to every POSIX system."""
+
+from __future__ import annotations
+
+
+def ram_tmpdir() -> str | None:
+    """A RAM-backed directory for payload files, or ``None`` to use the temp dir."""
+    return None
+
+
+def watch_exit_supported() -> bool:
+    """True where a child's exit can be watched through a pidfd."""
+    return False

@@ -1,0 +1,144 @@
+"""The registry of forkable functions, by name.
+
+On the child's start-up path (a re-run script registers its functions before
+``init()`` dispatches), so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import _thread
+
+from ._errors import RegistryError
+
+TYPE_CHECKING = False  # typing costs a child milliseconds; only checkers import it
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, TypeVar, overload
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+_MappingProxy = type(type.__dict__)  # types.MappingProxyType, without importing types
+
+_functions: dict[str, Callable[..., Any]] = {}
+_lock = _thread.allocate_lock()
+
+
+def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """True for one function, or a redefinition of it (a re-run script, a REPL edit)."""
+    if a is b:
+        return True
+    key_a = (getattr(a, "__module__", None), getattr(a, "__qualname__", None))
+    key_b = (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+    return key_a == key_b and key_a[1] is not None
+
+
+def register_func(name: str, fn: F) -> F:
+    """Register ``fn`` under ``name`` (the Go-style spelling of ``@register``).
+
+    Args:
+        name: the name ``fork()`` will be called with.
+        fn: the function to run in the child.
+
+    Returns:
+        ``fn`` itself, with ``fn.fork(*a, **kw)`` and ``fn.run(*a, **kw)`` attached.
+
+    Raises:
+        RegistryError: ``name`` is not a non-empty string, ``fn`` is not callable,
+            or ``name`` is taken by a different function.
+    """
+    if not isinstance(name, str) or not name:
+        raise RegistryError(f"a registered name must be a non-empty string, not {name!r}")
+    if not callable(fn):
+        raise RegistryError(f"register_func({name!r}, ...) needs a function, not {fn!r}")
+    with _lock:
+        taken = _functions.get(name)
+        if taken is not None and not _same_definition(taken, fn):
+            raise RegistryError(
+                f"the name {name!r} is already registered for "
+                f"{_describe(taken)}; register {_describe(fn)} under another name"
+            )
+        _functions[name] = fn
+    _attach_shortcuts(name, fn)
+    return fn
+
+
+if TYPE_CHECKING:
+
+    @overload
+    def register(fn_or_name: F) -> F: ...
+    @overload
+    def register(fn_or_name: str) -> Callable[[F], F]: ...
+
+
+def register(fn_or_name: Any) -> Any:
+    """Register a function for forking; use as ``@register`` or ``@register("name")``.
+
+    Returns:
+        The function itself, with ``.fork(*a, **kw)`` (start it in a child,
+        returning a ``Child``) and ``.run(*a, **kw)`` (run it in a child and
+        return its result) attached.
+    """
+    if isinstance(fn_or_name, str):
+        name = fn_or_name
+
+        def decorate(fn: F) -> F:
+            return register_func(name, fn)
+
+        return decorate
+    name = getattr(fn_or_name, "__name__", None)
+    if not isinstance(name, str):
+        raise RegistryError(
+            f"{fn_or_name!r} has no __name__; register it with an explicit name: "
+            "@fork.register('name') or fork.register_func('name', fn)"
+        )
+    return register_func(name, fn_or_name)
+
+
+def registered() -> Mapping[str, Callable[..., Any]]:
+    """A read-only, live view of the registry: name -> function."""
+    return _MappingProxy(_functions)
+
+
+def lookup(name: str) -> Callable[..., Any]:
+    """The function registered under ``name``; ``RegistryError`` names the fix."""
+    fn = _functions.get(name)
+    if fn is None:
+        known = ", ".join(sorted(_functions)) or "none yet"
+        raise RegistryError(
+            f"no function is registered under {name!r} (registered: {known}); "
+            "decorate it with @fork.register or call fork.register_func(name, fn)"
+        )
+    return fn
+
+
+def name_of(fn: Callable[..., Any]) -> str | None:
+    """The name ``fn`` is registered under, or ``None``."""
+    for name, registered_fn in list(_functions.items()):
+        if registered_fn is fn:
+            return name
+    return None
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", "?")
+    qualname = getattr(fn, "__qualname__", repr(fn))
+    return f"{module}.{qualname}"
+
+
+def _attach_shortcuts(name: str, fn: Callable[..., Any]) -> None:
+    def fork(*args: Any, **kwargs: Any) -> Any:
+        from ._launch import fork as fork_by_name
+
+        return fork_by_name(name, *args, **kwargs)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from ._launch import run as run_by_name
+
+        return run_by_name(name, *args, **kwargs)
+
+    fork.__doc__ = f"Start {name!r} in a child process and return its Child handle."
+    run.__doc__ = f"Run {name!r} in a child process and return its result."
+    try:
+        fn.fork = fork  # type: ignore[attr-defined]
+        fn.run = run  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        pass  # builtins and slotted callables take no attributes; fork(name) still works
