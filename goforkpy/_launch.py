@@ -141,8 +141,9 @@ def _boot_command() -> list[str]:
 def _main_command() -> list[str] | None:
     """The command line that re-runs the main script, or ``None`` if there is none."""
     main = sys.modules.get("__main__")
-    if not getattr(main, "__file__", None):
-        return None  # REPL, -c, stdin, Jupyter: nothing to re-run
+    main_file = getattr(main, "__file__", None) or "<none>"
+    if main_file.startswith("<") or not sys.argv or sys.argv[0] in ("", "-", "-c"):
+        return None  # REPL, -c, stdin (<stdin>), Jupyter: nothing to re-run
     spec = getattr(main, "__spec__", None)
     orig: list[str] | None = getattr(sys, "orig_argv", None)
     at = len(orig) - len(sys.argv) if orig is not None else -1

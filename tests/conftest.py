@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+import goforkpy as fork
+from goforkpy import _tmpdir
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+DEADLOCK_NET = 60.0  # seconds; only ever reached when something hangs
+
+
+def _open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def _our_files() -> list[str]:
+    directory = _tmpdir.payload_dir()
+    prefix = f"{os.getpid()}-"
+    return sorted(name for name in os.listdir(directory) if name.startswith(prefix))
+
+
+def _leftovers(fds_before: set[int]) -> list[str]:
+    problems = []
+    children = psutil.Process().children(recursive=True)
+    if children:
+        problems.append(f"processes left: {[(c.pid, c.status()) for c in children]}")
+    if _our_files():
+        problems.append(f"payload/result files left: {_our_files()}")
+    new_fds = _open_fds() - fds_before
+    if new_fds:
+        problems.append(f"fds left open: {sorted(new_fds)}")
+    return problems
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_up() -> None:
+    """Start the reaper once, so its own fds are not counted as a test's leak."""
+    import workers  # noqa: F401 - registers the functions the tests fork
+
+    fork.fork("add", 1, 1).wait()
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Fail any test that leaves a child, a zombie, a payload file or an fd behind."""
+    fds_before = _open_fds()
+    yield
+    deadline = time.monotonic() + 10.0  # exiting children take a moment to be reaped
+    problems = _leftovers(fds_before)
+    while problems and time.monotonic() < deadline:
+        time.sleep(0.02)
+        problems = _leftovers(fds_before)
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def run_script(tmp_path: Path):
+    """Write a script and run it with this interpreter: (CompletedProcess, script path)."""
+
+    def run(
+        source: str,
+        *,
+        name: str = "script.py",
+        args: list[str] | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        command: list[str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        script = tmp_path / name
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(textwrap.dedent(source))
+        full_env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
+        argv = command if command is not None else [sys.executable, str(script), *(args or [])]
+        return subprocess.run(
+            argv,
+            cwd=cwd or tmp_path,
+            env=full_env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=DEADLOCK_NET,
+        )
+
+    return run
+
+
+def _pythonpath() -> str:
+    root = str(Path(fork.__file__).resolve().parent.parent)
+    old = os.environ.get("PYTHONPATH")
+    return root if not old else root + os.pathsep + old

@@ -1,0 +1,203 @@
+"""Every way a child can fail, as one table: error type, fields, nothing left behind.
+
+The autouse ``no_leftovers`` fixture checks each row leaves no process,
+zombie, payload file or fd.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Callable
+
+import pytest
+import workers
+
+import goforkpy as fork
+from goforkpy import _wire
+from goforkpy._errors import RemoteTraceback
+
+
+def _sigkill_from_outside() -> fork.Child:
+    child = fork.spawn("ready_then_sleep", stdout=fork.PIPE)
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"ready\n"  # handshake: it is running its function
+    child.stdout.close()
+    os.kill(child.pid, signal.SIGKILL)
+    return child
+
+
+FAULTS: list[tuple[str, Callable[[], fork.Child], type[BaseException], dict[str, Any], str]] = [
+    # id, start, error type, expected fields, text in the message
+    ("raises", lambda: fork.fork("raise_value", "bad"), ValueError, {}, "bad"),
+    (
+        "system-exit",
+        lambda: fork.fork("system_exit", 3),
+        fork.ChildCrashed,
+        {"returncode": 3, "signal": None},
+        "SystemExit(3)",
+    ),
+    (
+        "os-exit",
+        lambda: fork.fork("os_exit", 7),
+        fork.ChildCrashed,
+        {"returncode": 7, "signal": None},
+        "code 7",
+    ),
+    (
+        "os-exit-zero",
+        lambda: fork.fork("os_exit", 0),
+        fork.ChildCrashed,
+        {"returncode": 0, "signal": None},
+        "without a result",
+    ),
+    (
+        "segfault",
+        lambda: fork.fork("segfault"),
+        fork.ChildCrashed,
+        {"returncode": -signal.SIGSEGV, "signal": "SIGSEGV"},
+        "SIGSEGV",
+    ),
+    (
+        "sigkill-from-outside",
+        _sigkill_from_outside,
+        fork.ChildCrashed,
+        {"returncode": -signal.SIGKILL, "signal": "SIGKILL"},
+        "SIGKILL",
+    ),
+    (
+        "unpicklable-result",
+        lambda: fork.fork("return_lock"),
+        fork.PayloadError,
+        {},
+        "could not be sent back",
+    ),
+    (
+        "exception-unpicklable-in-child",
+        lambda: fork.fork("raise_unpicklable"),
+        fork.PayloadError,
+        {},
+        "UnpicklableError: holds a lock",
+    ),
+    (
+        "exception-unpicklable-in-parent",
+        lambda: fork.fork("raise_two_arg"),
+        fork.PayloadError,
+        {},
+        "TwoArgError: x/y",
+    ),
+    (
+        "too-deep",
+        lambda: fork.fork("recurse", 5),
+        fork.InitError,
+        {},
+        "GOFORKPY_MAX_DEPTH",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "error", "fields", "text"),
+    [pytest.param(*row[1:], id=row[0]) for row in FAULTS],
+)
+def test_fault_table(
+    monkeypatch: pytest.MonkeyPatch,
+    start: Callable[[], fork.Child],
+    error: type[BaseException],
+    fields: dict[str, Any],
+    text: str,
+) -> None:
+    monkeypatch.setenv("GOFORKPY_MAX_DEPTH", "2")
+    child = start()
+    with pytest.raises(error) as caught:
+        child.result(timeout=60)
+    assert text in str(caught.value)
+    for field, value in fields.items():
+        assert getattr(caught.value, field) == value
+    if isinstance(caught.value, fork.ChildCrashed):
+        assert caught.value.pid == child.pid
+        assert child.returncode == caught.value.returncode
+    if error is not fork.ChildCrashed:
+        assert isinstance(caught.value.__cause__, RemoteTraceback)
+    assert not child.is_alive()
+
+
+def test_remote_traceback_names_the_child_frame() -> None:
+    with pytest.raises(ValueError, match="boom") as caught:
+        fork.run("raise_value", "boom")
+    cause = caught.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "raise_value" in cause.tb and "ValueError: boom" in cause.tb
+
+
+def test_exception_type_and_fields_survive() -> None:
+    child = fork.fork("raise_value", "typed")
+    with pytest.raises(ValueError):
+        child.result()
+    assert child.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "error", "text"),
+    [
+        pytest.param(
+            lambda: fork.fork("echo", workers.threading.Lock()),
+            fork.PayloadError,
+            "cannot pickle",
+            id="unpicklable-argument",
+        ),
+        pytest.param(
+            lambda: fork.fork("echo", x=(i for i in range(3))),
+            fork.PayloadError,
+            "cannot pickle",
+            id="generator-argument",
+        ),
+        pytest.param(lambda: fork.fork("no-such-name"), fork.RegistryError, "no-such-name", id="unknown"),
+        pytest.param(
+            lambda: fork.register_func("add", lambda a, b: a - b),
+            fork.RegistryError,
+            "already registered",
+            id="duplicate",
+        ),
+    ],
+)
+def test_refused_in_the_parent_before_anything_starts(
+    start: Callable[[], object], error: type[BaseException], text: str
+) -> None:
+    import psutil
+
+    with pytest.raises(error, match=text):
+        start()
+    assert psutil.Process().children() == []
+
+
+def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = _wire.write_file
+
+    def write_then_tamper(path: str, *args: Any) -> None:
+        real_write(path, *args)
+        with open(path, "r+b") as f:
+            f.seek(-40, os.SEEK_END)
+            byte = f.read(1)
+            f.seek(-40, os.SEEK_END)
+            f.write(bytes([byte[0] ^ 0xFF]))
+
+    monkeypatch.setattr(_wire, "write_file", write_then_tamper)
+    child = fork.fork("add", 1, 2)
+    monkeypatch.undo()
+    with pytest.raises(fork.PayloadError, match="integrity"):
+        child.result(timeout=60)
+    assert child.returncode == 1
+
+
+def test_system_exit_zero_and_none_return_none() -> None:
+    assert fork.run("system_exit", 0) is None
+    assert fork.run("system_exit", None) is None
+
+
+def test_system_exit_with_a_message_exits_one(capfd: pytest.CaptureFixture[str]) -> None:
+    child = fork.fork("system_exit", "goodbye")
+    with pytest.raises(fork.ChildCrashed):
+        child.result()
+    assert child.returncode == 1
+    assert "goodbye" in capfd.readouterr().err

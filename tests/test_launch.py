@@ -1,0 +1,222 @@
+"""The three launch paths of API.md section 2, each from a real parent process."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = """
+import json, os, sys
+import goforkpy as fork
+
+TOP_IS_CHILD = fork.is_child()
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+@fork.register
+def info(point):
+    return {
+        "pid": os.getpid(), "ppid": fork.ppid(), "is_child": fork.is_child(),
+        "top_is_child": TOP_IS_CHILD, "sum": point.x + point.y,
+        "argv": sys.argv[1:], "cwd": os.getcwd(),
+        "markers": sorted(k for k in os.environ if k.startswith("GOFORKPY_")),
+        "heavy": sorted(m for m in ("cloudpickle", "psutil", "typing", "subprocess")
+                        if m in sys.modules),
+    }
+
+if __name__ == "__main__":
+    fork.init()
+    BEFORE
+    out = fork.run("info", Point(2, 3))
+    out["parent_pid"] = os.getpid()
+    print(json.dumps(out))
+"""
+
+
+def _info(completed) -> dict:  # type: ignore[no-untyped-def]
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _check_child(info: dict) -> None:  # type: ignore[type-arg]
+    assert info["sum"] == 5
+    assert info["is_child"] and info["top_is_child"]
+    assert info["ppid"] == info["parent_pid"] != info["pid"]
+    assert info["markers"] == []
+    assert info["heavy"] == [], "a child of a script function must stay lean"
+
+
+def test_main_script_is_rerun(run_script) -> None:  # type: ignore[no-untyped-def]
+    info = _info(run_script(SCRIPT.replace("BEFORE", "pass"), args=["a", "b"]))
+    _check_child(info)
+    assert info["argv"] == ["a", "b"]
+
+
+def test_relative_script_path_after_chdir(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = f"os.chdir({str(elsewhere)!r})"
+    completed = run_script(
+        SCRIPT.replace("BEFORE", before),
+        name="sub/script.py",
+        command=[sys.executable, "sub/script.py", "x"],
+    )
+    info = _info(completed)
+    _check_child(info)
+    assert info["cwd"] == str(elsewhere)
+
+
+def test_python_dash_m(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = f"os.chdir({str(elsewhere)!r})"
+    completed = run_script(
+        SCRIPT.replace("BEFORE", before),
+        name="pkg/mod.py",
+        command=[sys.executable, "-m", "pkg.mod", "y"],
+    )
+    info = _info(completed)
+    _check_child(info)
+    assert info["argv"] == ["y"]
+
+
+def test_interpreter_flags_are_kept(run_script) -> None:  # type: ignore[no-untyped-def]
+    source = """
+    import sys
+    import goforkpy as fork
+
+    @fork.register
+    def flags():
+        return sys.flags.optimize, sys.flags.dont_write_bytecode
+
+    if __name__ == "__main__":
+        fork.init()
+        print(fork.run("flags"))
+    """
+    completed = run_script(source, command=[sys.executable, "-O", "-B", "script.py"])
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "(1, 1)"
+
+
+BY_VALUE = """
+import goforkpy as fork
+base = 10
+@fork.register
+def scaled(x):
+    import sys
+    return x * base, "cloudpickle" in sys.modules
+fork.init()
+print(fork.run("scaled", 4))
+"""
+
+
+def test_python_dash_c_goes_by_value(run_script) -> None:  # type: ignore[no-untyped-def]
+    completed = run_script("", command=[sys.executable, "-c", BY_VALUE])
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "(40, True)"
+
+
+def test_stdin_program_goes_by_value(run_script) -> None:  # type: ignore[no-untyped-def]
+    completed = run_script("", command=[sys.executable, "-"], stdin=BY_VALUE)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "(40, True)"
+
+
+def test_fork_before_init_in_child_is_an_init_error(run_script) -> None:  # type: ignore[no-untyped-def]
+    """A script forking from its top must not become a fork bomb."""
+    source = """
+    import goforkpy as fork
+
+    @fork.register
+    def work():
+        return 1
+
+    child = fork.fork("work")   # at the top, before init(): re-run in the child too
+    fork.init()
+    try:
+        child.result()
+    except fork.InitError as exc:
+        print("InitError:", exc)
+    """
+    completed = run_script(source)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("InitError: ")
+    assert "without reaching fork.init()" in completed.stdout
+    assert "fork() was called in a child before fork.init() ran" in completed.stderr
+
+
+def test_child_without_init_is_an_init_error(run_script) -> None:  # type: ignore[no-untyped-def]
+    source = """
+    import goforkpy as fork
+
+    @fork.register
+    def work():
+        return 1
+
+    if __name__ == "__main__" and not fork.is_child():
+        try:
+            fork.run("work")
+        except fork.InitError as exc:
+            print(type(exc).__name__, exc)
+    """
+    completed = run_script(source)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("InitError ")
+    assert "call fork.init()" in completed.stdout
+
+
+def test_grandchildren_from_a_script(run_script) -> None:  # type: ignore[no-untyped-def]
+    source = """
+    import os
+    import goforkpy as fork
+
+    @fork.register
+    def leaf():
+        return os.getpid(), fork.ppid()
+
+    @fork.register
+    def middle():
+        return os.getpid(), fork.run("leaf")
+
+    if __name__ == "__main__":
+        fork.init()
+        mid_pid, (leaf_pid, leaf_parent) = fork.run("middle")
+        print(leaf_parent == mid_pid != leaf_pid != os.getpid())
+    """
+    completed = run_script(source)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "True"
+
+
+def test_init_is_idempotent_and_returns_in_a_parent(run_script) -> None:  # type: ignore[no-untyped-def]
+    source = """
+    import goforkpy as fork
+    fork.init(); fork.init()
+    print(fork.is_child(), fork.ppid())
+    """
+    completed = run_script(source)
+    assert completed.stdout.strip() == "False None", completed.stderr
+
+
+@pytest.mark.parametrize("via", ["decorator", "register_func"])
+def test_register_spellings_and_shortcuts(run_script, via: str) -> None:  # type: ignore[no-untyped-def]
+    register = (
+        "@fork.register('twice')\ndef double(x):\n    return 2 * x\n"
+        if via == "decorator"
+        else "def double(x):\n    return 2 * x\nfork.register_func('twice', double)\n"
+    )
+    source = (
+        "import goforkpy as fork\n" + register + "fork.init()\n"
+        "print(double.run(21), double.fork(1).result(), fork.run('twice', 5),"
+        " sorted(fork.registered()))\n"
+    )
+    completed = run_script(source)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "42 2 10 ['twice']"
