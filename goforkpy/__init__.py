@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._stdio import DEVNULL as DEVNULL
     from ._stdio import PIPE as PIPE
     from ._stdio import STDOUT as STDOUT
+del TYPE_CHECKING  # not a public name
 
 __all__ = [
     "DEVNULL",

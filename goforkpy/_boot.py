@@ -94,7 +94,9 @@ def _dispatch() -> NoReturn:
     _env.remove_markers()
     key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
     if not key:
-        _die("goforkpy: this child's markers are incomplete (no key); it was not started by goforkpy")
+        _die(
+            "goforkpy: this child's markers are incomplete (no key); it was not started by goforkpy"
+        )
     result_path = path[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
     booting = _state == BOOTING
     try:
@@ -159,7 +161,8 @@ def _failure(exc: BaseException) -> tuple[Any, ...]:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     exc.__traceback__ = None
     try:
-        kind, chunks, buffers = _wire.encode(exc, main_is_shared=True)
+        # An exception is never plain data, so this is always a pickle stream.
+        _, chunks, buffers = _wire.encode(exc, main_is_shared=True)
         pickled: bytes | None = b"".join(chunks) if not buffers else None
     except Exception:
         pickled = None
@@ -173,8 +176,13 @@ def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoRetu
         try:
             kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
         except PayloadError as exc:  # the return value would not pickle
-            code, record = 1, _failure(
-                PayloadError(f"the result of the child's function could not be sent back: {exc}")
+            code, record = (
+                1,
+                _failure(
+                    PayloadError(
+                        f"the result of the child's function could not be sent back: {exc}"
+                    )
+                ),
             )
             kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
         _wire.write_file(path, key, (record[0], kind), body, buffers)

@@ -13,6 +13,7 @@ import signal
 import threading
 
 from . import _wire
+from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
 from ._errors import (
     ChildCrashed,
     InitError,
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     import subprocess
     from typing import IO, Any, Callable
 
-_NO_PUBLIC_CONSTRUCTOR = "Child has no public constructor; start one with fork.fork() or fork.spawn()"
+_NO_PUBLIC_CONSTRUCTOR = (
+    "Child has no public constructor; start one with fork.fork() or fork.spawn()"
+)
 
 
 class Child:
@@ -51,6 +54,12 @@ class Child:
         cls, name: str, popen: subprocess.Popen[bytes], stem: str, key: bytes, grace: float
     ) -> Child:
         self = cls.__new__(cls)
+        self._setup(name, popen, stem, key, grace)
+        return self
+
+    def _setup(
+        self, name: str, popen: subprocess.Popen[bytes], stem: str, key: bytes, grace: float
+    ) -> None:
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._grace = stem, key, grace
@@ -61,7 +70,6 @@ class Child:
         self._outcome: tuple[bool, Any] | None = None
         self._on_exit: list[Callable[[Child], None]] = []
         self._lock = threading.Lock()
-        return self
 
     # --- state ---------------------------------------------------------------
 
@@ -216,10 +224,6 @@ class Child:
             signal=signal_name(-rc) if rc is not None and rc < 0 else None,
             name=self.name,
         )
-
-
-PAYLOAD_SUFFIX = ".in"
-RESULT_SUFFIX = ".out"
 
 
 def _unlink(path: str) -> bool:

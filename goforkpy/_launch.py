@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 MAIN, MODULE, VALUE = "main", "module", "value"
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT_CODE = (
-    f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});"
-    "from goforkpy._boot import main;main()"
+    f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});from goforkpy._boot import main;main()"
 )
 _key_lock = threading.Lock()
 _key: bytes | None = None
@@ -134,8 +133,15 @@ def _interpreter() -> str:
     return sys.executable
 
 
+def _interpreter_flags() -> list[str]:
+    """The running interpreter's flags (-O, -X dev, -W ...) as command-line options."""
+    # The stdlib's own helper, which multiprocessing uses for the same job.
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    return flags
+
+
 def _boot_command() -> list[str]:
-    return [_interpreter(), *subprocess._args_from_interpreter_flags(), "-c", _BOOT_CODE]
+    return [_interpreter(), *_interpreter_flags(), "-c", _BOOT_CODE]
 
 
 def _main_command() -> list[str] | None:
@@ -153,7 +159,7 @@ def _main_command() -> list[str] | None:
         if spec is None:
             return [_interpreter(), *orig[1:at], _script_path(orig[at]), *orig[at + 1 :]]
     # Python 3.9 (no sys.orig_argv), or a script that rewrote sys.argv.
-    flags = subprocess._args_from_interpreter_flags()
+    flags = _interpreter_flags()
     target = ["-m", spec.name] if spec is not None else [_script_path(sys.argv[0])]
     return [_interpreter(), *flags, *target, *sys.argv[1:]]
 

@@ -78,10 +78,10 @@ def register(fn_or_name: Any) -> Any:
         return its result) attached.
     """
     if isinstance(fn_or_name, str):
-        name = fn_or_name
+        given = fn_or_name
 
         def decorate(fn: F) -> F:
-            return register_func(name, fn)
+            return register_func(given, fn)
 
         return decorate
     name = getattr(fn_or_name, "__name__", None)

@@ -83,9 +83,9 @@ def _sha256_for(total: int) -> Callable[[bytes], Any]:
             except ImportError:  # an interpreter built without its own hashes
                 from hashlib import sha256
         return sha256  # type: ignore[no-any-return,unused-ignore]
-    from hashlib import sha256
+    import hashlib
 
-    return sha256
+    return hashlib.sha256
 
 
 # --- serialisation -----------------------------------------------------------
@@ -160,7 +160,7 @@ def _pickle(obj: Any, main_is_shared: bool) -> tuple[str, list[Buffer], list[mem
     import pickle
 
     pickler_class = pickle.Pickler if main_is_shared else _main_guard_pickler()
-    chunks, buffers = _Chunks(), []
+    chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
     try:
         pickler_class(chunks, protocol=5, buffer_callback=buffers.append).dump(obj)
     except Exception:
@@ -175,7 +175,7 @@ def _cloudpickle(obj: Any) -> tuple[str, list[Buffer], list[memoryview]]:
 
     import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
-    chunks, buffers = _Chunks(), []
+    chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
     try:
         cloudpickle.Pickler(chunks, protocol=5, buffer_callback=buffers.append).dump(obj)
     except Exception as exc:

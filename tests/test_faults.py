@@ -152,7 +152,9 @@ def test_exception_type_and_fields_survive() -> None:
             "cannot pickle",
             id="generator-argument",
         ),
-        pytest.param(lambda: fork.fork("no-such-name"), fork.RegistryError, "no-such-name", id="unknown"),
+        pytest.param(
+            lambda: fork.fork("no-such-name"), fork.RegistryError, "no-such-name", id="unknown"
+        ),
         pytest.param(
             lambda: fork.register_func("add", lambda a, b: a - b),
             fork.RegistryError,

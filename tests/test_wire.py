@@ -1,0 +1,131 @@
+"""Payload files: the integrity tag, privacy checks, the private directory, sweeping."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from goforkpy import PayloadError, _tmpdir, _wire
+
+
+@pytest.mark.parametrize("size", [0, 100, 5 << 20], ids=["empty", "small", "large"])
+def test_hmac_matches_the_standard_library(size: int) -> None:
+    key, data = os.urandom(32), os.urandom(size)
+    chunks = [data[: size // 3], data[size // 3 :]]
+    assert _wire.hmac_sha256(key, chunks, size) == hmac.new(key, data, "sha256").digest()
+
+
+def _write(path: Path, key: bytes, obj: object) -> None:
+    kind, body, buffers = _wire.encode(obj, main_is_shared=True)
+    _wire.write_file(str(path), key, ("meta", kind), body, buffers)
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"plain": [1, 2.5, None, b"x", "y"]},
+        {"big": b"z" * (1 << 17)},
+        {"mutable": bytearray(b"q" * 1000)},
+        {"custom": PayloadError("travels by pickle")},
+    ],
+    ids=["marshal", "big-bytes", "out-of-band", "pickle"],
+)
+def test_write_then_read(tmp_path: Path, obj: object) -> None:
+    key = _wire.new_key()
+    _write(tmp_path / "f", key, obj)
+    assert os.stat(tmp_path / "f").st_mode & 0o777 == 0o600
+    (_, kind), body, buffers = _wire.read_file(str(tmp_path / "f"), key, unlink=True)
+    assert not (tmp_path / "f").exists()
+    back = _wire.decode(kind, body, buffers)
+    assert type(back) is dict and back.keys() == obj.keys()  # type: ignore[attr-defined]
+    assert repr(back) == repr(obj)
+
+
+def test_existing_file_is_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        _write(tmp_path / "f", _wire.new_key(), 1)
+
+
+@pytest.mark.parametrize(
+    ("damage", "text"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-1]), "HMAC"),
+        (lambda p: p.write_bytes(p.read_bytes()[:20]), "integrity"),
+        (lambda p: p.write_bytes(b"nonsense" * 10), "bad header"),
+        (lambda p: os.chmod(p, 0o644), "mode 0600"),
+    ],
+    ids=["truncated-tag", "truncated", "not-a-payload", "readable-by-others"],
+)
+def test_damaged_or_exposed_files_are_refused(tmp_path: Path, damage, text: str) -> None:  # type: ignore[no-untyped-def]
+    key = _wire.new_key()
+    path = tmp_path / "f"
+    _write(path, key, [1, 2, 3])
+    damage(path)
+    with pytest.raises(PayloadError, match=text):
+        _wire.read_file(str(path), key, unlink=False)
+
+
+def test_another_key_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path / "f", _wire.new_key(), "secret")
+    with pytest.raises(PayloadError, match="HMAC"):
+        _wire.read_file(str(tmp_path / "f"), _wire.new_key(), unlink=False)
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    key = _wire.new_key()
+    _write(tmp_path / "real", key, 1)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(PayloadError, match="cannot open"):
+        _wire.read_file(str(tmp_path / "link"), key, unlink=False)
+
+
+def test_directory_is_private_and_configurable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOFORKPY_TMPDIR", str(tmp_path))
+    monkeypatch.setattr(_tmpdir, "_dir", None)
+    directory = Path(_tmpdir.payload_dir())
+    assert directory.parent == tmp_path and directory.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("setup", "text"),
+    [
+        (lambda base: None, "is not a directory"),
+        (
+            lambda base: (base.mkdir(), (base / f"goforkpy-{os.geteuid()}").mkdir(0o755)),
+            "not private",
+        ),
+    ],
+    ids=["missing", "shared"],
+)
+def test_unsafe_directories_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup, text: str
+) -> None:  # type: ignore[no-untyped-def]
+    base = tmp_path / "base"
+    setup(base)
+    monkeypatch.setenv("GOFORKPY_TMPDIR", str(base))
+    monkeypatch.setattr(_tmpdir, "_dir", None)
+    with pytest.raises(PayloadError, match=text):
+        _tmpdir.payload_dir()
+
+
+def test_files_of_dead_parents_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    monkeypatch.setenv("GOFORKPY_TMPDIR", str(tmp_path))
+    monkeypatch.setattr(_tmpdir, "_dir", None)
+    private = tmp_path / f"goforkpy-{os.geteuid()}"
+    private.mkdir(0o700)
+    (private / f"{dead_pid}-abc.in").write_bytes(b"left by a killed parent")
+    (private / f"{os.getppid()}-def.in").write_bytes(b"a live parent's")
+    _tmpdir.payload_dir()
+    assert sorted(p.name for p in private.iterdir()) == [f"{os.getppid()}-def.in"]
