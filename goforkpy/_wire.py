@@ -43,6 +43,10 @@ PICKLE = "p"
 # Below this size OpenSSL's load time outweighs its speed: hash with the
 # interpreter's built-in SHA-256; above it, with hashlib's (OpenSSL, SHA-NI).
 _LARGE = 1 << 20
+# Files past _PARALLEL are tagged segment by segment, on all CPUs.
+_PARALLEL = 8 << 20
+_SEGMENT = 4 << 20
+_SEGMENTED = b"goforkpy segmented v1"
 _PLAIN_BUDGET = 2_000  # containers bigger than this skip the marshal check
 _BIG_SCALAR = 1 << 16
 _PLAIN_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
@@ -56,6 +60,19 @@ def new_key() -> bytes:
     return os.urandom(KEY_SIZE)
 
 
+def integrity_tag(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
+    """The tag of the concatenated ``chunks`` (``total`` bytes): HMAC-SHA256 under ``key``.
+
+    Large files are cut into fixed segments whose SHA-256 digests are computed
+    on all CPUs (hashlib releases the GIL); the HMAC then covers the length
+    and the digest list, which binds every byte just as tightly.
+    """
+    if total < _PARALLEL:
+        return hmac_sha256(key, chunks, total)
+    digests = _segment_digests(chunks)
+    return hmac_sha256(key, [_SEGMENTED, total.to_bytes(8, "little"), *digests], 0)
+
+
 def hmac_sha256(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
     """HMAC-SHA256 (RFC 2104) of the concatenated ``chunks``, ``total`` bytes long."""
     sha = _sha256_for(total)
@@ -67,6 +84,45 @@ def hmac_sha256(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
     outer.update(inner.digest())
     digest: bytes = outer.digest()
     return digest
+
+
+def _segment_digests(chunks: Sequence[Buffer]) -> list[bytes]:
+    import hashlib
+    import threading
+
+    from ._platform import usable_cpus
+
+    segments: list[list[memoryview]] = [[]]
+    room = _SEGMENT
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            piece = view[:room]
+            segments[-1].append(piece)
+            room -= len(piece)
+            view = view[len(piece) :]
+            if room == 0:
+                segments.append([])
+                room = _SEGMENT
+    if not segments[-1]:
+        segments.pop()
+    digests = [b""] * len(segments)
+    workers = max(1, min(usable_cpus(), len(segments), 8))
+
+    def hash_every_nth(first: int) -> None:
+        for i in range(first, len(segments), workers):
+            sha = hashlib.sha256()
+            for piece in segments[i]:
+                sha.update(piece)
+            digests[i] = sha.digest()
+
+    threads = [threading.Thread(target=hash_every_nth, args=(i,)) for i in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    hash_every_nth(0)
+    for thread in threads:
+        thread.join()
+    return digests
 
 
 def _pad_table(pad: int) -> bytes:
@@ -225,7 +281,7 @@ def write_file(
     head = MAGIC + len(lengths).to_bytes(4, "little")
     head += b"".join(n.to_bytes(8, "little") for n in lengths)
     chunks: list[Buffer] = [head, meta_bytes, *body_views, *buffers]
-    tag = hmac_sha256(key, chunks, len(head) + sum(lengths))
+    tag = integrity_tag(key, chunks, len(head) + sum(lengths))
     fd = os.open(path, _OPEN_NEW, 0o600)
     try:
         for chunk in chunks:
@@ -277,6 +333,12 @@ def _read_private(fd: int, path: str) -> memoryview:
             f"uid {os.geteuid()} with mode 0600 (found uid {st.st_uid}, "
             f"mode {stat.filemode(st.st_mode)})"
         )
+    if st.st_size >= _LARGE:
+        import mmap
+
+        # Map rather than read: no fresh copy of a big payload. Copy-on-write
+        # keeps out-of-band buffers (numpy arrays) writable, as pickled.
+        return memoryview(mmap.mmap(fd, st.st_size, access=mmap.ACCESS_COPY))
     data = bytearray(st.st_size)
     view = memoryview(data)
     with open(fd, "rb", buffering=0, closefd=False) as f:
@@ -296,7 +358,7 @@ def _unframe(data: memoryview, key: bytes, path: str) -> Decoded:
     if len(data) < len(MAGIC) + 4 + TAG_SIZE or data[: len(MAGIC)] != MAGIC:
         raise corrupt("not a goforkpy payload (bad header)")
     body_end = len(data) - TAG_SIZE
-    expected = hmac_sha256(key, [data[:body_end]], body_end)
+    expected = integrity_tag(key, [data[:body_end]], body_end)
     if not _compare_digest(expected, data[body_end:]):
         raise corrupt("the HMAC tag does not match (tampered, truncated or another key)")
     pos = len(MAGIC) + 4

@@ -12,6 +12,7 @@ import sys
 
 if sys.platform.startswith("linux"):
     from ._linux import ram_tmpdir as ram_tmpdir
+    from ._linux import usable_cpus as usable_cpus
     from ._linux import watch_exit_supported as watch_exit_supported
 else:
     if sys.platform == "win32":
@@ -20,4 +21,5 @@ else:
             "process groups and fork/exec semantics that Windows lacks"
         )
     from ._posix import ram_tmpdir as ram_tmpdir
+    from ._posix import usable_cpus as usable_cpus
     from ._posix import watch_exit_supported as watch_exit_supported

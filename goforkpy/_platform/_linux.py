@@ -23,3 +23,8 @@ def watch_exit_supported() -> bool:
         except (AttributeError, OSError):  # old kernel, or seccomp forbids it
             _pidfd_ok = False
     return _pidfd_ok
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask, not the machine's)."""
+    return len(os.sched_getaffinity(0)) or 1

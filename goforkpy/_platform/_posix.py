@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def ram_tmpdir() -> str | None:
     """A RAM-backed directory for payload files, or ``None`` to use the temp dir."""
@@ -11,3 +13,8 @@ def ram_tmpdir() -> str | None:
 def watch_exit_supported() -> bool:
     """True where a child's exit can be watched through a pidfd."""
     return False
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on."""
+    return os.cpu_count() or 1

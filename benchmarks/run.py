@@ -1,0 +1,137 @@
+"""goforkpy against its peers, side by side in one run: `python benchmarks/run.py`.
+
+Each round measures every contender once, in turn, so drift on the machine
+hits them all alike; the figures are medians over the rounds. This file is
+also the "small script" the fork benchmark re-runs, so its top level imports
+only what a child needs.
+"""
+
+import os
+import sys
+import time
+
+import goforkpy as fork
+
+
+@fork.register
+def noop():
+    return None
+
+
+@fork.register
+def echo(data):
+    return data
+
+
+def _mp_noop(queue):
+    queue.put(None)
+
+
+def _mp_echo(data):
+    return data
+
+
+def _timed(action):
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _mp_process(context):
+    def start_join():
+        queue = context.SimpleQueue()
+        process = context.Process(target=_mp_noop, args=(queue,))
+        process.start()
+        queue.get()
+        process.join()
+
+    return start_join
+
+
+def _pool_echo(context, data):
+    def create_apply():
+        with context.Pool(1) as pool:
+            assert len(pool.apply(_mp_echo, (data,))) == len(data)
+
+    return create_apply
+
+
+def _interpreter_only(code):
+    import subprocess
+
+    return lambda: subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _measure(contenders, rounds):
+    samples = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, action in contenders.items():
+            samples[name].append(_timed(action))
+    return {name: _median(values) for name, values in samples.items()}
+
+
+def _report(title, medians, baseline, target=None):
+    print(f"\n{title}")
+    base = medians[baseline]
+    for name, seconds in medians.items():
+        print(f"  {name:<34} {seconds * 1e3:9.2f} ms   {seconds / base:6.2f}x")
+    if target:
+        print(f"  target: {target}")
+
+
+def bench_start(rounds):
+    import multiprocessing
+
+    contenders = {
+        "goforkpy fork+result (tiny fn)": lambda: fork.fork("noop").result(),
+        "python -c pass": _interpreter_only("pass"),
+        "multiprocessing spawn Process": _mp_process(multiprocessing.get_context("spawn")),
+        "multiprocessing forkserver Process": _mp_process(
+            multiprocessing.get_context("forkserver")
+        ),
+    }
+    medians = _measure(contenders, rounds)
+    _report("Cold start of a tiny function, with its result", medians, "python -c pass",
+            "goforkpy <= 1.25x python -c pass")
+
+
+def bench_import(rounds):
+    contenders = {
+        "python -c pass": _interpreter_only("pass"),
+        "python -c 'import goforkpy'": _interpreter_only("import goforkpy"),
+    }
+    medians = _measure(contenders, rounds)
+    _report("Import cost", medians, "python -c pass")
+    extra = (medians["python -c 'import goforkpy'"] - medians["python -c pass"]) * 1e3
+    print(f"  import goforkpy adds {extra:.2f} ms (target <= 2 ms)")
+
+
+def bench_big_echo(rounds):
+    import multiprocessing
+
+    data = os.urandom(1 << 20) * 64
+    contenders = {
+        "goforkpy echo 64 MiB": lambda: fork.run("echo", data),
+        "mp.Pool(spawn) create+apply 64 MiB": _pool_echo(multiprocessing.get_context("spawn"), data),
+    }
+    medians = _measure(contenders, rounds)
+    _report("A 64 MiB bytes argument echoed back", medians,
+            "mp.Pool(spawn) create+apply 64 MiB", "goforkpy <= 0.25x")
+
+
+def main():
+    rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
+    print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPUs, {rounds} rounds, medians")
+    bench_start(rounds)
+    bench_import(rounds)
+    bench_big_echo(max(3, rounds // 3))
+
+
+if __name__ == "__main__":
+    fork.init()
+    main()
