@@ -14,6 +14,7 @@ payload asks for more.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 
@@ -24,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
 
-# Where this process stands; see _require_can_fork for what each allows.
+# Where this process stands; see require_can_fork for what each allows.
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
 _state = WAITING if _env.MARKED.is_child else PARENT
 
@@ -88,6 +89,46 @@ def require_can_fork() -> None:
         )
 
 
+def _guard_parent() -> None:
+    """Die with the parent: now if it is already gone, later when the lifeline breaks."""
+    expected = _env.MARKED.parent
+    if expected is not None and os.getppid() != expected:
+        _orphaned()
+    fd = _env.MARKED.lifeline
+    if fd is not None:
+        try:
+            os.set_inheritable(fd, False)  # ours alone, not our subprocesses'
+        except OSError:
+            return  # not open: the parent did not pass one
+        _thread.start_new_thread(_watch_lifeline, (fd,))
+
+
+def _watch_lifeline(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass  # nobody writes: only EOF, when the parent's end closes, ends this
+    except OSError:
+        return  # user code closed the fd; PR_SET_PDEATHSIG still stands where there is one
+    _orphaned()
+
+
+def _orphaned() -> NoReturn:
+    """The parent is gone: take every descendant down, then ourselves."""
+    import _signal
+
+    try:
+        from ._tree import kill_descendants
+
+        kill_descendants(os.getpid())
+    finally:
+        os.kill(os.getpid(), _signal.SIGKILL)
+    raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
+
+
+if _state == WAITING:
+    _guard_parent()
+
+
 def _dispatch() -> NoReturn:
     global _state
     path, key_hex = _env.MARKED.payload or "", _env.MARKED.key or ""
@@ -101,7 +142,7 @@ def _dispatch() -> NoReturn:
     booting = _state == BOOTING
     try:
         meta, body, buffers = _wire.read_file(path, key, unlink=True)
-        mode, name, module, qualname, sys_path, kind = meta
+        mode, name, module, qualname, sys_path, kind, limits = meta
         if booting:
             sys.path[:] = sys_path
             if module is not None:
@@ -110,6 +151,10 @@ def _dispatch() -> NoReturn:
         del body, buffers
         if fn is None:
             fn = _resolve(mode, name, module, qualname)
+        if limits:
+            from ._limits import apply
+
+            apply(limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
         _finish(result_path, key, _failure(exc), 1)
     _state = RUNNING

@@ -14,6 +14,7 @@ import threading
 
 from . import _wire
 from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
+from ._stdio import Streams
 from ._errors import (
     ChildCrashed,
     InitError,
@@ -51,25 +52,45 @@ class Child:
 
     @classmethod
     def _start(
-        cls, name: str, popen: subprocess.Popen[bytes], stem: str, key: bytes, grace: float
+        cls,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        stem: str,
+        key: bytes,
+        grace: float,
+        timeout: float | None,
     ) -> Child:
         self = cls.__new__(cls)
-        self._setup(name, popen, stem, key, grace)
+        self._setup(name, popen, stem, key, grace, timeout)
         return self
 
     def _setup(
-        self, name: str, popen: subprocess.Popen[bytes], stem: str, key: bytes, grace: float
+        self,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        stem: str,
+        key: bytes,
+        grace: float,
+        timeout: float | None,
     ) -> None:
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._grace = stem, key, grace
         self._returncode: int | None = None
         self._done = threading.Event()
+        self._lock = threading.Lock()  # guards _exited_already, _on_exit, _outcome
+        self._exited_already = False  # true from the moment it is a zombie
+        self._on_exit: list[Callable[[Child], None]] = []
         self._frame: _wire.Decoded | PayloadError | None = None
         self._payload_unread = False
         self._outcome: tuple[bool, Any] | None = None
-        self._on_exit: list[Callable[[Child], None]] = []
-        self._lock = threading.Lock()
+        self._streams = Streams(popen)
+        self._timeout, self._timed_out = timeout, False
+        self._deadline: threading.Timer | None = None
+        if timeout is not None:
+            self._deadline = threading.Timer(timeout, self._expire)
+            self._deadline.daemon = True
+            self._deadline.start()
 
     # --- state ---------------------------------------------------------------
 
@@ -99,6 +120,8 @@ class Child:
                 pid=self.pid,
                 name=self.name,
             )
+        if self._timed_out:
+            raise self._timeout_error()
         assert self._returncode is not None
         return self._returncode
 
@@ -109,7 +132,8 @@ class Child:
         unpickles here, with the remote traceback as ``__cause__``.
 
         Raises:
-            TimeoutExpired: ``timeout`` passed first; the child keeps running.
+            TimeoutExpired: ``timeout`` passed first (the child keeps running),
+                or the spawn's own timeout ended the child.
             ChildCrashed: the child died without a result (a signal, ``os._exit``).
             InitError: the child exited without reaching ``fork.init()``.
             PayloadError: the result could not be unpickled or verified.
@@ -123,32 +147,81 @@ class Child:
             return value
         raise value
 
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[bytes | None, bytes | None]:
+        """Feed ``input`` to stdin, read stdout and stderr to the end, wait for exit.
+
+        Like ``subprocess.Popen.communicate``: streams not opened with ``PIPE``
+        come back as ``None``; both pipes are drained at once, so a child
+        writing megabytes to each never deadlocks.
+
+        Raises:
+            TimeoutExpired: ``timeout`` passed; call again to go on collecting.
+        """
+        if not self._streams.finish(input, timeout):
+            raise TimeoutExpired(
+                f"child {self.name!r} (pid {self.pid}) still writing output after {timeout} s",
+                timeout=timeout,
+                pid=self.pid,
+                name=self.name,
+            )
+        self.wait(timeout)
+        return self._streams.collected()
+
     # --- signals -------------------------------------------------------------
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the child's process group (to the child alone if it has none)."""
-        if self._returncode is not None:
-            return
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
+        with self._lock:
+            if self._exited_already:
+                return
             try:
-                os.kill(self.pid, sig)
+                os.killpg(self.pid, sig)
             except ProcessLookupError:
-                pass  # exited between the check and the signal
+                try:
+                    os.kill(self.pid, sig)
+                except ProcessLookupError:
+                    pass  # raced with its exit
 
     def terminate(self, grace: float | None = None) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds (default: the spawn's); reaps."""
-        self.send_signal(signal.SIGTERM)
-        try:
-            self.wait(self._grace if grace is None else grace)
-        except TimeoutExpired:
-            self.kill()
+        """SIGTERM to the whole process tree, SIGKILL to what is left after ``grace``; reaps.
+
+        ``grace`` defaults to the spawn's. Descendants that left the child's
+        process group or session are found by parentage.
+        """
+        self._end_tree(signal.SIGTERM, self._grace if grace is None else grace)
 
     def kill(self) -> None:
-        """SIGKILL the child's process group at once; reaps."""
-        self.send_signal(signal.SIGKILL)
-        self.wait()
+        """SIGKILL the whole process tree at once; reaps."""
+        self._end_tree(signal.SIGKILL, 0.0)
+
+    def _end_tree(self, sig: int, grace: float) -> None:
+        from . import _tree
+
+        root = None
+        with self._lock:
+            if not self._exited_already:
+                # Not yet reaped, so the pid is still ours: psutil binds to it
+                # (by start time), and signals through it cannot hit a reused pid.
+                root = _tree.psutil_process(self.pid)
+        if root is not None:
+            _tree.end_tree(root, sig, grace, groups=(self.pid,))
+        self._done.wait()
+
+    def _expire(self) -> None:
+        self._timed_out = self._returncode is None
+        if self._timed_out:
+            self.terminate()
+
+    def _timeout_error(self) -> TimeoutExpired:
+        return TimeoutExpired(
+            f"child {self.name!r} (pid {self.pid}) ran past its timeout of "
+            f"{self._timeout} s; its process tree was terminated",
+            timeout=self._timeout,
+            pid=self.pid,
+            name=self.name,
+        )
 
     def __enter__(self) -> Child:
         return self
@@ -162,9 +235,51 @@ class Child:
     def __repr__(self) -> str:
         return f"<Child {self.name!r} pid={self.pid} {describe_state(self._returncode)}>"
 
+    # --- asyncio -----------------------------------------------------------------
+
+    async def wait_async(self) -> int:
+        """``wait()`` for asyncio, without a thread; cancelling it terminates the child."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+
+        def wake(_: Child) -> None:
+            try:
+                loop.call_soon_threadsafe(_set_if_pending, exited)
+            except RuntimeError:
+                pass  # the loop closed while the child ran
+
+        self._when_exited(wake)
+        try:
+            await exited
+        except asyncio.CancelledError:
+            await loop.run_in_executor(None, self.terminate)
+            raise
+        return self.wait()
+
+    async def result_async(self) -> Any:
+        """``result()`` for asyncio; cancelling it terminates the child."""
+        await self.wait_async()
+        return self.result()
+
+    def _when_exited(self, callback: Callable[[Child], None]) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._on_exit.append(callback)
+                return
+        callback(self)
+
     # --- called by the reaper, once ----------------------------------------------
 
+    def _zombie(self) -> None:
+        with self._lock:
+            self._exited_already = True
+
     def _exited(self, returncode: int) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        _kill_group_leftovers(self.pid)
         self._payload_unread = _unlink(self._stem + PAYLOAD_SUFFIX)
         try:
             self._frame = _wire.read_file(self._stem + RESULT_SUFFIX, self._key, unlink=True)
@@ -174,9 +289,14 @@ class Child:
             _unlink(self._stem + RESULT_SUFFIX)
             self._frame = exc
         self._popen.returncode = returncode  # Popen must never waitpid it again
-        self._returncode = returncode
-        self._done.set()
-        for callback in self._on_exit:
+        from . import _lifeline
+
+        _lifeline.untrack(self)
+        with self._lock:
+            self._returncode = returncode
+            self._done.set()
+            callbacks, self._on_exit = self._on_exit, []
+        for callback in callbacks:
             callback(self)
 
     # --- turning what the child left into a value or an exception ------------------
@@ -205,6 +325,8 @@ class Child:
     def _no_result_error(self) -> Exception:
         rc = self._returncode
         assert rc is not None
+        if self._timed_out:
+            return self._timeout_error()
         if rc >= 0 and self._payload_unread:
             return InitError(
                 f"child {self.name!r} (pid {self.pid}) exited with code {rc} without "
@@ -222,8 +344,25 @@ class Child:
             pid=self.pid,
             returncode=rc,
             signal=signal_name(-rc) if rc is not None and rc < 0 else None,
+            stderr_tail=self._streams.stderr_tail(),
             name=self.name,
         )
+
+
+def _set_if_pending(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _kill_group_leftovers(pgid: int) -> None:
+    """No orphans: what the child left running in its process group dies with it.
+
+    Safe after reaping: a pid is not handed out again while a group of that id exists.
+    """
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _unlink(path: str) -> bool:

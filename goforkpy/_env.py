@@ -20,10 +20,11 @@ PAYLOAD = "GOFORKPY_PAYLOAD"  # path of the private payload file
 KEY = "GOFORKPY_KEY"  # hex of the parent's HMAC key
 PARENT = "GOFORKPY_PARENT"  # pid of the forking process
 DEPTH = "GOFORKPY_DEPTH"  # how many forks deep this child is
+LIFELINE = "GOFORKPY_LIFELINE"  # fd of the pipe whose EOF means the parent died
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
-MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, PYTHONPATH_SAVED)
+MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, PYTHONPATH_SAVED)
 
 # Configuration users may set.
 MAX_DEPTH = "GOFORKPY_MAX_DEPTH"
@@ -34,7 +35,7 @@ DEFAULT_MAX_DEPTH = 8
 class Markers:
     """What the parent told this process, as read at import time."""
 
-    __slots__ = ("payload", "key", "parent", "depth")
+    __slots__ = ("payload", "key", "parent", "depth", "lifeline")
 
     def __init__(self, environ: os._Environ[str]) -> None:
         self.payload = environ.get(PAYLOAD)
@@ -43,6 +44,8 @@ class Markers:
         self.parent = int(parent) if parent and parent.isdigit() else None
         depth = environ.get(DEPTH, "0")
         self.depth = int(depth) if depth.isdigit() else 0
+        lifeline = environ.get(LIFELINE, "")
+        self.lifeline = int(lifeline) if lifeline.isdigit() else None
 
     @property
     def is_child(self) -> bool:

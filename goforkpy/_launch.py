@@ -13,9 +13,10 @@ import subprocess
 import sys
 import threading
 
-from . import _boot, _env, _reaper, _tmpdir, _wire
+from . import _boot, _env, _lifeline, _platform, _reaper, _tmpdir, _wire
 from ._child import Child
 from ._errors import ForkError
+from ._limits import Limits
 from ._registry import lookup
 from ._stdio import open_redirects
 
@@ -66,7 +67,7 @@ def spawn(
     stderr: Redirect = None,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
-    limits: Any = None,
+    limits: Limits | None = None,
 ) -> Child:
     """Like ``fork``, with process options.
 
@@ -85,17 +86,34 @@ def spawn(
     """
     _boot.require_can_fork()
     fn = lookup(name)
+    _check_spawn_options(timeout, grace, limits)
     mode, argv, module, qualname = _plan(fn)
     key = _parent_key()
-    stem = _prepare(mode, name, fn, module, qualname, tuple(args), dict(kwargs or {}), key)
+    applied = limits.to_apply() if limits is not None else ()
+    call = (tuple(args), dict(kwargs or {}))
+    stem = _prepare(mode, name, fn, module, qualname, call, applied, key)
+    lifeline = _lifeline.read_end()
+    env = _child_env(mode, env, stem, key, lifeline)
     try:
-        popen = _start(argv, _child_env(mode, env, stem, key), stdin, stdout, stderr, cwd)
+        popen = _lifeline.from_long_lived_thread(
+            lambda: _start(argv, env, lifeline, stdin, stdout, stderr, cwd)
+        )
     except BaseException:
         _unlink_quietly(stem + _boot.PAYLOAD_SUFFIX)
         raise
-    child = Child._start(name, popen, stem, key, grace)
-    _reaper.watch(child.pid, child._exited)
+    child = Child._start(name, popen, stem, key, grace, timeout)
+    _lifeline.track(child)
+    _reaper.watch(child.pid, child._exited, child._zombie)
     return child
+
+
+def _check_spawn_options(timeout: float | None, grace: float, limits: Any) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout={timeout!r}: give a positive number of seconds, or None")
+    if not grace >= 0:
+        raise ValueError(f"grace={grace!r}: give the seconds between SIGTERM and SIGKILL (>= 0)")
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
 
 
 # --- plan ------------------------------------------------------------------------
@@ -191,15 +209,15 @@ def _prepare(
     fn: Callable[..., Any],
     module: str | None,
     qualname: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    call: tuple[tuple[Any, ...], dict[str, Any]],
+    limits: tuple[tuple[str, int], ...],
     key: bytes,
 ) -> str:
     """Serialise the call and write the payload file; return the files' stem."""
-    body = (fn if mode == VALUE else None, args, kwargs)
+    body = (fn if mode == VALUE else None, *call)
     kind, chunks, buffers = _wire.encode(body, main_is_shared=mode == MAIN)
     sys_path = None if mode == MAIN else _absolute_sys_path()
-    meta = (mode, name, module, qualname, sys_path, kind)
+    meta = (mode, name, module, qualname, sys_path, kind, limits)
     stem = _tmpdir.new_stem()
     _wire.write_file(stem + _boot.PAYLOAD_SUFFIX, key, meta, chunks, buffers)
     return stem
@@ -210,7 +228,9 @@ def _absolute_sys_path() -> list[str]:
     return [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
 
 
-def _child_env(mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes) -> dict[str, str]:
+def _child_env(
+    mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes, lifeline: int
+) -> dict[str, str]:
     env = dict(os.environ)
     if extra:
         env.update(extra)
@@ -220,6 +240,7 @@ def _child_env(mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes
     env[_env.KEY] = key.hex()
     env[_env.PARENT] = str(os.getpid())
     env[_env.DEPTH] = str(_boot.depth() + 1)
+    env[_env.LIFELINE] = str(lifeline)
     return env
 
 
@@ -239,6 +260,7 @@ def _keep_module_findable(env: dict[str, str]) -> None:
 def _start(
     argv: list[str],
     env: dict[str, str],
+    lifeline: int,
     stdin: Redirect,
     stdout: Redirect,
     stderr: Redirect,
@@ -253,15 +275,31 @@ def _start(
             env=env,
             cwd=cwd,
             close_fds=True,
-            **_new_group(),
+            pass_fds=(lifeline,),
+            **_group_and_guard(),
         )
 
 
-def _new_group() -> dict[str, Any]:
-    """Popen arguments that make the child lead its own process group."""
+_guards: dict[int, Callable[[], None] | None] = {}
+
+
+def _group_and_guard() -> dict[str, Any]:
+    """Popen arguments: the child leads its own process group and dies with us."""
+    pid = os.getpid()
+    if pid not in _guards:
+        _guards.clear()  # a forked copy of this process needs its own pid in the guard
+        _guards[pid] = _platform.child_guard(pid)
+    guard = _guards[pid]
     if sys.version_info >= (3, 11):
-        return {"process_group": 0}
-    return {"preexec_fn": os.setpgrp}  # 3.9/3.10 have no process_group argument
+        return {"process_group": 0, "preexec_fn": guard}
+    if guard is None:
+        return {"preexec_fn": os.setpgrp}
+
+    def group_then_guard() -> None:  # 3.9/3.10 have no process_group argument
+        os.setpgrp()
+        guard()
+
+    return {"preexec_fn": group_then_guard}
 
 
 def _unlink_quietly(path: str) -> None:

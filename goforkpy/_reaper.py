@@ -20,12 +20,13 @@ if TYPE_CHECKING:
     from typing import Callable
 
     OnExit = Callable[[int], None]
+    OnZombie = Callable[[], None]
 
 UNKNOWN_STATUS = 0  # someone else reaped it (SIGCHLD ignored): subprocess says 0 too
 
 
 def _reap(pid: int) -> int:
-    """Block until ``pid`` exits and return its subprocess-style returncode."""
+    """Reap ``pid`` (blocking until it exits) and return its subprocess-style returncode."""
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -39,11 +40,16 @@ def _reap(pid: int) -> int:
 class _ThreadPerChild:
     """The portable reaper: one blocking ``waitpid`` thread per child."""
 
-    def watch(self, pid: int, on_exit: OnExit) -> None:
-        thread = threading.Thread(
-            target=lambda: on_exit(_reap(pid)), name=f"goforkpy-reap-{pid}", daemon=True
-        )
-        thread.start()
+    def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
+        def wait_then_reap() -> None:
+            try:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                pass
+            on_zombie()
+            on_exit(_reap(pid))
+
+        threading.Thread(target=wait_then_reap, name=f"goforkpy-reap-{pid}", daemon=True).start()
 
 
 class _PidfdSelector:
@@ -51,15 +57,15 @@ class _PidfdSelector:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[tuple[int, int, OnExit]] = []
+        self._pending: list[tuple[int, int, OnExit, OnZombie]] = []
         self._thread: threading.Thread | None = None
         self._selector: selectors.BaseSelector | None = None
         self._wake_w = -1
 
-    def watch(self, pid: int, on_exit: OnExit) -> None:
+    def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
         pidfd = os.pidfd_open(pid)  # a zombie still has one: no exit is missed
         with self._lock:
-            self._pending.append((pidfd, pid, on_exit))
+            self._pending.append((pidfd, pid, on_exit, on_zombie))
             if self._thread is None:
                 self._start()
         try:
@@ -84,9 +90,10 @@ class _PidfdSelector:
                 if key.data is None:
                     self._take_pending(selector, wake_r)
                     continue
-                pid, on_exit = key.data
+                pid, on_exit, on_zombie = key.data
                 selector.unregister(key.fd)
                 os.close(key.fd)
+                on_zombie()
                 _safely(on_exit, _reap(pid))
 
     def _take_pending(self, selector: selectors.BaseSelector, wake_r: int) -> None:
@@ -97,8 +104,8 @@ class _PidfdSelector:
             pass
         with self._lock:
             pending, self._pending = self._pending, []
-        for pidfd, pid, on_exit in pending:
-            selector.register(pidfd, selectors.EVENT_READ, (pid, on_exit))
+        for pidfd, pid, on_exit, on_zombie in pending:
+            selector.register(pidfd, selectors.EVENT_READ, (pid, on_exit, on_zombie))
 
     def forget_after_fork(self) -> None:
         """In a forked copy of this process the thread is gone: start afresh."""
@@ -118,8 +125,12 @@ _reaper: _PidfdSelector | _ThreadPerChild | None = None
 _reaper_lock = threading.Lock()
 
 
-def watch(pid: int, on_exit: OnExit) -> None:
-    """Reap ``pid`` (a child of this process) when it exits, then call ``on_exit(returncode)``."""
+def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
+    """Reap ``pid`` (a child of this process) once it exits.
+
+    ``on_zombie()`` runs when it has exited but before it is reaped (while its
+    pid cannot be reused); ``on_exit(returncode)`` runs after.
+    """
     global _reaper
     with _reaper_lock:
         if _reaper is None:
@@ -127,4 +138,4 @@ def watch(pid: int, on_exit: OnExit) -> None:
             if isinstance(_reaper, _PidfdSelector):
                 os.register_at_fork(after_in_child=_reaper.forget_after_fork)
         reaper = _reaper
-    reaper.watch(pid, on_exit)
+    reaper.watch(pid, on_exit, on_zombie)

@@ -1,8 +1,13 @@
-"""Linux: /dev/shm for payloads, pidfds for watching children exit."""
+"""Linux: /dev/shm for payloads, pidfds, a parent-death signal, subreapers."""
 
 from __future__ import annotations
 
 import os
+import signal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 _pidfd_ok: bool | None = None
 
@@ -28,3 +33,32 @@ def watch_exit_supported() -> bool:
 def usable_cpus() -> int:
     """How many CPUs this process may run on (its affinity mask, not the machine's)."""
     return len(os.sched_getaffinity(0)) or 1
+
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def child_guard(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` tying a child's life to ours.
+
+    It arms ``PR_SET_PDEATHSIG`` (SIGKILL when the parent thread dies; callers
+    start children from a thread that lives as long as the process), then
+    checks the parent is still ``parent_pid`` (it may have died before the
+    arming), and makes the child a subreaper, so descendants that double-fork
+    stay in its tree where ``terminate()`` finds them.
+    """
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    sigkill = int(signal.SIGKILL)
+
+    def guard() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(1)  # the parent died before the signal was armed
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    return guard

@@ -1,0 +1,160 @@
+"""Children never outlive their parent.
+
+Three mechanisms, so that no single failure leaves an orphan:
+
+- The lifeline: one pipe per parent process. Children inherit its read end
+  and watch it; the parent alone holds the write end, so when the parent
+  dies by any means the children read EOF, kill their own descendants and
+  exit.
+- On Linux, ``PR_SET_PDEATHSIG`` (armed by ``_platform.child_guard``), which
+  works even in a child stuck in C code. The kernel fires it when the *thread*
+  that started the child exits, so children are started either from the main
+  thread or from one long-lived launcher thread, never from a short-lived one.
+- At exit (normal exit, an uncaught KeyboardInterrupt, or SIGTERM/SIGHUP
+  whose disposition was the default) live children are terminated
+  gracefully, in parallel, before the parent goes. The user's own signal
+  handlers are left in place and called; nothing is installed until the
+  first fork.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    from ._child import Child
+
+    T = TypeVar("T")
+
+_lock = threading.Lock()
+_pipe: tuple[int, int] | None = None
+_owner_pid = -1
+_live: dict[int, Child] = {}
+_handlers_installed = False
+_EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def read_end() -> int:
+    """The lifeline's read end, to pass to a child (created on first use)."""
+    global _pipe, _owner_pid
+    with _lock:
+        if _pipe is None or _owner_pid != os.getpid():
+            _pipe, _owner_pid = os.pipe(), os.getpid()
+        return _pipe[0]
+
+
+def _forget_after_fork() -> None:
+    """A forked copy must not hold its parent's write end: it would keep the lifeline alive.
+
+    The read end stays open: this also runs in the moment between fork and
+    exec of a child we start with a ``preexec_fn``, which passes that end on.
+    """
+    global _pipe, _live, _launcher
+    if _pipe is not None:
+        try:
+            os.close(_pipe[1])
+        except OSError:
+            pass
+    _pipe, _live, _launcher = None, {}, None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+# --- live children and exit handling ----------------------------------------------
+
+
+def track(child: Child) -> None:
+    """Remember a started child until it is reaped; install exit handling once."""
+    with _lock:
+        _live[child.pid] = child
+    _install_once()
+
+
+def untrack(child: Child) -> None:
+    with _lock:
+        _live.pop(child.pid, None)
+
+
+def terminate_all() -> None:
+    """Terminate every live child tree, in parallel, each with its own grace."""
+    with _lock:
+        children = list(_live.values())
+    threads = [threading.Thread(target=child.terminate) for child in children]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _install_once() -> None:
+    global _handlers_installed
+    if _handlers_installed or threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; retried next fork
+    _handlers_installed = True
+    import atexit
+
+    atexit.register(terminate_all)
+    for name in _EXIT_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _end_children_then_die)
+
+
+def _end_children_then_die(signum: int, frame: Any) -> None:
+    """For a signal whose default was to kill us: end the children, then die of it."""
+    terminate_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+# --- the launcher thread -------------------------------------------------------------
+
+_launcher: _Launcher | None = None
+
+
+class _Launcher:
+    """One long-lived daemon thread that starts children for short-lived threads."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="goforkpy-launcher", daemon=True).start()
+
+    def call(self, start: Callable[[], T]) -> T:
+        outcome: list[Any] = []
+        done = threading.Event()
+        self._jobs.put((start, outcome, done))
+        done.wait()
+        ok, value = outcome
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
+
+    def _serve(self) -> None:
+        while True:
+            start, outcome, done = self._jobs.get()
+            try:
+                outcome[:] = [True, start()]
+            except BaseException as exc:
+                outcome[:] = [False, exc]
+            done.set()
+
+
+def from_long_lived_thread(start: Callable[[], T]) -> T:
+    """Run ``start`` (which starts a child) on a thread that lives as long as the process."""
+    global _launcher
+    if threading.current_thread() is threading.main_thread():
+        return start()
+    with _lock:
+        if _launcher is None:
+            _launcher = _Launcher()
+        launcher = _launcher
+    return launcher.call(start)

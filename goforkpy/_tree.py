@@ -1,0 +1,133 @@
+"""Process trees: find every descendant, signal them all, escalate, make sure.
+
+The walk is Go's process-group recipe made thorough: every descendant by
+parentage (so ones that called ``setsid``/``setpgid`` are found) plus every
+process group a family member leads (so members whose parent already died
+are reached too). Processes vanishing mid-walk are expected; psutil checks a
+process's start time before signalling it, so a reused pid is never hit.
+Escalation to SIGKILL first stops the whole family (SIGSTOP), so nothing can
+fork a new member between the walk and the kill.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+
+_STOP_PASSES = 10  # rounds of "stop what is new" before the final SIGKILL
+
+
+def psutil_process(pid: int) -> psutil.Process | None:
+    """A psutil handle on ``pid``, or ``None`` if it is gone."""
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> list[int]:
+    """Signal ``pid``, every descendant and every process group they lead.
+
+    Whatever is still alive ``grace`` seconds later is killed with SIGKILL.
+    Processes that vanish along the way are skipped silently.
+
+    Args:
+        pid: the root of the tree (any process this user may signal).
+        sig: the first signal (default SIGTERM).
+        grace: seconds to wait before SIGKILL.
+
+    Returns:
+        The pids that were signalled, sorted.
+    """
+    root = psutil_process(pid)
+    return [] if root is None else end_tree(root, sig, grace, groups=())
+
+
+def end_tree(root: psutil.Process, sig: int, grace: float, groups: tuple[int, ...]) -> list[int]:
+    """``kill_tree`` for a known root, with process groups known to be ours."""
+    family = [root, *_descendants(root)]
+    signalled = _signal(family, sig, groups)
+    if sig != signal.SIGKILL and grace > 0:
+        family = _wait_gone(family, grace)
+    signalled |= _kill_everything(family, groups)
+    return sorted(signalled)
+
+
+def _descendants(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children(recursive=True)  # type: ignore[no-any-return]
+    except psutil.Error:
+        return []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE  # type: ignore[no-any-return]
+    except psutil.Error:
+        return False
+
+
+def _signal(family: list[psutil.Process], sig: int, groups: tuple[int, ...]) -> set[int]:
+    """Send ``sig`` to each process and to each group one of them leads."""
+    signalled: set[int] = set()
+    leaders = set(groups)
+    for process in family:
+        try:
+            if os.getpgid(process.pid) == process.pid and process.is_running():
+                leaders.add(process.pid)
+            process.send_signal(sig)
+            signalled.add(process.pid)
+        except (psutil.Error, ProcessLookupError):
+            pass  # gone already
+    for pgid in leaders:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group emptied, or holds nothing of ours
+    return signalled
+
+
+def _wait_gone(family: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` for the family to exit; return who is left (and their young)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        family = [p for p in _with_young(family) if _alive(p)]
+        left = deadline - time.monotonic()
+        if not family or left <= 0:
+            return family
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
+def _with_young(family: list[psutil.Process]) -> list[psutil.Process]:
+    """The family plus any descendants born since it was listed."""
+    seen = {p.pid: p for p in family}
+    for process in family:
+        for young in _descendants(process):
+            seen.setdefault(young.pid, young)
+    return list(seen.values())
+
+
+def _kill_everything(family: list[psutil.Process], groups: tuple[int, ...]) -> set[int]:
+    """Stop the family until no new member appears, then SIGKILL it all."""
+    stopped: dict[int, psutil.Process] = {}
+    for _ in range(_STOP_PASSES):
+        new = [p for p in _with_young(family) if p.pid not in stopped and _alive(p)]
+        if not new:
+            break
+        _signal(new, signal.SIGSTOP, ())
+        stopped.update((p.pid, p) for p in new)
+        family = list(stopped.values())
+    # The known groups too: they may hold members whose parents are gone.
+    return _signal(list(stopped.values()), signal.SIGKILL, groups)
+
+
+def kill_descendants(pid: int) -> None:
+    """SIGKILL every descendant of ``pid`` (not ``pid`` itself), stopping them first."""
+    root = psutil_process(pid)
+    if root is not None:
+        _kill_everything(_descendants(root), ())
