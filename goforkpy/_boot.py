@@ -114,14 +114,14 @@ def _watch_lifeline(fd: int) -> None:
 
 def _orphaned() -> NoReturn:
     """The parent is gone: take every descendant down, then ourselves."""
-    import _signal
+    import signal
 
     try:
         from ._tree import kill_descendants
 
         kill_descendants(os.getpid())
     finally:
-        os.kill(os.getpid(), _signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
     raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
 
 

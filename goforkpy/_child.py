@@ -14,7 +14,6 @@ import threading
 
 from . import _wire
 from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
-from ._stdio import Streams
 from ._errors import (
     ChildCrashed,
     InitError,
@@ -22,6 +21,7 @@ from ._errors import (
     RemoteTraceback,
     TimeoutExpired,
 )
+from ._stdio import Streams
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

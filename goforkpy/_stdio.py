@@ -10,7 +10,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Iterator, Tuple, Union
+    from typing import IO, Any, Callable, Iterator, Tuple, Union
 
     Redirect = Union[None, int, IO[Any], str, "os.PathLike[str]"]
     Resolved = Union[None, int, IO[Any]]
@@ -95,7 +95,7 @@ class Streams:
         return "\n".join(text.splitlines()[-self.TAIL_LINES :]) or None
 
     def _start(self, input: bytes | None) -> list[threading.Thread]:
-        jobs = []
+        jobs: list[tuple[Callable[..., None], Any, Any]] = []
         if self._popen.stdin is not None:
             jobs.append((_feed, self._popen.stdin, input))
         elif input is not None:

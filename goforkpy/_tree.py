@@ -58,14 +58,14 @@ def end_tree(root: psutil.Process, sig: int, grace: float, groups: tuple[int, ..
 
 def _descendants(process: psutil.Process) -> list[psutil.Process]:
     try:
-        return process.children(recursive=True)  # type: ignore[no-any-return]
+        return process.children(recursive=True)
     except psutil.Error:
         return []
 
 
 def _alive(process: psutil.Process) -> bool:
     try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE  # type: ignore[no-any-return]
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 
