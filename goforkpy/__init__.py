@@ -38,10 +38,13 @@ if TYPE_CHECKING:
     from ._child import Child as Child
     from ._launch import fork as fork
     from ._launch import run as run
+    from ._launch import run_async as run_async
     from ._launch import spawn as spawn
+    from ._limits import Limits as Limits
     from ._stdio import DEVNULL as DEVNULL
     from ._stdio import PIPE as PIPE
     from ._stdio import STDOUT as STDOUT
+    from ._tree import kill_tree as kill_tree
 del TYPE_CHECKING  # not a public name
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "ForkError",
     "IPCError",
     "InitError",
+    "Limits",
     "PayloadError",
     "RegistryError",
     "ShellError",
@@ -60,12 +64,14 @@ __all__ = [
     "fork",
     "init",
     "is_child",
+    "kill_tree",
     "pid",
     "ppid",
     "register",
     "register_func",
     "registered",
     "run",
+    "run_async",
     "spawn",
 ]
 
@@ -75,6 +81,9 @@ _LAZY = {
     "fork": "_launch",
     "run": "_launch",
     "spawn": "_launch",
+    "run_async": "_launch",
+    "Limits": "_limits",
+    "kill_tree": "_tree",
     "PIPE": "_stdio",
     "DEVNULL": "_stdio",
     "STDOUT": "_stdio",

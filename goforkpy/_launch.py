@@ -55,6 +55,11 @@ def run(name: str, /, *args: Any, **kwargs: Any) -> Any:
         return child.result()
 
 
+async def run_async(name: str, /, *args: Any, **kwargs: Any) -> Any:
+    """``run`` for asyncio: await the result; cancelling the task terminates the child."""
+    return await fork(name, *args, **kwargs).result_async()
+
+
 def spawn(
     name: str,
     args: tuple[Any, ...] | list[Any] = (),

@@ -99,6 +99,11 @@ def _install_once() -> None:
     _handlers_installed = True
     import atexit
 
+    # terminate_all needs the tree walker; import it now, not at exit: an
+    # import inside an atexit handler can make CPython forget it is exiting
+    # on an uncaught KeyboardInterrupt, and exit with 1 instead of -SIGINT.
+    from . import _tree  # noqa: F401
+
     atexit.register(terminate_all)
     for name in _EXIT_SIGNALS:
         sig = getattr(signal, name, None)

@@ -108,3 +108,103 @@ def grandchild_pids() -> tuple[int, int | None, int]:
 @fork.register
 def signal_name_of_term() -> str:
     return signal.Signals.SIGTERM.name
+
+
+def _ready(*extra: object) -> None:
+    print("ready", *extra, flush=True)
+
+
+@fork.register
+def ignore_term_then_sleep() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _ready()
+    threading.Event().wait()
+
+
+@fork.register
+def grandchild_in_own_session() -> None:
+    import subprocess
+
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    _ready(sleeper.pid)
+    threading.Event().wait()
+
+
+@fork.register
+def note_sigterm(path: str) -> None:
+    def handler(signum: int, frame: object) -> None:
+        with open(path, "w") as f:
+            f.write("terminated gracefully")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+    _ready()
+    threading.Event().wait()
+
+
+@fork.register
+def sleep_with_grandchild() -> None:
+    import subprocess
+
+    subprocess.Popen(["sleep", "300"])
+    _ready()
+    threading.Event().wait()
+
+
+@fork.register
+def chatter(size: int) -> int:
+    chunk = b"x" * 65536
+    for _ in range(size // len(chunk)):
+        sys.stdout.buffer.write(chunk)
+        sys.stderr.buffer.write(chunk)
+    return size
+
+
+@fork.register
+def shout_back() -> int:
+    data = sys.stdin.buffer.read()
+    sys.stdout.buffer.write(data.upper())
+    return len(data)
+
+
+@fork.register
+def read_line() -> str:
+    return sys.stdin.readline()
+
+
+@fork.register
+def allocate(size: int) -> int:
+    return len(bytearray(size))
+
+
+@fork.register
+def spin() -> None:
+    while True:
+        pass
+
+
+@fork.register
+def open_many(count: int) -> int:
+    files = [open(os.devnull) for _ in range(count)]  # noqa: SIM115 - held open on purpose
+    return len(files)
+
+
+@fork.register
+def write_file(path: str, size: int) -> int:
+    with open(path, "wb") as f:
+        f.write(b"\0" * size)
+    return size
+
+
+@fork.register
+def complain_then_crash() -> None:
+    for i in range(30):
+        print(f"complaint {i}", file=sys.stderr)
+    sys.stderr.flush()
+    os.abort()
+
+
+@fork.register
+def sleep_for(seconds: float) -> float:
+    threading.Event().wait(seconds)
+    return seconds
