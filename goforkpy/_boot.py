@@ -17,6 +17,7 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+import time
 
 from . import _env, _wire
 from ._errors import InitError, PayloadError, RegistryError
@@ -30,6 +31,7 @@ PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
 _state = WAITING if _env.MARKED.is_child else PARENT
 
 RESULT_SUFFIX = ".out"
+_SETTLE = 0.05  # seconds a child runs before it arms the parent-death signal
 PAYLOAD_SUFFIX = ".in"
 
 
@@ -90,25 +92,32 @@ def require_can_fork() -> None:
 
 
 def _guard_parent() -> None:
-    """Die with the parent: now if it is already gone, later when the lifeline breaks."""
-    expected = _env.MARKED.parent
-    if expected is not None and os.getppid() != expected:
-        _orphaned()
+    """Die with the parent: at once if it is already gone, or the moment it goes."""
     fd = _env.MARKED.lifeline
-    if fd is not None:
-        try:
-            os.set_inheritable(fd, False)  # ours alone, not our subprocesses'
-        except OSError:
-            return  # not open: the parent did not pass one
-        _thread.start_new_thread(_watch_lifeline, (fd,))
+    if fd is None:
+        return
+    try:
+        os.set_inheritable(fd, False)  # ours alone, not our subprocesses'
+    except OSError:
+        return  # not open: the parent did not pass one
+    # A thread, so the child's start does not wait for ctypes to load.
+    _thread.start_new_thread(_watch_parent, (fd, _env.MARKED.parent))
 
 
-def _watch_lifeline(fd: int) -> None:
+def _watch_parent(fd: int, parent: int | None) -> None:
+    # Arming the parent-death signal loads ctypes; a child that is done within
+    # the settling time never pays for it. A parent dying meanwhile is caught
+    # by the pid check right after the arming.
+    time.sleep(_SETTLE)
+    from ._platform import tie_to_parent
+
+    if parent is not None and not tie_to_parent(parent):
+        _orphaned()
     try:
         while os.read(fd, 4096):
             pass  # nobody writes: only EOF, when the parent's end closes, ends this
     except OSError:
-        return  # user code closed the fd; PR_SET_PDEATHSIG still stands where there is one
+        return  # user code closed the fd; the parent-death signal still stands
     _orphaned()
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 
-from . import _boot, _env, _lifeline, _platform, _reaper, _tmpdir, _wire
+from . import _boot, _env, _lifeline, _reaper, _tmpdir, _wire
 from ._child import Child
 from ._errors import ForkError
 from ._limits import Limits
@@ -285,26 +285,11 @@ def _start(
         )
 
 
-_guards: dict[int, Callable[[], None] | None] = {}
-
-
 def _group_and_guard() -> dict[str, Any]:
-    """Popen arguments: the child leads its own process group and dies with us."""
-    pid = os.getpid()
-    if pid not in _guards:
-        _guards.clear()  # a forked copy of this process needs its own pid in the guard
-        _guards[pid] = _platform.child_guard(pid)
-    guard = _guards[pid]
+    """Popen arguments that make the child lead its own process group."""
     if sys.version_info >= (3, 11):
-        return {"process_group": 0, "preexec_fn": guard}
-    if guard is None:
-        return {"preexec_fn": os.setpgrp}
-
-    def group_then_guard() -> None:  # 3.9/3.10 have no process_group argument
-        os.setpgrp()
-        guard()
-
-    return {"preexec_fn": group_then_guard}
+        return {"process_group": 0}  # keeps Popen on its fast vfork path
+    return {"preexec_fn": os.setpgrp}  # 3.9/3.10 have no process_group argument
 
 
 def _unlink_quietly(path: str) -> None:

@@ -40,8 +40,13 @@ _EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 def read_end() -> int:
-    """The lifeline's read end, to pass to a child (created on first use)."""
+    """The lifeline's read end, to pass to a child (created on first use).
+
+    Exit handling is installed here too, before any child exists, so a signal
+    arriving just after the first child starts still finds it in place.
+    """
     global _pipe, _owner_pid
+    _install_once()
     with _lock:
         if _pipe is None or _owner_pid != os.getpid():
             _pipe, _owner_pid = os.pipe(), os.getpid()
@@ -70,10 +75,9 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def track(child: Child) -> None:
-    """Remember a started child until it is reaped; install exit handling once."""
+    """Remember a started child until it is reaped."""
     with _lock:
         _live[child.pid] = child
-    _install_once()
 
 
 def untrack(child: Child) -> None:

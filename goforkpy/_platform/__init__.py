@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 
 if sys.platform.startswith("linux"):
-    from ._linux import child_guard as child_guard
     from ._linux import ram_tmpdir as ram_tmpdir
+    from ._linux import tie_to_parent as tie_to_parent
     from ._linux import usable_cpus as usable_cpus
     from ._linux import watch_exit_supported as watch_exit_supported
 else:
@@ -21,7 +21,7 @@ else:
             "goforkpy needs a POSIX system (Linux, macOS, BSD): it relies on "
             "process groups and fork/exec semantics that Windows lacks"
         )
-    from ._posix import child_guard as child_guard
     from ._posix import ram_tmpdir as ram_tmpdir
+    from ._posix import tie_to_parent as tie_to_parent
     from ._posix import usable_cpus as usable_cpus
     from ._posix import watch_exit_supported as watch_exit_supported

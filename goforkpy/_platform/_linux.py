@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Callable
 
 _pidfd_ok: bool | None = None
 
@@ -39,26 +34,22 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def child_guard(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn`` tying a child's life to ours.
+def tie_to_parent(parent_pid: int) -> bool:
+    """In a child: die with the parent; False if it is already gone.
 
-    It arms ``PR_SET_PDEATHSIG`` (SIGKILL when the parent thread dies; callers
-    start children from a thread that lives as long as the process), then
-    checks the parent is still ``parent_pid`` (it may have died before the
-    arming), and makes the child a subreaper, so descendants that double-fork
-    stay in its tree where ``terminate()`` finds them.
+    Arms ``PR_SET_PDEATHSIG`` (SIGKILL), which works even while the child is
+    stuck in C code. The kernel fires it when the parent *thread* that started
+    us exits, so parents start children from a thread that lives as long as
+    they do. The parent may die before the arming, hence the pid check after.
+    Also makes the child a subreaper, so descendants that double-fork stay in
+    its tree, where ``terminate()`` finds them.
     """
     import ctypes
+    import signal
 
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     prctl.restype = ctypes.c_int
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    sigkill = int(signal.SIGKILL)
-
-    def guard() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-        if os.getppid() != parent_pid:
-            os._exit(1)  # the parent died before the signal was armed
-        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-    return guard
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return os.getppid() == parent_pid

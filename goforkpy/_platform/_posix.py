@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Callable
-
 
 def ram_tmpdir() -> str | None:
     """A RAM-backed directory for payload files, or ``None`` to use the temp dir."""
@@ -24,9 +20,9 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def child_guard(parent_pid: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` tying a child's life to ours, where the OS has one.
+def tie_to_parent(parent_pid: int) -> bool:
+    """In a child: die with the parent where the OS can; False if it is already gone.
 
     Portable POSIX has no parent-death signal: the lifeline pipe alone does it.
     """
-    return None
+    return os.getppid() == parent_pid
