@@ -23,6 +23,27 @@ def echo(data):
     return data
 
 
+@fork.register
+def sleepy_family(size):
+    """A child with ``size`` sleeping grandchildren; prints their pids when ready."""
+    import subprocess
+    import threading
+
+    sleepers = [subprocess.Popen(["sleep", "300"]) for _ in range(size)]
+    print(" ".join(str(p.pid) for p in sleepers), flush=True)
+    threading.Event().wait()
+
+
+@fork.register
+def forked_family(size):
+    """A child with ``size`` goforkpy grandchildren; prints all pids when ready."""
+    import threading
+
+    grandchildren = [fork.spawn("sleepy_family", (0,), stdout=fork.DEVNULL) for _ in range(size)]
+    print(os.getpid(), " ".join(str(g.pid) for g in grandchildren), flush=True)
+    threading.Event().wait()
+
+
 def _mp_noop(queue):
     queue.put(None)
 
@@ -146,6 +167,91 @@ def bench_big_echo(rounds):
     )
 
 
+def _gone(pids):
+    import psutil
+
+    def dead(pid):
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    return all(dead(pid) for pid in pids)
+
+
+def bench_terminate(rounds):
+    import subprocess
+
+    def goforkpy_terminate():
+        child = fork.spawn("sleepy_family", (10,), stdout=fork.PIPE)
+        pids = [int(p) for p in child.stdout.readline().split()]
+        start = time.perf_counter()
+        child.terminate()
+        while not _gone(pids):
+            time.sleep(0.0005)
+        elapsed = time.perf_counter() - start
+        child.stdout.close()
+        return elapsed
+
+    def shell_killpg():
+        script = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 300 & done; echo ready; wait"
+        shell = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, process_group=0)
+        shell.stdout.readline()
+        pids = [p.pid for p in __import__("psutil").Process(shell.pid).children()]
+        start = time.perf_counter()
+        os.killpg(shell.pid, 15)
+        shell.wait()
+        while not _gone(pids):
+            time.sleep(0.0005)
+        elapsed = time.perf_counter() - start
+        shell.stdout.close()
+        return elapsed
+
+    samples = {"goforkpy terminate() of 1+10": [], "sh + killpg(SIGTERM) + wait": []}
+    for _ in range(rounds):
+        samples["goforkpy terminate() of 1+10"].append(goforkpy_terminate())
+        samples["sh + killpg(SIGTERM) + wait"].append(shell_killpg())
+    medians = {name: _median(values) for name, values in samples.items()}
+    _report(
+        "From terminate() to a reaped tree of a child and 10 grandchildren",
+        medians,
+        "sh + killpg(SIGTERM) + wait",
+    )
+
+
+def bench_orphans(rounds):
+    import subprocess
+
+    samples = []
+    for _ in range(rounds):
+        parent = subprocess.Popen(
+            [sys.executable, "-c", _ORPHAN_PARENT], stdout=subprocess.PIPE, text=True
+        )
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        start = time.perf_counter()
+        parent.kill()
+        parent.wait()
+        while not _gone(pids):
+            time.sleep(0.0005)
+        samples.append(time.perf_counter() - start)
+        parent.stdout.close()
+    print("\nFrom parent SIGKILL to the last of its child and 10 grandchildren gone")
+    print(
+        f"  median {_median(samples) * 1e3:.1f} ms, worst {max(samples) * 1e3:.1f} ms "
+        f"over {rounds} rounds (target: under 1000 ms)"
+    )
+
+
+_ORPHAN_PARENT = f"""
+import sys
+sys.path[:0] = {[os.path.dirname(os.path.abspath(__file__))]!r}
+import goforkpy as fork
+import run
+child = fork.spawn("forked_family", (10,))
+child.wait()
+"""
+
+
 def _compile_goforkpy():
     """Measure goforkpy as installed: bytecode cached, whatever PYTHONDONTWRITEBYTECODE says."""
     import compileall
@@ -160,6 +266,8 @@ def main():
     bench_start(rounds)
     bench_import(rounds)
     bench_big_echo(max(3, rounds // 3))
+    bench_terminate(rounds)
+    bench_orphans(rounds)
 
 
 if __name__ == "__main__":

@@ -91,32 +91,32 @@ def _signal(family: list[psutil.Process], sig: int, groups: tuple[int, ...]) -> 
 
 
 def _wait_gone(family: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait up to ``timeout`` for the family to exit; return who is left (and their young)."""
+    """Wait up to ``timeout`` for the family to exit; return who is left."""
     deadline = time.monotonic() + timeout
-    delay = 0.001
+    delay = 0.0005
     while True:
-        family = [p for p in _with_young(family) if _alive(p)]
+        family = [p for p in family if _alive(p)]
         left = deadline - time.monotonic()
         if not family or left <= 0:
             return family
         time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 1.5, 0.02)
 
 
 def _with_young(family: list[psutil.Process]) -> list[psutil.Process]:
-    """The family plus any descendants born since it was listed."""
-    seen = {p.pid: p for p in family}
-    for process in family:
+    """The living family plus every descendant born since it was listed."""
+    found = {p.pid: p for p in family if _alive(p)}
+    for process in list(found.values()):
         for young in _descendants(process):
-            seen.setdefault(young.pid, young)
-    return list(seen.values())
+            found.setdefault(young.pid, young)
+    return list(found.values())
 
 
 def _kill_everything(family: list[psutil.Process], groups: tuple[int, ...]) -> set[int]:
     """Stop the family until no new member appears, then SIGKILL it all."""
     stopped: dict[int, psutil.Process] = {}
     for _ in range(_STOP_PASSES):
-        new = [p for p in _with_young(family) if p.pid not in stopped and _alive(p)]
+        new = [p for p in _with_young(family) if p.pid not in stopped]
         if not new:
             break
         _signal(new, signal.SIGSTOP, ())
