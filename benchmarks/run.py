@@ -14,11 +14,6 @@ import goforkpy as fork
 
 
 @fork.register
-def noop():
-    return None
-
-
-@fork.register
 def echo(data):
     return data
 
@@ -44,10 +39,6 @@ def forked_family(size):
     threading.Event().wait()
 
 
-def _mp_noop(queue):
-    queue.put(None)
-
-
 def _mp_echo(data):
     return data
 
@@ -61,17 +52,6 @@ def _timed(action):
 def _median(values):
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
-
-
-def _mp_process(context):
-    def start_join():
-        queue = context.SimpleQueue()
-        process = context.Process(target=_mp_noop, args=(queue,))
-        process.start()
-        queue.get()
-        process.join()
-
-    return start_join
 
 
 def _pool_echo(context, data):
@@ -116,19 +96,15 @@ def _report(title, medians, baseline, target=None):
 
 
 def bench_start(rounds):
-    import multiprocessing
+    """Run in benchmarks/tiny.py, so the script the children re-run is a small one."""
+    import json
+    import subprocess
 
-    contenders = {
-        "goforkpy fork+result (tiny fn)": lambda: fork.fork("noop").result(),
-        "python -c pass": _interpreter_only("pass"),
-        "multiprocessing spawn Process": _mp_process(multiprocessing.get_context("spawn")),
-        "multiprocessing forkserver Process": _mp_process(
-            multiprocessing.get_context("forkserver")
-        ),
-    }
-    medians = _measure(contenders, rounds)
+    tiny = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py")
+    out = subprocess.run([sys.executable, tiny, str(rounds)], capture_output=True, text=True)
+    medians = json.loads(out.stdout)
     _report(
-        "Cold start of a tiny function, with its result",
+        "Cold start of a tiny function from a small script, with its result",
         medians,
         "python -c pass",
         "goforkpy <= 1.25x python -c pass",

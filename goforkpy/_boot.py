@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from . import _env, _wire
+from . import _env
 from ._errors import InitError, PayloadError, RegistryError
 
 TYPE_CHECKING = False
@@ -140,6 +140,8 @@ if _state == WAITING:
 
 def _dispatch() -> NoReturn:
     global _state
+    from . import _wire  # a parent never needs it: keep `import goforkpy` light
+
     path, key_hex = _env.MARKED.payload or "", _env.MARKED.key or ""
     _env.remove_markers()
     key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
@@ -214,6 +216,8 @@ def _failure(exc: BaseException) -> tuple[Any, ...]:
 
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     exc.__traceback__ = None
+    from . import _wire
+
     try:
         # An exception is never plain data, so this is always a pickle stream.
         _, chunks, buffers = _wire.encode(exc, main_is_shared=True)
@@ -226,6 +230,8 @@ def _failure(exc: BaseException) -> tuple[Any, ...]:
 
 def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoReturn:
     """Write the result file, then exit with ``code``."""
+    from . import _wire
+
     try:
         try:
             kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
