@@ -48,7 +48,14 @@ def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> list[i
 
 def end_tree(root: psutil.Process, sig: int, grace: float, groups: tuple[int, ...]) -> list[int]:
     """``kill_tree`` for a known root, with process groups known to be ours."""
-    family = [root, *_descendants(root)]
+    return end_trees([root], sig, grace, groups)
+
+
+def end_trees(
+    roots: list[psutil.Process], sig: int, grace: float, groups: tuple[int, ...]
+) -> list[int]:
+    """End many trees at once: one walk, one grace period for all of them."""
+    family = _with_young(roots)
     signalled = _signal(family, sig, groups)
     if sig != signal.SIGKILL and grace > 0:
         family = _wait_gone(family, grace)
@@ -56,11 +63,40 @@ def end_tree(root: psutil.Process, sig: int, grace: float, groups: tuple[int, ..
     return sorted(signalled)
 
 
+def _with_young(family: list[psutil.Process]) -> list[psutil.Process]:
+    """The living members of ``family`` and all their descendants."""
+    found = {p.pid: p for p in family if _alive(p)}
+    if len(found) == 1:
+        (only,) = found.values()
+        young = _descendants(only)
+    elif found:
+        young = _descendants_of_many(set(found))
+    else:
+        young = []
+    for process in young:
+        found.setdefault(process.pid, process)
+    return list(found.values())
+
+
 def _descendants(process: psutil.Process) -> list[psutil.Process]:
     try:
         return process.children(recursive=True)
     except psutil.Error:
         return []
+
+
+def _descendants_of_many(pids: set[int]) -> list[psutil.Process]:
+    """Descendants of all ``pids`` from one scan of the process table."""
+    children: dict[int, list[psutil.Process]] = {}
+    for process in psutil.process_iter(["ppid"]):
+        children.setdefault(process.info["ppid"], []).append(process)
+    found: list[psutil.Process] = []
+    queue = list(pids)
+    while queue:
+        for young in children.get(queue.pop(), ()):
+            found.append(young)
+            queue.append(young.pid)
+    return found
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -101,15 +137,6 @@ def _wait_gone(family: list[psutil.Process], timeout: float) -> list[psutil.Proc
             return family
         time.sleep(min(delay, left))
         delay = min(delay * 1.5, 0.02)
-
-
-def _with_young(family: list[psutil.Process]) -> list[psutil.Process]:
-    """The living family plus every descendant born since it was listed."""
-    found = {p.pid: p for p in family if _alive(p)}
-    for process in list(found.values()):
-        for young in _descendants(process):
-            found.setdefault(young.pid, young)
-    return list(found.values())
 
 
 def _kill_everything(family: list[psutil.Process], groups: tuple[int, ...]) -> set[int]:
