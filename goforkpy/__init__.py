@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from ._launch import run_async as run_async
     from ._launch import spawn as spawn
     from ._limits import Limits as Limits
+    from ._shell import shell as shell
+    from ._shell import shell_exec as shell_exec
+    from ._shell import shell_run as shell_run
     from ._stdio import DEVNULL as DEVNULL
     from ._stdio import PIPE as PIPE
     from ._stdio import STDOUT as STDOUT
@@ -72,6 +75,9 @@ __all__ = [
     "registered",
     "run",
     "run_async",
+    "shell",
+    "shell_exec",
+    "shell_run",
     "spawn",
 ]
 
@@ -84,6 +90,9 @@ _LAZY = {
     "run_async": "_launch",
     "Limits": "_limits",
     "kill_tree": "_tree",
+    "shell": "_shell",
+    "shell_exec": "_shell",
+    "shell_run": "_shell",
     "PIPE": "_stdio",
     "DEVNULL": "_stdio",
     "STDOUT": "_stdio",

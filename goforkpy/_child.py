@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import subprocess
     from typing import IO, Any, Callable
 
+    import psutil
+
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
 )
@@ -199,15 +201,21 @@ class Child:
     def _end_tree(self, sig: int, grace: float) -> None:
         from . import _tree
 
-        root = None
-        with self._lock:
-            if not self._exited_already:
-                # Not yet reaped, so the pid is still ours: psutil binds to it
-                # (by start time), and signals through it cannot hit a reused pid.
-                root = _tree.psutil_process(self.pid)
+        root = self._tree_root()
         if root is not None:
             _tree.end_tree(root, sig, grace, groups=(self.pid,))
         self._done.wait()
+
+    def _tree_root(self) -> psutil.Process | None:
+        """A psutil handle on the child while it is still ours, else ``None``."""
+        from . import _tree
+
+        with self._lock:
+            if self._exited_already:
+                return None
+            # Not yet reaped, so the pid cannot have been reused: psutil binds
+            # to this process (by start time), and never signals another.
+            return _tree.psutil_process(self.pid)
 
     def _expire(self) -> None:
         self._timed_out = self._returncode is None

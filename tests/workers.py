@@ -208,3 +208,8 @@ def complain_then_crash() -> None:
 def sleep_for(seconds: float) -> float:
     threading.Event().wait(seconds)
     return seconds
+
+
+@fork.register
+def shell_in_child(cmd: str) -> str:
+    return fork.shell_exec(cmd)

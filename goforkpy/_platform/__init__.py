@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 if sys.platform.startswith("linux"):
+    from ._linux import group_and_tie_preexec as group_and_tie_preexec
     from ._linux import ram_tmpdir as ram_tmpdir
     from ._linux import tie_to_parent as tie_to_parent
     from ._linux import usable_cpus as usable_cpus
@@ -21,6 +22,7 @@ else:
             "goforkpy needs a POSIX system (Linux, macOS, BSD): it relies on "
             "process groups and fork/exec semantics that Windows lacks"
         )
+    from ._posix import group_and_tie_preexec as group_and_tie_preexec
     from ._posix import ram_tmpdir as ram_tmpdir
     from ._posix import tie_to_parent as tie_to_parent
     from ._posix import usable_cpus as usable_cpus

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
 _pidfd_ok: bool | None = None
 
 
@@ -44,12 +48,36 @@ def tie_to_parent(parent_pid: int) -> bool:
     Also makes the child a subreaper, so descendants that double-fork stay in
     its tree, where ``terminate()`` finds them.
     """
+    prctl = _prctl()
+    prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return os.getppid() == parent_pid
+
+
+def group_and_tie_preexec() -> Callable[[], None]:
+    """A ``preexec_fn`` for a short-lived command (a shell) we wait for.
+
+    It leads its own process group and is SIGKILLed if the calling thread
+    (blocked waiting for it) or this process dies.
+    """
+    prctl, parent = _prctl(), os.getpid()
+
+    def preexec() -> None:
+        os.setpgid(0, 0)
+        prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+_SIGKILL = 9
+
+
+def _prctl() -> Any:
     import ctypes
-    import signal
 
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     prctl.restype = ctypes.c_int
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    return os.getppid() == parent_pid
+    return prctl

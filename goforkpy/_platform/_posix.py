@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
 
 def ram_tmpdir() -> str | None:
     """A RAM-backed directory for payload files, or ``None`` to use the temp dir."""
@@ -26,3 +30,8 @@ def tie_to_parent(parent_pid: int) -> bool:
     Portable POSIX has no parent-death signal: the lifeline pipe alone does it.
     """
     return os.getppid() == parent_pid
+
+
+def group_and_tie_preexec() -> Callable[[], None]:
+    """A ``preexec_fn`` for a short-lived command: it leads its own process group."""
+    return os.setpgrp
