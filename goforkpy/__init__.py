@@ -36,11 +36,15 @@ from ._registry import registered as registered
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._child import Child as Child
+    from ._ipc import Message as Message
+    from ._ipc import receive as receive
+    from ._ipc import send as send
     from ._launch import fork as fork
     from ._launch import run as run
     from ._launch import run_async as run_async
     from ._launch import spawn as spawn
     from ._limits import Limits as Limits
+    from ._manager import Manager as Manager
     from ._shell import shell as shell
     from ._shell import shell_exec as shell_exec
     from ._shell import shell_run as shell_run
@@ -60,6 +64,8 @@ __all__ = [
     "IPCError",
     "InitError",
     "Limits",
+    "Manager",
+    "Message",
     "PayloadError",
     "RegistryError",
     "ShellError",
@@ -70,11 +76,13 @@ __all__ = [
     "kill_tree",
     "pid",
     "ppid",
+    "receive",
     "register",
     "register_func",
     "registered",
     "run",
     "run_async",
+    "send",
     "shell",
     "shell_exec",
     "shell_run",
@@ -89,7 +97,11 @@ _LAZY = {
     "spawn": "_launch",
     "run_async": "_launch",
     "Limits": "_limits",
+    "Manager": "_manager",
     "kill_tree": "_tree",
+    "Message": "_ipc",
+    "send": "_ipc",
+    "receive": "_ipc",
     "shell": "_shell",
     "shell_exec": "_shell",
     "shell_run": "_shell",

@@ -258,6 +258,9 @@ def _die(message: str) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
+    ipc = sys.modules.get("goforkpy._ipc")
+    if ipc is not None:
+        ipc.close_inbox()  # os._exit skips atexit, which would have removed the socket
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:

@@ -288,6 +288,7 @@ class Child:
         if self._deadline is not None:
             self._deadline.cancel()
         _kill_group_leftovers(self.pid)
+        _unlink(f"{os.path.dirname(self._stem)}/{self.pid}-ipc.sock")  # if it was killed
         self._payload_unread = _unlink(self._stem + PAYLOAD_SUFFIX)
         try:
             self._frame = _wire.read_file(self._stem + RESULT_SUFFIX, self._key, unlink=True)

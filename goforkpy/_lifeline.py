@@ -80,6 +80,12 @@ def track(child: Child) -> None:
         _live[child.pid] = child
 
 
+def live_child(pid: int) -> Child | None:
+    """The running goforkpy child with this pid, if there is one."""
+    with _lock:
+        return _live.get(pid)
+
+
 def untrack(child: Child) -> None:
     with _lock:
         _live.pop(child.pid, None)

@@ -12,6 +12,7 @@ import sys
 
 if sys.platform.startswith("linux"):
     from ._linux import group_and_tie_preexec as group_and_tie_preexec
+    from ._linux import peer_uid as peer_uid
     from ._linux import ram_tmpdir as ram_tmpdir
     from ._linux import tie_to_parent as tie_to_parent
     from ._linux import usable_cpus as usable_cpus
@@ -23,6 +24,7 @@ else:
             "process groups and fork/exec semantics that Windows lacks"
         )
     from ._posix import group_and_tie_preexec as group_and_tie_preexec
+    from ._posix import peer_uid as peer_uid
     from ._posix import ram_tmpdir as ram_tmpdir
     from ._posix import tie_to_parent as tie_to_parent
     from ._posix import usable_cpus as usable_cpus

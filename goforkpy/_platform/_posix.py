@@ -6,6 +6,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Callable
 
 
@@ -35,3 +36,20 @@ def tie_to_parent(parent_pid: int) -> bool:
 def group_and_tie_preexec() -> Callable[[], None]:
     """A ``preexec_fn`` for a short-lived command: it leads its own process group."""
     return os.setpgrp
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid at the other end of a Unix socket, where the OS tells (BSD, macOS).
+
+    ``None`` where it cannot be had; the 0700 directory the sockets live in
+    already keeps other users from connecting.
+    """
+    import socket
+    import struct
+
+    option = getattr(socket, "LOCAL_PEERCRED", None)
+    if option is None:
+        return None
+    # struct xucred: u_int cr_version; uid_t cr_uid; ...
+    creds = sock.getsockopt(0, option, struct.calcsize("2I"))
+    return int(struct.unpack("2I", creds[: struct.calcsize("2I")])[1])

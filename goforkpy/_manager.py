@@ -1,0 +1,308 @@
+"""``fork.Manager``: many processes at once, forked or adopted by pid.
+
+GoFrame's gproc Manager, made safe where it is not: every operation reaches
+whole process trees, termination runs over all trees at once (one walk, one
+grace period, so 100 children with a 2 s grace take about 2 s), and adopted
+processes are tracked through psutil, which never signals a reused pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from ._errors import TimeoutExpired
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, TypeVar, Union
+
+    import psutil
+
+    from ._child import Child
+
+    Handle = Union[Child, "Adopted"]
+    H = TypeVar("H", "Child", "Adopted")
+
+_DEFAULT_GRACE = 5.0
+
+
+class Adopted:
+    """A process the Manager did not start, tracked by pid.
+
+    ``returncode`` stays ``None`` after it exits unless it was a child of this
+    process: the OS tells an exit status only to the parent.
+    """
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.pid = process.pid
+        self.name = process.name()
+        self._process = process
+        self._returncode: int | None = None
+        self._done = threading.Event()
+        self._on_exit: list[Callable[[Adopted], None]] = []
+        self._lock = threading.Lock()
+        threading.Thread(
+            target=self._watch, name=f"goforkpy-adopted-{self.pid}", daemon=True
+        ).start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    def poll(self) -> int | None:
+        return self._returncode
+
+    def is_alive(self) -> bool:
+        return not self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for it to exit; its returncode, or ``None`` where the OS will not tell."""
+        if not self._done.wait(timeout):
+            raise TimeoutExpired(
+                f"adopted pid {self.pid} ({self.name}) still running after {timeout} s",
+                timeout=timeout,
+                pid=self.pid,
+            )
+        return self._returncode
+
+    def send_signal(self, sig: int) -> None:
+        import psutil
+
+        try:
+            self._process.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+
+    def terminate(self, grace: float = _DEFAULT_GRACE) -> None:
+        """SIGTERM its whole tree, SIGKILL what is left after ``grace``; wait for it."""
+        _end([self], signal.SIGTERM, grace)
+
+    def kill(self) -> None:
+        _end([self], signal.SIGKILL, 0.0)
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_alive() else f"exited ({self._returncode})"
+        return f"<Adopted {self.name!r} pid={self.pid} {state}>"
+
+    def _tree_root(self) -> psutil.Process | None:
+        return self._process if self.is_alive() else None
+
+    def _when_exited(self, callback: Callable[[Adopted], None]) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._on_exit.append(callback)
+                return
+        callback(self)
+
+    def _watch(self) -> None:
+        import psutil
+
+        try:
+            code = self._process.wait()  # polls: we are not its parent
+        except psutil.NoSuchProcess:
+            code = None
+        with self._lock:
+            self._returncode = code if isinstance(code, int) else None
+            self._done.set()
+            callbacks, self._on_exit = self._on_exit, []
+        for callback in callbacks:
+            callback(self)
+
+
+class Manager:
+    """A set of processes handled together.
+
+    Used as a context manager, it terminates whatever still runs on exit.
+    Every method is thread-safe. Finished processes stay listed until removed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._handles: dict[int, Handle] = {}
+        self._finished = threading.Condition(self._lock)
+        self._finish_order: list[Handle] = []
+
+    # --- adding and removing ---------------------------------------------------
+
+    def fork(self, name: str, /, *args: Any, **kwargs: Any) -> Child:
+        """``fork.fork`` and manage the child."""
+        from ._launch import fork
+
+        return self._manage(fork(name, *args, **kwargs))
+
+    def spawn(self, name: str, *args: Any, **options: Any) -> Child:
+        """``fork.spawn`` (same arguments) and manage the child."""
+        from ._launch import spawn
+
+        return self._manage(spawn(name, *args, **options))
+
+    def add(self, pid: int) -> Handle:
+        """Adopt a running process by pid (a goforkpy child of ours keeps its Child handle).
+
+        Raises:
+            ProcessLookupError: there is no process ``pid``.
+            ValueError: ``pid`` is this process or one of its ancestors.
+        """
+        import psutil
+
+        from . import _lifeline
+
+        if pid in self._handles:
+            return self._handles[pid]
+        if pid in _ancestry():
+            raise ValueError(
+                f"pid {pid} is this process or its ancestor; a Manager cannot adopt it"
+            )
+        child = _lifeline.live_child(pid)
+        if child is not None:
+            return self._manage(child)
+        try:
+            process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            raise ProcessLookupError(f"cannot adopt pid {pid}: no such process") from None
+        return self._manage(Adopted(process))
+
+    def remove(self, pid: int) -> Handle:
+        """Stop managing ``pid`` (it is not signalled); return its handle.
+
+        Raises:
+            KeyError: ``pid`` is not managed here.
+        """
+        with self._lock:
+            try:
+                handle = self._handles.pop(pid)
+            except KeyError:
+                raise KeyError(f"pid {pid} is not managed by this Manager") from None
+            if handle in self._finish_order:
+                self._finish_order.remove(handle)
+            return handle
+
+    def get(self, pid: int) -> Handle | None:
+        """The handle for ``pid``, or ``None``."""
+        with self._lock:
+            return self._handles.get(pid)
+
+    def pids(self) -> list[int]:
+        """The managed pids, in the order they were added."""
+        with self._lock:
+            return list(self._handles)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._handles)
+
+    def __iter__(self) -> Iterator[Handle]:
+        return iter(self._snapshot())
+
+    # --- acting on all -------------------------------------------------------------
+
+    def signal_all(self, sig: int) -> None:
+        """Send ``sig`` to every managed process (a child's whole process group)."""
+        for handle in self._snapshot():
+            handle.send_signal(sig)
+
+    def terminate_all(self, grace: float | None = None) -> None:
+        """SIGTERM every tree at once, SIGKILL what is left after ``grace``; reap.
+
+        ``grace`` defaults to the longest grace the children were spawned with.
+        """
+        handles = self._snapshot()
+        if grace is None:
+            grace = max((getattr(h, "_grace", _DEFAULT_GRACE) for h in handles), default=0.0)
+        _end(handles, signal.SIGTERM, grace)
+
+    def kill_all(self) -> None:
+        """SIGKILL every tree at once; reap."""
+        _end(self._snapshot(), signal.SIGKILL, 0.0)
+
+    def wait_all(self, timeout: float | None = None) -> dict[int, int | None]:
+        """Wait for every managed process; ``{pid: returncode}``.
+
+        Raises:
+            TimeoutExpired: ``timeout`` passed with processes still running
+                (they keep running).
+        """
+        results: dict[int, int | None] = {}
+        for handle in self.as_completed(timeout):
+            results[handle.pid] = handle.returncode
+        return {pid: results[pid] for pid in self.pids() if pid in results}
+
+    def as_completed(self, timeout: float | None = None) -> Iterator[Handle]:
+        """Yield the managed handles as they finish (finished ones first, in order).
+
+        Raises:
+            TimeoutExpired: ``timeout`` passed before all had finished.
+        """
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = set(self._snapshot())
+        yielded = 0
+        while pending:
+            with self._finished:
+                while yielded == len(self._finish_order) or not any(
+                    h in pending for h in self._finish_order[yielded:]
+                ):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutExpired(
+                            f"{len(pending)} managed processes still running after {timeout} s",
+                            timeout=timeout,
+                        )
+                    self._finished.wait(left)
+                batch = self._finish_order[yielded:]
+                yielded = len(self._finish_order)
+            for handle in batch:
+                if handle in pending:
+                    pending.discard(handle)
+                    yield handle
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.terminate_all()
+
+    def __repr__(self) -> str:
+        handles = self._snapshot()
+        running = sum(h.is_alive() for h in handles)
+        return f"<Manager {len(handles)} processes, {running} running>"
+
+    # --- inside -----------------------------------------------------------------------
+
+    def _manage(self, handle: H) -> H:
+        with self._lock:
+            self._handles[handle.pid] = handle
+        handle._when_exited(self._on_exit)
+        return handle
+
+    def _on_exit(self, handle: Handle) -> None:
+        with self._finished:
+            if self._handles.get(handle.pid) is handle:
+                self._finish_order.append(handle)
+                self._finished.notify_all()
+
+    def _snapshot(self) -> list[Handle]:
+        with self._lock:
+            return list(self._handles.values())
+
+
+def _end(handles: list[Handle], sig: int, grace: float) -> None:
+    """End the trees of ``handles`` together, then wait for each to be gone."""
+    from . import _tree
+
+    roots = [root for root in (h._tree_root() for h in handles) if root is not None]
+    if roots:
+        groups = tuple(h.pid for h in handles if not isinstance(h, Adopted))
+        _tree.end_trees(roots, sig, grace, groups)
+    for handle in handles:
+        handle.wait() if isinstance(handle, Adopted) else handle._done.wait()
+
+
+def _ancestry() -> set[int]:
+    import psutil
+
+    me = psutil.Process()
+    return {me.pid, *(p.pid for p in me.parents())}
