@@ -97,14 +97,9 @@ class Adopted:
         callback(self)
 
     def _watch(self) -> None:
-        import psutil
-
-        try:
-            code = self._process.wait()  # polls: we are not its parent
-        except psutil.NoSuchProcess:
-            code = None
+        code = _wait_without_reaping(self._process)
         with self._lock:
-            self._returncode = code if isinstance(code, int) else None
+            self._returncode = code
             self._done.set()
             callbacks, self._on_exit = self._on_exit, []
         for callback in callbacks:
@@ -299,6 +294,33 @@ def _end(handles: list[Handle], sig: int, grace: float) -> None:
         _tree.end_trees(roots, sig, grace, groups)
     for handle in handles:
         handle.wait() if isinstance(handle, Adopted) else handle._done.wait()
+
+
+def _wait_without_reaping(process: psutil.Process) -> int | None:
+    """Wait for ``process`` to exit, leaving its exit status for whoever started it.
+
+    A child of ours (say, a ``subprocess.Popen``) is waited for with
+    ``WNOWAIT``, so its ``Popen.wait()`` still gets the status; anything else
+    is polled by psutil, which cannot reap what is not ours.
+    """
+    import psutil
+
+    try:
+        ours = process.ppid() == os.getpid()
+        if not ours:
+            process.wait()
+            return None
+    except psutil.NoSuchProcess:
+        return None
+    try:
+        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        return None  # its owner reaped it first
+    if info is None:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status  # killed or dumped core: subprocess's convention
 
 
 def _ancestry() -> set[int]:

@@ -107,22 +107,29 @@ def _alive(process: psutil.Process) -> bool:
 
 
 def _signal(family: list[psutil.Process], sig: int, groups: tuple[int, ...]) -> set[int]:
-    """Send ``sig`` to each process and to each group one of them leads."""
-    signalled: set[int] = set()
-    leaders = set(groups)
+    """Send ``sig`` once to each process: through its group where the group is
+    one we signal (ours, or led by a family member), directly otherwise."""
+    groups_of: dict[int, int] = {}
     for process in family:
         try:
-            if os.getpgid(process.pid) == process.pid and process.is_running():
-                leaders.add(process.pid)
-            process.send_signal(sig)
-            signalled.add(process.pid)
-        except (psutil.Error, ProcessLookupError):
+            groups_of[process.pid] = os.getpgid(process.pid)
+        except ProcessLookupError:
             pass  # gone already
+    leaders = set(groups) | {pid for pid, pgid in groups_of.items() if pid == pgid}
+    signalled: set[int] = set()
     for pgid in leaders:
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
-            pass  # the group emptied, or holds nothing of ours
+            continue  # the group emptied, or holds nothing of ours
+        signalled.update(pid for pid, group in groups_of.items() if group == pgid)
+    for process in family:
+        if process.pid in groups_of and groups_of[process.pid] not in leaders:
+            try:
+                process.send_signal(sig)  # psutil checks it is still the same process
+                signalled.add(process.pid)
+            except psutil.Error:
+                pass
     return signalled
 
 

@@ -213,3 +213,61 @@ def sleep_for(seconds: float) -> float:
 @fork.register
 def shell_in_child(cmd: str) -> str:
     return fork.shell_exec(cmd)
+
+
+@fork.register
+def send_many(count: int, group: str = "default") -> int:
+    parent = fork.ppid()
+    assert parent is not None
+    for i in range(count):
+        fork.send(parent, f"{i}", group=group)
+    return count
+
+
+@fork.register
+def send_groups() -> None:
+    parent = fork.ppid()
+    assert parent is not None
+    fork.send(parent, b"a1", group="a")
+    fork.send(parent, b"b1", group="b")
+    fork.send(parent, b"a2", group="a")
+
+
+@fork.register
+def send_big(size: int) -> None:
+    parent = fork.ppid()
+    assert parent is not None
+    fork.send(parent, bytes(range(256)) * (size // 256))
+
+
+@fork.register
+def receive_then_reply(group: str) -> str:
+    message = fork.receive(group, timeout=60)
+    fork.send(message.pid, message.data.upper(), group="reply")
+    return message.data.decode()
+
+
+@fork.register
+def receive_forever() -> None:
+    fork.receive("never-sent")
+
+
+@fork.register
+def exit_after(seconds: float, code: int) -> None:
+    threading.Event().wait(seconds)
+    os._exit(code)
+
+
+@fork.register
+def note_term_time(path: str) -> None:
+    import time
+
+    def on_term(signum: int, frame: object) -> None:
+        with open(path, "a") as f:
+            f.write(f"{time.monotonic()}\n")
+        # keep running: the Manager must SIGKILL us after the grace period
+
+    signal.signal(signal.SIGTERM, on_term)
+    _ready()
+    while True:
+        threading.Event().wait(1)
