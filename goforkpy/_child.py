@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 from . import _wire
@@ -288,7 +289,7 @@ class Child:
         if self._deadline is not None:
             self._deadline.cancel()
         _kill_group_leftovers(self.pid)
-        _unlink(f"{os.path.dirname(self._stem)}/{self.pid}-ipc.sock")  # if it was killed
+        _forget_messaging(self.pid, os.path.dirname(self._stem))
         self._payload_unread = _unlink(self._stem + PAYLOAD_SUFFIX)
         try:
             self._frame = _wire.read_file(self._stem + RESULT_SUFFIX, self._key, unlink=True)
@@ -361,6 +362,14 @@ class Child:
 def _set_if_pending(future: Any) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _forget_messaging(pid: int, directory: str) -> None:
+    """Drop our connection to an exited child, and its socket file if it was killed."""
+    _unlink(f"{directory}/{pid}-ipc.sock")
+    ipc = sys.modules.get("goforkpy._ipc")
+    if ipc is not None:
+        ipc.forget(pid)
 
 
 def _kill_group_leftovers(pgid: int) -> None:

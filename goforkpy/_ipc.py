@@ -171,6 +171,14 @@ def _remember(pid: int, connection: _Connection) -> _Connection:
     return existing
 
 
+def forget(pid: int) -> None:
+    """Close our connection to ``pid`` (it exited)."""
+    with _connections_lock:
+        connection = _connections.pop(pid, None)
+    if connection is not None:
+        connection.sock.close()
+
+
 def _forget(pid: int, connection: _Connection) -> None:
     with _connections_lock:
         if _connections.get(pid) is connection:
@@ -224,6 +232,10 @@ class _Inbox:
         try:
             os.unlink(self.path)
         except FileNotFoundError:
+            pass
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
             pass
         self._listener.close()
 

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 import goforkpy as fork
-from goforkpy import _tmpdir
+from goforkpy import _ipc, _tmpdir
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -29,6 +29,13 @@ def _our_files() -> list[str]:
     return sorted(name for name in os.listdir(directory) if name.startswith(prefix))
 
 
+def _describe_fd(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
+
+
 def _leftovers(fds_before: set[int]) -> list[str]:
     problems = []
     children = psutil.Process().children(recursive=True)
@@ -38,7 +45,7 @@ def _leftovers(fds_before: set[int]) -> list[str]:
         problems.append(f"payload/result files left: {_our_files()}")
     new_fds = _open_fds() - fds_before
     if new_fds:
-        problems.append(f"fds left open: {sorted(new_fds)}")
+        problems.append(f"fds left open: {[(fd, _describe_fd(fd)) for fd in sorted(new_fds)]}")
     return problems
 
 
@@ -55,6 +62,7 @@ def no_leftovers() -> Iterator[None]:
     """Fail any test that leaves a child, a zombie, a payload file or an fd behind."""
     fds_before = _open_fds()
     yield
+    _ipc.close_inbox()  # a test's receive() opens this process's inbox; tests leave none
     deadline = time.monotonic() + 10.0  # exiting children take a moment to be reaped
     problems = _leftovers(fds_before)
     while problems and time.monotonic() < deadline:

@@ -109,7 +109,9 @@ def test_terminate_all_ends_every_tree_in_parallel(tmp_path: Path) -> None:
     assert max(heard) - min(heard) < grace, "SIGTERMs went out one grace period apart"
     assert all(c.returncode == -signal.SIGKILL for c in children)
     assert all(c.returncode == -signal.SIGTERM for c in grandchildren)
-    assert not [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert not [
+        p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+    ]
 
 
 def test_signal_all_reaches_every_child() -> None:

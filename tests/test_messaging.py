@@ -1,0 +1,117 @@
+"""Messaging by pid: order, groups, early sends, errors, privacy, cleanup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import goforkpy as fork
+from goforkpy import _ipc, _tmpdir
+
+DEADLOCK_NET = 60.0
+
+
+def test_ten_thousand_messages_arrive_in_order() -> None:
+    child = fork.fork("send_many", 10_000)
+    got = [fork.receive(timeout=DEADLOCK_NET) for _ in range(10_000)]
+    assert [m.data for m in got] == [str(i).encode() for i in range(10_000)]
+    assert {m.pid for m in got} == {child.pid} and {m.group for m in got} == {"default"}
+    assert child.result() == 10_000
+
+
+def test_groups_are_separate_queues() -> None:
+    child = fork.fork("send_groups")
+    assert fork.receive("b", timeout=DEADLOCK_NET).data == b"b1"
+    assert [fork.receive("a", timeout=DEADLOCK_NET).data for _ in range(2)] == [b"a1", b"a2"]
+    child.result()
+
+
+def test_a_message_sent_before_the_receiver_listens_waits_for_it() -> None:
+    child = fork.fork("receive_then_reply", "early")
+    fork.send(child.pid, "hello", group="early", timeout=DEADLOCK_NET)  # child may not listen yet
+    reply = fork.receive("reply", timeout=DEADLOCK_NET)
+    assert (reply.pid, reply.data) == (child.pid, b"HELLO")
+    assert child.result() == "hello"
+
+
+def test_big_messages_arrive_whole() -> None:
+    size = 64 << 20
+    child = fork.fork("send_big", size)
+    message = fork.receive(timeout=DEADLOCK_NET)
+    assert len(message.data) == size and message.data[:256] == bytes(range(256))
+    child.result()
+
+
+def test_sending_to_a_pid_that_does_not_exist() -> None:
+    with pytest.raises(fork.IPCError, match="no such process"):
+        fork.send(2**22 + 11, b"x", timeout=1)
+
+
+def test_sending_to_a_process_that_never_receives() -> None:
+    child = fork.fork("sleep_for", 300.0)
+    with pytest.raises(fork.IPCError, match=r"did not call fork\.receive\(\)"):
+        fork.send(child.pid, b"x", timeout=0.2)
+    child.kill()
+
+
+def test_receive_times_out() -> None:
+    with pytest.raises(fork.TimeoutExpired, match="no message in group 'quiet'"):
+        fork.receive("quiet", timeout=0.05)
+
+
+@pytest.mark.parametrize(
+    ("data", "group", "error"),
+    [(123, "default", TypeError), ([b"x"], "default", TypeError), (b"x", 5, TypeError)],
+)
+def test_bad_messages_are_refused(data: object, group: object, error: type) -> None:
+    with pytest.raises(error):
+        fork.send(os.getpid(), data, group=group)  # type: ignore[arg-type]
+
+
+def test_message_value() -> None:
+    message = fork.Message(1, "g", b"x")
+    assert message == fork.Message(1, "g", b"x") and message != fork.Message(2, "g", b"x")
+    assert repr(message) == "Message(pid=1, group='g', data=b'x')"
+
+
+def test_no_socket_files_left_after_processes_end() -> None:
+    children = [fork.fork("receive_then_reply", "bye") for _ in range(3)]
+    for child in children:
+        fork.send(child.pid, b"x", group="bye", timeout=DEADLOCK_NET)
+        assert fork.receive("reply", timeout=DEADLOCK_NET).pid == child.pid
+        child.result()
+    killed = fork.fork("receive_forever")
+    fork.send(killed.pid, b"wake", group="other", timeout=DEADLOCK_NET)  # it listens now
+    killed.kill()  # no chance to clean up after itself
+    directory = _tmpdir.payload_dir()
+    pids = {c.pid for c in [*children, killed]}
+    assert not [n for n in os.listdir(directory) if int(n.partition("-")[0]) in pids]
+
+
+OTHER_USER = """
+import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("refused")
+else:
+    print("connected")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another user needs root")
+def test_another_user_cannot_connect() -> None:
+    with pytest.raises(fork.TimeoutExpired):
+        fork.receive("privacy", timeout=0.01)  # starts this process's inbox
+    path = _ipc.socket_path(os.getpid())
+    assert Path(path).exists()
+    out = subprocess.run(
+        [sys.executable, "-c", OTHER_USER, path], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "refused"
