@@ -54,6 +54,83 @@ def _median(values):
     return ordered[len(ordered) // 2]
 
 
+@fork.register
+def message_source(count, size):
+    parent = fork.ppid()
+    fork.send(parent, b"start")
+    payload = b"m" * size
+    for _ in range(count):
+        fork.send(parent, payload)
+
+
+def _mp_queue_source(queue, count, size):
+    queue.put(b"start")
+    payload = b"m" * size
+    for _ in range(count):
+        queue.put(payload)
+
+
+def _mp_pipe_source(conn, count, size):
+    conn.send_bytes(b"start")
+    payload = b"m" * size
+    for _ in range(count):
+        conn.send_bytes(payload)
+
+
+def _stream(start, receive_one, count):
+    """Seconds to receive ``count`` messages after the 'start' one."""
+    handle = start()
+    receive_one()
+    began = time.perf_counter()
+    for _ in range(count):
+        receive_one()
+    elapsed = time.perf_counter() - began
+    handle.join() if hasattr(handle, "join") else handle.wait()
+    return elapsed
+
+
+def bench_messaging(rounds):
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+
+    def contenders(count, size):
+        queue = spawn.Queue()
+        reader, writer = spawn.Pipe(duplex=False)
+        return {
+            "goforkpy send/receive": lambda: _stream(
+                lambda: fork.fork("message_source", count, size),
+                lambda: fork.receive(timeout=60),
+                count,
+            ),
+            "multiprocessing.Queue": lambda: _stream(
+                lambda: _started(spawn.Process(target=_mp_queue_source, args=(queue, count, size))),
+                queue.get,
+                count,
+            ),
+            "multiprocessing.Pipe": lambda: _stream(
+                lambda: _started(spawn.Process(target=_mp_pipe_source, args=(writer, count, size))),
+                reader.recv_bytes,
+                count,
+            ),
+        }
+
+    for title, count, size, unit in [
+        ("Messages per second, child to parent (100 bytes each)", 20_000, 100, "msg/s"),
+        ("Throughput, child to parent (1 MiB messages)", 128, 1 << 20, "MB/s"),
+    ]:
+        medians = _measure(contenders(count, size), rounds)
+        print(f"\n{title}")
+        for name, seconds in medians.items():
+            rate = count / seconds if unit == "msg/s" else count * size / seconds / 1e6
+            print(f"  {name:<34} {rate:12,.0f} {unit}")
+
+
+def _started(process):
+    process.start()
+    return process
+
+
 def _pool_echo(context, data):
     def create_apply():
         with context.Pool(1) as pool:
@@ -244,6 +321,7 @@ def main():
     bench_big_echo(max(3, rounds // 3))
     bench_terminate(rounds)
     bench_orphans(rounds)
+    bench_messaging(max(3, rounds // 3))
 
 
 if __name__ == "__main__":
