@@ -142,3 +142,19 @@ def test_manager_repr_and_iteration() -> None:
         child.wait(DEADLOCK_NET)
         assert list(manager) == [child]
         assert repr(manager) == "<Manager 1 processes, 0 running>"
+
+
+def test_manager_is_thread_safe() -> None:
+    import threading
+
+    with fork.Manager() as manager:
+        threads = [
+            threading.Thread(target=lambda: [manager.fork("add", 1, 1) for _ in range(5)])
+            for _ in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(manager) == 30
+        assert set(manager.wait_all(timeout=DEADLOCK_NET).values()) == {0}

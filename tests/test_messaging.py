@@ -115,3 +115,15 @@ def test_another_user_cannot_connect() -> None:
         [sys.executable, "-c", OTHER_USER, path], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "refused"
+
+
+def test_a_full_receiver_pushes_back_instead_of_dropping() -> None:
+    with pytest.raises(fork.TimeoutExpired):
+        fork.receive("flood", timeout=0.01)  # listening, but not reading
+    sent, error = fork.run("flood", 2000, 64 << 10, 0.5)
+    assert 1024 <= sent < 2000, "the queue holds its depth, then the sender waits"
+    assert "queue for group 'flood' is full" in error
+    received = [fork.receive("flood", timeout=DEADLOCK_NET) for _ in range(sent)]
+    assert all(len(m.data) == 64 << 10 for m in received), "nothing dropped or cut"
+    with pytest.raises(fork.TimeoutExpired):
+        fork.receive("flood", timeout=0.05)

@@ -271,3 +271,17 @@ def note_term_time(path: str) -> None:
     _ready()
     while True:
         threading.Event().wait(1)
+
+
+@fork.register
+def flood(count: int, size: int, timeout: float) -> tuple[int, str]:
+    """Send until the parent's queue pushes back; (messages sent, the error)."""
+    parent = fork.ppid()
+    assert parent is not None
+    payload = b"f" * size
+    for sent in range(count):
+        try:
+            fork.send(parent, payload, group="flood", timeout=timeout)
+        except fork.IPCError as exc:
+            return sent, str(exc)
+    return count, ""
