@@ -36,6 +36,7 @@ from ._registry import registered as registered
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._child import Child as Child
+    from ._executor import Executor as Executor
     from ._ipc import Message as Message
     from ._ipc import receive as receive
     from ._ipc import send as send
@@ -60,6 +61,7 @@ __all__ = [
     "STDOUT",
     "Child",
     "ChildCrashed",
+    "Executor",
     "ForkError",
     "IPCError",
     "InitError",
@@ -97,6 +99,7 @@ _LAZY = {
     "spawn": "_launch",
     "run_async": "_launch",
     "Limits": "_limits",
+    "Executor": "_executor",
     "Manager": "_manager",
     "kill_tree": "_tree",
     "Message": "_ipc",

@@ -167,7 +167,7 @@ def _dispatch() -> NoReturn:
 
             apply(limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
-        _finish(result_path, key, _failure(exc), 1)
+        _finish(result_path, key, failure_record(exc), 1)
     _state = RUNNING
     _finish(result_path, key, *_call(fn, args, kwargs))
 
@@ -197,7 +197,7 @@ def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[tuple[Any, ..
     except SystemExit as exc:
         return _exit_record(exc.code)
     except BaseException as exc:
-        return _failure(exc), 1
+        return failure_record(exc), 1
     return ("ok", value), 0
 
 
@@ -210,7 +210,7 @@ def _exit_record(code: object) -> tuple[tuple[Any, ...], int]:
     return ("exit", 1), 1
 
 
-def _failure(exc: BaseException) -> tuple[Any, ...]:
+def failure_record(exc: BaseException) -> tuple[Any, ...]:
     """A record of ``exc`` that survives even if ``exc`` will not pickle."""
     import traceback
 
@@ -238,7 +238,7 @@ def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoRetu
         except PayloadError as exc:  # the return value would not pickle
             code, record = (
                 1,
-                _failure(
+                failure_record(
                     PayloadError(
                         f"the result of the child's function could not be sent back: {exc}"
                     )

@@ -89,6 +89,22 @@ def spawn(
         cwd: the child's working directory (default: the parent's).
         limits: a ``fork.Limits`` applied in the child before the function runs.
     """
+    return launch(name, args, kwargs, timeout, grace, (stdin, stdout, stderr), env, cwd, limits)
+
+
+def launch(
+    name: str,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: Mapping[str, Any] | None,
+    timeout: float | None,
+    grace: float,
+    stdio: tuple[Redirect, Redirect, Redirect],
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    limits: Limits | None,
+    pass_fds: tuple[int, ...] = (),
+) -> Child:
+    """``spawn``, plus file descriptors handed to the child under the same numbers."""
     _boot.require_can_fork()
     fn = lookup(name)
     _check_spawn_options(timeout, grace, limits)
@@ -98,10 +114,10 @@ def spawn(
     call = (tuple(args), dict(kwargs or {}))
     stem = _prepare(mode, name, fn, module, qualname, call, applied, key)
     lifeline = _lifeline.read_end()
-    env = _child_env(mode, env, stem, key, lifeline)
+    child_env = _child_env(mode, env, stem, key, lifeline)
     try:
         popen = _lifeline.from_long_lived_thread(
-            lambda: _start(argv, env, lifeline, stdin, stdout, stderr, cwd)
+            lambda: _start(argv, child_env, (lifeline, *pass_fds), stdio, cwd)
         )
     except BaseException:
         _unlink_quietly(stem + _boot.PAYLOAD_SUFFIX)
@@ -265,22 +281,20 @@ def _keep_module_findable(env: dict[str, str]) -> None:
 def _start(
     argv: list[str],
     env: dict[str, str],
-    lifeline: int,
-    stdin: Redirect,
-    stdout: Redirect,
-    stderr: Redirect,
+    pass_fds: tuple[int, ...],
+    stdio: tuple[Redirect, Redirect, Redirect],
     cwd: str | os.PathLike[str] | None,
 ) -> subprocess.Popen[bytes]:
-    with open_redirects(stdin, stdout, stderr) as (in_, out, err):
+    with open_redirects(*stdio) as (stdin, stdout, stderr):
         return subprocess.Popen(
             argv,
-            stdin=in_,
-            stdout=out,
-            stderr=err,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
             env=env,
             cwd=cwd,
             close_fds=True,
-            pass_fds=(lifeline,),
+            pass_fds=pass_fds,
             **_group_and_guard(),
         )
 

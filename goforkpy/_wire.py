@@ -178,6 +178,36 @@ def decode(kind: str, body: memoryview, buffers: Sequence[memoryview]) -> Any:
         raise PayloadError(f"could not unpickle: {type(exc).__name__}: {exc}") from exc
 
 
+def dumps(obj: Any, *, main_is_shared: bool) -> bytes:
+    """``encode`` into one buffer, for streams (the executor's pipes): kind byte + body."""
+    kind, chunks, buffers = encode(obj, main_is_shared=main_is_shared)
+    if buffers:  # fold out-of-band buffers back in: a stream has no side channel
+        kind, chunks = PICKLE, [_pickle_in_band(obj, main_is_shared)]
+    return kind.encode() + b"".join(chunks)
+
+
+def loads(data: bytes | memoryview) -> Any:
+    """The object ``dumps`` serialised."""
+    view = memoryview(data)
+    return decode(chr(view[0]), view[1:], ())
+
+
+def _pickle_in_band(obj: Any, main_is_shared: bool) -> bytes:
+    import io
+    import pickle
+
+    out = io.BytesIO()
+    pickler_class = pickle.Pickler if main_is_shared else _main_guard_pickler()
+    try:
+        pickler_class(out, protocol=5).dump(obj)
+    except Exception:
+        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
+
+        out = io.BytesIO()
+        cloudpickle.Pickler(out, protocol=5).dump(obj)
+    return out.getvalue()
+
+
 def _is_plain(obj: Any) -> bool:
     """True where marshal round-trips ``obj`` exactly (builtin types, no subclasses)."""
     budget = _PLAIN_BUDGET

@@ -1,0 +1,198 @@
+"""``fork.Executor``: a ``concurrent.futures.Executor`` whose workers are goforkpy children.
+
+The public class is thin; the work happens in ``_Pool``, run by one manager
+thread (``_pool.py``). The pool owns no reference to the Executor, so an
+executor dropped without ``shutdown()`` is shut down by its finalizer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+import weakref
+
+from . import _registry
+from ._pool import Pool, TaskFuture
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator, Union
+
+    Progress = Union[bool, Callable[[int, int], None]]
+
+
+class Executor(cf.Executor):
+    """Run calls in a pool of goforkpy worker processes.
+
+    A ``concurrent.futures.Executor``: ``submit``, ``map``, ``shutdown`` and the
+    context manager behave as with ``ProcessPoolExecutor``, and more robustly:
+    a worker that crashes (segfault, ``os._exit``, SIGKILL) fails only the
+    future of the task it was running, with ``ChildCrashed``, and is replaced;
+    ``task_timeout`` kills a task's worker and fails it with ``TimeoutExpired``;
+    ``future.cancel()`` on a running task kills it and returns True.
+
+    Args:
+        max_workers: worker processes at most (default: the CPUs this process
+            may use). Workers start lazily, as work arrives.
+        max_tasks_per_child: replace a worker after this many tasks.
+        task_timeout: seconds a task may run before its worker is killed.
+        initializer: called in each worker before its first task.
+        initargs: arguments for ``initializer``.
+
+    ``fn`` may be a registered name, a registered function or any callable
+    cloudpickle can carry (lambdas and closures included). Workers start from
+    goforkpy's own entry point; functions from the main script travel by value.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        max_tasks_per_child: int | None = None,
+        task_timeout: float | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
+        from ._platform import usable_cpus
+
+        if max_workers is None:
+            max_workers = usable_cpus()
+        _check_positive("max_workers", max_workers, int)
+        if max_tasks_per_child is not None:
+            _check_positive("max_tasks_per_child", max_tasks_per_child, int)
+        if task_timeout is not None:
+            _check_positive("task_timeout", task_timeout, (int, float))
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable, not {initializer!r}")
+        self._max_workers = max_workers
+        self._pool = Pool(max_workers, max_tasks_per_child, task_timeout, initializer, initargs)
+        self._finalizer = weakref.finalize(self, self._pool.shutdown, False, False)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Schedule ``fn(*args, **kwargs)``; return its Future.
+
+        Raises:
+            RuntimeError: the executor was shut down.
+            concurrent.futures.BrokenExecutor: a worker's initializer failed.
+            RegistryError: ``fn`` is a name nobody registered.
+        """
+        return self._pool.submit(_resolve(fn), [(args, kwargs)], single=True)
+
+    def map(
+        self,
+        fn: Any,
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        progress: Progress = False,
+    ) -> Iterator[Any]:
+        """``map(fn, *iterables)`` in the workers; results lazily, in order.
+
+        Args:
+            fn: as for ``submit``.
+            iterables: argument sources, consumed at once (as the stdlib does).
+            timeout: seconds, from this call, that the iteration may take.
+            chunksize: calls sent to a worker together.
+            progress: ``True`` for a progress bar (needs ``goforkpy[progress]``),
+                or a callable ``progress(done, total)`` called as items finish.
+
+        Raises:
+            TimeoutExpired: (while iterating) ``timeout`` passed.
+        """
+        _check_positive("chunksize", chunksize, int)
+        target = _resolve(fn)
+        calls: list[Any] = [(args, {}) for args in zip(*iterables)]
+        report = _progress_reporter(progress, len(calls))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        futures = []
+        for start in range(0, len(calls), chunksize):
+            chunk = calls[start : start + chunksize]
+            future = self._pool.submit(target, chunk, single=False)
+            if report is not None:
+                future.add_done_callback(report)
+            futures.append(future)
+        return _results_in_order(futures, deadline, timeout)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; with ``wait``, return once every worker is gone.
+
+        Pending calls still run unless ``cancel_futures``. Workers that do not
+        stop when asked are killed: shutdown never hangs on a stuck worker
+        once its task is done (or its ``task_timeout`` has passed).
+        """
+        self._pool.shutdown(wait, cancel_futures)
+
+    def __repr__(self) -> str:
+        return f"<goforkpy.Executor max_workers={self._max_workers} {self._pool.describe()}>"
+
+
+def _resolve(fn: Any) -> Callable[..., Any]:
+    if isinstance(fn, str):
+        return _registry.lookup(fn)
+    if not callable(fn):
+        raise TypeError(f"Executor needs a callable or a registered name, not {fn!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def _check_positive(name: str, value: Any, kind: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ValueError(f"{name} must be greater than 0, not {value!r}")
+
+
+def _results_in_order(
+    futures: list[TaskFuture], deadline: float | None, timeout: float | None
+) -> Iterator[Any]:
+    """Yield each chunk's results in order; cancel what is left if we stop early."""
+    from ._errors import TimeoutExpired
+
+    try:
+        futures.reverse()  # pop from the end: the oldest first
+        while futures:
+            future = futures.pop()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                chunk = future.result(left)
+            except cf.TimeoutError:
+                raise TimeoutExpired(
+                    f"map() results not ready within {timeout} s", timeout=timeout
+                ) from None
+            yield from chunk
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _progress_reporter(progress: Progress, total: int) -> Callable[[cf.Future[Any]], None] | None:
+    if progress is False:
+        return None
+    if callable(progress):
+        report: Callable[[int, int], None] = progress
+    else:
+        report = _progress_bar(total)
+    lock = threading.Lock()
+    finished = [0]
+
+    def on_done(future: cf.Future[Any]) -> None:
+        with lock:
+            finished[0] += getattr(future, "size", 1)
+            report(finished[0], total)
+
+    return on_done
+
+
+def _progress_bar(total: int) -> Callable[[int, int], None]:
+    try:
+        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise ImportError(
+            "map(..., progress=True) shows a tqdm progress bar; install it with "
+            "pip install 'goforkpy[progress]' (or pass progress=callable(done, total))"
+        ) from None
+    bar = tqdm(total=total)
+
+    def report(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report

@@ -1,0 +1,491 @@
+"""The executor's engine: worker processes, task dispatch, crashes, timeouts.
+
+One manager thread owns the workers. It sends each worker a few tasks ahead
+(more when tasks are tiny, so a worker never idles for a round trip), reads
+results from all sockets with one selector, and completes futures outside any
+lock, so a done-callback may submit or shut down. A task starts *running* when
+its worker reaches it; ``cancel()`` on a running task, a ``task_timeout`` or a
+crash ends that worker only: its head task fails, the tasks sent ahead are
+requeued, and a new worker starts when work needs one.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import itertools
+import os
+import selectors
+import socket
+import threading
+import time
+from concurrent.futures import _base
+
+from . import _wire, _worker
+from ._errors import ChildCrashed, TimeoutExpired
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from ._child import Child
+
+_FAST = 0.001  # tasks quicker than this get a deep queue per worker
+_AHEAD_FAST, _AHEAD_SLOW = 32, 2
+_STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
+
+
+class TaskFuture(cf.Future["Any"]):
+    """A Future whose ``cancel()`` also stops the task while it runs."""
+
+    def __init__(self, size: int, single: bool) -> None:
+        super().__init__()
+        self.size, self.single = size, single
+        self.kill: Callable[[TaskFuture], None] | None = None  # set while running
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        with self._condition:
+            if self._state != _base.RUNNING or self.kill is None:
+                return False
+            self._state = _base.CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self.kill(self)
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+
+class _Task:
+    __slots__ = ("body", "fn_name", "future", "id", "started")
+
+    def __init__(self, task_id: int, future: TaskFuture, body: bytes, fn_name: str) -> None:
+        self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
+        self.started = 0.0
+
+
+class _Worker:
+    def __init__(self, child: Child, sock: socket.socket) -> None:
+        self.child, self.sock = child, sock
+        self.inflight: collections.deque[_Task] = collections.deque()
+        self.outgoing: collections.deque[memoryview] = collections.deque()
+        self.incoming = bytearray()
+        self.assigned = 0
+        self.retiring = self.dead = False
+        self.last_result = 0.0
+        self.pace = 1.0  # moving average of seconds per task
+
+    def ahead(self) -> int:
+        return _AHEAD_FAST if self.pace < _FAST else _AHEAD_SLOW
+
+
+class Pool:
+    """Workers and the manager thread behind one ``fork.Executor``."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        max_tasks_per_child: int | None,
+        task_timeout: float | None,
+        initializer: Callable[..., Any] | None,
+        initargs: tuple[Any, ...],
+    ) -> None:
+        self._max_workers, self._max_tasks = max_workers, max_tasks_per_child
+        self._task_timeout = task_timeout
+        self._init = (
+            None
+            if initializer is None
+            else _wire.dumps((initializer, tuple(initargs)), main_is_shared=False)
+        )
+        self._lock = threading.Lock()
+        self._pending: collections.deque[_Task] = collections.deque()
+        self._ids = itertools.count(1)
+        self._shutdown = self._cancel_pending = False
+        self._broken: BaseException | None = None
+        self._kills: list[TaskFuture] = []
+        self._exited: list[_Worker] = []
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._workers: list[_Worker] = []  # the manager thread's alone
+
+    # --- called from any thread ---------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], calls: list[Any], single: bool) -> TaskFuture:
+        """Queue ``fn`` over ``calls`` ((args, kwargs) pairs): one result if ``single``."""
+        future = TaskFuture(len(calls), single)
+        body = _wire.dumps((fn, calls), main_is_shared=False)
+        name = getattr(fn, "__qualname__", repr(fn))
+        with self._lock:
+            if self._broken is not None:
+                raise _broken_error(self._broken)
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._pending.append(_Task(next(self._ids), future, body, name))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="goforkpy-executor", daemon=True
+                )
+                self._thread.start()
+        self._wake()
+        return future
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        with self._lock:
+            self._shutdown = True
+            self._cancel_pending = self._cancel_pending or cancel_futures
+            thread = self._thread
+        self._wake()
+        if thread is None:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
+        elif wait and thread is not threading.current_thread():
+            thread.join()
+
+    def describe(self) -> str:
+        with self._lock:
+            state = "shut down" if self._shutdown else "broken" if self._broken else "running"
+            return f"{state}, {len(self._pending)} queued"
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full of wake-ups already, or closed at shutdown
+
+    def _request_kill(self, future: TaskFuture) -> None:
+        with self._lock:
+            self._kills.append(future)
+        self._wake()
+
+    def _note_exit(self, worker: _Worker) -> None:
+        with self._lock:
+            self._exited.append(worker)
+        self._wake()
+
+    # --- the manager thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        try:
+            while self._step():
+                pass
+        except BaseException as exc:  # a bug here must not leave futures hanging forever
+            self._break(exc)
+        finally:
+            self._stop_workers()
+            self._selector.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _step(self) -> bool:
+        with self._lock:
+            exited, self._exited = self._exited, []
+            kills, self._kills = self._kills, []
+            if self._cancel_pending:
+                cancelled, self._pending = list(self._pending), collections.deque()
+            else:
+                cancelled = []
+            done = self._shutdown and not self._pending and self._broken is None
+        for future in (task.future for task in cancelled):
+            if future.cancel():
+                future.set_running_or_notify_cancel()
+        for worker in exited:
+            self._bury(worker, None)
+        for future in kills:
+            self._kill_running(future)
+        self._expire()
+        if self._broken is not None:
+            return False
+        if done and not any(w.inflight for w in self._workers):
+            return False
+        self._start_workers()
+        self._dispatch()
+        for key, events in self._selector.select(self._next_deadline()):
+            if key.data is None:
+                _drain(self._wake_r)
+                continue
+            worker = key.data
+            if events & selectors.EVENT_WRITE:
+                self._flush(worker)
+            if events & selectors.EVENT_READ:
+                self._receive(worker)
+        return True
+
+    def _start_workers(self) -> None:
+        with self._lock:
+            wanted = len(self._pending)
+        live = [w for w in self._workers if not w.retiring]
+        idle = sum(1 for w in live if not w.inflight)
+        for _ in range(min(self._max_workers - len(live), wanted - idle)):
+            self._workers.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        from ._launch import launch
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            args = (theirs.fileno(), self._init)
+            child = launch(
+                _worker.NAME, args, None, None, 1.0, (None, None, None), None, None, None,
+                pass_fds=(theirs.fileno(),),
+            )  # fmt: skip
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        worker = _Worker(child, ours)
+        self._selector.register(ours, selectors.EVENT_READ, worker)
+        child._when_exited(lambda _: self._note_exit(worker))
+        return worker
+
+    def _dispatch(self) -> None:
+        """Send queued tasks to workers with room, the least busy first."""
+        for worker in sorted(self._workers, key=lambda w: len(w.inflight)):
+            while not worker.retiring and len(worker.inflight) < worker.ahead():
+                with self._lock:
+                    if not self._pending:
+                        return
+                    task = self._pending.popleft()
+                if task.future.cancelled():
+                    task.future.set_running_or_notify_cancel()
+                    continue
+                self._send(worker, task)
+
+    def _send(self, worker: _Worker, task: _Task) -> None:
+        worker.inflight.append(task)
+        worker.assigned += 1
+        frames = [_worker.frame(_worker.TASK, task.id, task.body)]
+        if self._max_tasks is not None and worker.assigned >= self._max_tasks:
+            worker.retiring = True  # it finishes what it has, then leaves
+            frames.append(_worker.frame(_worker.QUIT, 0, b""))
+        if len(worker.inflight) == 1:
+            self._begin(worker, task)
+        for data in frames:
+            worker.outgoing.append(memoryview(data))
+        self._flush(worker)
+
+    def _begin(self, worker: _Worker, task: _Task) -> None:
+        """The worker has reached ``task``: it is running now."""
+        task.started = time.monotonic()
+        if task.future.set_running_or_notify_cancel():
+            task.future.kill = self._request_kill
+
+    def _flush(self, worker: _Worker) -> None:
+        try:
+            while worker.outgoing:
+                head = worker.outgoing[0]
+                sent = worker.sock.send(head)
+                if sent < len(head):
+                    worker.outgoing[0] = head[sent:]
+                    break
+                worker.outgoing.popleft()
+        except BlockingIOError:
+            pass
+        except OSError:
+            worker.outgoing.clear()  # it is dying; _receive or the reaper will tell
+        if not worker.dead:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outgoing else 0)
+            self._selector.modify(worker.sock, events, worker)
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            data = worker.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._bury(worker, None)
+            return
+        worker.incoming += data
+        for kind, task_id, body in _take_frames(worker.incoming):
+            self._answer(worker, kind, task_id, body)
+
+    def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytes) -> None:
+        if kind == _worker.INIT_FAILED:
+            error = _rebuild(*_wire.loads(body), name="the initializer")
+            self._break(error)
+            return
+        task = worker.inflight.popleft()
+        now = time.monotonic()
+        worker.pace = 0.8 * worker.pace + 0.2 * (now - max(task.started, worker.last_result))
+        worker.last_result = now
+        if worker.inflight:
+            self._begin(worker, worker.inflight[0])
+        if task.future.cancelled():
+            return
+        if kind == _worker.RESULT:
+            results = _wire.loads(body)
+            _settle(task.future, value=results[0] if task.future.single else results)
+        else:
+            _settle(task.future, error=_rebuild(*_wire.loads(body), name=task.fn_name))
+
+    # --- endings ------------------------------------------------------------------------
+
+    def _bury(self, worker: _Worker, reason: BaseException | None) -> None:
+        """Remove a dead (or doomed) worker: fail its running task, requeue the rest."""
+        if worker.dead:
+            return
+        if reason is None:
+            self._read_what_is_left(worker)
+        worker.dead = True
+        self._selector.unregister(worker.sock)
+        worker.sock.close()
+        self._workers.remove(worker)
+        if worker.child.is_alive():
+            worker.child.kill()
+        code = worker.child.wait()
+        if worker.inflight:
+            head = worker.inflight.popleft()
+            if not head.future.cancelled():
+                _settle(head.future, error=reason or _crash(worker.child, code, head))
+            with self._lock:
+                self._pending.extendleft(reversed(worker.inflight))
+            worker.inflight.clear()
+
+    def _read_what_is_left(self, worker: _Worker) -> None:
+        """Results a worker sent just before dying still count."""
+        while not worker.dead:
+            try:
+                data = worker.sock.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                break
+            worker.incoming += data
+        for kind, task_id, body in _take_frames(worker.incoming):
+            self._answer(worker, kind, task_id, body)
+
+    def _kill_running(self, future: TaskFuture) -> None:
+        for worker in list(self._workers):
+            if worker.inflight and worker.inflight[0].future is future:
+                self._bury(worker, cf.CancelledError())
+
+    def _expire(self) -> None:
+        if self._task_timeout is None:
+            return
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.inflight and now - worker.inflight[0].started >= self._task_timeout:
+                head = worker.inflight[0]
+                self._bury(
+                    worker,
+                    TimeoutExpired(
+                        f"task {head.fn_name} ran past task_timeout={self._task_timeout} s; "
+                        f"its worker (pid {worker.child.pid}) was killed",
+                        timeout=self._task_timeout,
+                        pid=worker.child.pid,
+                        name=head.fn_name,
+                    ),
+                )
+
+    def _next_deadline(self) -> float | None:
+        if self._task_timeout is None:
+            return None
+        starts = [w.inflight[0].started for w in self._workers if w.inflight]
+        if not starts:
+            return None
+        return max(0.0, min(starts) + self._task_timeout - time.monotonic())
+
+    def _break(self, error: BaseException) -> None:
+        """An initializer failed (or the manager did): fail everything, take no more."""
+        with self._lock:
+            self._broken = error
+            stranded = list(self._pending)
+            self._pending.clear()
+        for worker in list(self._workers):
+            stranded.extend(worker.inflight)
+            worker.inflight.clear()
+        for task in stranded:
+            if task.future.set_running_or_notify_cancel() or task.future.running():
+                _settle(task.future, error=_broken_error(error))
+
+    def _stop_workers(self) -> None:
+        for worker in self._workers:
+            worker.outgoing.append(memoryview(_worker.frame(_worker.QUIT, 0, b"")))
+            worker.sock.setblocking(True)
+            try:
+                for data in worker.outgoing:
+                    worker.sock.sendall(data)
+            except OSError:
+                pass  # already gone
+        deadline = time.monotonic() + _STOP_WAIT
+        for worker in self._workers:
+            try:
+                worker.child.wait(max(0.0, deadline - time.monotonic()))
+            except TimeoutExpired:
+                worker.child.kill()  # shutdown never hangs on a stuck worker
+            worker.sock.close()
+        self._workers.clear()
+
+
+def _take_frames(buffer: bytearray) -> list[tuple[bytes, int, bytes]]:
+    """Cut the complete frames off the front of ``buffer``."""
+    frames, offset = [], 0
+    view = memoryview(buffer)
+    while len(buffer) - offset >= _worker.HEADER:
+        size = int.from_bytes(view[offset : offset + 8], "little")
+        end = offset + _worker.HEADER + size
+        if end > len(buffer):
+            break
+        kind = bytes(view[offset + 8 : offset + 9])
+        task_id = int.from_bytes(view[offset + 9 : offset + 17], "little")
+        frames.append((kind, task_id, bytes(view[offset + _worker.HEADER : end])))
+        offset = end
+    view.release()
+    del buffer[:offset]
+    return frames
+
+
+def _settle(future: TaskFuture, value: Any = None, error: BaseException | None = None) -> None:
+    try:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+    except cf.InvalidStateError:
+        pass  # cancelled meanwhile
+
+
+def _rebuild(pickled: bytes | None, typename: str, message: str, tb: str, *, name: str) -> Any:
+    from ._child import _rebuild_exception
+
+    return _rebuild_exception(name, pickled, typename, message, tb)
+
+
+def _crash(child: Child, code: int, task: _Task) -> ChildCrashed:
+    from ._child import signal_name
+
+    how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    return ChildCrashed(
+        f"the worker running {task.fn_name} (pid {child.pid}) {how}",
+        pid=child.pid,
+        returncode=code,
+        signal=signal_name(-code) if code < 0 else None,
+        name=task.fn_name,
+    )
+
+
+def _broken_error(cause: BaseException) -> cf.BrokenExecutor:
+    error = cf.BrokenExecutor(
+        f"the executor is broken and takes no more work: {cause}; "
+        "fix the initializer (its error is the __cause__) and make a new Executor"
+    )
+    error.__cause__ = cause
+    return error
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
