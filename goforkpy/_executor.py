@@ -153,6 +153,7 @@ def _results_in_order(
             try:
                 chunk = future.result(left)
             except cf.TimeoutError:
+                future.cancel()  # a running chunk is killed, as with every other left over
                 raise TimeoutExpired(
                     f"map() results not ready within {timeout} s", timeout=timeout
                 ) from None

@@ -140,9 +140,7 @@ class Pool:
             thread = self._thread
         self._wake()
         if thread is None:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+            self._close_wake()  # no manager thread ever started to do it
         elif wait and thread is not threading.current_thread():
             thread.join()
 
@@ -152,10 +150,20 @@ class Pool:
             return f"{state}, {len(self._pending)} queued"
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full of wake-ups already, or closed at shutdown
+        with self._lock:  # never write to a closed, perhaps reused, descriptor
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # full of wake-ups already
+
+    def _close_wake(self) -> None:
+        with self._lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
 
     def _request_kill(self, future: TaskFuture) -> None:
         with self._lock:
@@ -180,8 +188,7 @@ class Pool:
         finally:
             self._stop_workers()
             self._selector.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            self._close_wake()
 
     def _step(self) -> bool:
         with self._lock:
@@ -405,8 +412,9 @@ class Pool:
             stranded.extend(worker.inflight)
             worker.inflight.clear()
         for task in stranded:
-            if task.future.set_running_or_notify_cancel() or task.future.running():
-                _settle(task.future, error=_broken_error(error))
+            future = task.future
+            if future.running() or future.set_running_or_notify_cancel():
+                _settle(future, error=_broken_error(error))
 
     def _stop_workers(self) -> None:
         for worker in self._workers:

@@ -285,3 +285,54 @@ def flood(count: int, size: int, timeout: float) -> tuple[int, str]:
         except fork.IPCError as exc:
             return sent, str(exc)
     return count, ""
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def pid_of(_: object = None) -> int:
+    return os.getpid()
+
+
+def crash_on(x: int, bad: int, how: str) -> int:
+    if x == bad:
+        if how == "segfault":
+            segfault()
+        elif how == "exit":
+            os._exit(7)
+        elif how == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+_initialized: list[str] = []
+
+
+def remember(value: str) -> None:
+    _initialized.append(value)
+
+
+def initialized() -> list[str]:
+    return list(_initialized)
+
+
+def fail_init() -> None:
+    raise RuntimeError("no database")
+
+
+def ready_file_then_sleep(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    threading.Event().wait()
+
+
+def identity_value(value: object) -> object:
+    return value
+
+
+def note_then_sleep(path: str, seconds: float) -> float:
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    threading.Event().wait(seconds)
+    return seconds

@@ -1,0 +1,311 @@
+"""fork.Executor: concurrent.futures semantics, crash isolation, timeouts, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import workers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import goforkpy as fork
+
+DEADLOCK_NET = 60.0
+
+
+@pytest.fixture
+def executor():  # type: ignore[no-untyped-def]
+    with fork.Executor(max_workers=2) as ex:
+        yield ex
+
+
+def _wait_for_file(path: Path) -> int:
+    deadline = time.monotonic() + DEADLOCK_NET
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.005)
+    return int(path.read_text())
+
+
+def test_submit_and_result(executor: fork.Executor) -> None:
+    assert executor.submit(workers.square, 7).result(DEADLOCK_NET) == 49
+    assert executor.submit(pow, 2, exp=10).result(DEADLOCK_NET) == 1024
+
+
+@pytest.mark.parametrize(
+    "fn",
+    ["add", workers.add, lambda a, b: a + b, (lambda k: lambda a, b: a + b + k)(0)],
+    ids=["registered-name", "registered-function", "lambda", "closure"],
+)
+def test_every_kind_of_callable(executor: fork.Executor, fn: object) -> None:
+    assert executor.submit(fn, 2, 3).result(DEADLOCK_NET) == 5
+
+
+def test_map_in_order_with_several_iterables_and_chunks(executor: fork.Executor) -> None:
+    assert list(executor.map(workers.square, range(20))) == [x * x for x in range(20)]
+    assert list(executor.map(pow, [2, 3, 4], [5, 6, 7], chunksize=2)) == [32, 729, 16384]
+    assert list(executor.map(workers.square, [], chunksize=3)) == []
+
+
+def test_map_results_are_lazy_and_time_out(executor: fork.Executor) -> None:
+    results = executor.map(workers.sleep_for, [0.0, 300.0], timeout=0.5)
+    assert next(results) == 0.0
+    with pytest.raises(fork.TimeoutExpired) as caught:
+        next(results)
+    assert isinstance(caught.value, TimeoutError)
+
+
+def test_exceptions_keep_their_type_and_remote_traceback(executor: fork.Executor) -> None:
+    future = executor.submit(workers.raise_value, "nope")
+    with pytest.raises(ValueError, match="nope") as caught:
+        future.result(DEADLOCK_NET)
+    assert "raise_value" in str(caught.value.__cause__)
+    with pytest.raises(ValueError):
+        list(executor.map(workers.raise_value, ["in map"]))
+
+
+def test_futures_work_with_wait_as_completed_and_callbacks(executor: fork.Executor) -> None:
+    futures = [executor.submit(workers.square, i) for i in range(10)]
+    done, not_done = cf.wait(futures, timeout=DEADLOCK_NET)
+    assert len(done) == 10 and not not_done
+    assert sorted(f.result() for f in cf.as_completed(futures)) == [i * i for i in range(10)]
+    seen: list[int] = []
+    event = threading.Event()
+    executor.submit(workers.square, 5).add_done_callback(
+        lambda f: (seen.append(f.result()), event.set())
+    )
+    assert event.wait(DEADLOCK_NET) and seen == [25]
+
+
+def test_run_in_executor(executor: fork.Executor) -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        return list(
+            await asyncio.gather(
+                *(loop.run_in_executor(executor, workers.square, i) for i in range(4))
+            )
+        )
+
+    assert asyncio.run(main()) == [0, 1, 4, 9]
+
+
+def test_initializer_runs_in_every_worker() -> None:
+    with fork.Executor(max_workers=2, initializer=workers.remember, initargs=("ready",)) as ex:
+        assert ex.submit(workers.initialized).result(DEADLOCK_NET) == ["ready"]
+
+
+def test_failing_initializer_breaks_the_executor_clearly() -> None:
+    with fork.Executor(max_workers=1, initializer=workers.fail_init) as ex:
+        future = ex.submit(workers.square, 2)
+        with pytest.raises(cf.BrokenExecutor, match="no database") as caught:
+            future.result(DEADLOCK_NET)
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        with pytest.raises(cf.BrokenExecutor):
+            ex.submit(workers.square, 3)
+
+
+CRASHES = [("segfault", -signal.SIGSEGV, "SIGSEGV"), ("exit", 7, None), ("sigkill", -9, "SIGKILL")]
+
+
+@pytest.mark.parametrize(("how", "returncode", "signal_name"), CRASHES, ids=[c[0] for c in CRASHES])
+def test_a_crash_fails_only_its_own_task(
+    how: str, returncode: int, signal_name: str | None
+) -> None:
+    with fork.Executor(max_workers=2) as ex:
+        futures = [ex.submit(workers.crash_on, i, 37, how) for i in range(100)]
+        outcomes = [f.exception(DEADLOCK_NET) for f in futures]
+    failed = [(i, e) for i, e in enumerate(outcomes) if e is not None]
+    assert [i for i, _ in failed] == [37]
+    error = failed[0][1]
+    assert isinstance(error, fork.ChildCrashed)
+    assert error.returncode == returncode and error.signal == signal_name and error.pid
+    assert [f.result() for i, f in enumerate(futures) if i != 37] == [
+        i for i in range(100) if i != 37
+    ]
+
+
+def test_task_timeout_kills_the_task_and_the_pool_goes_on(tmp_path: Path) -> None:
+    with fork.Executor(max_workers=1, task_timeout=0.5) as ex:
+        stuck = ex.submit(workers.ready_file_then_sleep, str(tmp_path / "pid"))
+        after = ex.submit(workers.square, 3)
+        with pytest.raises(fork.TimeoutExpired, match="task_timeout") as caught:
+            stuck.result(DEADLOCK_NET)
+        assert caught.value.timeout == 0.5
+        assert after.result(DEADLOCK_NET) == 9
+    assert not psutil.pid_exists(int((tmp_path / "pid").read_text()))
+
+
+def test_cancel_on_a_running_task_kills_it(tmp_path: Path) -> None:
+    with fork.Executor(max_workers=1) as ex:
+        future = ex.submit(workers.ready_file_then_sleep, str(tmp_path / "pid"))
+        pid = _wait_for_file(tmp_path / "pid")
+        assert future.running()
+        assert future.cancel() is True
+        assert future.cancelled() and future.done()
+        with pytest.raises(cf.CancelledError):
+            future.result()
+        assert ex.submit(workers.square, 4).result(DEADLOCK_NET) == 16
+    assert not psutil.pid_exists(pid)
+
+
+def test_max_tasks_per_child_recycles_workers() -> None:
+    with fork.Executor(max_workers=1, max_tasks_per_child=2) as ex:
+        pids = [ex.submit(workers.pid_of).result(DEADLOCK_NET) for _ in range(6)]
+    assert len(set(pids)) == 3 and pids[0] == pids[1] != pids[2] == pids[3]
+
+
+def test_shutdown_cancels_pending_futures_when_asked(tmp_path: Path) -> None:
+    ex = fork.Executor(max_workers=1)
+    running = ex.submit(workers.note_then_sleep, str(tmp_path / "pid"), 0.2)
+    queued = [ex.submit(workers.square, i) for i in range(50)]
+    _wait_for_file(tmp_path / "pid")
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert running.result() == 0.2
+    assert any(f.cancelled() for f in queued)
+    assert all(f.done() for f in queued)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(workers.square, 1)
+
+
+def test_shutdown_without_wait_still_finishes_the_work() -> None:
+    ex = fork.Executor(max_workers=2)
+    futures = [ex.submit(workers.square, i) for i in range(10)]
+    ex.shutdown(wait=False)
+    assert [f.result(DEADLOCK_NET) for f in futures] == [i * i for i in range(10)]
+
+
+def test_shutdown_from_a_done_callback() -> None:
+    ex = fork.Executor(max_workers=1)
+    done = threading.Event()
+    ex.submit(workers.square, 2).add_done_callback(lambda f: (ex.shutdown(wait=True), done.set()))
+    assert done.wait(DEADLOCK_NET)
+    ex.shutdown()
+
+
+def test_submit_from_another_thread_during_shutdown() -> None:
+    ex = fork.Executor(max_workers=2)
+    outcomes: list[object] = []
+    start = threading.Barrier(2)
+
+    def keep_submitting() -> None:
+        start.wait()
+        for i in range(200):
+            try:
+                outcomes.append(ex.submit(workers.square, i))
+            except RuntimeError as exc:
+                outcomes.append(exc)
+                return
+
+    thread = threading.Thread(target=keep_submitting)
+    thread.start()
+    start.wait()
+    ex.shutdown(wait=True)
+    thread.join()
+    futures = [o for o in outcomes if isinstance(o, cf.Future)]
+    assert all(f.done() for f in futures), "accepted work is never dropped"
+    assert all(isinstance(o, cf.Future) or "after shutdown" in str(o) for o in outcomes)
+
+
+def test_no_worker_outlives_the_executor() -> None:
+    with fork.Executor(max_workers=2) as ex:
+        pids = set(ex.map(workers.pid_of, range(20)))
+    assert pids and not [p for p in pids if psutil.pid_exists(p)]
+
+
+def test_dropped_executor_shuts_down() -> None:
+    ex = fork.Executor(max_workers=1)
+    pid = ex.submit(workers.pid_of).result(DEADLOCK_NET)
+    del ex
+    deadline = time.monotonic() + DEADLOCK_NET
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not psutil.pid_exists(pid)
+
+
+def test_max_workers_default_and_lazy_start() -> None:
+    with fork.Executor() as ex:
+        assert ex._max_workers == len(os.sched_getaffinity(0))
+        assert psutil.Process().children() == [], "no worker before there is work"
+        ex.submit(workers.square, 1).result(DEADLOCK_NET)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        ({"max_workers": 0}, ValueError, "max_workers must be greater than 0"),
+        ({"max_tasks_per_child": -1}, ValueError, "max_tasks_per_child"),
+        ({"task_timeout": 0}, ValueError, "task_timeout"),
+        ({"initializer": 42}, TypeError, "initializer must be callable"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict, error: type, text: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(error, match=text):
+        fork.Executor(**kwargs)
+
+
+def test_bad_calls_are_named(executor: fork.Executor) -> None:
+    with pytest.raises(fork.RegistryError, match="no-such"):
+        executor.submit("no-such")
+    with pytest.raises(TypeError, match="callable or a registered name"):
+        executor.submit(42)
+    with pytest.raises(ValueError, match="chunksize"):
+        executor.map(workers.square, [1], chunksize=0)
+    with pytest.raises(fork.PayloadError, match="cannot pickle"):
+        executor.submit(workers.square, threading.Lock())
+
+
+def test_progress_callback_and_bar(
+    executor: fork.Executor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[tuple[int, int]] = []
+    assert list(
+        executor.map(
+            workers.square, range(6), chunksize=2, progress=lambda d, t: seen.append((d, t))
+        )
+    ) == [x * x for x in range(6)]
+    assert sorted(seen) == [(2, 6), (4, 6), (6, 6)]
+    list(executor.map(workers.square, range(5), progress=True))
+    assert "5/5" in capsys.readouterr().err
+
+
+def test_progress_without_tqdm_says_how_to_install(
+    executor: fork.Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with pytest.raises(ImportError, match=r"goforkpy\[progress\]"):
+        executor.map(workers.square, range(3), progress=True)
+
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(items=st.lists(values, max_size=20), chunksize=st.integers(1, 5))
+def test_arbitrary_values_round_trip_through_map(
+    executor: fork.Executor, items: list[object], chunksize: int
+) -> None:
+    assert list(executor.map(workers.identity_value, items, chunksize=chunksize)) == items
