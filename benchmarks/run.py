@@ -305,6 +305,66 @@ child.wait()
 """
 
 
+def _tiny(x):
+    return x
+
+
+def _cpu_bound(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def _echo(data):
+    return data
+
+
+def bench_executor(rounds):
+    import concurrent.futures as cf
+
+    import loky
+
+    executors = {
+        "goforkpy Executor": lambda workers: fork.Executor(max_workers=workers),
+        "ProcessPoolExecutor": lambda workers: cf.ProcessPoolExecutor(max_workers=workers),
+        "loky": lambda workers: loky.ProcessPoolExecutor(max_workers=workers),
+    }
+    cores = len(os.sched_getaffinity(0))
+    overhead, speedup, big = {}, {}, {}
+    data = os.urandom(1 << 20) * 64
+    for name, make in executors.items():
+        with make(cores) as ex:
+            ex.submit(_tiny, 0).result()  # workers up: measure steady state
+            per_task = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                cf.wait([ex.submit(_tiny, i) for i in range(10_000)])
+                per_task.append((time.perf_counter() - start) / 10_000)
+            overhead[name] = _median(per_task)
+            big[name] = _median([_timed(lambda: ex.submit(_echo, data).result()) for _ in range(3)])
+        speedup[name] = _scaling(make, cores)
+    print("\nPer-task overhead, 10,000 tiny tasks submitted at once (warm pool)")
+    for name, seconds in overhead.items():
+        print(f"  {name:<34} {seconds * 1e6:9.1f} us/task")
+    print(f"\nSpeed-up of a CPU-bound job on {cores} workers over 1 (target >= {0.9 * cores:.1f}x)")
+    for name, factor in speedup.items():
+        print(f"  {name:<34} {factor:9.2f}x")
+    _report("A 64 MiB argument round trip (warm pool)", big, "ProcessPoolExecutor")
+
+
+def _scaling(make, cores):
+    """Median over three runs of: time on one worker / time on ``cores`` workers."""
+    jobs = [3_000_000] * (4 * cores)
+
+    def run(workers):
+        with make(workers) as ex:
+            ex.submit(_tiny, 0).result()
+            return _timed(lambda: list(ex.map(_cpu_bound, jobs)))
+
+    return _median([run(1) / run(cores) for _ in range(3)])
+
+
 def _compile_goforkpy():
     """Measure goforkpy as installed: bytecode cached, whatever PYTHONDONTWRITEBYTECODE says."""
     import compileall
@@ -322,6 +382,7 @@ def main():
     bench_terminate(rounds)
     bench_orphans(rounds)
     bench_messaging(max(3, rounds // 3))
+    bench_executor(max(3, rounds // 3))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class TaskFuture(cf.Future["Any"]):
 class _Task:
     __slots__ = ("body", "fn_name", "future", "id", "started")
 
-    def __init__(self, task_id: int, future: TaskFuture, body: bytes, fn_name: str) -> None:
+    def __init__(self, task_id: int, future: TaskFuture, body: list[Any], fn_name: str) -> None:
         self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
         self.started = 0.0
 
@@ -71,7 +71,7 @@ class _Worker:
         self.child, self.sock = child, sock
         self.inflight: collections.deque[_Task] = collections.deque()
         self.outgoing: collections.deque[memoryview] = collections.deque()
-        self.incoming = bytearray()
+        self.reader = _FrameReader()
         self.assigned = 0
         self.retiring = self.dead = False
         self.last_result = 0.0
@@ -117,7 +117,7 @@ class Pool:
     def submit(self, fn: Callable[..., Any], calls: list[Any], single: bool) -> TaskFuture:
         """Queue ``fn`` over ``calls`` ((args, kwargs) pairs): one result if ``single``."""
         future = TaskFuture(len(calls), single)
-        body = _wire.dumps((fn, calls), main_is_shared=False)
+        body = _wire.dumps_parts((fn, calls), main_is_shared=False)
         name = getattr(fn, "__qualname__", repr(fn))
         with self._lock:
             if self._broken is not None:
@@ -269,14 +269,13 @@ class Pool:
     def _send(self, worker: _Worker, task: _Task) -> None:
         worker.inflight.append(task)
         worker.assigned += 1
-        frames = [_worker.frame(_worker.TASK, task.id, task.body)]
+        parts = _worker.frame_parts(_worker.TASK, task.id, task.body)
         if self._max_tasks is not None and worker.assigned >= self._max_tasks:
             worker.retiring = True  # it finishes what it has, then leaves
-            frames.append(_worker.frame(_worker.QUIT, 0, b""))
+            parts.append(_worker.frame(_worker.QUIT, 0, b""))
         if len(worker.inflight) == 1:
             self._begin(worker, task)
-        for data in frames:
-            worker.outgoing.append(memoryview(data))
+        worker.outgoing.extend(memoryview(part).cast("B") for part in parts)
         self._flush(worker)
 
     def _begin(self, worker: _Worker, task: _Task) -> None:
@@ -303,20 +302,13 @@ class Pool:
             self._selector.modify(worker.sock, events, worker)
 
     def _receive(self, worker: _Worker) -> None:
-        try:
-            data = worker.sock.recv(1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._bury(worker, None)
-            return
-        worker.incoming += data
-        for kind, task_id, body in _take_frames(worker.incoming):
+        frames, ended = worker.reader.read(worker.sock)
+        for kind, task_id, body in frames:
             self._answer(worker, kind, task_id, body)
+        if ended:
+            self._bury(worker, None)
 
-    def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytes) -> None:
+    def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytearray) -> None:
         if kind == _worker.INIT_FAILED:
             error = _rebuild(*_wire.loads(body), name="the initializer")
             self._break(error)
@@ -360,15 +352,9 @@ class Pool:
 
     def _read_what_is_left(self, worker: _Worker) -> None:
         """Results a worker sent just before dying still count."""
-        while not worker.dead:
-            try:
-                data = worker.sock.recv(1 << 20)
-            except OSError:
-                return
-            if not data:
-                break
-            worker.incoming += data
-        for kind, task_id, body in _take_frames(worker.incoming):
+        worker.sock.setblocking(True)  # it is gone: reading stops at EOF
+        frames, _ = worker.reader.read(worker.sock)
+        for kind, task_id, body in frames:
             self._answer(worker, kind, task_id, body)
 
     def _kill_running(self, future: TaskFuture) -> None:
@@ -435,22 +421,60 @@ class Pool:
         self._workers.clear()
 
 
-def _take_frames(buffer: bytearray) -> list[tuple[bytes, int, bytes]]:
-    """Cut the complete frames off the front of ``buffer``."""
-    frames, offset = [], 0
-    view = memoryview(buffer)
-    while len(buffer) - offset >= _worker.HEADER:
-        size = int.from_bytes(view[offset : offset + 8], "little")
-        end = offset + _worker.HEADER + size
-        if end > len(buffer):
+class _FrameReader:
+    """Frames from a worker's socket; a big body is received straight into its own buffer."""
+
+    _BIG = 1 << 20
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.big: bytearray | None = None
+        self.big_head = (b"", 0)
+        self.filled = 0
+
+    def read(self, sock: socket.socket) -> tuple[list[tuple[bytes, int, bytearray]], bool]:
+        """(complete frames, whether the other end is gone); reads what is there."""
+        frames: list[tuple[bytes, int, bytearray]] = []
+        try:
+            while True:
+                if self.big is not None:
+                    got = sock.recv_into(memoryview(self.big)[self.filled :])
+                    if not got:
+                        return frames, True
+                    self.filled += got
+                    if self.filled == len(self.big):
+                        frames.append((*self.big_head, self.big))
+                        self.big = None
+                    continue
+                data = sock.recv(self._BIG)
+                if not data:
+                    return frames, True
+                self.buffer += data
+                frames.extend(self._cut())
+        except BlockingIOError:
+            return frames, False
+        except OSError:
+            return frames, True
+
+    def _cut(self) -> list[tuple[bytes, int, bytearray]]:
+        frames, offset, buffer = [], 0, self.buffer
+        while len(buffer) - offset >= _worker.HEADER:
+            size = int.from_bytes(buffer[offset : offset + 8], "little")
+            kind = bytes(buffer[offset + 8 : offset + 9])
+            task_id = int.from_bytes(buffer[offset + 9 : offset + 17], "little")
+            start, end = offset + _worker.HEADER, offset + _worker.HEADER + size
+            if end <= len(buffer):
+                frames.append((kind, task_id, buffer[start:end]))
+                offset = end
+                continue
+            if size >= self._BIG:  # the rest goes straight into a buffer of its own
+                self.big, self.big_head = bytearray(size), (kind, task_id)
+                self.filled = len(buffer) - start
+                self.big[: self.filled] = buffer[start:]
+                offset = len(buffer)
             break
-        kind = bytes(view[offset + 8 : offset + 9])
-        task_id = int.from_bytes(view[offset + 9 : offset + 17], "little")
-        frames.append((kind, task_id, bytes(view[offset + _worker.HEADER : end])))
-        offset = end
-    view.release()
-    del buffer[:offset]
-    return frames
+        del buffer[:offset]
+        return frames
 
 
 def _settle(future: TaskFuture, value: Any = None, error: BaseException | None = None) -> None:

@@ -180,13 +180,18 @@ def decode(kind: str, body: memoryview, buffers: Sequence[memoryview]) -> Any:
 
 def dumps(obj: Any, *, main_is_shared: bool) -> bytes:
     """``encode`` into one buffer, for streams (the executor's pipes): kind byte + body."""
+    return b"".join(dumps_parts(obj, main_is_shared=main_is_shared))
+
+
+def dumps_parts(obj: Any, *, main_is_shared: bool) -> list[Buffer]:
+    """``dumps`` as the pieces to write one after the other, big ones uncopied."""
     kind, chunks, buffers = encode(obj, main_is_shared=main_is_shared)
     if buffers:  # fold out-of-band buffers back in: a stream has no side channel
         kind, chunks = PICKLE, [_pickle_in_band(obj, main_is_shared)]
-    return kind.encode() + b"".join(chunks)
+    return [kind.encode(), *chunks]
 
 
-def loads(data: bytes | memoryview) -> Any:
+def loads(data: bytes | bytearray | memoryview) -> Any:
     """The object ``dumps`` serialised."""
     view = memoryview(data)
     return decode(chr(view[0]), view[1:], ())

@@ -20,11 +20,21 @@ if TYPE_CHECKING:
 
 TASK, QUIT, RESULT, ERROR, INIT_FAILED = b"T", b"Q", b"R", b"E", b"I"
 HEADER = 17
+_SMALL = 1 << 16
 NAME = "goforkpy.executor-worker"
 
 
 def frame(kind: bytes, task_id: int, body: bytes) -> bytes:
-    return len(body).to_bytes(8, "little") + kind + task_id.to_bytes(8, "little") + body
+    return b"".join(frame_parts(kind, task_id, [body]))
+
+
+def frame_parts(kind: bytes, task_id: int, parts: list[Any]) -> list[Any]:
+    """A frame as buffers to send in turn: small frames joined, big bodies uncopied."""
+    size = sum(memoryview(part).nbytes for part in parts)
+    head = size.to_bytes(8, "little") + kind + task_id.to_bytes(8, "little")
+    if size < _SMALL:
+        return [head + b"".join(parts)]
+    return [head, *parts]
 
 
 def read_frame(stream: Any) -> tuple[bytes, int, bytes] | None:
@@ -50,7 +60,8 @@ def serve(fd: int, initializer: bytes | None) -> None:
             if received is None or received[0] == QUIT:
                 return
             _, task_id, body = received
-            sock.sendall(_run(task_id, body))
+            for part in _run(task_id, body):
+                sock.sendall(part)
 
 
 def _initialize(sock: socket.socket, blob: bytes) -> bool:
@@ -63,20 +74,21 @@ def _initialize(sock: socket.socket, blob: bytes) -> bool:
     return True
 
 
-def _run(task_id: int, body: bytes) -> bytes:
-    """Run one batch of calls; the answer frame."""
+def _run(task_id: int, body: bytes) -> list[Any]:
+    """Run one batch of calls; the answer frame, in parts."""
     try:
         fn, calls = _wire.loads(body)
+        del body
         results = [fn(*args, **kwargs) for args, kwargs in calls]
     except BaseException as exc:
-        return frame(ERROR, task_id, _error_record(exc))
+        return [frame(ERROR, task_id, _error_record(exc))]
     try:
-        return frame(RESULT, task_id, _wire.dumps(results, main_is_shared=False))
+        return frame_parts(RESULT, task_id, _wire.dumps_parts(results, main_is_shared=False))
     except Exception as exc:
         from ._errors import PayloadError
 
         error = PayloadError(f"a result could not be sent back: {exc}")
-        return frame(ERROR, task_id, _error_record(error))
+        return [frame(ERROR, task_id, _error_record(error))]
 
 
 def _error_record(exc: BaseException) -> bytes:
