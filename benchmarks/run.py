@@ -359,7 +359,7 @@ def _scaling(make, cores):
 
     def run(workers):
         with make(workers) as ex:
-            ex.submit(_tiny, 0).result()
+            list(ex.map(time.sleep, [0.2] * workers))  # every worker up before timing
             return _timed(lambda: list(ex.map(_cpu_bound, jobs)))
 
     return _median([run(1) / run(cores) for _ in range(3)])
