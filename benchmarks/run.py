@@ -309,6 +309,10 @@ def _tiny(x):
     return x
 
 
+def _warm_up(seconds):
+    time.sleep(seconds)
+
+
 def _cpu_bound(n):
     total = 0
     for i in range(n):
@@ -359,7 +363,8 @@ def _scaling(make, cores):
 
     def run(workers):
         with make(workers) as ex:
-            list(ex.map(time.sleep, [0.2] * workers))  # every worker up before timing
+            # Every worker up, with this module imported, before timing.
+            list(ex.map(_warm_up, [0.2] * workers))
             return _timed(lambda: list(ex.map(_cpu_bound, jobs)))
 
     return _median([run(1) / run(cores) for _ in range(3)])
