@@ -17,7 +17,6 @@ from __future__ import annotations
 import _thread
 import os
 import sys
-import time
 
 from . import _env
 from ._errors import InitError, PayloadError, RegistryError
@@ -106,9 +105,12 @@ def _guard_parent() -> None:
 
 def _watch_parent(fd: int, parent: int | None) -> None:
     # Arming the parent-death signal loads ctypes; a child that is done within
-    # the settling time never pays for it. A parent dying meanwhile is caught
-    # by the pid check right after the arming.
-    time.sleep(_SETTLE)
+    # the settling time never pays for it. Meanwhile the lifeline is watched,
+    # and a parent that died just before the arming fails the pid check after.
+    import select
+
+    if select.select([fd], [], [], _SETTLE)[0]:
+        _orphaned()  # EOF already: nobody ever writes to the lifeline
     from ._platform import tie_to_parent
 
     if parent is not None and not tie_to_parent(parent):
@@ -122,15 +124,24 @@ def _watch_parent(fd: int, parent: int | None) -> None:
 
 
 def _orphaned() -> NoReturn:
-    """The parent is gone: take every descendant down, then ourselves."""
-    import signal
+    """The parent is gone: stop and kill every descendant, then ourselves.
 
+    This runs in a hurry, so it reads the process tree without psutil where
+    the OS makes that cheap (Linux), rather than waiting for psutil to load.
+    """
+    from ._platform import descendant_pids
+
+    kill = os.kill
     try:
-        from ._tree import kill_descendants
-
-        kill_descendants(os.getpid())
+        family = descendant_pids(os.getpid())
+        for sig in (19, 9):  # SIGSTOP, so none forks while we go; then SIGKILL
+            for pid in family:
+                try:
+                    kill(pid, sig)
+                except OSError:
+                    pass  # already gone
     finally:
-        os.kill(os.getpid(), signal.SIGKILL)
+        kill(os.getpid(), 9)  # SIGKILL
     raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
 
 

@@ -22,12 +22,13 @@ from ._errors import (
     RemoteTraceback,
     TimeoutExpired,
 )
+from ._handle import ExitWatch
 from ._stdio import Streams
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from typing import IO, Any, Callable
+    from typing import IO, Any
 
     import psutil
 
@@ -36,7 +37,7 @@ _NO_PUBLIC_CONSTRUCTOR = (
 )
 
 
-class Child:
+class Child(ExitWatch):
     """A running or finished child process started by ``fork``/``spawn``.
 
     ``returncode`` follows ``subprocess``: ``None`` while running, ``0`` for a
@@ -53,21 +54,7 @@ class Child:
     def __init__(self) -> None:
         raise TypeError(_NO_PUBLIC_CONSTRUCTOR)
 
-    @classmethod
-    def _start(
-        cls,
-        name: str,
-        popen: subprocess.Popen[bytes],
-        stem: str,
-        key: bytes,
-        grace: float,
-        timeout: float | None,
-    ) -> Child:
-        self = cls.__new__(cls)
-        self._setup(name, popen, stem, key, grace, timeout)
-        return self
-
-    def _setup(
+    def _setup(  # the constructor, for fork/spawn only: Child.__new__(Child)._setup(...)
         self,
         name: str,
         popen: subprocess.Popen[bytes],
@@ -79,11 +66,8 @@ class Child:
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._grace = stem, key, grace
-        self._returncode: int | None = None
-        self._done = threading.Event()
-        self._lock = threading.Lock()  # guards _exited_already, _on_exit, _outcome
+        self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
-        self._on_exit: list[Callable[[Child], None]] = []
         self._frame: _wire.Decoded | PayloadError | None = None
         self._payload_unread = False
         self._outcome: tuple[bool, Any] | None = None
@@ -96,19 +80,6 @@ class Child:
             self._deadline.start()
 
     # --- state ---------------------------------------------------------------
-
-    @property
-    def returncode(self) -> int | None:
-        """``None`` while running, then the exit status (``-N``: killed by signal N)."""
-        return self._returncode
-
-    def poll(self) -> int | None:
-        """The returncode, or ``None`` while the child runs."""
-        return self._returncode
-
-    def is_alive(self) -> bool:
-        """True until the child has exited and been reaped."""
-        return self._returncode is None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child to exit and return its returncode.
@@ -272,13 +243,6 @@ class Child:
         await self.wait_async()
         return self.result()
 
-    def _when_exited(self, callback: Callable[[Child], None]) -> None:
-        with self._lock:
-            if not self._done.is_set():
-                self._on_exit.append(callback)
-                return
-        callback(self)
-
     # --- called by the reaper, once ----------------------------------------------
 
     def _zombie(self) -> None:
@@ -302,12 +266,7 @@ class Child:
         from . import _lifeline
 
         _lifeline.untrack(self)
-        with self._lock:
-            self._returncode = returncode
-            self._done.set()
-            callbacks, self._on_exit = self._on_exit, []
-        for callback in callbacks:
-            callback(self)
+        self._record_exit(returncode)
 
     # --- turning what the child left into a value or an exception ------------------
 

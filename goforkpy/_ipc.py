@@ -16,7 +16,6 @@ process exits (or by the next sweep, if it was killed).
 
 from __future__ import annotations
 
-import errno
 import os
 import queue
 import socket
@@ -25,6 +24,7 @@ import time
 
 from . import _tmpdir
 from ._errors import IPCError, TimeoutExpired
+from ._platform import pid_exists
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def _connect(pid: int, deadline: float, timeout: float) -> _Connection:
         return known
     path, delay = socket_path(pid), 0.001
     while True:
-        if not _exists(pid):
+        if not pid_exists(pid):
             raise IPCError(f"cannot send to pid {pid}: no such process")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -184,14 +184,6 @@ def _forget(pid: int, connection: _Connection) -> None:
         if _connections.get(pid) is connection:
             del _connections[pid]
     connection.sock.close()
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True
 
 
 # --- receiving --------------------------------------------------------------------------

@@ -122,7 +122,8 @@ def launch(
     except BaseException:
         _unlink_quietly(stem + _boot.PAYLOAD_SUFFIX)
         raise
-    child = Child._start(name, popen, stem, key, grace, timeout)
+    child = Child.__new__(Child)
+    child._setup(name, popen, stem, key, grace, timeout)
     _lifeline.track(child)
     _reaper.watch(child.pid, child._exited, child._zombie)
     return child

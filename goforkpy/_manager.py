@@ -13,10 +13,11 @@ import signal
 import threading
 
 from ._errors import TimeoutExpired
+from ._handle import ExitWatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, TypeVar, Union
+    from typing import Any, Iterator, TypeVar, Union
 
     import psutil
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 _DEFAULT_GRACE = 5.0
 
 
-class Adopted:
+class Adopted(ExitWatch):
     """A process the Manager did not start, tracked by pid.
 
     ``returncode`` stays ``None`` after it exits unless it was a child of this
@@ -39,23 +40,10 @@ class Adopted:
         self.pid = process.pid
         self.name = process.name()
         self._process = process
-        self._returncode: int | None = None
-        self._done = threading.Event()
-        self._on_exit: list[Callable[[Adopted], None]] = []
-        self._lock = threading.Lock()
+        self._watch_exit()
         threading.Thread(
             target=self._watch, name=f"goforkpy-adopted-{self.pid}", daemon=True
         ).start()
-
-    @property
-    def returncode(self) -> int | None:
-        return self._returncode
-
-    def poll(self) -> int | None:
-        return self._returncode
-
-    def is_alive(self) -> bool:
-        return not self._done.is_set()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for it to exit; its returncode, or ``None`` where the OS will not tell."""
@@ -89,21 +77,8 @@ class Adopted:
     def _tree_root(self) -> psutil.Process | None:
         return self._process if self.is_alive() else None
 
-    def _when_exited(self, callback: Callable[[Adopted], None]) -> None:
-        with self._lock:
-            if not self._done.is_set():
-                self._on_exit.append(callback)
-                return
-        callback(self)
-
     def _watch(self) -> None:
-        code = _wait_without_reaping(self._process)
-        with self._lock:
-            self._returncode = code
-            self._done.set()
-            callbacks, self._on_exit = self._on_exit, []
-        for callback in callbacks:
-            callback(self)
+        self._record_exit(_wait_without_reaping(self._process))
 
 
 class Manager:

@@ -8,13 +8,13 @@ first use in a process sweeps away files whose parent is dead.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import threading
 
 from . import _env, _platform
 from ._errors import PayloadError
+from ._platform import pid_exists
 
 _lock = threading.Lock()
 _dir: str | None = None
@@ -78,16 +78,8 @@ def _sweep(directory: str) -> None:
     """Remove files left by parents that died before they could."""
     for entry in os.listdir(directory):
         owner, dash, _ = entry.partition("-")
-        if dash and owner.isdigit() and not _alive(int(owner)):
+        if dash and owner.isdigit() and not pid_exists(int(owner)):
             try:
                 os.unlink(os.path.join(directory, entry))
             except FileNotFoundError:
                 pass  # another process swept it first
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True

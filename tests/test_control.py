@@ -345,8 +345,12 @@ def test_parent_sigkilled_leaves_no_survivor(run_script, tmp_path: Path) -> None
 
 
 SIGNAL_SCRIPT = """
-import sys
+import signal, sys
 import goforkpy as fork
+
+USER_HANDLER = sys.argv[2:] == ["--user-handler"]
+if USER_HANDLER and not fork.is_child():
+    print("before any fork:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
 
 @fork.register
 def child(path):
@@ -358,10 +362,31 @@ def child(path):
     print("ready", flush=True)
     threading.Event().wait()
 
+def mine(signum, frame):
+    print("user handler ran", flush=True)
+    sys.exit(7)
+
 if __name__ == "__main__":
     fork.init()
+    if USER_HANDLER:
+        signal.signal(signal.SIGTERM, mine)
     fork.fork("child", sys.argv[1]).wait()
 """
+
+
+def _start_parent(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Path]:
+    """Run SIGNAL_SCRIPT as a real parent: (its process, the note its child writes)."""
+    script, note = tmp_path / "signals.py", tmp_path / "note"
+    script.write_text(SIGNAL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(note), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    return parent, note
 
 
 @pytest.mark.parametrize(
@@ -370,20 +395,25 @@ if __name__ == "__main__":
     ids=["SIGINT", "SIGTERM"],
 )
 def test_parent_signal_ends_children_gracefully(tmp_path: Path, sig: int, exit_code: int) -> None:
-    script, note = tmp_path / "signals.py", tmp_path / "note"
-    script.write_text(SIGNAL_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
-    parent = subprocess.Popen(
-        [sys.executable, str(script), str(note)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
+    parent, note = _start_parent(tmp_path)
     assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
     parent.send_signal(sig)
     _, err = parent.communicate(timeout=DEADLOCK_NET)
     assert parent.returncode == exit_code, err
+    assert note.read_text() == "graceful"
+
+
+def test_user_signal_handlers_are_chained_not_replaced(tmp_path: Path) -> None:
+    """goforkpy installs nothing on import, keeps the user's SIGTERM handler,
+    and still ends the children gracefully when the parent exits."""
+    parent, note = _start_parent(tmp_path, "--user-handler")
+    assert parent.stdout is not None
+    assert parent.stdout.readline() == "before any fork: True\n"
+    assert parent.stdout.readline() == "ready\n"
+    parent.send_signal(signal.SIGTERM)
+    out, err = parent.communicate(timeout=DEADLOCK_NET)
+    assert out == "user handler ran\n", err
+    assert parent.returncode == 7
     assert note.read_text() == "graceful"
 
 
@@ -412,50 +442,3 @@ def test_many_forks_leave_no_zombie_and_no_fd() -> None:
         or _wait_gone([c.pid for c in psutil.Process().children()], DEADLOCK_NET) == []
     )
     assert len(os.listdir("/proc/self/fd")) == fds_before
-
-
-HANDLER_SCRIPT = """
-import signal, sys
-import goforkpy as fork
-
-if not fork.is_child():
-    print("before any fork:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
-
-@fork.register
-def child(path):
-    import os, signal, threading
-    def on_term(signum, frame):
-        open(path, "w").write("graceful")
-        os._exit(0)
-    signal.signal(signal.SIGTERM, on_term)
-    print("ready", flush=True)
-    threading.Event().wait()
-
-def mine(signum, frame):
-    print("user handler ran", flush=True)
-    sys.exit(7)
-
-if __name__ == "__main__":
-    fork.init()
-    signal.signal(signal.SIGTERM, mine)
-    fork.fork("child", sys.argv[1]).wait()
-"""
-
-
-def test_user_signal_handlers_are_chained_not_replaced(tmp_path: Path) -> None:
-    """goforkpy installs nothing on import, keeps the user's SIGTERM handler,
-    and still ends the children gracefully when the parent exits."""
-    script, note = tmp_path / "handler.py", tmp_path / "note"
-    script.write_text(HANDLER_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
-    parent = subprocess.Popen(
-        [sys.executable, str(script), str(note)], stdout=subprocess.PIPE, env=env, text=True
-    )
-    assert parent.stdout is not None
-    assert parent.stdout.readline() == "before any fork: True\n"
-    assert parent.stdout.readline() == "ready\n"
-    parent.send_signal(signal.SIGTERM)
-    out, _ = parent.communicate(timeout=DEADLOCK_NET)
-    assert out == "user handler ran\n"
-    assert parent.returncode == 7
-    assert note.read_text() == "graceful"

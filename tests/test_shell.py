@@ -64,14 +64,26 @@ def test_shell_run_streams_through_python_streams(monkeypatch: pytest.MonkeyPatc
     assert (out.getvalue(), err.getvalue()) == ("one\n", "two\n")
 
 
-@pytest.mark.parametrize("helper", [fork.shell, fork.shell_exec, fork.shell_run])
-def test_timeout_leaves_no_grandchild_alive(helper) -> None:  # type: ignore[no-untyped-def]
-    before = {p.pid for p in psutil.process_iter() if p.name() == "sleep"}
+def _sleeps(duration: str) -> list[psutil.Process]:
+    """Live ``sleep <duration>`` processes (a duration no other test uses)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        alive = process.info["status"] != psutil.STATUS_ZOMBIE
+        if process.info["cmdline"] == ["sleep", duration] and alive:
+            found.append(process)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("helper", "duration"),
+    [(fork.shell, "301.1"), (fork.shell_exec, "301.2"), (fork.shell_run, "301.3")],
+    ids=["shell", "shell_exec", "shell_run"],
+)
+def test_timeout_leaves_no_grandchild_alive(helper, duration: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(fork.TimeoutExpired) as caught:
-        helper("sleep 300 & sleep 300; wait", timeout=0.5, grace=0.5)
+        helper(f"sleep {duration} & sleep {duration}; wait", timeout=0.5, grace=0.5)
     assert isinstance(caught.value, TimeoutError) and caught.value.timeout == 0.5
-    left = [p for p in psutil.process_iter() if p.name() == "sleep" and p.pid not in before]
-    assert [p for p in left if p.status() != psutil.STATUS_ZOMBIE] == []
+    assert _sleeps(duration) == []
 
 
 def test_cmd_must_be_a_string() -> None:

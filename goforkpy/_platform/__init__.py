@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import sys
 
+from ._posix import pid_exists as pid_exists
+
 if sys.platform.startswith("linux"):
+    from ._linux import descendant_pids as descendant_pids
     from ._linux import group_and_tie_preexec as group_and_tie_preexec
     from ._linux import peer_uid as peer_uid
     from ._linux import ram_tmpdir as ram_tmpdir
@@ -23,6 +26,7 @@ else:
             "goforkpy needs a POSIX system (Linux, macOS, BSD): it relies on "
             "process groups and fork/exec semantics that Windows lacks"
         )
+    from ._posix import descendant_pids as descendant_pids
     from ._posix import group_and_tie_preexec as group_and_tie_preexec
     from ._posix import peer_uid as peer_uid
     from ._posix import ram_tmpdir as ram_tmpdir

@@ -92,3 +92,29 @@ def peer_uid(sock: socket.socket) -> int | None:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return int(uid)
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every descendant of ``pid``, from one pass over /proc/*/stat.
+
+    No psutil here: this runs when a parent has died, and must be quick.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        young = children.get(queue.pop(), [])
+        found.extend(young)
+        queue.extend(young)
+    return found

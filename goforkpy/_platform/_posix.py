@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 TYPE_CHECKING = False
@@ -53,3 +54,22 @@ def peer_uid(sock: socket.socket) -> int | None:
     # struct xucred: u_int cr_version; uid_t cr_uid; ...
     creds = sock.getsockopt(0, option, struct.calcsize("2I"))
     return int(struct.unpack("2I", creds[: struct.calcsize("2I")])[1])
+
+
+def pid_exists(pid: int) -> bool:
+    """True while a process ``pid`` exists (ours to signal or not)."""
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (psutil: portable POSIX has no cheaper way)."""
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []

@@ -1,0 +1,50 @@
+"""What every process handle shares: an exit status, set once, and exit callbacks."""
+
+from __future__ import annotations
+
+import threading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+
+class ExitWatch:
+    """Mixin for ``Child`` and ``Adopted``: state that changes once, when the process ends."""
+
+    _returncode: int | None
+
+    def _watch_exit(self) -> None:
+        self._returncode = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._on_exit: list[Callable[[Any], None]] = []
+
+    @property
+    def returncode(self) -> int | None:
+        """``None`` while running, then the exit status (``-N``: killed by signal N)."""
+        return self._returncode
+
+    def poll(self) -> int | None:
+        """The returncode, or ``None`` while the process runs."""
+        return self._returncode
+
+    def is_alive(self) -> bool:
+        """True until the process has exited (and, for our children, been reaped)."""
+        return not self._done.is_set()
+
+    def _when_exited(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(self)`` once the process has exited (at once if it has)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._on_exit.append(callback)
+                return
+        callback(self)
+
+    def _record_exit(self, returncode: int | None) -> None:
+        with self._lock:
+            self._returncode = returncode
+            self._done.set()
+            callbacks, self._on_exit = self._on_exit, []
+        for callback in callbacks:
+            callback(self)
