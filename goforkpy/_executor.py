@@ -13,7 +13,8 @@ import time
 import weakref
 
 from . import _registry
-from ._pool import Pool, TaskFuture
+from ._futures import TaskFuture
+from ._pool import Pool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

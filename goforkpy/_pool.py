@@ -19,10 +19,10 @@ import selectors
 import socket
 import threading
 import time
-from concurrent.futures import _base
 
-from . import _wire, _worker
+from . import _protocol, _wire, _worker
 from ._errors import ChildCrashed, TimeoutExpired
+from ._futures import TaskFuture, broken_error, settle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,29 +33,6 @@ if TYPE_CHECKING:
 _FAST = 0.001  # tasks quicker than this get a deep queue per worker
 _AHEAD_FAST, _AHEAD_SLOW = 32, 2
 _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
-
-
-class TaskFuture(cf.Future["Any"]):
-    """A Future whose ``cancel()`` also stops the task while it runs."""
-
-    def __init__(self, size: int, single: bool) -> None:
-        super().__init__()
-        self.size, self.single = size, single
-        self.kill: Callable[[TaskFuture], None] | None = None  # set while running
-
-    def cancel(self) -> bool:
-        if super().cancel():
-            return True
-        with self._condition:
-            if self._state != _base.RUNNING or self.kill is None:
-                return False
-            self._state = _base.CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self.kill(self)
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        return True
 
 
 class _Task:
@@ -71,7 +48,7 @@ class _Worker:
         self.child, self.sock = child, sock
         self.inflight: collections.deque[_Task] = collections.deque()
         self.outgoing: collections.deque[memoryview] = collections.deque()
-        self.reader = _FrameReader()
+        self.reader = _protocol.FrameReader()
         self.assigned = 0
         self.retiring = self.dead = False
         self.last_result = 0.0
@@ -121,7 +98,7 @@ class Pool:
         name = getattr(fn, "__qualname__", repr(fn))
         with self._lock:
             if self._broken is not None:
-                raise _broken_error(self._broken)
+                raise broken_error(self._broken)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._pending.append(_Task(next(self._ids), future, body, name))
@@ -269,10 +246,10 @@ class Pool:
     def _send(self, worker: _Worker, task: _Task) -> None:
         worker.inflight.append(task)
         worker.assigned += 1
-        parts = _worker.frame_parts(_worker.TASK, task.id, task.body)
+        parts = _protocol.frame_parts(_protocol.TASK, task.id, task.body)
         if self._max_tasks is not None and worker.assigned >= self._max_tasks:
             worker.retiring = True  # it finishes what it has, then leaves
-            parts.append(_worker.frame(_worker.QUIT, 0, b""))
+            parts.append(_protocol.frame(_protocol.QUIT, 0, b""))
         if len(worker.inflight) == 1:
             self._begin(worker, task)
         worker.outgoing.extend(memoryview(part).cast("B") for part in parts)
@@ -309,7 +286,7 @@ class Pool:
             self._bury(worker, None)
 
     def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytearray) -> None:
-        if kind == _worker.INIT_FAILED:
+        if kind == _protocol.INIT_FAILED:
             error = _rebuild(*_wire.loads(body), name="the initializer")
             self._break(error)
             return
@@ -321,11 +298,11 @@ class Pool:
             self._begin(worker, worker.inflight[0])
         if task.future.cancelled():
             return
-        if kind == _worker.RESULT:
+        if kind == _protocol.RESULT:
             results = _wire.loads(body)
-            _settle(task.future, value=results[0] if task.future.single else results)
+            settle(task.future, value=results[0] if task.future.single else results)
         else:
-            _settle(task.future, error=_rebuild(*_wire.loads(body), name=task.fn_name))
+            settle(task.future, error=_rebuild(*_wire.loads(body), name=task.fn_name))
 
     # --- endings ------------------------------------------------------------------------
 
@@ -345,7 +322,7 @@ class Pool:
         if worker.inflight:
             head = worker.inflight.popleft()
             if not head.future.cancelled():
-                _settle(head.future, error=reason or _crash(worker.child, code, head))
+                settle(head.future, error=reason or _crash(worker.child, code, head))
             with self._lock:
                 self._pending.extendleft(reversed(worker.inflight))
             worker.inflight.clear()
@@ -400,11 +377,11 @@ class Pool:
         for task in stranded:
             future = task.future
             if future.running() or future.set_running_or_notify_cancel():
-                _settle(future, error=_broken_error(error))
+                settle(future, error=broken_error(error))
 
     def _stop_workers(self) -> None:
         for worker in self._workers:
-            worker.outgoing.append(memoryview(_worker.frame(_worker.QUIT, 0, b"")))
+            worker.outgoing.append(memoryview(_protocol.frame(_protocol.QUIT, 0, b"")))
             worker.sock.setblocking(True)
             try:
                 for data in worker.outgoing:
@@ -419,72 +396,6 @@ class Pool:
                 worker.child.kill()  # shutdown never hangs on a stuck worker
             worker.sock.close()
         self._workers.clear()
-
-
-class _FrameReader:
-    """Frames from a worker's socket; a big body is received straight into its own buffer."""
-
-    _BIG = 1 << 20
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.big: bytearray | None = None
-        self.big_head = (b"", 0)
-        self.filled = 0
-
-    def read(self, sock: socket.socket) -> tuple[list[tuple[bytes, int, bytearray]], bool]:
-        """(complete frames, whether the other end is gone); reads what is there."""
-        frames: list[tuple[bytes, int, bytearray]] = []
-        try:
-            while True:
-                if self.big is not None:
-                    got = sock.recv_into(memoryview(self.big)[self.filled :])
-                    if not got:
-                        return frames, True
-                    self.filled += got
-                    if self.filled == len(self.big):
-                        frames.append((*self.big_head, self.big))
-                        self.big = None
-                    continue
-                data = sock.recv(self._BIG)
-                if not data:
-                    return frames, True
-                self.buffer += data
-                frames.extend(self._cut())
-        except BlockingIOError:
-            return frames, False
-        except OSError:
-            return frames, True
-
-    def _cut(self) -> list[tuple[bytes, int, bytearray]]:
-        frames, offset, buffer = [], 0, self.buffer
-        while len(buffer) - offset >= _worker.HEADER:
-            size = int.from_bytes(buffer[offset : offset + 8], "little")
-            kind = bytes(buffer[offset + 8 : offset + 9])
-            task_id = int.from_bytes(buffer[offset + 9 : offset + 17], "little")
-            start, end = offset + _worker.HEADER, offset + _worker.HEADER + size
-            if end <= len(buffer):
-                frames.append((kind, task_id, buffer[start:end]))
-                offset = end
-                continue
-            if size >= self._BIG:  # the rest goes straight into a buffer of its own
-                self.big, self.big_head = bytearray(size), (kind, task_id)
-                self.filled = len(buffer) - start
-                self.big[: self.filled] = buffer[start:]
-                offset = len(buffer)
-            break
-        del buffer[:offset]
-        return frames
-
-
-def _settle(future: TaskFuture, value: Any = None, error: BaseException | None = None) -> None:
-    try:
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-    except cf.InvalidStateError:
-        pass  # cancelled meanwhile
 
 
 def _rebuild(pickled: bytes | None, typename: str, message: str, tb: str, *, name: str) -> Any:
@@ -504,15 +415,6 @@ def _crash(child: Child, code: int, task: _Task) -> ChildCrashed:
         signal=signal_name(-code) if code < 0 else None,
         name=task.fn_name,
     )
-
-
-def _broken_error(cause: BaseException) -> cf.BrokenExecutor:
-    error = cf.BrokenExecutor(
-        f"the executor is broken and takes no more work: {cause}; "
-        "fix the initializer (its error is the __cause__) and make a new Executor"
-    )
-    error.__cause__ = cause
-    return error
 
 
 def _drain(fd: int) -> None:

@@ -1,10 +1,7 @@
 """The executor's worker: a goforkpy child that runs tasks until told to stop.
 
-It talks to its executor over one end of a socketpair (never stdin/stdout,
-which stay the user's). Every frame is ``length (8) | kind (1) | task id (8) |
-body``: the executor sends tasks (``T``: a function and a batch of calls) and
-``Q`` to quit; the worker answers ``R`` (the batch's results), ``E`` (a task
-raised: an error record) or, once, ``I`` (its initializer raised).
+It talks to its pool over one end of a socketpair (never stdin/stdout, which
+stay the user's), in the frames of ``_protocol``.
 """
 
 from __future__ import annotations
@@ -12,41 +9,12 @@ from __future__ import annotations
 import socket
 
 from . import _wire
+from ._protocol import ERROR, INIT_FAILED, QUIT, RESULT, frame, frame_parts, read_frame
 from ._registry import register_func
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-TASK, QUIT, RESULT, ERROR, INIT_FAILED = b"T", b"Q", b"R", b"E", b"I"
-HEADER = 17
-_SMALL = 1 << 16
-NAME = "goforkpy.executor-worker"
-
-
-def frame(kind: bytes, task_id: int, body: bytes) -> bytes:
-    return b"".join(frame_parts(kind, task_id, [body]))
-
-
-def frame_parts(kind: bytes, task_id: int, parts: list[Any]) -> list[Any]:
-    """A frame as buffers to send in turn: small frames joined, big bodies uncopied."""
-    size = sum(memoryview(part).nbytes for part in parts)
-    head = size.to_bytes(8, "little") + kind + task_id.to_bytes(8, "little")
-    if size < _SMALL:
-        return [head + b"".join(parts)]
-    return [head, *parts]
-
-
-def read_frame(stream: Any) -> tuple[bytes, int, bytes] | None:
-    """(kind, task id, body), or ``None`` once the other end is gone."""
-    head = stream.read(HEADER)
-    if len(head) < HEADER:
-        return None
-    size = int.from_bytes(head[:8], "little")
-    body = stream.read(size)
-    if len(body) < size:
-        return None
-    return head[8:9], int.from_bytes(head[9:], "little"), body
 
 
 def serve(fd: int, initializer: bytes | None) -> None:
@@ -97,4 +65,5 @@ def _error_record(exc: BaseException) -> bytes:
     return _wire.dumps(failure_record(exc)[1:], main_is_shared=False)
 
 
+NAME = "goforkpy.executor-worker"
 register_func(NAME, serve)

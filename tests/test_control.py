@@ -236,6 +236,19 @@ def test_file_size_limit(tmp_path: Path) -> None:
     assert fork.spawn("write_file", (str(target), 1000), limits=limits).result() == 1000
 
 
+def test_every_limit_is_applied_in_the_child() -> None:
+    """Including processes (RLIMIT_NPROC), which root is exempt from tripping."""
+    limits = fork.Limits(memory="1G", cpu_seconds=30, open_files=200, processes=500, file_size="5M")
+    applied = fork.spawn("rlimits", limits=limits).result(timeout=DEADLOCK_NET)
+    assert applied == {
+        "RLIMIT_AS": (1 << 30, 1 << 30),
+        "RLIMIT_CPU": (30, 31),
+        "RLIMIT_NOFILE": (200, 200),
+        "RLIMIT_NPROC": (500, 500),
+        "RLIMIT_FSIZE": (5 << 20, 5 << 20),
+    }
+
+
 def test_limits_within_bounds_let_the_function_run() -> None:
     limits = fork.Limits(memory="1G", cpu_seconds=60, open_files=256, file_size=10 << 20)
     assert fork.spawn("allocate", (10 << 20,), limits=limits).result() == 10 << 20

@@ -336,3 +336,11 @@ def note_then_sleep(path: str, seconds: float) -> float:
         f.write(str(os.getpid()))
     threading.Event().wait(seconds)
     return seconds
+
+
+@fork.register
+def rlimits() -> dict[str, tuple[int, int]]:
+    import resource
+
+    names = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_FSIZE")
+    return {name: resource.getrlimit(getattr(resource, name)) for name in names}

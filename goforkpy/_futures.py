@@ -1,0 +1,52 @@
+"""The executor's futures: cancellable while running, settled once."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from concurrent.futures import _base
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+
+class TaskFuture(cf.Future["Any"]):
+    """A Future whose ``cancel()`` also stops the task while it runs."""
+
+    def __init__(self, size: int, single: bool) -> None:
+        super().__init__()
+        self.size, self.single = size, single
+        self.kill: Callable[[TaskFuture], None] | None = None  # set while running
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        with self._condition:
+            if self._state != _base.RUNNING or self.kill is None:
+                return False
+            self._state = _base.CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self.kill(self)
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+
+def settle(future: TaskFuture, value: Any = None, error: BaseException | None = None) -> None:
+    try:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+    except cf.InvalidStateError:
+        pass  # cancelled meanwhile
+
+
+def broken_error(cause: BaseException) -> cf.BrokenExecutor:
+    error = cf.BrokenExecutor(
+        f"the executor is broken and takes no more work: {cause}; "
+        "fix the initializer (its error is the __cause__) and make a new Executor"
+    )
+    error.__cause__ = cause
+    return error
