@@ -13,6 +13,7 @@ import time
 import weakref
 
 from . import _registry
+from ._errors import TimeoutExpired
 from ._futures import TaskFuture
 from ._pool import Pool
 
@@ -140,12 +141,15 @@ def _check_positive(name: str, value: Any, kind: Any) -> None:
         raise ValueError(f"{name} must be greater than 0, not {value!r}")
 
 
+class _MapTimeout(TimeoutExpired, cf.TimeoutError):  # type: ignore[misc,unused-ignore]
+    """What ``map`` raises on timeout: also ``concurrent.futures.TimeoutError``,
+    which before Python 3.11 is not the built-in ``TimeoutError``."""
+
+
 def _results_in_order(
     futures: list[TaskFuture], deadline: float | None, timeout: float | None
 ) -> Iterator[Any]:
     """Yield each chunk's results in order; cancel what is left if we stop early."""
-    from ._errors import TimeoutExpired
-
     try:
         futures.reverse()  # pop from the end: the oldest first
         while futures:
@@ -155,7 +159,7 @@ def _results_in_order(
                 chunk = future.result(left)
             except cf.TimeoutError:
                 future.cancel()  # a running chunk is killed, as with every other left over
-                raise TimeoutExpired(
+                raise _MapTimeout(
                     f"map() results not ready within {timeout} s", timeout=timeout
                 ) from None
             yield from chunk
