@@ -162,7 +162,10 @@ def _results_in_order(
                 raise _MapTimeout(
                     f"map() results not ready within {timeout} s", timeout=timeout
                 ) from None
-            yield from chunk
+            del future  # it holds the chunk: hand results over without keeping them alive
+            chunk.reverse()
+            while chunk:
+                yield chunk.pop()
     finally:
         for future in futures:
             future.cancel()

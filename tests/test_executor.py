@@ -310,3 +310,33 @@ def test_arbitrary_values_round_trip_through_map(
     executor: fork.Executor, items: list[object], chunksize: int
 ) -> None:
     assert list(executor.map(workers.identity_value, items, chunksize=chunksize)) == items
+
+
+def test_submit_passes_any_keyword_through(executor: fork.Executor) -> None:
+    future = executor.submit(workers.capture, 1, self=2, fn=3)
+    assert future.result(DEADLOCK_NET) == ((1,), {"self": 2, "fn": 3})
+    with pytest.raises(TypeError):
+        executor.submit(fn=workers.capture, arg=1)  # type: ignore[call-arg]
+
+
+def test_map_keeps_no_reference_to_results(executor: fork.Executor) -> None:
+    import gc
+    import weakref
+
+    for obj in executor.map(workers.make_dummy, range(10), chunksize=3):
+        ref = weakref.ref(obj)
+        del obj
+        gc.collect()
+        assert ref() is None
+
+
+def test_executor_keeps_no_reference_to_submitted_objects(executor: fork.Executor) -> None:
+    import gc
+    import weakref
+
+    obj = workers.Dummy()
+    ref = weakref.ref(obj)
+    executor.submit(obj.method).result(DEADLOCK_NET)
+    del obj
+    gc.collect()
+    assert ref() is None

@@ -344,3 +344,16 @@ def rlimits() -> dict[str, tuple[int, int]]:
 
     names = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_FSIZE")
     return {name: resource.getrlimit(getattr(resource, name)) for name in names}
+
+
+def capture(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return args, kwargs
+
+
+class Dummy:
+    def method(self) -> None:
+        pass
+
+
+def make_dummy(_: object) -> Dummy:
+    return Dummy()
