@@ -19,6 +19,7 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 
 from . import _protocol, _wire, _worker
 from ._errors import ChildCrashed, TimeoutExpired
@@ -33,6 +34,20 @@ if TYPE_CHECKING:
 _FAST = 0.001  # tasks quicker than this get a deep queue per worker
 _AHEAD_FAST, _AHEAD_SLOW = 32, 2
 _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
+
+
+_running: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def _finish_at_exit() -> None:
+    """At interpreter exit, finish the work already submitted, as ProcessPoolExecutor does."""
+    for pool in list(_running):
+        pool.shutdown(wait=True, cancel_futures=False)
+
+
+# The stdlib's own hook for this (concurrent.futures uses it): it runs before
+# atexit handlers, so before goforkpy's own exit handling ends the workers.
+threading._register_atexit(_finish_at_exit)  # type: ignore[attr-defined]
 
 
 class _Task:
@@ -107,6 +122,7 @@ class Pool:
                     target=self._run, name="goforkpy-executor", daemon=True
                 )
                 self._thread.start()
+                _running.add(self)
         self._wake()
         return future
 

@@ -340,3 +340,26 @@ def test_executor_keeps_no_reference_to_submitted_objects(executor: fork.Executo
     del obj
     gc.collect()
     assert ref() is None
+
+
+EXIT_SCRIPT = """
+import sys
+import goforkpy as fork
+
+def slow_write(path):
+    import time
+    time.sleep(0.3)
+    open(path, "w").write("done")
+
+executor = fork.Executor(max_workers=1)
+executor.submit(slow_write, sys.argv[1])
+print("submitted", flush=True)
+"""
+
+
+def test_work_submitted_before_exit_still_runs(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """As with ProcessPoolExecutor, the interpreter finishes submitted work before it exits."""
+    note = tmp_path / "note"
+    completed = run_script(EXIT_SCRIPT, args=[str(note)])
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "submitted\n" and note.read_text() == "done"
