@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
 _state = WAITING if _env.MARKED.is_child else PARENT
 
+PAYLOAD_SUFFIX = ".in"
 RESULT_SUFFIX = ".out"
 _SETTLE = 0.05  # seconds a child runs before it arms the parent-death signal
-PAYLOAD_SUFFIX = ".in"
 
 
 def is_child() -> bool:
@@ -129,19 +129,20 @@ def _orphaned() -> NoReturn:
     This runs in a hurry, so it reads the process tree without psutil where
     the OS makes that cheap (Linux), rather than waiting for psutil to load.
     """
+    import signal
+
     from ._platform import descendant_pids
 
-    kill = os.kill
     try:
         family = descendant_pids(os.getpid())
-        for sig in (19, 9):  # SIGSTOP, so none forks while we go; then SIGKILL
-            for pid in family:
+        for sig in (signal.SIGSTOP, signal.SIGKILL):  # stopped, none can fork meanwhile
+            for member in family:
                 try:
-                    kill(pid, sig)
+                    os.kill(member, sig)
                 except OSError:
                     pass  # already gone
     finally:
-        kill(os.getpid(), 9)  # SIGKILL
+        os.kill(os.getpid(), signal.SIGKILL)
     raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
 
 
@@ -247,14 +248,8 @@ def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoRetu
         try:
             kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
         except PayloadError as exc:  # the return value would not pickle
-            code, record = (
-                1,
-                failure_record(
-                    PayloadError(
-                        f"the result of the child's function could not be sent back: {exc}"
-                    )
-                ),
-            )
+            problem = f"the result of the child's function could not be sent back: {exc}"
+            code, record = 1, failure_record(PayloadError(problem))
             kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
         _wire.write_file(path, key, (record[0], kind), body, buffers)
     except BaseException as exc:

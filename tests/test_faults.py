@@ -87,6 +87,13 @@ FAULTS: list[tuple[str, Callable[[], fork.Child], type[BaseException], dict[str,
         "TwoArgError: x/y",
     ),
     (
+        "argument-unpicklable-in-child",
+        lambda: fork.fork("echo", workers.UnpicklableInChild()),
+        fork.PayloadError,
+        {},
+        "refuses to unpickle in a child",
+    ),
+    (
         "too-deep",
         lambda: fork.fork("recurse", 5),
         fork.InitError,

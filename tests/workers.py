@@ -357,3 +357,15 @@ class Dummy:
 
 def make_dummy(_: object) -> Dummy:
     return Dummy()
+
+
+def _explode_in_child() -> None:
+    if fork.is_child():
+        raise ValueError("this object refuses to unpickle in a child")
+
+
+class UnpicklableInChild:
+    """Pickles in the parent; unpickling it in the child raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_explode_in_child, ())
