@@ -56,6 +56,7 @@ class Adopted(ExitWatch):
         return self._returncode
 
     def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the process (psutil makes sure its pid was not reused)."""
         import psutil
 
         try:
@@ -68,6 +69,7 @@ class Adopted(ExitWatch):
         _end([self], signal.SIGTERM, grace)
 
     def kill(self) -> None:
+        """SIGKILL its whole tree at once; wait for it."""
         _end([self], signal.SIGKILL, 0.0)
 
     def __repr__(self) -> str:
