@@ -345,7 +345,9 @@ class Pool:
 
     def _read_what_is_left(self, worker: _Worker) -> None:
         """Results a worker sent just before dying still count."""
-        worker.sock.setblocking(True)  # it is gone: reading stops at EOF
+        # It is gone, so EOF comes at once, unless something it started holds
+        # its end of the socket: then give up after a moment.
+        worker.sock.settimeout(1.0)
         frames, _ = worker.reader.read(worker.sock)
         for kind, task_id, body in frames:
             self._answer(worker, kind, task_id, body)
@@ -398,7 +400,7 @@ class Pool:
     def _stop_workers(self) -> None:
         for worker in self._workers:
             worker.outgoing.append(memoryview(_protocol.frame(_protocol.QUIT, 0, b"")))
-            worker.sock.setblocking(True)
+            worker.sock.settimeout(_STOP_WAIT)  # a stuck worker may not read
             try:
                 for data in worker.outgoing:
                     worker.sock.sendall(data)

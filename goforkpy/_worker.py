@@ -6,6 +6,7 @@ stay the user's), in the frames of ``_protocol``.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from . import _wire
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 def serve(fd: int, initializer: bytes | None) -> None:
     """The worker loop: run each task batch in turn, answer, until told to quit."""
+    os.set_inheritable(fd, False)  # what tasks start must not hold our end open
     sock = socket.socket(fileno=fd)
     with sock, sock.makefile("rb", buffering=1 << 16) as stream:
         if initializer is not None and not _initialize(sock, initializer):
