@@ -15,6 +15,7 @@ import threading
 from . import _env, _platform
 from ._errors import PayloadError
 from ._platform import pid_exists
+from ._wire import is_private
 
 _lock = threading.Lock()
 _dir: str | None = None
@@ -64,8 +65,7 @@ def _make_private(path: str) -> str:
             f"cannot create the payload directory {path!r}: {exc.strerror}; "
             f"set {_env.TMPDIR} to a writable directory"
         ) from exc
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+    if not is_private(os.lstat(path), stat.S_ISDIR):
         raise PayloadError(
             f"the payload directory {path!r} is not private (it must be a directory "
             f"owned by uid {os.geteuid()} with mode 0700); remove it, or set "

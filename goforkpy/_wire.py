@@ -360,9 +360,14 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
     return _unframe(data, key, path)
 
 
+def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:
+    """True for a file of the right kind that only this user can reach."""
+    return is_kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
 def _read_private(fd: int, path: str) -> memoryview:
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+    if not is_private(st, stat.S_ISREG):
         raise PayloadError(
             f"refusing payload file {path!r}: it must be a regular file owned by "
             f"uid {os.geteuid()} with mode 0600 (found uid {st.st_uid}, "
