@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 
     from ._child import Child
 
-_FAST = 0.001  # tasks quicker than this get a deep queue per worker
-_AHEAD_FAST, _AHEAD_SLOW = 32, 2
+# How many tasks a worker holds (running + queued), by how long its tasks take:
+# tiny ones need a deep queue so the worker never waits for a round trip;
+# long ones are sent one at a time, so no task waits behind another while a
+# different worker is idle (the round trip is then a negligible share).
+_AHEAD = ((0.001, 32), (0.01, 2))
+_AHEAD_LONG = 1
 _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
 
 
@@ -70,7 +74,10 @@ class _Worker:
         self.pace = 1.0  # moving average of seconds per task
 
     def ahead(self) -> int:
-        return _AHEAD_FAST if self.pace < _FAST else _AHEAD_SLOW
+        for quicker_than, depth in _AHEAD:
+            if self.pace < quicker_than:
+                return depth
+        return _AHEAD_LONG
 
 
 class Pool:
