@@ -1,6 +1,6 @@
 """Children never outlive their parent.
 
-Three mechanisms, so that no single failure leaves an orphan:
+Four mechanisms, so that no single failure leaves an orphan:
 
 - The lifeline: one pipe per parent process. Children inherit its read end
   and watch it; the parent alone holds the write end, so when the parent
@@ -10,6 +10,9 @@ Three mechanisms, so that no single failure leaves an orphan:
   works even in a child stuck in C code. The kernel fires it when the *thread*
   that started the child exits, so children are started either from the main
   thread or from one long-lived launcher thread, never from a short-lived one.
+- The guardian (``_guardian``), a watchdog process that SIGKILLs the process
+  group of every child still running when the parent is gone, catching what
+  a child started by other means, and children stuck in C code.
 - At exit (normal exit, an uncaught KeyboardInterrupt, or SIGTERM/SIGHUP
   whose disposition was the default) live children are terminated
   gracefully, in parallel, before the parent goes. The user's own signal
@@ -22,6 +25,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+
+from . import _guardian
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,9 +80,10 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def track(child: Child) -> None:
-    """Remember a started child until it is reaped."""
+    """Remember a started child until it is reaped; the guardian watches its group."""
     with _lock:
         _live[child.pid] = child
+    _guardian.watch(child.pid)
 
 
 def live_child(pid: int) -> Child | None:
@@ -87,8 +93,10 @@ def live_child(pid: int) -> Child | None:
 
 
 def untrack(child: Child) -> None:
+    """Forget a reaped child (its group is already dead)."""
     with _lock:
         _live.pop(child.pid, None)
+    _guardian.forget(child.pid)
 
 
 def terminate_all() -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 
+from . import _guardian
 from ._errors import ShellError, TimeoutExpired
 from ._stdio import PIPE, STDOUT, open_redirects
 
@@ -136,6 +137,7 @@ def _run(
             cwd=cwd,
             preexec_fn=_platform.group_and_tie_preexec(),
         )
+    _guardian.watch(process.pid)
     try:
         if forward:
             return _stream_through(process, stdout, stderr, data, timeout)
@@ -151,6 +153,8 @@ def _run(
     except BaseException:  # KeyboardInterrupt, task cancellation: no survivors
         _end(process, grace)
         raise
+    finally:
+        _guardian.forget(process.pid)
 
 
 def _split_input(stdin: Input) -> tuple[bytes | None, Redirect]:

@@ -329,32 +329,65 @@ def grandchild():
     threading.Event().wait()
 
 @fork.register
-def child():
-    g = fork.fork("grandchild")
-    print(os.getpid(), g.pid, flush=True)
+def child(settle):
+    forked = fork.fork("grandchild")
+    bare = subprocess.Popen(["sleep", "300"])  # started without goforkpy
+    threading.Event().wait(settle)  # long enough for the parent-death signal to be armed
+    print(os.getpid(), forked.pid, bare.pid, flush=True)
     threading.Event().wait()
 
 if __name__ == "__main__":
     fork.init()
-    fork.fork("child").wait()
+    fork.fork("child", float(sys.argv[1])).wait()
 """
 
 
-def test_parent_sigkilled_leaves_no_survivor(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _guardians() -> set[int]:
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if any("goforkpy guardian" in part for part in process.info["cmdline"] or ()):
+            found.add(process.pid)
+    return found
+
+
+def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
+    """Child, goforkpy grandchild and a bare subprocess grandchild: all gone within 1 s.
+
+    Half the rounds kill the parent at once, half once the child has settled
+    (its PR_SET_PDEATHSIG armed, so the kernel kills it before it can clean up).
+    """
     script = tmp_path / "orphans.py"
     script.write_text(ORPHAN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
-    for _ in range(20):
+    for round_ in range(20):
+        settle = "0.3" if round_ % 2 else "0"
         parent = subprocess.Popen(
-            [sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True
+            [sys.executable, str(script), settle], stdout=subprocess.PIPE, env=env, text=True
         )
         assert parent.stdout is not None
         pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 2, "child and grandchild are running"
+        assert len(pids) == 3, "child and both grandchildren are running"
         parent.kill()
         parent.wait()
         parent.stdout.close()
         assert _wait_gone(pids, 1.0) == [], "survivors a second after the parent died"
+
+
+def test_the_guardian_leaves_with_its_parent(run_script) -> None:  # type: ignore[no-untyped-def]
+    before = _guardians()
+    source = """
+    import goforkpy as fork
+
+    @fork.register
+    def nothing():
+        return None
+
+    if __name__ == "__main__":
+        fork.init()
+        fork.run("nothing")
+    """
+    assert run_script(source).returncode == 0
+    assert _wait_gone(list(_guardians() - before), DEADLOCK_NET) == []
 
 
 SIGNAL_SCRIPT = """
