@@ -6,10 +6,11 @@ Four mechanisms, so that no single failure leaves an orphan:
   and watch it; the parent alone holds the write end, so when the parent
   dies by any means the children read EOF, kill their own descendants and
   exit.
-- On Linux, ``PR_SET_PDEATHSIG`` (armed by ``_platform.child_guard``), which
-  works even in a child stuck in C code. The kernel fires it when the *thread*
-  that started the child exits, so children are started either from the main
-  thread or from one long-lived launcher thread, never from a short-lived one.
+- On Linux, ``PR_SET_PDEATHSIG`` (armed by the child's watcher thread through
+  ``_platform.tie_to_parent``), which works even in a child stuck in C code.
+  The kernel fires it when the *thread* that started the child exits, so
+  children are started either from the main thread or from one long-lived
+  launcher thread, never from a short-lived one.
 - The guardian (``_guardian``), a watchdog process that SIGKILLs the process
   group of every child still running when the parent is gone, catching what
   a child started by other means, and children stuck in C code.

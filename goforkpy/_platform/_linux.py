@@ -75,13 +75,20 @@ def group_and_tie_preexec() -> Callable[[], None]:
 _SIGKILL = 9
 
 
-def _prctl() -> Any:
-    import ctypes
+_prctl_function: Any = None
 
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    prctl.restype = ctypes.c_int
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    return prctl
+
+def _prctl() -> Any:
+    """libc's prctl, through ctypes (loaded on first use, then kept)."""
+    global _prctl_function
+    if _prctl_function is None:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl.restype = ctypes.c_int
+        prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+        _prctl_function = prctl
+    return _prctl_function
 
 
 def peer_uid(sock: socket.socket) -> int | None:
