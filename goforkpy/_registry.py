@@ -110,14 +110,6 @@ def lookup(name: str) -> Callable[..., Any]:
     return fn
 
 
-def name_of(fn: Callable[..., Any]) -> str | None:
-    """The name ``fn`` is registered under, or ``None``."""
-    for name, registered_fn in list(_functions.items()):
-        if registered_fn is fn:
-            return name
-    return None
-
-
 def _describe(fn: Callable[..., Any]) -> str:
     module = getattr(fn, "__module__", "?")
     qualname = getattr(fn, "__qualname__", repr(fn))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 PIPE = subprocess.PIPE
 STDOUT = subprocess.STDOUT
 DEVNULL = subprocess.DEVNULL
-_SPECIAL = {PIPE: "PIPE", STDOUT: "STDOUT", DEVNULL: "DEVNULL"}
+_SPECIAL = frozenset({PIPE, STDOUT, DEVNULL})
 
 
 @contextlib.contextmanager

@@ -158,10 +158,3 @@ def _kill_everything(family: list[psutil.Process], groups: tuple[int, ...]) -> s
         family = list(stopped.values())
     # The known groups too: they may hold members whose parents are gone.
     return _signal(list(stopped.values()), signal.SIGKILL, groups)
-
-
-def kill_descendants(pid: int) -> None:
-    """SIGKILL every descendant of ``pid`` (not ``pid`` itself), stopping them first."""
-    root = psutil_process(pid)
-    if root is not None:
-        _kill_everything(_descendants(root), ())
