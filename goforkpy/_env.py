@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-
 # Markers the parent sets for its child.
 PAYLOAD = "GOFORKPY_PAYLOAD"  # path of the private payload file
 KEY = "GOFORKPY_KEY"  # hex of the parent's HMAC key
