@@ -130,6 +130,13 @@ def test_stdin_program_goes_by_value(run_script) -> None:  # type: ignore[no-unt
     assert completed.stdout.strip() == "(40, True)"
 
 
+def test_interactive_interpreter_goes_by_value(run_script) -> None:  # type: ignore[no-untyped-def]
+    session = "import goforkpy as fork\nk = 3\ndef triple(x):\n    return x * k\n\n"
+    session += "_ = fork.register(triple)\nprint('REPL:', fork.run('triple', 14))\n"
+    completed = run_script("", command=[sys.executable, "-i"], stdin=session)
+    assert "REPL: 42" in completed.stdout, completed.stderr
+
+
 def test_fork_before_init_in_child_is_an_init_error(run_script) -> None:  # type: ignore[no-untyped-def]
     """A script forking from its top must not become a fork bomb."""
     source = """
