@@ -1,19 +1,21 @@
 """Payload and result files: serialisation, framing and the integrity tag.
 
-A file is ``MAGIC | section count | section lengths | sections | tag`` where the
-sections are a marshalled ``meta`` tuple, the body (the serialised object) and
-the body's out-of-band pickle buffers, and ``tag`` is HMAC-SHA256 over
-everything before it, keyed with the parent's random key. Nothing is
-unpickled before the tag checks out.
+A file is ``MAGIC | section count | section lengths | section flags | sections
+| tag`` where the sections are a marshalled ``meta`` tuple, the body (the
+serialised object) and the body's out-of-band pickle buffers, and ``tag`` is
+HMAC-SHA256 over everything before it, keyed with the parent's random key.
+Nothing is unpickled before the tag checks out.
 
 Bodies are marshalled where the object is plain data (exact builtin types):
 ``marshal`` is built in, so a child with simple arguments never imports
 ``pickle``. Anything else is pickled with protocol 5, large buffers kept out of
 band and large bytes written straight from the object, so a big payload is
-never copied into an intermediate stream. Objects that refer to ``__main__``
-or are otherwise not picklable by reference go through ``cloudpickle``, by
-value, and only then is it imported (unpickling its output imports it in the
-child the same way).
+never copied into an intermediate stream. Big ``bytes`` in plain data go out
+of band too, and the reader reads each straight into the ``bytes`` object the
+receiver gets: the data is copied once on each side, file to object. Objects
+that refer to ``__main__`` or are otherwise not picklable by reference go
+through ``cloudpickle``, by value, and only then is it imported (unpickling its
+output imports it in the child the same way).
 
 This module is on the child's start-up path: it imports only builtins.
 """
@@ -32,13 +34,14 @@ if TYPE_CHECKING:
     from typing import Any, Callable, List, Sequence, Tuple, Union
 
     Buffer = Union[bytes, bytearray, memoryview]
-    Decoded = Tuple[Any, memoryview, List[memoryview]]
+    Decoded = Tuple[Any, memoryview, List[Buffer]]
 
-MAGIC = b"GFPY\x01"
+MAGIC = b"GFPY\x02"
 TAG_SIZE = 32
 KEY_SIZE = 32
 MARSHAL = "m"
 PICKLE = "p"
+BLOBS = "b"  # a pickle stream whose big bytes travel out of band
 
 # Below this size OpenSSL's load time outweighs its speed: hash with the
 # interpreter's built-in SHA-256; above it, with hashlib's (OpenSSL, SHA-NI).
@@ -53,6 +56,8 @@ _PLAIN_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 _PLAIN_CONTAINERS = frozenset({tuple, list, set, frozenset})
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# A section read into a ``bytes`` of its own rather than mapped (a read-only buffer).
+_PRIVATE = 1
 
 
 def new_key() -> bytes:
@@ -63,13 +68,16 @@ def new_key() -> bytes:
 def integrity_tag(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
     """The tag of the concatenated ``chunks`` (``total`` bytes): HMAC-SHA256 under ``key``.
 
-    Large files are cut into fixed segments whose SHA-256 digests are computed
-    on all CPUs (hashlib releases the GIL); the HMAC then covers the length
-    and the digest list, which binds every byte just as tightly.
+    Files of ``_PARALLEL`` bytes or more are tagged segment by segment (see
+    ``_Digests``): the HMAC covers the length and the list of the segments'
+    SHA-256 digests, which binds every byte just as tightly.
     """
     if total < _PARALLEL:
         return hmac_sha256(key, chunks, total)
-    digests = _segment_digests(chunks)
+    return _segmented_tag(key, total, _Digests.of_chunks(chunks, total).finish())
+
+
+def _segmented_tag(key: bytes, total: int, digests: list[bytes]) -> bytes:
     return hmac_sha256(key, [_SEGMENTED, total.to_bytes(8, "little"), *digests], 0)
 
 
@@ -86,43 +94,98 @@ def hmac_sha256(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
     return digest
 
 
-def _segment_digests(chunks: Sequence[Buffer]) -> list[bytes]:
-    import hashlib
-    import threading
+class _Digests:
+    """The SHA-256 digests of a file's fixed ``_SEGMENT``-byte segments.
 
-    from ._platform import usable_cpus
+    Helper threads (one fewer than the usable CPUs) start hashing at once, so
+    the caller can write or read the file meanwhile; ``finish`` then has the
+    caller hash what is left. hashlib releases the GIL, so this runs on all CPUs.
+    """
 
-    segments: list[list[memoryview]] = [[]]
-    room = _SEGMENT
-    for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        while view:
-            piece = view[:room]
-            segments[-1].append(piece)
-            room -= len(piece)
-            view = view[len(piece) :]
-            if room == 0:
-                segments.append([])
-                room = _SEGMENT
-    if not segments[-1]:
-        segments.pop()
-    digests = [b""] * len(segments)
-    workers = max(1, min(usable_cpus(), len(segments), 8))
+    def __init__(self, count: int, digest_of: Callable[[int], bytes]) -> None:
+        import threading
 
-    def hash_every_nth(first: int) -> None:
-        for i in range(first, len(segments), workers):
+        from ._platform import usable_cpus
+
+        self._digest_of = digest_of
+        self._todo = iter(range(count))
+        self._lock = threading.Lock()
+        self._digests = [b""] * count
+        self._error: BaseException | None = None
+        helpers = max(0, min(usable_cpus() - 1, count, 7))
+        self._helpers = [threading.Thread(target=self._work, daemon=True) for _ in range(helpers)]
+        for helper in self._helpers:
+            helper.start()
+
+    @classmethod
+    def of_chunks(cls, chunks: Sequence[Buffer], total: int) -> _Digests:
+        """Digests of the concatenated ``chunks``, ``total`` bytes long."""
+        import hashlib
+
+        segments: list[list[memoryview]] = [[] for _ in range(_segment_count(total))]
+        start = 0
+        for chunk in chunks:
+            view = memoryview(chunk).cast("B")
+            while view:
+                index, skip = divmod(start, _SEGMENT)
+                piece = view[: _SEGMENT - skip]
+                segments[index].append(piece)
+                start += len(piece)
+                view = view[len(piece) :]
+
+        def digest_of(index: int) -> bytes:
             sha = hashlib.sha256()
-            for piece in segments[i]:
+            for piece in segments[index]:
                 sha.update(piece)
-            digests[i] = sha.digest()
+            return sha.digest()
 
-    threads = [threading.Thread(target=hash_every_nth, args=(i,)) for i in range(1, workers)]
-    for thread in threads:
-        thread.start()
-    hash_every_nth(0)
-    for thread in threads:
-        thread.join()
-    return digests
+        return cls(len(segments), digest_of)
+
+    @classmethod
+    def of_file(cls, fd: int, total: int) -> _Digests:
+        """Digests of the first ``total`` bytes of the open file ``fd``."""
+        import hashlib
+        import mmap
+
+        def digest_of(index: int) -> bytes:
+            start = index * _SEGMENT
+            with mmap.mmap(
+                fd, min(_SEGMENT, total - start), offset=start, access=mmap.ACCESS_READ
+            ) as segment:
+                return hashlib.sha256(segment).digest()
+
+        return cls(_segment_count(total), digest_of)
+
+    def _work(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    index = next(self._todo, None)
+                if index is None or self._error is not None:
+                    return
+                self._digests[index] = self._digest_of(index)
+        except BaseException as exc:
+            self._error = exc
+
+    def abandon(self) -> None:
+        """Stop handing out segments and wait for the helpers."""
+        with self._lock:
+            self._todo = iter(())
+        for helper in self._helpers:
+            helper.join()
+
+    def finish(self) -> list[bytes]:
+        """Hash what the helpers have not yet taken, wait for them, return the digests."""
+        self._work()
+        for helper in self._helpers:
+            helper.join()
+        if self._error is not None:
+            raise self._error
+        return self._digests
+
+
+def _segment_count(total: int) -> int:
+    return -(-total // _SEGMENT)
 
 
 def _pad_table(pad: int) -> bytes:
@@ -147,32 +210,50 @@ def _sha256_for(total: int) -> Callable[[bytes], Any]:
 # --- serialisation -----------------------------------------------------------
 
 
-def encode(obj: Any, *, main_is_shared: bool) -> tuple[str, list[Buffer], list[memoryview]]:
+def encode(
+    obj: Any, *, main_is_shared: bool, blobs: bool = True
+) -> tuple[str, list[Buffer], list[memoryview]]:
     """Serialise ``obj`` into (kind, body chunks, out-of-band buffers).
 
     Args:
         obj: what to send.
         main_is_shared: the receiver runs the sender's ``__main__`` (a re-run
             script), so objects from ``__main__`` may go by reference.
+        blobs: plain data may send its big ``bytes`` as out-of-band buffers
+            (kind ``BLOBS``); a stream, which has no side channel, says no.
 
     Raises:
         PayloadError: ``obj`` cannot be pickled, even by value.
     """
-    if _is_plain(obj):
-        try:
-            return MARSHAL, [marshal.dumps(obj)], []
-        except ValueError:  # unmarshallable after all (a too-deep nesting)
-            pass
+    big = _big_scalars(obj)
+    if big is not None:
+        if not big:
+            try:
+                return MARSHAL, [marshal.dumps(obj)], []
+            except ValueError:  # unmarshallable after all (a too-deep nesting)
+                pass
+        big_bytes = [item for item in big if type(item) is bytes]
+        if blobs and big_bytes:
+            try:
+                return _pickle_with_blobs(obj, big_bytes)
+            except RecursionError:
+                pass
     return _pickle(obj, main_is_shared)
 
 
-def decode(kind: str, body: memoryview, buffers: Sequence[memoryview]) -> Any:
+def decode(kind: str, body: memoryview, buffers: Sequence[Buffer]) -> Any:
     """The object ``encode`` serialised; ``PayloadError`` if it will not load."""
     try:
         if kind == MARSHAL:
             return marshal.loads(body)
         import pickle
 
+        if kind == BLOBS:
+            import io
+
+            unpickler = _blob_unpickler()(io.BytesIO(body), buffers=buffers)
+            unpickler.loaded = []
+            return unpickler.load()
         return pickle.loads(body, buffers=buffers)
     except Exception as exc:
         raise PayloadError(f"could not unpickle: {type(exc).__name__}: {exc}") from exc
@@ -185,7 +266,7 @@ def dumps(obj: Any, *, main_is_shared: bool) -> bytes:
 
 def dumps_parts(obj: Any, *, main_is_shared: bool) -> list[Buffer]:
     """``dumps`` as the pieces to write one after the other, big ones uncopied."""
-    kind, chunks, buffers = encode(obj, main_is_shared=main_is_shared)
+    kind, chunks, buffers = encode(obj, main_is_shared=main_is_shared, blobs=False)
     if buffers:  # fold out-of-band buffers back in: a stream has no side channel
         kind, chunks = PICKLE, [_pickle_in_band(obj, main_is_shared)]
     return [kind.encode(), *chunks]
@@ -213,28 +294,33 @@ def _pickle_in_band(obj: Any, main_is_shared: bool) -> bytes:
     return out.getvalue()
 
 
-def _is_plain(obj: Any) -> bool:
-    """True where marshal round-trips ``obj`` exactly (builtin types, no subclasses)."""
+def _big_scalars(obj: Any) -> list[Any] | None:
+    """The big ``str`` and ``bytes`` in ``obj`` if it is plain data, else None.
+
+    Plain data is what marshal round-trips exactly: builtin scalars and
+    containers, no subclasses, small enough to walk cheaply. Big strings and
+    bytes are left to pickle, which writes them uncopied (marshal would copy).
+    """
     budget = _PLAIN_BUDGET
+    big = []
     stack = [obj]
     while stack:
         budget -= 1
         if budget < 0:
-            return False  # too big to check cheaply, or cyclic: pickle knows best
+            return None  # too big to walk cheaply, or cyclic: pickle knows best
         item = stack.pop()
         kind = type(item)
         if kind in _PLAIN_SCALARS:
             if kind in (str, bytes) and len(item) > _BIG_SCALAR:
-                return False  # pickle writes big ones uncopied; marshal would copy
-            continue
-        if kind in _PLAIN_CONTAINERS:
+                big.append(item)
+        elif kind in _PLAIN_CONTAINERS:
             stack.extend(item)
         elif kind is dict:
             stack.extend(item.keys())
             stack.extend(item.values())
         else:
-            return False
-    return True
+            return None
+    return big
 
 
 class _NeedsByValue(Exception):
@@ -297,6 +383,71 @@ def _main_guard_pickler() -> type:
     return _guard_class
 
 
+def _pickle_with_blobs(
+    obj: Any, big_bytes: list[bytes]
+) -> tuple[str, list[Buffer], list[memoryview]]:
+    import pickle
+
+    chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
+    pickler = _blob_pickler()(chunks, protocol=5, buffer_callback=buffers.append)
+    pickler.blobs = {id(item): item for item in big_bytes}
+    pickler.seen = {}
+    pickler.dump(obj)
+    return BLOBS, list(chunks), [b.raw() for b in buffers]
+
+
+_blob_classes: tuple[type, type] | None = None
+
+
+def _blob_pickler() -> type:
+    return _blob_pair()[0]
+
+
+def _blob_unpickler() -> type:
+    return _blob_pair()[1]
+
+
+def _blob_pair() -> tuple[type, type]:
+    """A Pickler that sends chosen ``bytes`` out of band, and its Unpickler.
+
+    Such a ``bytes`` becomes a persistent id holding a ``PickleBuffer`` of it
+    (so the buffer itself goes out of band), or, met again, the index of its
+    first appearance. The reader hands those buffers over as ``bytes`` read
+    straight from the file, which the Unpickler returns as they are: the
+    receiver's object is the one copy the data needs.
+    """
+    global _blob_classes
+    if _blob_classes is None:
+        import pickle
+
+        class BlobPickler(pickle.Pickler):
+            blobs: dict[int, bytes]  # by id; they outlive the pickling, so ids are unique
+            seen: dict[int, int]  # id -> index of the first appearance
+
+            def persistent_id(self, obj: Any) -> Any:
+                if id(obj) not in self.blobs:
+                    return None
+                if id(obj) in self.seen:
+                    return self.seen[id(obj)]
+                self.seen[id(obj)] = len(self.seen)
+                return pickle.PickleBuffer(obj)
+
+        class BlobUnpickler(pickle.Unpickler):
+            loaded: list[bytes]
+
+            def persistent_load(self, pid: Any) -> bytes:
+                if type(pid) is int and 0 <= pid < len(self.loaded):
+                    return self.loaded[pid]
+                if type(pid) not in (bytes, memoryview):
+                    raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.40}")
+                blob = pid if type(pid) is bytes else bytes(pid)
+                self.loaded.append(blob)
+                return blob
+
+        _blob_classes = BlobPickler, BlobUnpickler
+    return _blob_classes
+
+
 def _describe(obj: Any) -> str:
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__} object"
@@ -311,17 +462,28 @@ def write_file(
     """Write a new private (0600, O_EXCL, no symlinks) tagged file at ``path``."""
     meta_bytes = marshal.dumps(meta)
     body_views = [memoryview(chunk).cast("B") for chunk in body]
+    buffer_views = [memoryview(b) for b in buffers]
     lengths = [len(meta_bytes), sum(v.nbytes for v in body_views)]
-    lengths += [memoryview(b).nbytes for b in buffers]
+    lengths += [v.nbytes for v in buffer_views]
+    flags = bytes([0, 0, *(_PRIVATE if v.readonly else 0 for v in buffer_views)])
     head = MAGIC + len(lengths).to_bytes(4, "little")
-    head += b"".join(n.to_bytes(8, "little") for n in lengths)
+    head += b"".join(n.to_bytes(8, "little") for n in lengths) + flags
     chunks: list[Buffer] = [head, meta_bytes, *body_views, *buffers]
-    tag = integrity_tag(key, chunks, len(head) + sum(lengths))
+    total = len(head) + sum(lengths)
     fd = os.open(path, _OPEN_NEW, 0o600)
     try:
-        for chunk in chunks:
-            _write_all(fd, chunk)
-        _write_all(fd, tag)
+        if total < _PARALLEL:
+            tag = hmac_sha256(key, chunks, total)
+            _write_all(fd, chunks)
+        else:
+            digests = _Digests.of_chunks(chunks, total)  # hashed on the other CPUs meanwhile
+            try:
+                _write_all(fd, chunks)
+            except BaseException:
+                digests.abandon()
+                raise
+            tag = _segmented_tag(key, total, digests.finish())
+        _write_all(fd, [tag])
     except BaseException:
         os.unlink(path)
         raise
@@ -329,10 +491,11 @@ def write_file(
         os.close(fd)
 
 
-def _write_all(fd: int, data: Buffer) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, chunks: Sequence[Buffer]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
@@ -354,10 +517,18 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
     try:
         if unlink:
             os.unlink(path)
-        data = _read_private(fd, path)
+        st = os.fstat(fd)
+        if not is_private(st, stat.S_ISREG):
+            raise PayloadError(
+                f"refusing payload file {path!r}: it must be a regular file owned by "
+                f"uid {os.geteuid()} with mode 0600 (found uid {st.st_uid}, "
+                f"mode {stat.filemode(st.st_mode)})"
+            )
+        return _read_verified(fd, st.st_size, key)
+    except _Corrupt as exc:
+        raise PayloadError(f"payload file {path!r} failed its integrity check: {exc}") from None
     finally:
         os.close(fd)
-    return _unframe(data, key, path)
 
 
 def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:
@@ -365,50 +536,98 @@ def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:
     return is_kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
-def _read_private(fd: int, path: str) -> memoryview:
-    st = os.fstat(fd)
-    if not is_private(st, stat.S_ISREG):
-        raise PayloadError(
-            f"refusing payload file {path!r}: it must be a regular file owned by "
-            f"uid {os.geteuid()} with mode 0600 (found uid {st.st_uid}, "
-            f"mode {stat.filemode(st.st_mode)})"
-        )
-    if st.st_size >= _LARGE:
-        import mmap
+class _Corrupt(Exception):
+    """Why a file failed its integrity check."""
 
-        # Map rather than read: no fresh copy of a big payload. Copy-on-write
-        # keeps out-of-band buffers (numpy arrays) writable, as pickled.
-        return memoryview(mmap.mmap(fd, st.st_size, access=mmap.ACCESS_COPY))
-    data = bytearray(st.st_size)
+
+def _read_verified(fd: int, size: int, key: bytes) -> Decoded:
+    """The sections of the open file ``fd`` (``size`` bytes), after checking its tag.
+
+    A small file is read whole into one writable buffer. In a large one,
+    sections flagged ``_PRIVATE`` (big bytes) are read into ``bytes`` objects
+    of their own, which the receiver keeps as they are; the rest is mapped
+    copy-on-write, so out-of-band buffers (numpy arrays) stay writable and
+    uncopied. Meanwhile the other CPUs hash the file for the tag.
+    """
+    whole = _read_whole(fd, size) if size < _LARGE else None
+
+    def read(length: int, offset: int) -> Buffer:
+        if whole is not None:
+            return whole[offset : offset + length]
+        return _pread_all(fd, length, offset)
+
+    head, lengths, flags = _layout(read, size)
+    total = size - TAG_SIZE
+    digests = _Digests.of_file(fd, total) if total >= _PARALLEL else None
+    try:
+        sections: list[Buffer] = []
+        mapping: memoryview | None = None
+        offset = len(head)
+        for length, flag in zip(lengths, flags):
+            if whole is not None or flag & _PRIVATE:
+                sections.append(read(length, offset))
+            else:
+                if mapping is None:
+                    import mmap
+
+                    # Copy-on-write: writable for the receiver, never written back.
+                    mapping = memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_COPY))
+                sections.append(mapping[offset : offset + length])
+            offset += length
+        tag = read(TAG_SIZE, total)
+    except BaseException:
+        if digests is not None:
+            digests.abandon()
+        raise
+    if digests is not None:
+        expected = _segmented_tag(key, total, digests.finish())
+    else:
+        expected = hmac_sha256(key, [head, *sections], total)
+    if not _compare_digest(expected, bytes(tag)):
+        raise _Corrupt("the HMAC tag does not match (tampered, truncated or another key)")
+    meta, body, *buffers = sections
+    return marshal.loads(meta), memoryview(body), buffers
+
+
+def _layout(read: Callable[[int, int], Buffer], size: int) -> tuple[bytes, list[int], bytes]:
+    """(head, section lengths, section flags) of a file, checked to add up to ``size``."""
+    fixed = len(MAGIC) + 4
+    start = bytes(read(fixed, 0)) if size >= fixed + TAG_SIZE else b""
+    if not start.startswith(MAGIC):
+        raise _Corrupt("not a goforkpy payload (bad header)")
+    count = int.from_bytes(start[len(MAGIC) :], "little")
+    if count < 2 or fixed + 9 * count > size - TAG_SIZE:
+        raise _Corrupt("section lengths do not add up")
+    table = bytes(read(9 * count, fixed))
+    lengths = [int.from_bytes(table[8 * i : 8 * i + 8], "little") for i in range(count)]
+    if fixed + len(table) + sum(lengths) != size - TAG_SIZE:
+        raise _Corrupt("section lengths do not add up")
+    return start + table, lengths, table[8 * count :]
+
+
+def _read_whole(fd: int, size: int) -> memoryview:
+    data = bytearray(size)
     view = memoryview(data)
     with open(fd, "rb", buffering=0, closefd=False) as f:
         pos = 0
-        while pos < len(data):
+        while pos < size:
             n = f.readinto(view[pos:])
             if not n:
-                break
+                raise _Corrupt("the file is shorter than it was")
             pos += n
-    return view[:pos]
+    return view
 
 
-def _unframe(data: memoryview, key: bytes, path: str) -> Decoded:
-    def corrupt(why: str) -> PayloadError:
-        return PayloadError(f"payload file {path!r} failed its integrity check: {why}")
-
-    if len(data) < len(MAGIC) + 4 + TAG_SIZE or data[: len(MAGIC)] != MAGIC:
-        raise corrupt("not a goforkpy payload (bad header)")
-    body_end = len(data) - TAG_SIZE
-    expected = integrity_tag(key, [data[:body_end]], body_end)
-    if not _compare_digest(expected, data[body_end:]):
-        raise corrupt("the HMAC tag does not match (tampered, truncated or another key)")
-    pos = len(MAGIC) + 4
-    count = int.from_bytes(data[len(MAGIC) : pos], "little")
-    sections = []
-    offset = pos + 8 * count
-    for i in range(count):
-        length = int.from_bytes(data[pos + 8 * i : pos + 8 * i + 8], "little")
-        sections.append(data[offset : offset + length])
-        offset += length
-    if count < 2 or offset != body_end:
-        raise corrupt("section lengths do not add up")
-    return marshal.loads(sections[0]), sections[1], sections[2:]
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    """``length`` bytes at ``offset``: one read straight into the ``bytes`` returned."""
+    data = os.pread(fd, length, offset)
+    if len(data) == length:
+        return data
+    parts = [data]  # past what one read returns (2 GiB on Linux), or a file cut short
+    while length - sum(map(len, parts)) > 0:
+        done = sum(map(len, parts))
+        part = os.pread(fd, length - done, offset + done)
+        if not part:
+            raise _Corrupt("the file is shorter than it was")
+        parts.append(part)
+    return b"".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -20,55 +21,98 @@ def test_hmac_matches_the_standard_library(size: int) -> None:
     assert _wire.hmac_sha256(key, chunks, size) == hmac.new(key, data, "sha256").digest()
 
 
-def _write(path: Path, key: bytes, obj: object) -> None:
+def _write(path: Path, key: bytes, obj: object) -> str:
     kind, body, buffers = _wire.encode(obj, main_is_shared=True)
     _wire.write_file(str(path), key, ("meta", kind), body, buffers)
+    return kind
+
+
+def _read(path: Path, key: bytes) -> object:
+    (_, kind), body, buffers = _wire.read_file(str(path), key, unlink=True)
+    return _wire.decode(kind, body, buffers)
+
+
+class Shared:
+    """Pickles its buffer out of band and keeps what it is given back, uncopied."""
+
+    def __init__(self, data: object) -> None:
+        self.view = memoryview(data)  # type: ignore[arg-type]
+
+    def __reduce_ex__(self, protocol: object) -> object:
+        return Shared, (pickle.PickleBuffer(self.view),)
+
+
+HUGE = 9 << 20  # past the size where files are tagged on all CPUs
 
 
 @pytest.mark.parametrize(
-    "obj",
+    ("obj", "kind"),
     [
-        {"plain": [1, 2.5, None, b"x", "y"]},
-        {"big": b"z" * (1 << 17)},
-        {"mutable": bytearray(b"q" * 1000)},
-        {"custom": PayloadError("travels by pickle")},
+        ({"plain": [1, 2.5, None, b"x", "y"]}, _wire.MARSHAL),
+        ({"big": b"z" * (1 << 17), "text": "t" * (1 << 17)}, _wire.BLOBS),
+        ({"huge": os.urandom(HUGE), "and": [b"y" * (2 << 20)]}, _wire.BLOBS),
+        ({"mutable": bytearray(b"q" * 1000)}, _wire.PICKLE),
+        ({"custom": PayloadError("travels by pickle")}, _wire.PICKLE),
+        ({"custom": PayloadError("x"), "big": b"b" * HUGE}, _wire.PICKLE),
     ],
-    ids=["marshal", "big-bytes", "out-of-band", "pickle"],
+    ids=["marshal", "blobs", "huge-blobs", "out-of-band", "pickle", "huge-in-band"],
 )
-def test_write_then_read(tmp_path: Path, obj: object) -> None:
+def test_write_then_read(tmp_path: Path, obj: object, kind: str) -> None:
     key = _wire.new_key()
-    _write(tmp_path / "f", key, obj)
+    assert _write(tmp_path / "f", key, obj) == kind
     assert os.stat(tmp_path / "f").st_mode & 0o777 == 0o600
-    (_, kind), body, buffers = _wire.read_file(str(tmp_path / "f"), key, unlink=True)
+    back = _read(tmp_path / "f", key)
     assert not (tmp_path / "f").exists()
-    back = _wire.decode(kind, body, buffers)
     assert type(back) is dict and back.keys() == obj.keys()  # type: ignore[attr-defined]
     assert repr(back) == repr(obj)
 
 
-def test_existing_file_is_never_overwritten(tmp_path: Path) -> None:
-    (tmp_path / "f").write_bytes(b"")
-    with pytest.raises(FileExistsError):
-        _write(tmp_path / "f", _wire.new_key(), 1)
+def test_a_blob_met_twice_arrives_once() -> None:
+    blob = os.urandom(1 << 17)
+    kind, body, buffers = _wire.encode([blob, {"again": blob}], main_is_shared=True)
+    assert kind == _wire.BLOBS and len(buffers) == 1
+    back = _wire.decode(kind, memoryview(b"".join(body)), [bytes(buffers[0])])
+    assert back == [blob, {"again": blob}] and back[0] is back[1]["again"]
 
 
+@pytest.mark.parametrize("size", [1000, HUGE], ids=["small-file", "large-file"])
+def test_out_of_band_buffers_arrive_writable_and_blobs_uncopied(tmp_path: Path, size: int) -> None:
+    key = _wire.new_key()
+    blob = os.urandom(size)
+    _write(tmp_path / "f", key, [Shared(bytearray(size)), blob])
+    shared, back = _read(tmp_path / "f", key)  # type: ignore[misc]
+    assert not shared.view.readonly and shared.view.nbytes == size
+    shared.view[0] = 1  # copy-on-write: the receiver may write to it
+    assert back == blob and type(back) is bytes
+
+
+@pytest.mark.parametrize("size", [100, HUGE], ids=["small-file", "large-file"])
 @pytest.mark.parametrize(
     ("damage", "text"),
     [
-        (lambda p: p.write_bytes(p.read_bytes()[:-1]), "HMAC"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-1]), "do not add up"),
         (lambda p: p.write_bytes(p.read_bytes()[:20]), "integrity"),
         (lambda p: p.write_bytes(b"nonsense" * 10), "bad header"),
+        (lambda p: _flip(p, -40), "HMAC"),
+        (lambda p: _flip(p, -1), "HMAC"),
+        (lambda p: _flip(p, 20), "do not add up"),
         (lambda p: os.chmod(p, 0o644), "mode 0600"),
     ],
-    ids=["truncated-tag", "truncated", "not-a-payload", "readable-by-others"],
+    ids=["truncated", "cut-short", "not-a-payload", "data", "tag", "lengths", "exposed"],
 )
-def test_damaged_or_exposed_files_are_refused(tmp_path: Path, damage, text: str) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_or_exposed_files_are_refused(tmp_path: Path, damage, text: str, size: int) -> None:  # type: ignore[no-untyped-def]
     key = _wire.new_key()
     path = tmp_path / "f"
-    _write(path, key, [1, 2, 3])
+    _write(path, key, [b"\x01" * size])
     damage(path)
     with pytest.raises(PayloadError, match=text):
         _wire.read_file(str(path), key, unlink=False)
+
+
+def _flip(path: Path, index: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[index] ^= 1
+    path.write_bytes(bytes(data))
 
 
 def test_another_key_is_refused(tmp_path: Path) -> None:
