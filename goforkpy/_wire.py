@@ -17,7 +17,9 @@ that refer to ``__main__`` or are otherwise not picklable by reference go
 through ``cloudpickle``, by value, and only then is it imported (unpickling its
 output imports it in the child the same way).
 
-This module is on the child's start-up path: it imports only builtins.
+This module is on the child's start-up path: it imports only builtins, and
+pickles with the C module ``_pickle`` itself (``pickle`` would also import
+``re``, ``struct`` and ``enum``, several milliseconds in a fresh child).
 """
 
 from __future__ import annotations
@@ -246,7 +248,7 @@ def decode(kind: str, body: memoryview, buffers: Sequence[Buffer]) -> Any:
     try:
         if kind == MARSHAL:
             return marshal.loads(body)
-        import pickle
+        import _pickle as pickle
 
         if kind == BLOBS:
             import io
@@ -279,8 +281,8 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
 
 
 def _pickle_in_band(obj: Any, main_is_shared: bool) -> bytes:
+    import _pickle as pickle
     import io
-    import pickle
 
     out = io.BytesIO()
     pickler_class = pickle.Pickler if main_is_shared else _main_guard_pickler()
@@ -334,7 +336,7 @@ class _Chunks(list):  # type: ignore[type-arg]
 
 
 def _pickle(obj: Any, main_is_shared: bool) -> tuple[str, list[Buffer], list[memoryview]]:
-    import pickle
+    import _pickle as pickle
 
     pickler_class = pickle.Pickler if main_is_shared else _main_guard_pickler()
     chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
@@ -348,7 +350,7 @@ def _pickle(obj: Any, main_is_shared: bool) -> tuple[str, list[Buffer], list[mem
 
 
 def _cloudpickle(obj: Any) -> tuple[str, list[Buffer], list[memoryview]]:
-    import pickle
+    import _pickle as pickle
 
     import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
@@ -370,7 +372,7 @@ def _main_guard_pickler() -> type:
     """A Pickler that refuses (so we go by value) anything living in ``__main__``."""
     global _guard_class
     if _guard_class is None:
-        import pickle
+        import _pickle as pickle
 
         class MainGuardPickler(pickle.Pickler):
             def reducer_override(self, obj: Any) -> Any:
@@ -386,7 +388,7 @@ def _main_guard_pickler() -> type:
 def _pickle_with_blobs(
     obj: Any, big_bytes: list[bytes]
 ) -> tuple[str, list[Buffer], list[memoryview]]:
-    import pickle
+    import _pickle as pickle
 
     chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
     pickler = _blob_pickler()(chunks, protocol=5, buffer_callback=buffers.append)
@@ -418,7 +420,7 @@ def _blob_pair() -> tuple[type, type]:
     """
     global _blob_classes
     if _blob_classes is None:
-        import pickle
+        import _pickle as pickle
 
         class BlobPickler(pickle.Pickler):
             blobs: dict[int, bytes]  # by id; they outlive the pickling, so ids are unique
@@ -514,6 +516,7 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
         raise
     except OSError as exc:
         raise PayloadError(f"cannot open payload file {path!r}: {exc.strerror}") from exc
+    size = 0
     try:
         if unlink:
             os.unlink(path)
@@ -524,11 +527,15 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
                 f"uid {os.geteuid()} with mode 0600 (found uid {st.st_uid}, "
                 f"mode {stat.filemode(st.st_mode)})"
             )
-        return _read_verified(fd, st.st_size, key)
+        size = st.st_size
+        return _read_verified(fd, size, key)
     except _Corrupt as exc:
         raise PayloadError(f"payload file {path!r} failed its integrity check: {exc}") from None
     finally:
-        os.close(fd)
+        if unlink and size >= _LARGE:
+            _close_in_background(fd)
+        else:
+            os.close(fd)
 
 
 def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:
@@ -545,9 +552,10 @@ def _read_verified(fd: int, size: int, key: bytes) -> Decoded:
 
     A small file is read whole into one writable buffer. In a large one,
     sections flagged ``_PRIVATE`` (big bytes) are read into ``bytes`` objects
-    of their own, which the receiver keeps as they are; the rest is mapped
-    copy-on-write, so out-of-band buffers (numpy arrays) stay writable and
-    uncopied. Meanwhile the other CPUs hash the file for the tag.
+    of their own, which the receiver keeps as they are; other big sections are
+    mapped copy-on-write, so out-of-band buffers (numpy arrays) stay writable
+    and uncopied; small ones are read. Meanwhile the other CPUs hash the file
+    for the tag.
     """
     whole = _read_whole(fd, size) if size < _LARGE else None
 
@@ -566,6 +574,8 @@ def _read_verified(fd: int, size: int, key: bytes) -> Decoded:
         for length, flag in zip(lengths, flags):
             if whole is not None or flag & _PRIVATE:
                 sections.append(read(length, offset))
+            elif length < _LARGE:
+                sections.append(bytearray(read(length, offset)))
             else:
                 if mapping is None:
                     import mmap
@@ -603,6 +613,13 @@ def _layout(read: Callable[[int, int], Buffer], size: int) -> tuple[bytes, list[
     if fixed + len(table) + sum(lengths) != size - TAG_SIZE:
         raise _Corrupt("section lengths do not add up")
     return start + table, lengths, table[8 * count :]
+
+
+def _close_in_background(fd: int) -> None:
+    """Close a big unlinked file on a thread of its own: freeing its pages takes a while."""
+    import threading
+
+    threading.Thread(target=os.close, args=(fd,), daemon=True).start()
 
 
 def _read_whole(fd: int, size: int) -> memoryview:

@@ -157,6 +157,8 @@ def test_large_payloads_round_trip() -> None:
     (back_blob, back_mutable), _ = fork.run("echo", blob, mutable)
     assert back_blob == blob and back_mutable == mutable
     assert type(back_mutable) is bytearray
+    (first, again), named = fork.run("echo", blob, blob, also=blob)  # plain data: blobs
+    assert first == blob and first is again is named["also"]
 
 
 def test_lambda_and_closure_arguments_go_by_value() -> None:
