@@ -67,19 +67,12 @@ def new_key() -> bytes:
     return os.urandom(KEY_SIZE)
 
 
-def integrity_tag(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
-    """The tag of the concatenated ``chunks`` (``total`` bytes): HMAC-SHA256 under ``key``.
-
-    Files of ``_PARALLEL`` bytes or more are tagged segment by segment (see
-    ``_Digests``): the HMAC covers the length and the list of the segments'
-    SHA-256 digests, which binds every byte just as tightly.
-    """
-    if total < _PARALLEL:
-        return hmac_sha256(key, chunks, total)
-    return _segmented_tag(key, total, _Digests.of_chunks(chunks, total).finish())
-
-
 def _segmented_tag(key: bytes, total: int, digests: list[bytes]) -> bytes:
+    """The tag of a file of ``_PARALLEL`` bytes or more, from its segments' digests.
+
+    The HMAC covers the length and the list of the segments' SHA-256 digests
+    (see ``_Digests``), which binds every byte just as tightly as one pass.
+    """
     return hmac_sha256(key, [_SEGMENTED, total.to_bytes(8, "little"), *digests], 0)
 
 
@@ -116,8 +109,11 @@ class _Digests:
         self._error: BaseException | None = None
         helpers = max(0, min(usable_cpus() - 1, count, 7))
         self._helpers = [threading.Thread(target=self._work, daemon=True) for _ in range(helpers)]
-        for helper in self._helpers:
-            helper.start()
+        try:
+            for helper in self._helpers:
+                helper.start()
+        except RuntimeError:  # no new threads at interpreter shutdown: hash alone
+            self._helpers = [helper for helper in self._helpers if helper.ident is not None]
 
     @classmethod
     def of_chunks(cls, chunks: Sequence[Buffer], total: int) -> _Digests:
@@ -619,7 +615,10 @@ def _close_in_background(fd: int) -> None:
     """Close a big unlinked file on a thread of its own: freeing its pages takes a while."""
     import threading
 
-    threading.Thread(target=os.close, args=(fd,), daemon=True).start()
+    try:
+        threading.Thread(target=os.close, args=(fd,), daemon=True).start()
+    except RuntimeError:  # no new threads at interpreter shutdown
+        os.close(fd)
 
 
 def _read_whole(fd: int, size: int) -> memoryview:
