@@ -162,6 +162,8 @@ def _dispatch() -> NoReturn:
             "goforkpy: this child's markers are incomplete (no key); it was not started by goforkpy"
         )
     result_path = path[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
+    if _env.MARKED.ready is not None:
+        _await_payload(_env.MARKED.ready)
     booting = _state == BOOTING
     try:
         meta, body, buffers = _wire.read_file(path, key, unlink=True)
@@ -182,6 +184,17 @@ def _dispatch() -> NoReturn:
         _finish(result_path, key, failure_record(exc), 1)
     _state = RUNNING
     _finish(result_path, key, *_call(fn, args, kwargs))
+
+
+def _await_payload(fd: int) -> None:
+    """Wait for the parent to finish writing a big payload file (one byte; EOF: it gave up)."""
+    try:
+        done = os.read(fd, 1)
+        os.close(fd)
+    except OSError:
+        done = b""
+    if not done:
+        _die("goforkpy: the parent could not write this child's arguments; see its error")
 
 
 def _resolve(mode: str, name: str, module: str | None, qualname: str) -> Callable[..., Any]:

@@ -19,10 +19,11 @@ KEY = "GOFORKPY_KEY"  # hex of the parent's HMAC key
 PARENT = "GOFORKPY_PARENT"  # pid of the forking process
 DEPTH = "GOFORKPY_DEPTH"  # how many forks deep this child is
 LIFELINE = "GOFORKPY_LIFELINE"  # fd of the pipe whose EOF means the parent died
+READY = "GOFORKPY_READY"  # fd that yields a byte once a big payload file is written
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
-MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, PYTHONPATH_SAVED)
+MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, READY, PYTHONPATH_SAVED)
 
 # Configuration users may set.
 MAX_DEPTH = "GOFORKPY_MAX_DEPTH"
@@ -33,7 +34,7 @@ DEFAULT_MAX_DEPTH = 8
 class Markers:
     """What the parent told this process, as read at import time."""
 
-    __slots__ = ("payload", "key", "parent", "depth", "lifeline")
+    __slots__ = ("payload", "key", "parent", "depth", "lifeline", "ready")
 
     def __init__(self, environ: os._Environ[str]) -> None:
         self.payload = environ.get(PAYLOAD)
@@ -42,12 +43,16 @@ class Markers:
         self.parent = int(parent) if parent and parent.isdigit() else None
         depth = environ.get(DEPTH, "0")
         self.depth = int(depth) if depth.isdigit() else 0
-        lifeline = environ.get(LIFELINE, "")
-        self.lifeline = int(lifeline) if lifeline.isdigit() else None
+        self.lifeline = _fd(environ.get(LIFELINE))
+        self.ready = _fd(environ.get(READY))
 
     @property
     def is_child(self) -> bool:
         return self.payload is not None
+
+
+def _fd(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
 
 
 MARKED = Markers(os.environ)

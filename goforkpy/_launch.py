@@ -1,9 +1,11 @@
 """The parent side: plan how to start a child, prepare its payload, start it.
 
 Launching is three steps: ``_plan`` picks the launch mode and command line
-from where the function lives, ``_prepare`` serialises the arguments and
-writes the private payload file (nothing is started if that fails), and
-``_start`` runs the interpreter and hands the process to the reaper.
+from where the function lives, ``_prepare`` serialises the arguments (nothing
+is started if that fails), and ``_start`` runs the interpreter and hands the
+process to the reaper. A small payload file is written before the start. A big
+one is written while the child's interpreter starts, and a pipe tells the
+child when the file is complete (its EOF, that the parent gave up).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
     from ._stdio import Redirect
+    from ._wire import Frame
 
 MAIN, MODULE, VALUE = "main", "module", "value"
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT_CODE = (
     f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});from goforkpy._boot import main;main()"
 )
+# Payloads from this size on are written while the child starts.
+_WRITE_WHILE_STARTING = 1 << 20
 _key_lock = threading.Lock()
 _key: bytes | None = None
 _key_pid = -1
@@ -112,21 +117,54 @@ def launch(
     key = _parent_key()
     applied = limits.to_apply() if limits is not None else ()
     call = (tuple(args), dict(kwargs or {}))
-    stem = _prepare(mode, name, fn, module, qualname, call, applied, key)
+    stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
+    path = stem + _boot.PAYLOAD_SUFFIX
+    ready = os.pipe() if framed[1] >= _WRITE_WHILE_STARTING else None
+    if ready is None:
+        _wire.write_frame(path, key, framed)
     lifeline = _lifeline.read_end()
     child_env = _child_env(mode, env, stem, key, lifeline)
+    fds = (lifeline, *pass_fds)
+    if ready is not None:
+        child_env[_env.READY] = str(ready[0])
+        fds += (ready[0],)
     try:
-        popen = _lifeline.from_long_lived_thread(
-            lambda: _start(argv, child_env, (lifeline, *pass_fds), stdio, cwd)
-        )
+        popen = _lifeline.from_long_lived_thread(lambda: _start(argv, child_env, fds, stdio, cwd))
     except BaseException:
-        _unlink_quietly(stem + _boot.PAYLOAD_SUFFIX)
+        _unlink_quietly(path)
+        if ready is not None:
+            os.close(ready[1])
         raise
+    finally:
+        if ready is not None:
+            os.close(ready[0])
     child = Child.__new__(Child)
     child._setup(name, popen, stem, key, grace, timeout)
     _lifeline.track(child)
     _reaper.watch(child.pid, child._exited, child._zombie)
+    if ready is not None:
+        _write_while_starting(child, path, key, framed, ready[1])
     return child
+
+
+def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, ready: int) -> None:
+    """Write the payload file, then tell the (starting) child it may read it.
+
+    If the file cannot be written, the child is told by EOF and exits; it is
+    waited for, and the error raised.
+    """
+    try:
+        _wire.write_frame(path, key, framed)
+    except BaseException:
+        os.close(ready)
+        child.wait()
+        raise
+    try:
+        os.write(ready, b"\1")
+    except BrokenPipeError:
+        pass  # the child is gone already; its exit tells how
+    finally:
+        os.close(ready)
 
 
 def _check_spawn_options(timeout: float | None, grace: float, limits: Any) -> None:
@@ -234,15 +272,13 @@ def _prepare(
     call: tuple[tuple[Any, ...], dict[str, Any]],
     limits: tuple[tuple[str, int], ...],
     key: bytes,
-) -> str:
-    """Serialise the call and write the payload file; return the files' stem."""
+) -> tuple[str, Frame]:
+    """Serialise the call: (the stem of the child's files, the payload file framed)."""
     body = (fn if mode == VALUE else None, *call)
     kind, chunks, buffers = _wire.encode(body, main_is_shared=mode == MAIN)
     sys_path = None if mode == MAIN else _absolute_sys_path()
     meta = (mode, name, module, qualname, sys_path, kind, limits)
-    stem = _tmpdir.new_stem()
-    _wire.write_file(stem + _boot.PAYLOAD_SUFFIX, key, meta, chunks, buffers)
-    return stem
+    return _tmpdir.new_stem(), _wire.frame(meta, chunks, buffers)
 
 
 def _absolute_sys_path() -> list[str]:

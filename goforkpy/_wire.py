@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     Buffer = Union[bytes, bytearray, memoryview]
     Decoded = Tuple[Any, memoryview, List[Buffer]]
+    Frame = Tuple[List[Buffer], int]  # a file's chunks, tag aside, and their total size
 
 MAGIC = b"GFPY\x02"
 TAG_SIZE = 32
@@ -458,6 +459,11 @@ def write_file(
     path: str, key: bytes, meta: Any, body: Sequence[Buffer], buffers: Sequence[Buffer]
 ) -> None:
     """Write a new private (0600, O_EXCL, no symlinks) tagged file at ``path``."""
+    write_frame(path, key, frame(meta, body, buffers))
+
+
+def frame(meta: Any, body: Sequence[Buffer], buffers: Sequence[Buffer]) -> Frame:
+    """What ``write_file`` writes, framed but not yet tagged or written."""
     meta_bytes = marshal.dumps(meta)
     body_views = [memoryview(chunk).cast("B") for chunk in body]
     buffer_views = [memoryview(b) for b in buffers]
@@ -466,8 +472,12 @@ def write_file(
     flags = bytes([0, 0, *(_PRIVATE if v.readonly else 0 for v in buffer_views)])
     head = MAGIC + len(lengths).to_bytes(4, "little")
     head += b"".join(n.to_bytes(8, "little") for n in lengths) + flags
-    chunks: list[Buffer] = [head, meta_bytes, *body_views, *buffers]
-    total = len(head) + sum(lengths)
+    return [head, meta_bytes, *body_views, *buffers], len(head) + sum(lengths)
+
+
+def write_frame(path: str, key: bytes, framed: Frame) -> None:
+    """Write ``framed`` and its tag to a new private file at ``path`` (see ``write_file``)."""
+    chunks, total = framed
     fd = os.open(path, _OPEN_NEW, 0o600)
     try:
         if total < _PARALLEL:

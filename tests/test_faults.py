@@ -6,10 +6,12 @@ zombie, payload file or fd.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from typing import Any, Callable
 
+import psutil
 import pytest
 import workers
 
@@ -173,15 +175,19 @@ def test_exception_type_and_fields_survive() -> None:
 def test_refused_in_the_parent_before_anything_starts(
     start: Callable[[], object], error: type[BaseException], text: str
 ) -> None:
-    import psutil
 
     with pytest.raises(error, match=text):
         start()
     assert psutil.Process().children() == []
 
 
-def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = _wire.write_file
+# A small payload is written before the child starts, a big one while it starts.
+PAYLOAD_SIZES = pytest.mark.parametrize("size", [10, 2 << 20], ids=["small", "big"])
+
+
+@PAYLOAD_SIZES
+def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    real_write = _wire.write_frame
 
     def write_then_tamper(path: str, *args: Any) -> None:
         real_write(path, *args)
@@ -191,12 +197,27 @@ def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch) ->
             f.seek(-40, os.SEEK_END)
             f.write(bytes([byte[0] ^ 0xFF]))
 
-    monkeypatch.setattr(_wire, "write_file", write_then_tamper)
-    child = fork.fork("add", 1, 2)
+    monkeypatch.setattr(_wire, "write_frame", write_then_tamper)
+    child = fork.fork("echo", b"x" * size)
     monkeypatch.undo()
     with pytest.raises(fork.PayloadError, match="integrity"):
         child.result(timeout=60)
     assert child.returncode == 1
+
+
+@PAYLOAD_SIZES
+def test_payload_that_cannot_be_written(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    started = []
+
+    def disk_full(path: str, *args: Any) -> None:
+        started.extend(psutil.Process().children())
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(_wire, "write_frame", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        fork.fork("echo", b"x" * size)
+    assert len(started) == (size > 1000)  # the big payload's child was already starting
+    assert psutil.Process().children() == []  # and was told, and waited for
 
 
 def test_system_exit_zero_and_none_return_none() -> None:
