@@ -119,44 +119,66 @@ def launch(
     call = (tuple(args), dict(kwargs or {}))
     stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
     path = stem + _boot.PAYLOAD_SUFFIX
-    ready = os.pipe() if framed[1] >= _WRITE_WHILE_STARTING else None
-    if ready is None:
+    early = framed[1] >= _WRITE_WHILE_STARTING
+    if not early:
         _wire.write_frame(path, key, framed)
-    lifeline = _lifeline.read_end()
-    child_env = _child_env(mode, env, stem, key, lifeline)
-    fds = (lifeline, *pass_fds)
-    if ready is not None:
-        child_env[_env.READY] = str(ready[0])
-        fds += (ready[0],)
     try:
-        popen = _lifeline.from_long_lived_thread(lambda: _start(argv, child_env, fds, stdio, cwd))
+        lifeline = _lifeline.read_end()
+        child_env = _child_env(mode, env, stem, key, lifeline)
+        popen, ready = _start_child(argv, child_env, (lifeline, *pass_fds), stdio, cwd, early)
     except BaseException:
         _unlink_quietly(path)
-        if ready is not None:
-            os.close(ready[1])
         raise
-    finally:
-        if ready is not None:
-            os.close(ready[0])
     child = Child.__new__(Child)
     child._setup(name, popen, stem, key, grace, timeout)
     _lifeline.track(child)
     _reaper.watch(child.pid, child._exited, child._zombie)
     if ready is not None:
-        _write_while_starting(child, path, key, framed, ready[1])
+        _write_while_starting(child, path, key, framed, ready)
     return child
+
+
+def _start_child(
+    argv: list[str],
+    env: dict[str, str],
+    pass_fds: tuple[int, ...],
+    stdio: tuple[Redirect, Redirect, Redirect],
+    cwd: str | os.PathLike[str] | None,
+    early: bool,
+) -> tuple[subprocess.Popen[bytes], int | None]:
+    """Start the child; ``early``, also a pipe that will tell it its payload is written.
+
+    Returns the process and the pipe's write end, if any.
+    """
+    if not early:
+        return _lifeline.from_long_lived_thread(
+            lambda: _start(argv, env, pass_fds, stdio, cwd)
+        ), None
+    wait_end, ready = os.pipe()
+    env[_env.READY] = str(wait_end)
+    try:
+        popen = _lifeline.from_long_lived_thread(
+            lambda: _start(argv, env, (*pass_fds, wait_end), stdio, cwd)
+        )
+    except BaseException:
+        os.close(ready)
+        raise
+    finally:
+        os.close(wait_end)
+    return popen, ready
 
 
 def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, ready: int) -> None:
     """Write the payload file, then tell the (starting) child it may read it.
 
-    If the file cannot be written, the child is told by EOF and exits; it is
-    waited for, and the error raised.
+    If the file cannot be written, the child is told by EOF, killed (it may be
+    busy in a main script's top level) and reaped, and the error raised.
     """
     try:
         _wire.write_frame(path, key, framed)
     except BaseException:
         os.close(ready)
+        child.kill()
         child.wait()
         raise
     try:
