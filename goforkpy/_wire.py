@@ -561,7 +561,8 @@ def _read_verified(fd: int, size: int, key: bytes) -> Decoded:
     of their own, which the receiver keeps as they are; other big sections are
     mapped copy-on-write, so out-of-band buffers (numpy arrays) stay writable
     and uncopied; small ones are read. Meanwhile the other CPUs hash the file
-    for the tag.
+    for the tag. (Only a process of this uid could change the file between
+    the hashing and the reading, and such a process could as well ptrace us.)
     """
     whole = _read_whole(fd, size) if size < _LARGE else None
 
