@@ -80,14 +80,18 @@ def _segmented_tag(key: bytes, total: int, digests: list[bytes]) -> bytes:
 def hmac_sha256(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
     """HMAC-SHA256 (RFC 2104) of the concatenated ``chunks``, ``total`` bytes long."""
     sha = _sha256_for(total)
-    padded = key.ljust(64, b"\0")
-    inner = sha(padded.translate(_pad_table(0x36)))
+    padded = int.from_bytes(key.ljust(64, b"\0"), "big")
+    inner = sha((padded ^ _IPAD).to_bytes(64, "big"))
     for chunk in chunks:
         inner.update(chunk)
-    outer = sha(padded.translate(_pad_table(0x5C)))
+    outer = sha((padded ^ _OPAD).to_bytes(64, "big"))
     outer.update(inner.digest())
     digest: bytes = outer.digest()
     return digest
+
+
+_IPAD = int.from_bytes(b"\x36" * 64, "big")
+_OPAD = int.from_bytes(b"\x5c" * 64, "big")
 
 
 class _Digests:
@@ -187,12 +191,16 @@ def _segment_count(total: int) -> int:
     return -(-total // _SEGMENT)
 
 
-def _pad_table(pad: int) -> bytes:
-    return bytes(x ^ pad for x in range(256))
+_small_sha256: Callable[[bytes], Any] | None = None
 
 
 def _sha256_for(total: int) -> Callable[[bytes], Any]:
-    if total < _LARGE:
+    global _small_sha256
+    if total >= _LARGE:
+        import hashlib
+
+        return hashlib.sha256
+    if _small_sha256 is None:  # found once: a failed import searches sys.path every time
         try:
             from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
@@ -200,10 +208,8 @@ def _sha256_for(total: int) -> Callable[[bytes], Any]:
                 from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
             except ImportError:  # an interpreter built without its own hashes
                 from hashlib import sha256
-        return sha256  # type: ignore[no-any-return,unused-ignore]
-    import hashlib
-
-    return hashlib.sha256
+        _small_sha256 = sha256
+    return _small_sha256
 
 
 # --- serialisation -----------------------------------------------------------
