@@ -656,11 +656,11 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
     data = os.pread(fd, length, offset)
     if len(data) == length:
         return data
-    parts = [data]  # past what one read returns (2 GiB on Linux), or a file cut short
-    while length - sum(map(len, parts)) > 0:
-        done = sum(map(len, parts))
+    parts, done = [data], len(data)  # past what one read returns (2 GiB on Linux)
+    while done < length:
         part = os.pread(fd, length - done, offset + done)
         if not part:
             raise _Corrupt("the file is shorter than it was")
         parts.append(part)
+        done += len(part)
     return b"".join(parts)

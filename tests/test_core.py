@@ -42,6 +42,9 @@ def test_identity_and_markers_in_a_child() -> None:
     assert info["is_child"] and info["ppid"] == os.getpid() != info["pid"]
     assert info["markers"] == [], "init() must remove the markers"
     assert fork.ppid() is None and not fork.is_child() and fork.pid() == os.getpid()
+    # A big payload is written while the child starts, through a pipe of its own.
+    big = fork.run("identity", b"\0" * (2 << 20))
+    assert big["markers"] == [] and big["pipes"] == info["pipes"], "the pipe must be closed"
 
 
 def test_module_child_stays_lean() -> None:

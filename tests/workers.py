@@ -22,7 +22,7 @@ def add(a: int, b: int) -> int:
 
 
 @fork.register("identity")
-def identity_info() -> dict[str, Any]:
+def identity_info(*ballast: object) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "ppid": fork.ppid(),
@@ -31,7 +31,19 @@ def identity_info() -> dict[str, Any]:
         "modules": sorted(sys.modules),
         "cwd": os.getcwd(),
         "env_probe": os.environ.get("GOFORKPY_TEST_PROBE"),
+        "pipes": _open_pipes(),
     }
+
+
+def _open_pipes() -> list[str]:
+    pipes = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                pipes.append(fd)
+        except OSError:  # the fd listdir itself used, closed since
+            pass
+    return sorted(pipes)
 
 
 @fork.register
