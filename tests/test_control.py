@@ -373,6 +373,54 @@ def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
         assert _wait_gone(pids, 1.0) == [], "survivors a second after the parent died"
 
 
+STALLED_WRITE_SCRIPT = """
+import threading
+import goforkpy as fork
+from goforkpy import _wire
+
+@fork.register
+def size(data):
+    return len(data)
+
+def stall(*args):  # the child has started; its payload is never finished
+    print("writing", flush=True)
+    threading.Event().wait()
+
+if __name__ == "__main__":
+    fork.init()
+    _wire.write_frame = stall
+    fork.fork("size", bytes(2 << 20))  # big: written while the child starts
+"""
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # gone, or a zombie
+        return []
+
+
+def test_parent_sigkilled_while_writing_a_big_payload(tmp_path: Path) -> None:
+    """The child waiting for its payload goes with the parent; it does not wait forever."""
+    script = tmp_path / "stalled.py"
+    script.write_text(STALLED_WRITE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"writing\n"
+        children = [  # the script re-run: not the guardian, nor its exiting first fork
+            child.pid
+            for child in psutil.Process(parent.pid).children()
+            if str(script) in _cmdline(child)
+        ]
+        assert len(children) == 1, "the child was started before its payload was written"
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+    assert _wait_gone(children, DEADLOCK_NET) == []
+
+
 def test_the_guardian_leaves_with_its_parent(run_script) -> None:  # type: ignore[no-untyped-def]
     before = _guardians()
     source = """

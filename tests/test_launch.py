@@ -13,14 +13,16 @@ import json, os, sys
 import goforkpy as fork
 
 TOP_IS_CHILD = fork.is_child()
+EXTRA = ()
 
 class Point:
     def __init__(self, x, y):
         self.x, self.y = x, y
 
 @fork.register
-def info(point):
+def info(point, *extra):
     return {
+        "extra": [len(item) for item in extra],
         "pid": os.getpid(), "ppid": fork.ppid(), "is_child": fork.is_child(),
         "top_is_child": TOP_IS_CHILD, "sum": point.x + point.y,
         "argv": sys.argv[1:], "cwd": os.getcwd(),
@@ -32,7 +34,7 @@ def info(point):
 if __name__ == "__main__":
     fork.init()
     BEFORE
-    out = fork.run("info", Point(2, 3))
+    out = fork.run("info", Point(2, 3), *EXTRA)
     out["parent_pid"] = os.getpid()
     print(json.dumps(out))
 """
@@ -56,6 +58,13 @@ def test_main_script_is_rerun(run_script) -> None:  # type: ignore[no-untyped-de
     info = _info(run_script(SCRIPT.replace("BEFORE", "pass"), args=["a", "b"]))
     _check_child(info)
     assert info["argv"] == ["a", "b"]
+
+
+def test_main_script_with_a_big_payload(run_script) -> None:  # type: ignore[no-untyped-def]
+    """The payload is written while the re-run script starts; the child waits for it."""
+    info = _info(run_script(SCRIPT.replace("BEFORE", "EXTRA = (bytes(3 << 20),)")))
+    _check_child(info)
+    assert info["extra"] == [3 << 20]
 
 
 def test_relative_script_path_after_chdir(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
