@@ -151,9 +151,8 @@ def _start_child(
     Returns the process and the pipe's write end, if any.
     """
     if not early:
-        return _lifeline.from_long_lived_thread(
-            lambda: _start(argv, env, pass_fds, stdio, cwd)
-        ), None
+        popen = _lifeline.from_long_lived_thread(lambda: _start(argv, env, pass_fds, stdio, cwd))
+        return popen, None
     wait_end, ready = os.pipe()
     env[_env.READY] = str(wait_end)
     try:
