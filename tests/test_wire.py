@@ -67,6 +67,13 @@ def test_write_then_read(tmp_path: Path, obj: object, kind: str) -> None:
     assert repr(back) == repr(obj)
 
 
+def test_existing_file_is_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        _write(tmp_path / "f", _wire.new_key(), 1)
+    assert (tmp_path / "f").read_bytes() == b""
+
+
 def test_a_blob_met_twice_arrives_once() -> None:
     blob = os.urandom(1 << 17)
     kind, body, buffers = _wire.encode([blob, {"again": blob}], main_is_shared=True)
@@ -76,7 +83,7 @@ def test_a_blob_met_twice_arrives_once() -> None:
 
 
 @pytest.mark.parametrize("size", [1000, HUGE], ids=["small-file", "large-file"])
-def test_out_of_band_buffers_arrive_writable_and_blobs_uncopied(tmp_path: Path, size: int) -> None:
+def test_out_of_band_buffers_arrive_writable_and_blobs_as_bytes(tmp_path: Path, size: int) -> None:
     key = _wire.new_key()
     blob = os.urandom(size)
     _write(tmp_path / "f", key, [Shared(bytearray(size)), blob])
