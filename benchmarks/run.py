@@ -245,6 +245,13 @@ def _report_echo_floor(data, rounds):
     )
 
 
+def _seconds_until_gone(pids, start):
+    """Poll until every pid is gone; the seconds since ``start`` (a perf_counter)."""
+    while not _gone(pids):
+        time.sleep(0.0005)
+    return time.perf_counter() - start
+
+
 def _gone(pids):
     import psutil
 
@@ -265,9 +272,7 @@ def bench_terminate(rounds):
         pids = [int(p) for p in child.stdout.readline().split()]
         start = time.perf_counter()
         child.terminate()
-        while not _gone(pids):
-            time.sleep(0.0005)
-        elapsed = time.perf_counter() - start
+        elapsed = _seconds_until_gone(pids, start)
         child.stdout.close()
         return elapsed
 
@@ -279,9 +284,7 @@ def bench_terminate(rounds):
         start = time.perf_counter()
         os.killpg(shell.pid, 15)
         shell.wait()
-        while not _gone(pids):
-            time.sleep(0.0005)
-        elapsed = time.perf_counter() - start
+        elapsed = _seconds_until_gone(pids, start)
         shell.stdout.close()
         return elapsed
 
@@ -309,9 +312,7 @@ def bench_orphans(rounds):
         start = time.perf_counter()
         parent.kill()
         parent.wait()
-        while not _gone(pids):
-            time.sleep(0.0005)
-        samples.append(time.perf_counter() - start)
+        samples.append(_seconds_until_gone(pids, start))
         parent.stdout.close()
     print("\nFrom parent SIGKILL to the last of its child and 10 grandchildren gone")
     print(
