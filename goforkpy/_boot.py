@@ -92,11 +92,17 @@ def require_can_fork() -> None:
 
 def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
+    for private in (_env.MARKED.ready, _env.MARKED.started):
+        if private is not None:
+            try:
+                os.set_inheritable(private, False)  # ours alone, not our subprocesses'
+            except OSError:
+                pass  # not open: reading or writing it fails later, and says so
     fd = _env.MARKED.lifeline
     if fd is None:
         return
     try:
-        os.set_inheritable(fd, False)  # ours alone, not our subprocesses'
+        os.set_inheritable(fd, False)
     except OSError:
         return  # not open: the parent did not pass one
     # A thread, so the child's start does not wait for ctypes to load.
@@ -146,30 +152,80 @@ def _orphaned() -> NoReturn:
     raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
 
 
+def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """``sys.excepthook`` of a re-run script: an error before ``init()`` goes to the parent.
+
+    The parent raises it as one ``InitError`` (with this traceback as its
+    cause) instead of the child printing a traceback and the parent then
+    saying, separately, that init() was never reached.
+    """
+    if _state != WAITING:
+        sys.__excepthook__(kind, exc, tb)
+        return
+    import traceback
+
+    text = "".join(traceback.format_exception(kind, exc, tb))
+    if isinstance(exc, InitError):
+        error = InitError(f"the child stopped before reaching fork.init(): {exc}")
+    else:
+        error = InitError(
+            f"the child's script raised {kind.__name__}: {exc} before reaching "
+            "fork.init(); the main script runs again from the top in each child, so "
+            "keep the code before fork.init() free of work that can fail (or move "
+            "forked functions into a module)"
+        )
+    _report_early(error, text)
+
+
+def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
+    from . import _wire
+
+    key_hex = _env.MARKED.key or ""
+    path = _env.MARKED.payload or ""
+    _env.remove_markers()
+    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
+    _finish(_result_path(path), key, failure_record(error, traceback_text), 1)
+
+
+def _warn_stale_markers() -> None:
+    names = ", ".join(_env.MARKED.stale)
+    _env.remove_markers()
+    import logging
+
+    logging.getLogger("goforkpy").warning(
+        "ignoring %s in the environment: goforkpy did not start this process (the "
+        "set of markers is incomplete, perhaps exported by hand or left by a tool); "
+        "remove them from the environment",
+        names,
+    )
+
+
 if _state == WAITING:
     _guard_parent()
+    sys.excepthook = _failed_before_init
+elif _env.MARKED.stale:
+    _warn_stale_markers()
 
 
 def _dispatch() -> NoReturn:
     global _state
     from . import _wire  # a parent never needs it: keep `import goforkpy` light
 
-    path, key_hex = _env.MARKED.payload or "", _env.MARKED.key or ""
+    marked = _env.MARKED
+    path, key_hex = marked.payload or "", marked.key or ""
     _env.remove_markers()
     key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
     if not key:
-        _die(
-            "goforkpy: this child's markers are incomplete (no key); it was not started by goforkpy"
-        )
-    result_path = path[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
-    if _env.MARKED.ready is not None:
-        _await_payload(_env.MARKED.ready)
+        _die(f"goforkpy: {_env.KEY} is malformed; this process was not started by goforkpy")
+    if marked.ready is not None:
+        _await_payload(marked.ready)
     booting = _state == BOOTING
     try:
-        meta, body, buffers = _wire.read_file(path, key, unlink=True)
-        mode, name, module, qualname, sys_path, kind, limits = meta
+        meta, body, buffers = _read_payload(path, key)
+        mode, name, module, qualname, sys_path, kind, limits, argv = meta
         if booting:
             sys.path[:] = sys_path
+            sys.argv[:] = argv
             if module is not None:
                 __import__(module)
         fn, args, kwargs = _wire.decode(kind, body, buffers)
@@ -181,9 +237,38 @@ def _dispatch() -> NoReturn:
 
             apply(limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
-        _finish(result_path, key, failure_record(exc), 1)
+        _finish(_result_path(path), key, failure_record(exc), 1)
     _state = RUNNING
-    _finish(result_path, key, *_call(fn, args, kwargs))
+    _announce_start(marked.started)
+    _finish(_result_path(path), key, *_call(fn, args, kwargs))
+
+
+def _result_path(payload_path: str) -> str:
+    return payload_path[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
+
+
+def _read_payload(path: str, key: bytes) -> Any:
+    from . import _wire
+
+    try:
+        return _wire.read_file(path, key, unlink=True)
+    except FileNotFoundError:
+        _die(
+            f"goforkpy: {_env.PAYLOAD}={path!r} names no payload file: the goforkpy "
+            "markers in this environment are stale (left by an earlier run, or set by "
+            "hand) or the parent is gone; unset the GOFORKPY_* variables"
+        )
+
+
+def _announce_start(fd: int | None) -> None:
+    """Tell the parent the function starts now: its ``timeout`` counts from here."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, b"\1")
+        os.close(fd)
+    except OSError:
+        pass  # the parent stopped listening: it is gone or gave up on us
 
 
 def _await_payload(fd: int) -> None:
@@ -235,11 +320,12 @@ def _exit_record(code: object) -> tuple[tuple[Any, ...], int]:
     return ("exit", 1), 1
 
 
-def failure_record(exc: BaseException) -> tuple[Any, ...]:
+def failure_record(exc: BaseException, traceback_text: str | None = None) -> tuple[Any, ...]:
     """A record of ``exc`` that survives even if ``exc`` will not pickle."""
-    import traceback
+    if traceback_text is None:
+        import traceback
 
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        traceback_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     exc.__traceback__ = None
     from . import _wire
 
@@ -250,7 +336,7 @@ def failure_record(exc: BaseException) -> tuple[Any, ...]:
     except Exception:
         pickled = None
     typename = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    return ("raised", pickled, typename, str(exc), tb)
+    return ("raised", pickled, typename, str(exc), traceback_text)
 
 
 def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoReturn:

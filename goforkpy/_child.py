@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 
-from . import _wire
+from . import _reaper, _wire
 from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
 from ._errors import (
     ChildCrashed,
@@ -50,34 +49,79 @@ class Child(ExitWatch):
     stdin: IO[bytes] | None
     stdout: IO[bytes] | None
     stderr: IO[bytes] | None
+    _popen: subprocess.Popen[bytes]
+    _stem: str
+    _key: bytes
+    _grace: float
+    _exited_already: bool
+    _frame: _wire.Decoded | PayloadError | None
+    _payload_unread: bool
+    _outcome: tuple[bool, Any] | None
+    _streams: Streams
+    _deadlines: dict[str, float | None]
+    _timed_out: str | None
 
     def __init__(self) -> None:
         raise TypeError(_NO_PUBLIC_CONSTRUCTOR)
 
-    def _setup(  # the constructor, for fork/spawn only: Child.__new__(Child)._setup(...)
-        self,
-        name: str,
-        popen: subprocess.Popen[bytes],
-        stem: str,
-        key: bytes,
-        grace: float,
-        timeout: float | None,
-    ) -> None:
+    @classmethod
+    def _started(
+        cls, name: str, popen: subprocess.Popen[bytes], stem: str, key: bytes, grace: float
+    ) -> Child:
+        """The handle of a child just started by ``_launch`` (the one way to make one)."""
+        self = cls.__new__(cls)
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._grace = stem, key, grace
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
-        self._frame: _wire.Decoded | PayloadError | None = None
+        self._frame = None
         self._payload_unread = False
-        self._outcome: tuple[bool, Any] | None = None
+        self._outcome = None
         self._streams = Streams(popen)
-        self._timeout, self._timed_out = timeout, False
-        self._deadline: threading.Timer | None = None
-        if timeout is not None:
-            self._deadline = threading.Timer(timeout, self._expire)
-            self._deadline.daemon = True
-            self._deadline.start()
+        self._deadlines = {}
+        self._timed_out = None  # which deadline passed: "start" or "run"
+        return self
+
+    def _abandon(self) -> None:
+        """Kill and reap at once: for a child the reaper could not take on."""
+        _kill_group_leftovers(self.pid)
+        returncode = _reaper.reap(self.pid)
+        self._zombie()
+        self._exited(returncode)
+
+    def _watch_deadlines(
+        self, started: int, start_timeout: float | None, timeout: float | None
+    ) -> None:
+        """Enforce ``start_timeout`` until the function starts, then ``timeout``.
+
+        ``started`` is the read end of a pipe the child writes one byte to as
+        its function starts (EOF: it exited before).
+        """
+        self._deadlines = {"start": start_timeout, "run": timeout}
+        try:
+            _reaper.start_thread(self._enforce_deadlines, f"deadline-{self.pid}", started)
+        except BaseException:
+            os.close(started)
+            self.kill()
+            raise
+
+    def _enforce_deadlines(self, started: int) -> None:
+        import selectors
+
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(started, selectors.EVENT_READ)
+                if not selector.select(self._deadlines["start"]):
+                    self._expire("start")
+                    return
+            if os.read(started, 1) != b"\1":
+                return  # it exited before its function started: its exit tells why
+        finally:
+            os.close(started)
+        run_for = self._deadlines["run"]
+        if run_for is not None and not self._done.wait(run_for):
+            self._expire("run")
 
     # --- state ---------------------------------------------------------------
 
@@ -119,7 +163,12 @@ class Child(ExitWatch):
         ok, value = self._outcome
         if ok:
             return value
-        raise value
+        try:
+            raise value
+        finally:
+            # The traceback holds this frame: drop our names, or the handle,
+            # its pipes and the error would wait for the garbage collector.
+            self = value = None  # type: ignore[assignment,unused-ignore]
 
     def communicate(
         self, input: bytes | None = None, timeout: float | None = None
@@ -189,16 +238,26 @@ class Child(ExitWatch):
             # to this process (by start time), and never signals another.
             return _tree.psutil_process(self.pid)
 
-    def _expire(self) -> None:
-        self._timed_out = self._returncode is None
-        if self._timed_out:
-            self.terminate()
+    def _expire(self, which: str) -> None:
+        with self._lock:
+            if self._returncode is not None or self._exited_already:
+                return
+            self._timed_out = which
+        self.terminate()
 
     def _timeout_error(self) -> TimeoutExpired:
+        which = self._timed_out or "run"
+        seconds = self._deadlines.get(which)
+        if which == "start":
+            what = (
+                f"did not reach its function within start_timeout={seconds} s "
+                "(interpreter start-up and imports)"
+            )
+        else:
+            what = f"ran past its timeout of {seconds} s (counted from the function's start)"
         return TimeoutExpired(
-            f"child {self.name!r} (pid {self.pid}) ran past its timeout of "
-            f"{self._timeout} s; its process tree was terminated",
-            timeout=self._timeout,
+            f"child {self.name!r} (pid {self.pid}) {what}; its process tree was terminated",
+            timeout=seconds,
             pid=self.pid,
             name=self.name,
         )
@@ -250,8 +309,6 @@ class Child(ExitWatch):
             self._exited_already = True
 
     def _exited(self, returncode: int) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
         _kill_group_leftovers(self.pid)
         _forget_messaging(self.pid, os.path.dirname(self._stem))
         self._payload_unread = _unlink(self._stem + PAYLOAD_SUFFIX)

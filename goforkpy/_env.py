@@ -20,31 +20,52 @@ PARENT = "GOFORKPY_PARENT"  # pid of the forking process
 DEPTH = "GOFORKPY_DEPTH"  # how many forks deep this child is
 LIFELINE = "GOFORKPY_LIFELINE"  # fd of the pipe whose EOF means the parent died
 READY = "GOFORKPY_READY"  # fd that yields a byte once a big payload file is written
+STARTED = "GOFORKPY_STARTED"  # fd the child writes a byte to as its function starts
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
-MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, READY, PYTHONPATH_SAVED)
+MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, READY, STARTED, PYTHONPATH_SAVED)
+# Every launch sets these; a process with only some of them was not started by
+# goforkpy (they were left in an environment), so it is no child.
+_ALWAYS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE)
 
 # Configuration users may set.
 MAX_DEPTH = "GOFORKPY_MAX_DEPTH"
 TMPDIR = "GOFORKPY_TMPDIR"
+# "posix" makes goforkpy use only what every POSIX system has, even on Linux:
+# how the portable layer is tested where the native one would be chosen.
+PLATFORM = "GOFORKPY_PLATFORM"
 DEFAULT_MAX_DEPTH = 8
 
 
 class Markers:
-    """What the parent told this process, as read at import time."""
+    """What the parent told this process, as read at import time.
 
-    __slots__ = ("payload", "key", "parent", "depth", "lifeline", "ready")
+    Only a complete, well-formed set of markers makes a child; ``stale``
+    names the markers of an incomplete set, which goforkpy ignores.
+    """
+
+    __slots__ = ("depth", "key", "lifeline", "parent", "payload", "ready", "stale", "started")
 
     def __init__(self, environ: os._Environ[str]) -> None:
-        self.payload = environ.get(PAYLOAD)
-        self.key = environ.get(KEY)
-        parent = environ.get(PARENT)
-        self.parent = int(parent) if parent and parent.isdigit() else None
-        depth = environ.get(DEPTH, "0")
-        self.depth = int(depth) if depth.isdigit() else 0
-        self.lifeline = _fd(environ.get(LIFELINE))
-        self.ready = _fd(environ.get(READY))
+        present = [name for name in MARKERS if name in environ]
+        parent = environ.get(PARENT, "")
+        depth = environ.get(DEPTH, "")
+        lifeline = _fd(environ.get(LIFELINE))
+        complete = (
+            all(name in environ for name in _ALWAYS)
+            and parent.isdigit()
+            and depth.isdigit()
+            and lifeline is not None
+        )
+        self.stale = () if complete else tuple(present)
+        self.payload = environ.get(PAYLOAD) if complete else None
+        self.key = environ.get(KEY) if complete else None
+        self.parent = int(parent) if complete else None
+        self.depth = int(depth) if complete else 0
+        self.lifeline = lifeline if complete else None
+        self.ready = _fd(environ.get(READY)) if complete else None
+        self.started = _fd(environ.get(STARTED)) if complete else None
 
     @property
     def is_child(self) -> bool:
@@ -71,6 +92,10 @@ START_CWD = _start_cwd()
 
 def remove_markers() -> None:
     """Take the markers out of ``os.environ`` (restoring a PYTHONPATH we changed)."""
+    if MARKED.stale:
+        for name in MARKED.stale:
+            os.environ.pop(name, None)
+        return
     saved = os.environ.get(PYTHONPATH_SAVED)
     if saved is not None:
         if saved == UNSET:
@@ -79,6 +104,13 @@ def remove_markers() -> None:
             os.environ["PYTHONPATH"] = saved
     for name in MARKERS:
         os.environ.pop(name, None)
+
+
+def without_markers(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without any goforkpy marker (a child gets only the ones made for it)."""
+    for name in MARKERS:
+        environ.pop(name, None)
+    return environ
 
 
 def max_depth() -> int:

@@ -41,6 +41,13 @@ class Executor(cf.Executor):
         task_timeout: seconds a task may run before its worker is killed.
         initializer: called in each worker before its first task.
         initargs: arguments for ``initializer``.
+        grace: seconds between SIGTERM and SIGKILL when running workers are
+            ended (leaving a ``with`` block by an exception).
+
+    Leaving a ``with`` block normally waits for the submitted work, as
+    ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's
+    ``KeyboardInterrupt`` included) cancels what is pending and terminates
+    the running workers' process trees (SIGTERM, ``grace``, SIGKILL) at once.
 
     ``fn`` may be a registered name, a registered function or any callable
     cloudpickle can carry (lambdas and closures included). Workers start from
@@ -54,7 +61,10 @@ class Executor(cf.Executor):
         task_timeout: float | None = None,
         initializer: Callable[..., Any] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        grace: float = 5.0,
     ) -> None:
+        from . import _checks
         from ._platform import usable_cpus
 
         if max_workers is None:
@@ -66,6 +76,7 @@ class Executor(cf.Executor):
             _check_positive("task_timeout", task_timeout, (int, float))
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
+        self._grace = _checks.grace(grace)
         self._max_workers = max_workers
         self._pool = Pool(max_workers, max_tasks_per_child, task_timeout, initializer, initargs)
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False, False)
@@ -123,6 +134,12 @@ class Executor(cf.Executor):
         once its task is done (or its ``task_timeout`` has passed).
         """
         self._pool.shutdown(wait, cancel_futures)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.shutdown(wait=True)
+        else:
+            self._pool.abort(self._grace)
 
     def __repr__(self) -> str:
         return f"<goforkpy.Executor max_workers={self._max_workers} {self._pool.describe()}>"
@@ -191,7 +208,7 @@ def _progress_reporter(progress: Progress, total: int) -> Callable[[cf.Future[An
 
 def _progress_bar(total: int) -> Callable[[int, int], None]:
     try:
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+        from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise ImportError(
             "map(..., progress=True) shows a tqdm progress bar; install it with "

@@ -33,6 +33,15 @@ class TaskFuture(cf.Future["Any"]):
         return True
 
 
+def cancel_and_notify(future: TaskFuture) -> None:
+    """Cancel ``future``, running or not, and tell its waiters (``wait``, ``as_completed``)."""
+    future.cancel()
+    with future._condition:
+        unnotified = future._state == _base.CANCELLED
+    if unnotified:
+        future.set_running_or_notify_cancel()
+
+
 def settle(future: TaskFuture, value: Any = None, error: BaseException | None = None) -> None:
     try:
         if error is None:

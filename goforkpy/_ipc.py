@@ -239,7 +239,7 @@ class _Inbox:
                 conn, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            uid = _platform.peer_uid(conn)
+            _, uid = _platform.peer_credentials(conn)
             if uid is not None and uid != os.geteuid():
                 conn.close()  # another user: the 0700 directory should have stopped them
                 continue

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 
-from . import _boot, _env, _lifeline, _reaper, _tmpdir, _wire
+from . import _boot, _checks, _env, _lifeline, _reaper, _signature, _tmpdir, _wire
 from ._child import Child
 from ._errors import ForkError
 from ._limits import Limits
@@ -41,6 +41,37 @@ _key: bytes | None = None
 _key_pid = -1
 
 
+class Options:
+    """How to start one child: the process options of ``spawn``, checked."""
+
+    __slots__ = ("cwd", "env", "grace", "limits", "pass_fds", "start_timeout", "stdio", "timeout")
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        start_timeout: float | None = None,
+        grace: float = 5.0,
+        stdio: tuple[Redirect, Redirect, Redirect] = (None, None, None),
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        limits: Limits | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        self.timeout = _checks.timeout("timeout", timeout)
+        self.start_timeout = _checks.timeout("start_timeout", start_timeout)
+        self.grace = _checks.grace(grace)
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
+        if env is not None and not hasattr(env, "items"):
+            raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
+        self.stdio, self.env, self.cwd, self.limits = stdio, env, cwd, limits
+        self.pass_fds = pass_fds
+
+
+_DEFAULTS = Options()
+
+
 def fork(name: str, /, *args: Any, **kwargs: Any) -> Child:
     """Start the function registered as ``name`` in a fresh interpreter.
 
@@ -48,21 +79,23 @@ def fork(name: str, /, *args: Any, **kwargs: Any) -> Child:
 
     Raises:
         RegistryError: ``name`` is not registered (nothing is started).
+        TypeError: the arguments do not fit the function's signature (nothing
+            is started).
         PayloadError: the arguments cannot be pickled (nothing is started).
         InitError: called in a child before ``fork.init()``, or nested too deep.
     """
-    return spawn(name, args, kwargs)
+    return launch(name, args, kwargs, _DEFAULTS, via="fork")
 
 
 def run(name: str, /, *args: Any, **kwargs: Any) -> Any:
     """Fork ``name``, wait for it, and return its result (or raise what it raised)."""
-    with fork(name, *args, **kwargs) as child:
+    with launch(name, args, kwargs, _DEFAULTS, via="run") as child:
         return child.result()
 
 
 async def run_async(name: str, /, *args: Any, **kwargs: Any) -> Any:
     """``run`` for asyncio: await the result; cancelling the task terminates the child."""
-    return await fork(name, *args, **kwargs).result_async()
+    return await launch(name, args, kwargs, _DEFAULTS, via="run_async").result_async()
 
 
 def spawn(
@@ -78,14 +111,18 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     limits: Limits | None = None,
+    start_timeout: float | None = None,
 ) -> Child:
     """Like ``fork``, with process options.
 
     Args:
         name: the registered name.
-        args: positional arguments for the function.
-        kwargs: keyword arguments for the function.
-        timeout: seconds the child may live; then its tree is terminated.
+        args: positional arguments for the function, as a tuple or list.
+        kwargs: keyword arguments for the function, as a mapping.
+        timeout: seconds the function may run, counted from the moment it
+            starts in the child (interpreter start-up and imports do not
+            count); then the child's tree is terminated and ``result()``
+            raises ``TimeoutExpired``.
         grace: seconds between SIGTERM and SIGKILL when terminating.
         stdin: ``None`` (inherit), ``PIPE``, ``DEVNULL``, a file object or a path.
         stdout: as ``stdin``, a path is opened for writing.
@@ -93,78 +130,146 @@ def spawn(
         env: variables added to (or overriding) the parent's environment.
         cwd: the child's working directory (default: the parent's).
         limits: a ``fork.Limits`` applied in the child before the function runs.
+        start_timeout: seconds the child may take to start, up to the
+            function's first line (default: no limit); the error says which
+            of the two deadlines passed.
+
+    Raises:
+        TypeError: ``args`` is not a tuple or list, ``kwargs`` not a mapping,
+            or they do not fit the function's signature (nothing is started).
     """
-    return launch(name, args, kwargs, timeout, grace, (stdin, stdout, stderr), env, cwd, limits)
+    options = Options(
+        timeout=timeout,
+        start_timeout=start_timeout,
+        grace=grace,
+        stdio=(stdin, stdout, stderr),
+        env=env,
+        cwd=cwd,
+        limits=limits,
+    )
+    return launch(name, args, kwargs, options, via="spawn")
 
 
 def launch(
     name: str,
     args: tuple[Any, ...] | list[Any],
     kwargs: Mapping[str, Any] | None,
-    timeout: float | None,
-    grace: float,
-    stdio: tuple[Redirect, Redirect, Redirect],
-    env: Mapping[str, str] | None,
-    cwd: str | os.PathLike[str] | None,
-    limits: Limits | None,
-    pass_fds: tuple[int, ...] = (),
+    options: Options,
+    via: str = "spawn",
 ) -> Child:
-    """``spawn``, plus file descriptors handed to the child under the same numbers."""
+    """Start ``name`` with ``options``; ``via`` names the caller in error messages."""
     _boot.require_can_fork()
-    fn = lookup(name)
-    _check_spawn_options(timeout, grace, limits)
+    fn = lookup(name, via)
+    call = _call_of(name, fn, args, kwargs, via)
     mode, argv, module, qualname = _plan(fn)
     key = _parent_key()
-    applied = limits.to_apply() if limits is not None else ()
-    call = (tuple(args), dict(kwargs or {}))
+    applied = options.limits.to_apply() if options.limits is not None else ()
     stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
     path = stem + _boot.PAYLOAD_SUFFIX
     early = framed[1] >= _WRITE_WHILE_STARTING
     if not early:
         _wire.write_frame(path, key, framed)
     try:
-        lifeline = _lifeline.read_end()
-        child_env = _child_env(mode, env, stem, key, lifeline)
-        popen, ready = _start_child(argv, child_env, (lifeline, *pass_fds), stdio, cwd, early)
+        child, ready = _start_child(name, mode, argv, stem, key, options, early)
     except BaseException:
         _unlink_quietly(path)
         raise
-    child = Child.__new__(Child)
-    child._setup(name, popen, stem, key, grace, timeout)
-    _lifeline.track(child)
-    _reaper.watch(child.pid, child._exited, child._zombie)
     if ready is not None:
         _write_while_starting(child, path, key, framed, ready)
     return child
 
 
-def _start_child(
-    argv: list[str],
-    env: dict[str, str],
-    pass_fds: tuple[int, ...],
-    stdio: tuple[Redirect, Redirect, Redirect],
-    cwd: str | os.PathLike[str] | None,
-    early: bool,
-) -> tuple[subprocess.Popen[bytes], int | None]:
-    """Start the child; ``early``, also a pipe that will tell it its payload is written.
-
-    Returns the process and the pipe's write end, if any.
-    """
-    if not early:
-        popen = _lifeline.from_long_lived_thread(lambda: _start(argv, env, pass_fds, stdio, cwd))
-        return popen, None
-    wait_end, ready = os.pipe()
-    env[_env.READY] = str(wait_end)
-    try:
-        popen = _lifeline.from_long_lived_thread(
-            lambda: _start(argv, env, (*pass_fds, wait_end), stdio, cwd)
+def _call_of(
+    name: str, fn: Callable[..., Any], args: Any, kwargs: Any, via: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call as (args, kwargs), checked to bind to ``fn``'s signature."""
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(
+            f"spawn({name!r}, args=...) takes the function's arguments as a tuple or "
+            f"list, not {type(args).__name__}: write fork.spawn({name!r}, ({args!r},)) "
+            f"for one argument, or fork.fork({name!r}, *args, **kwargs)"
         )
-    except BaseException:
-        os.close(ready)
-        raise
-    finally:
-        os.close(wait_end)
-    return popen, ready
+    if kwargs is not None and not _is_mapping(kwargs):
+        raise TypeError(
+            f"spawn({name!r}, args, kwargs=...) takes keyword arguments as a mapping, "
+            f"not {type(kwargs).__name__}: fork.spawn({name!r}, (1, 2), {{'key': value}})"
+        )
+    call = (tuple(args), dict(kwargs or {}))
+    _signature.check_binds(name, fn, call, via)
+    return call
+
+
+def _is_mapping(value: Any) -> bool:
+    from collections.abc import Mapping
+
+    return isinstance(value, Mapping)
+
+
+def _start_child(
+    name: str,
+    mode: str,
+    argv: list[str],
+    stem: str,
+    key: bytes,
+    options: Options,
+    early: bool,
+) -> tuple[Child, int | None]:
+    """Start the child and hand it to the reaper.
+
+    Returns its handle and, for an ``early`` start (the payload still to be
+    written), the write end of the pipe that tells it the payload is complete.
+    """
+    lifeline = _lifeline.read_end()
+    env = _child_env(mode, options.env, stem, key, lifeline)
+    with _Pipes() as pipes:
+        pass_fds = (lifeline, *options.pass_fds)
+        if early:
+            wait_end, ready = pipes.make()
+            env[_env.READY] = str(wait_end)
+            pass_fds += (wait_end,)
+        if options.timeout is not None or options.start_timeout is not None:
+            started, tell_end = pipes.make()
+            env[_env.STARTED] = str(tell_end)
+            pass_fds += (tell_end,)
+        popen = _lifeline.from_long_lived_thread(
+            lambda: _start(argv, env, pass_fds, options.stdio, options.cwd)
+        )
+        child = Child._started(name, popen, stem, key, options.grace)
+        try:
+            _lifeline.track(child)
+            _reaper.watch(child.pid, child._exited, child._zombie)
+        except BaseException:
+            child._abandon()
+            raise
+        if env.get(_env.STARTED) is not None:
+            child._watch_deadlines(pipes.take(started), options.start_timeout, options.timeout)
+        return child, pipes.take(ready) if early else None
+
+
+class _Pipes:
+    """Pipes made for one start: the parent keeps one end of each, the other
+    end goes to the child and is closed here once it has started (or failed)."""
+
+    def __init__(self) -> None:
+        self._close: list[int] = []
+
+    def make(self) -> tuple[int, int]:
+        """A new pipe: (read end, write end)."""
+        read, write = os.pipe()
+        self._close += [read, write]
+        return read, write
+
+    def take(self, fd: int) -> int:
+        """Keep ``fd`` open past the end of the block: the caller owns it now."""
+        self._close.remove(fd)
+        return fd
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in self._close:
+            os.close(fd)
 
 
 def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, ready: int) -> None:
@@ -186,15 +291,6 @@ def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, re
         pass  # the child is gone already; its exit tells how
     finally:
         os.close(ready)
-
-
-def _check_spawn_options(timeout: float | None, grace: float, limits: Any) -> None:
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout={timeout!r}: give a positive number of seconds, or None")
-    if not grace >= 0:
-        raise ValueError(f"grace={grace!r}: give the seconds between SIGTERM and SIGKILL (>= 0)")
-    if limits is not None and not isinstance(limits, Limits):
-        raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
 
 
 # --- plan ------------------------------------------------------------------------
@@ -298,7 +394,8 @@ def _prepare(
     body = (fn if mode == VALUE else None, *call)
     kind, chunks, buffers = _wire.encode(body, main_is_shared=mode == MAIN)
     sys_path = None if mode == MAIN else _absolute_sys_path()
-    meta = (mode, name, module, qualname, sys_path, kind, limits)
+    argv = None if mode == MAIN else list(sys.argv)
+    meta = (mode, name, module, qualname, sys_path, kind, limits, argv)
     return _tmpdir.new_stem(), _wire.frame(meta, chunks, buffers)
 
 
@@ -310,7 +407,7 @@ def _absolute_sys_path() -> list[str]:
 def _child_env(
     mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes, lifeline: int
 ) -> dict[str, str]:
-    env = dict(os.environ)
+    env = _env.without_markers(dict(os.environ))
     if extra:
         env.update(extra)
     if mode == MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:

@@ -17,7 +17,7 @@ from ._handle import ExitWatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterator, TypeVar, Union
+    from typing import Any, Callable, Iterator, TypeVar, Union
 
     import psutil
 
@@ -66,11 +66,11 @@ class Adopted(ExitWatch):
 
     def terminate(self, grace: float = _DEFAULT_GRACE) -> None:
         """SIGTERM its whole tree, SIGKILL what is left after ``grace``; wait for it."""
-        _end([self], signal.SIGTERM, grace)
+        end_handles([self], signal.SIGTERM, grace)
 
     def kill(self) -> None:
         """SIGKILL its whole tree at once; wait for it."""
-        _end([self], signal.SIGKILL, 0.0)
+        end_handles([self], signal.SIGKILL, 0.0)
 
     def __repr__(self) -> str:
         state = "running" if self.is_alive() else f"exited ({self._returncode})"
@@ -88,27 +88,71 @@ class Manager:
 
     Used as a context manager, it terminates whatever still runs on exit.
     Every method is thread-safe. Finished processes stay listed until removed.
+
+    Args:
+        max_running: at most this many of the Manager's own children (from
+            ``fork``/``spawn``; adopted processes do not count) run at once: a
+            further ``fork``/``spawn`` blocks until one has ended. ``None``:
+            no bound.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_running: int | None = None) -> None:
+        if max_running is not None and (
+            isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1
+        ):
+            raise ValueError(
+                f"max_running={max_running!r}: give the most children to run at once "
+                "(an int >= 1), or None for no bound"
+            )
+        self._max_running = max_running
         self._lock = threading.RLock()
         self._handles: dict[int, Handle] = {}
         self._finished = threading.Condition(self._lock)
         self._finish_order: list[Handle] = []
+        self._slots_taken = 0  # children running or starting, counted against max_running
 
     # --- adding and removing ---------------------------------------------------
 
     def fork(self, name: str, /, *args: Any, **kwargs: Any) -> Child:
-        """``fork.fork`` and manage the child."""
+        """``fork.fork`` and manage the child.
+
+        With ``max_running``, blocks until fewer than that many of this
+        Manager's children are running.
+        """
         from ._launch import fork
 
-        return self._manage(fork(name, *args, **kwargs))
+        return self._start(lambda: fork(name, *args, **kwargs))
 
     def spawn(self, name: str, *args: Any, **options: Any) -> Child:
-        """``fork.spawn`` (same arguments) and manage the child."""
+        """``fork.spawn`` (same arguments) and manage the child.
+
+        With ``max_running``, blocks until fewer than that many of this
+        Manager's children are running.
+        """
         from ._launch import spawn
 
-        return self._manage(spawn(name, *args, **options))
+        return self._start(lambda: spawn(name, *args, **options))
+
+    def _start(self, start: Callable[[], Child]) -> Child:
+        self._take_slot()
+        try:
+            child = start()
+        except BaseException:
+            self._free_slot(None)
+            raise
+        child._when_exited(self._free_slot)
+        return self._manage(child)
+
+    def _take_slot(self) -> None:
+        with self._finished:
+            while self._max_running is not None and self._slots_taken >= self._max_running:
+                self._finished.wait()
+            self._slots_taken += 1
+
+    def _free_slot(self, _: object) -> None:
+        with self._finished:
+            self._slots_taken -= 1
+            self._finished.notify_all()
 
     def add(self, pid: int) -> Handle:
         """Adopt a running process by pid (a goforkpy child of ours keeps its Child handle).
@@ -183,11 +227,11 @@ class Manager:
         handles = self._snapshot()
         if grace is None:
             grace = max((getattr(h, "_grace", _DEFAULT_GRACE) for h in handles), default=0.0)
-        _end(handles, signal.SIGTERM, grace)
+        end_handles(handles, signal.SIGTERM, grace)
 
     def kill_all(self) -> None:
         """SIGKILL every tree at once; reap."""
-        _end(self._snapshot(), signal.SIGKILL, 0.0)
+        end_handles(self._snapshot(), signal.SIGKILL, 0.0)
 
     def wait_all(self, timeout: float | None = None) -> dict[int, int | None]:
         """Wait for every managed process; ``{pid: returncode}``.
@@ -261,7 +305,7 @@ class Manager:
             return list(self._handles.values())
 
 
-def _end(handles: list[Handle], sig: int, grace: float) -> None:
+def end_handles(handles: list[Handle], sig: int, grace: float) -> None:
     """End the trees of ``handles`` together, then wait for each to be gone."""
     from . import _tree
 
@@ -276,9 +320,9 @@ def _end(handles: list[Handle], sig: int, grace: float) -> None:
 def _wait_without_reaping(process: psutil.Process) -> int | None:
     """Wait for ``process`` to exit, leaving its exit status for whoever started it.
 
-    A child of ours (say, a ``subprocess.Popen``) is waited for with
-    ``WNOWAIT``, so its ``Popen.wait()`` still gets the status; anything else
-    is polled by psutil, which cannot reap what is not ours.
+    A child of ours (say, a ``subprocess.Popen``) is waited for without
+    reaping, so its ``Popen.wait()`` still gets the status; anything else is
+    polled by psutil, which cannot reap what is not ours.
     """
     import psutil
 
@@ -289,15 +333,9 @@ def _wait_without_reaping(process: psutil.Process) -> int | None:
             return None
     except psutil.NoSuchProcess:
         return None
-    try:
-        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
-    except ChildProcessError:
-        return None  # its owner reaped it first
-    if info is None:
-        return None
-    if info.si_code == os.CLD_EXITED:
-        return info.si_status
-    return -info.si_status  # killed or dumped core: subprocess's convention
+    from . import _platform
+
+    return _platform.wait_unreaped(process.pid)
 
 
 def _ancestry() -> set[int]:

@@ -23,7 +23,7 @@ import weakref
 
 from . import _protocol, _wire, _worker
 from ._errors import ChildCrashed, TimeoutExpired
-from ._futures import TaskFuture, broken_error, settle
+from ._futures import TaskFuture, broken_error, cancel_and_notify, settle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ class Pool:
         self._pending: collections.deque[_Task] = collections.deque()
         self._ids = itertools.count(1)
         self._shutdown = self._cancel_pending = False
+        self._abort_grace: float | None = None  # set: end the running workers too
         self._broken: BaseException | None = None
         self._kills: list[TaskFuture] = []
         self._exited: list[_Worker] = []
@@ -143,6 +144,12 @@ class Pool:
             self._close_wake()  # no manager thread ever started to do it
         elif wait and thread is not threading.current_thread():
             thread.join()
+
+    def abort(self, grace: float) -> None:
+        """Cancel what is pending, terminate the running workers' trees, wait for the end."""
+        with self._lock:
+            self._abort_grace = grace
+        self.shutdown(wait=True, cancel_futures=True)
 
     def describe(self) -> str:
         with self._lock:
@@ -206,6 +213,9 @@ class Pool:
             self._bury(worker, None)
         for future in kills:
             self._kill_running(future)
+        if self._abort_grace is not None:
+            self._end_all_workers(self._abort_grace)
+            return False
         self._expire()
         if self._broken is not None:
             return False
@@ -233,15 +243,13 @@ class Pool:
             self._workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
-        from ._launch import launch
+        from ._launch import Options, launch
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             args = (theirs.fileno(), self._init)
-            child = launch(
-                _worker.NAME, args, None, None, 1.0, (None, None, None), None, None, None,
-                pass_fds=(theirs.fileno(),),
-            )  # fmt: skip
+            options = Options(grace=1.0, pass_fds=(theirs.fileno(),))
+            child = launch(_worker.NAME, args, None, options)
         except BaseException:
             ours.close()
             raise
@@ -349,6 +357,20 @@ class Pool:
             with self._lock:
                 self._pending.extendleft(reversed(worker.inflight))
             worker.inflight.clear()
+
+    def _end_all_workers(self, grace: float) -> None:
+        """Terminate every worker's tree at once (one grace period); cancel their tasks."""
+        import signal
+
+        from ._manager import end_handles
+
+        for worker in self._workers:
+            for task in worker.inflight:
+                cancel_and_notify(task.future)
+            worker.inflight.clear()
+        end_handles([worker.child for worker in self._workers], signal.SIGTERM, grace)
+        for worker in list(self._workers):
+            self._bury(worker, cf.CancelledError())
 
     def _read_what_is_left(self, worker: _Worker) -> None:
         """Results a worker sent just before dying still count."""

@@ -2,9 +2,16 @@
 
 goforkpy is the only caller of ``waitpid`` for its children, so an exit status
 is never stolen and no child stays a zombie, whether or not anybody waits on
-its handle. Where the kernel has pidfds, one daemon thread watches them all
-with a selector; elsewhere a small daemon thread per child blocks in
-``waitpid``. Either way the callback gets the exit status once.
+its handle. Where the kernel has pidfds (Linux), one daemon thread watches
+them all with a selector and learns of an exit before reaping, so a handle
+stops signalling while the pid still cannot be reused. Elsewhere a small
+daemon thread per child blocks in ``waitpid`` (all that macOS and the BSDs
+offer without signals), and the handle stops signalling the moment it
+returns. Either way each callback runs once.
+
+A watcher thread that cannot be started (``RLIMIT_NPROC``, memory) raises
+``ForkError`` from ``watch`` and leaves the reaper as it was, so the next
+child is watched as usual.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import selectors
 import threading
 
 from . import _platform
+from ._errors import ForkError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +33,7 @@ if TYPE_CHECKING:
 UNKNOWN_STATUS = 0  # someone else reaped it (SIGCHLD ignored): subprocess says 0 too
 
 
-def _reap(pid: int) -> int:
+def reap(pid: int) -> int:
     """Reap ``pid`` (blocking until it exits) and return its subprocess-style returncode."""
     while True:
         try:
@@ -37,19 +45,28 @@ def _reap(pid: int) -> int:
         return os.waitstatus_to_exitcode(status)
 
 
+def start_thread(target: Callable[..., None], name: str, *args: object) -> None:
+    thread = threading.Thread(target=target, args=args, name=f"goforkpy-{name}", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError as exc:  # "can't start new thread": out of processes or memory
+        raise ForkError(
+            f"cannot start goforkpy's {name} thread ({exc}); the process is out of "
+            "threads (RLIMIT_NPROC, memory): end some processes or raise the limit"
+        ) from None
+
+
 class _ThreadPerChild:
     """The portable reaper: one blocking ``waitpid`` thread per child."""
 
     def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
-        def wait_then_reap() -> None:
-            try:
-                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:
-                pass
-            on_zombie()
-            on_exit(_reap(pid))
+        start_thread(self._wait, f"reaper-{pid}", pid, on_exit, on_zombie)
 
-        threading.Thread(target=wait_then_reap, name=f"goforkpy-reap-{pid}", daemon=True).start()
+    @staticmethod
+    def _wait(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
+        returncode = reap(pid)
+        _safely(on_zombie)
+        _safely(on_exit, returncode)
 
 
 class _PidfdSelector:
@@ -58,31 +75,39 @@ class _PidfdSelector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[tuple[int, int, OnExit, OnZombie]] = []
-        self._thread: threading.Thread | None = None
-        self._selector: selectors.BaseSelector | None = None
+        self._running = False
         self._wake_w = -1
 
     def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
         pidfd = os.pidfd_open(pid)  # a zombie still has one: no exit is missed
-        with self._lock:
-            self._pending.append((pidfd, pid, on_exit, on_zombie))
-            if self._thread is None:
-                self._start()
+        try:
+            with self._lock:
+                if not self._running:
+                    self._start()
+                self._pending.append((pidfd, pid, on_exit, on_zombie))
+        except BaseException:
+            os.close(pidfd)
+            raise
         try:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
             pass  # the pipe is full of wake-ups already
 
     def _start(self) -> None:
-        wake_r, self._wake_w = os.pipe()
+        """Start the selector thread; on failure nothing is left half made."""
+        wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(wake_r, selectors.EVENT_READ, None)
-        self._thread = threading.Thread(
-            target=self._run, args=(self._selector, wake_r), name="goforkpy-reaper", daemon=True
-        )
-        self._thread.start()
+        os.set_blocking(wake_w, False)
+        selector = selectors.DefaultSelector()
+        selector.register(wake_r, selectors.EVENT_READ, None)
+        try:
+            start_thread(self._run, "reaper", selector, wake_r)
+        except BaseException:
+            selector.close()
+            os.close(wake_r)
+            os.close(wake_w)
+            raise
+        self._wake_w, self._running = wake_w, True
 
     def _run(self, selector: selectors.BaseSelector, wake_r: int) -> None:
         while True:
@@ -93,8 +118,8 @@ class _PidfdSelector:
                 pid, on_exit, on_zombie = key.data
                 selector.unregister(key.fd)
                 os.close(key.fd)
-                on_zombie()
-                _safely(on_exit, _reap(pid))
+                _safely(on_zombie)
+                _safely(on_exit, reap(pid))
 
     def _take_pending(self, selector: selectors.BaseSelector, wake_r: int) -> None:
         try:
@@ -112,9 +137,9 @@ class _PidfdSelector:
         self.__init__()  # type: ignore[misc]
 
 
-def _safely(on_exit: OnExit, returncode: int) -> None:
+def _safely(callback: Callable[..., None], *args: int) -> None:
     try:
-        on_exit(returncode)
+        callback(*args)
     except Exception:  # pragma: no cover - a bug in a callback must not stop reaping
         import traceback
 
@@ -128,8 +153,12 @@ _reaper_lock = threading.Lock()
 def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
     """Reap ``pid`` (a child of this process) once it exits.
 
-    ``on_zombie()`` runs when it has exited but before it is reaped (while its
-    pid cannot be reused); ``on_exit(returncode)`` runs after.
+    ``on_zombie()`` runs when it has exited, before it is reaped where the
+    platform can tell (while its pid cannot be reused); ``on_exit(returncode)``
+    runs after.
+
+    Raises:
+        ForkError: no watcher thread could be started; nothing is watching ``pid``.
     """
     global _reaper
     with _reaper_lock:

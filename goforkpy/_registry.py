@@ -85,6 +85,11 @@ def register(fn_or_name: Any) -> Any:
 
         return decorate
     name = getattr(fn_or_name, "__name__", None)
+    if name == "<lambda>":
+        raise RegistryError(
+            "a lambda has no name of its own, so a second one would silently replace "
+            "it; register it with an explicit name: fork.register_func('name', fn)"
+        )
     if not isinstance(name, str):
         raise RegistryError(
             f"{fn_or_name!r} has no __name__; register it with an explicit name: "
@@ -98,8 +103,15 @@ def registered() -> Mapping[str, Callable[..., Any]]:
     return _MappingProxy(_functions)
 
 
-def lookup(name: str) -> Callable[..., Any]:
-    """The function registered under ``name``; ``RegistryError`` names the fix."""
+def lookup(name: str, via: str = "fork") -> Callable[..., Any]:
+    """The function registered under ``name``; the errors name the fix.
+
+    Raises:
+        TypeError: ``name`` is not a string (a function was passed).
+        RegistryError: nothing is registered under ``name``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(_not_a_name(name, via))
     fn = _functions.get(name)
     if fn is None:
         known = ", ".join(sorted(_functions)) or "none yet"
@@ -108,6 +120,23 @@ def lookup(name: str) -> Callable[..., Any]:
             "decorate it with @fork.register or call fork.register_func(name, fn)"
         )
     return fn
+
+
+def _not_a_name(value: Any, via: str) -> str:
+    """Why ``fork.<via>(value)`` is wrong, for a ``value`` that is not a name."""
+    if not callable(value):
+        return f"fork.{via}() takes a registered function's name (a str), not {value!r}"
+    for registered_name, fn in _functions.items():
+        if fn is value:
+            return (
+                f"fork.{via}() takes a registered function's name, not the function: "
+                f"write fork.{via}({registered_name!r}, ...) or {registered_name}.{via}(...)"
+            )
+    return (
+        f"fork.{via}() takes the name of a function registered with @fork.register, "
+        f"not a callable ({value!r}); to run any picklable callable in a child, "
+        "use fork.Executor().submit(fn, *args), or register it first"
+    )
 
 
 def _describe(fn: Callable[..., Any]) -> str:

@@ -68,13 +68,23 @@ def new_key() -> bytes:
     return os.urandom(KEY_SIZE)
 
 
-def _segmented_tag(key: bytes, total: int, digests: list[bytes]) -> bytes:
+def _segmented_tag(key: bytes, name: bytes, total: int, digests: list[bytes]) -> bytes:
     """The tag of a file of ``_PARALLEL`` bytes or more, from its segments' digests.
 
-    The HMAC covers the length and the list of the segments' SHA-256 digests
-    (see ``_Digests``), which binds every byte just as tightly as one pass.
+    The HMAC covers the file's name, its length and the list of the segments'
+    SHA-256 digests (see ``_Digests``), which binds every byte just as
+    tightly as one pass.
     """
-    return hmac_sha256(key, [_SEGMENTED, total.to_bytes(8, "little"), *digests], 0)
+    return hmac_sha256(key, [_SEGMENTED, name, total.to_bytes(8, "little"), *digests], 0)
+
+
+def _bound_name(path: str) -> bytes:
+    """What ties a tag to its file: the name, unique per child and direction.
+
+    A file copied over another child's (or its result over its payload)
+    fails its check, though both were tagged with the same key.
+    """
+    return os.path.basename(path).encode() + b"\0"
 
 
 def hmac_sha256(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
@@ -484,10 +494,11 @@ def frame(meta: Any, body: Sequence[Buffer], buffers: Sequence[Buffer]) -> Frame
 def write_frame(path: str, key: bytes, framed: Frame) -> None:
     """Write ``framed`` and its tag to a new private file at ``path`` (see ``write_file``)."""
     chunks, total = framed
+    name = _bound_name(path)
     fd = os.open(path, _OPEN_NEW, 0o600)
     try:
         if total < _PARALLEL:
-            tag = hmac_sha256(key, chunks, total)
+            tag = hmac_sha256(key, [name, *chunks], total)
             _write_all(fd, chunks)
         else:
             digests = _Digests.of_chunks(chunks, total)  # hashed on the other CPUs meanwhile
@@ -496,7 +507,7 @@ def write_frame(path: str, key: bytes, framed: Frame) -> None:
             except BaseException:
                 digests.abandon()
                 raise
-            tag = _segmented_tag(key, total, digests.finish())
+            tag = _segmented_tag(key, name, total, digests.finish())
         _write_all(fd, [tag])
     except BaseException:
         os.unlink(path)
@@ -540,7 +551,7 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
                 f"mode {stat.filemode(st.st_mode)})"
             )
         size = st.st_size
-        return _read_verified(fd, size, key)
+        return _read_verified(fd, size, key, _bound_name(path))
     except _Corrupt as exc:
         raise PayloadError(f"payload file {path!r} failed its integrity check: {exc}") from None
     finally:
@@ -559,7 +570,7 @@ class _Corrupt(Exception):
     """Why a file failed its integrity check."""
 
 
-def _read_verified(fd: int, size: int, key: bytes) -> Decoded:
+def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> Decoded:
     """The sections of the open file ``fd`` (``size`` bytes), after checking its tag.
 
     A small file is read whole into one writable buffer. In a large one,
@@ -603,9 +614,9 @@ def _read_verified(fd: int, size: int, key: bytes) -> Decoded:
             digests.abandon()
         raise
     if digests is not None:
-        expected = _segmented_tag(key, total, digests.finish())
+        expected = _segmented_tag(key, name, total, digests.finish())
     else:
-        expected = hmac_sha256(key, [head, *sections], total)
+        expected = hmac_sha256(key, [name, head, *sections], total)
     if not _compare_digest(expected, bytes(tag)):
         raise _Corrupt("the HMAC tag does not match (tampered, truncated or another key)")
     meta, body, *buffers = sections

@@ -282,6 +282,7 @@ def test_progress_without_tqdm_says_how_to_install(
     executor: fork.Executor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match=r"goforkpy\[progress\]"):
         executor.map(workers.square, range(3), progress=True)
 

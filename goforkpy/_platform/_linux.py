@@ -91,14 +91,33 @@ def _prctl() -> Any:
     return _prctl_function
 
 
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
+    """(pid, uid) of the process at the other end of a Unix socket (SO_PEERCRED).
+
+    The kernel records them when the connection is made: the peer cannot lie.
+    """
     import socket
     import struct
 
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return int(pid), int(uid)
+
+
+def wait_unreaped(pid: int) -> int | None:
+    """Block until our child ``pid`` has exited, leaving it to be reaped by its owner.
+
+    Returns its subprocess-style returncode, or ``None`` if it was reaped first.
+    """
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        return None
+    if info is None:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status  # killed or dumped core: subprocess's convention
 
 
 def descendant_pids(pid: int) -> list[int]:

@@ -39,8 +39,8 @@ def group_and_tie_preexec() -> Callable[[], None]:
     return os.setpgrp
 
 
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid at the other end of a Unix socket, where the OS tells (BSD, macOS).
+def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
+    """(pid, uid) of the peer of a Unix socket, each where the OS tells (macOS, BSD).
 
     ``None`` where it cannot be had; the 0700 directory the sockets live in
     already keeps other users from connecting.
@@ -48,12 +48,38 @@ def peer_uid(sock: socket.socket) -> int | None:
     import socket
     import struct
 
-    option = getattr(socket, "LOCAL_PEERCRED", None)
-    if option is None:
-        return None
-    # struct xucred: u_int cr_version; uid_t cr_uid; ...
-    creds = sock.getsockopt(0, option, struct.calcsize("2I"))
-    return int(struct.unpack("2I", creds[: struct.calcsize("2I")])[1])
+    pid = uid = None
+    uid_option = getattr(socket, "LOCAL_PEERCRED", None)
+    if uid_option is not None:
+        # struct xucred: u_int cr_version; uid_t cr_uid; ...
+        creds = sock.getsockopt(0, uid_option, struct.calcsize("2I"))
+        uid = int(struct.unpack("2I", creds[: struct.calcsize("2I")])[1])
+    pid_option = getattr(socket, "LOCAL_PEERPID", None)
+    if pid_option is not None:
+        pid = int(struct.unpack("i", sock.getsockopt(0, pid_option, 4))[0])
+    return pid, uid
+
+
+def wait_unreaped(pid: int) -> int | None:
+    """Wait until our child ``pid`` has exited, leaving it to be reaped by its owner.
+
+    Portable POSIX cannot wait without reaping (``waitid`` is missing on
+    macOS), so this polls until the child is a zombie or gone; its exit
+    status is then unknown here: ``None``.
+    """
+    import time
+
+    import psutil
+
+    delay = 0.001
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.NoSuchProcess:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def pid_exists(pid: int) -> bool:
