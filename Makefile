@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := goforkpy tests examples benchmarks
 
-.PHONY: demo test check suite bench clean
+.PHONY: demo test check suite portable bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ check: $(STAMP)
 
 suite: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suite on the portable layer only (no pidfd, waitid, prctl, /proc, SO_PEERCRED, /dev/shm).
+portable: $(STAMP)
+	GOFORKPY_PLATFORM=posix $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -42,8 +42,7 @@ def grace(value: Any) -> float:
     seconds = _number("grace", value, "the seconds between SIGTERM and SIGKILL (>= 0)")
     if not 0 <= seconds < math.inf:
         raise ValueError(
-            f"grace={value!r}: give the seconds between SIGTERM and SIGKILL "
-            "as a finite number >= 0"
+            f"grace={value!r}: give the seconds between SIGTERM and SIGKILL as a finite number >= 0"
         )
     return seconds
 

@@ -59,7 +59,7 @@ class _Task:
 
     def __init__(self, task_id: int, future: TaskFuture, body: list[Any], fn_name: str) -> None:
         self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
-        self.started = 0.0
+        self.started = 0.0  # when its worker reached it; 0 until then
 
 
 class _Worker:
@@ -70,6 +70,7 @@ class _Worker:
         self.reader = _protocol.FrameReader()
         self.assigned = 0
         self.retiring = self.dead = False
+        self.up = False  # it said it is ready: its head task runs from then on
         self.last_result = 0.0
         self.pace = 1.0  # moving average of seconds per task
 
@@ -281,7 +282,7 @@ class Pool:
         if self._max_tasks is not None and worker.assigned >= self._max_tasks:
             worker.retiring = True  # it finishes what it has, then leaves
             parts.append(_protocol.frame(_protocol.QUIT, 0, b""))
-        if len(worker.inflight) == 1:
+        if len(worker.inflight) == 1 and worker.up:
             self._begin(worker, task)
         worker.outgoing.extend(memoryview(part).cast("B") for part in parts)
         self._flush(worker)
@@ -320,6 +321,11 @@ class Pool:
         if kind == _protocol.INIT_FAILED:
             error = _rebuild(*_wire.loads(body), name="the initializer")
             self._break(error)
+            return
+        if kind == _protocol.STARTED:
+            worker.up = True
+            if worker.inflight:
+                self._begin(worker, worker.inflight[0])
             return
         task = worker.inflight.popleft()
         now = time.monotonic()
@@ -391,8 +397,8 @@ class Pool:
             return
         now = time.monotonic()
         for worker in list(self._workers):
-            if worker.inflight and now - worker.inflight[0].started >= self._task_timeout:
-                head = worker.inflight[0]
+            head = worker.inflight[0] if worker.inflight else None
+            if head is not None and head.started and now - head.started >= self._task_timeout:
                 self._bury(
                     worker,
                     TimeoutExpired(
@@ -407,7 +413,7 @@ class Pool:
     def _next_deadline(self) -> float | None:
         if self._task_timeout is None:
             return None
-        starts = [w.inflight[0].started for w in self._workers if w.inflight]
+        starts = [w.inflight[0].started for w in self._workers if w.inflight and w.up]
         if not starts:
             return None
         return max(0.0, min(starts) + self._task_timeout - time.monotonic())

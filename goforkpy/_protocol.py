@@ -2,8 +2,9 @@
 
 Every frame is ``length (8) | kind (1) | task id (8) | body``. The pool sends
 ``T`` (a task: a function and a batch of calls, pickled) and ``Q`` (quit); a
-worker answers ``R`` (the batch's results), ``E`` (a task raised: an error
-record) or, once, ``I`` (its initializer raised). Small frames go out as one
+worker says ``S`` once it is up (its initializer done), then answers ``R``
+(the batch's results) or ``E`` (a task raised: an error record); or it says
+``I`` once, instead of ``S``: its initializer raised. Small frames go out as one
 buffer; big bodies are written and received without intermediate copies.
 """
 
@@ -15,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-TASK, QUIT, RESULT, ERROR, INIT_FAILED = b"T", b"Q", b"R", b"E", b"I"
+TASK, QUIT, RESULT, ERROR, INIT_FAILED, STARTED = b"T", b"Q", b"R", b"E", b"I", b"S"
 HEADER = 17
 _SMALL = 1 << 16
 

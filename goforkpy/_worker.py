@@ -10,7 +10,7 @@ import os
 import socket
 
 from . import _wire
-from ._protocol import ERROR, INIT_FAILED, QUIT, RESULT, frame, frame_parts, read_frame
+from ._protocol import ERROR, INIT_FAILED, QUIT, RESULT, STARTED, frame, frame_parts, read_frame
 from ._registry import register_func
 
 TYPE_CHECKING = False
@@ -25,6 +25,7 @@ def serve(fd: int, initializer: bytes | None) -> None:
     with sock, sock.makefile("rb", buffering=1 << 16) as stream:
         if initializer is not None and not _initialize(sock, initializer):
             return
+        sock.sendall(frame(STARTED, 0, b""))  # task timeouts count from here, not from exec
         while True:
             received = read_frame(stream)
             if received is None or received[0] == QUIT:

@@ -11,6 +11,7 @@ import pytest
 SCRIPT = """
 import json, os, sys
 import goforkpy as fork
+from goforkpy import _env
 
 TOP_IS_CHILD = fork.is_child()
 EXTRA = ()
@@ -26,7 +27,7 @@ def info(point, *extra):
         "pid": os.getpid(), "ppid": fork.ppid(), "is_child": fork.is_child(),
         "top_is_child": TOP_IS_CHILD, "sum": point.x + point.y,
         "argv": sys.argv[1:], "cwd": os.getcwd(),
-        "markers": sorted(k for k in os.environ if k.startswith("GOFORKPY_")),
+        "markers": sorted(k for k in os.environ if k in _env.MARKERS),
         "heavy": sorted(m for m in ("cloudpickle", "psutil", "typing", "subprocess")
                         if m in sys.modules),
     }
@@ -167,7 +168,7 @@ def test_fork_before_init_in_child_is_an_init_error(run_script) -> None:  # type
     assert completed.stdout.startswith("InitError: ")
     assert "before reaching fork.init()" in completed.stdout
     assert completed.stderr == "", "one report, in the parent; the child prints nothing"
-    assert "fork() was called in a child before fork.init() ran" in completed.stderr
+    assert "fork() was called in a child before fork.init() ran" in completed.stdout
 
 
 def test_child_without_init_is_an_init_error(run_script) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import goforkpy as fork
+from goforkpy import _env
 
 
 @fork.register
@@ -27,7 +28,7 @@ def identity_info(*ballast: object) -> dict[str, Any]:
         "pid": os.getpid(),
         "ppid": fork.ppid(),
         "is_child": fork.is_child(),
-        "markers": sorted(k for k in os.environ if k.startswith("GOFORKPY_")),
+        "markers": sorted(k for k in os.environ if k in _env.MARKERS),
         "modules": sorted(sys.modules),
         "cwd": os.getcwd(),
         "env_probe": os.environ.get("GOFORKPY_TEST_PROBE"),
@@ -381,3 +382,8 @@ class UnpicklableInChild:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_explode_in_child, ())
+
+
+@fork.register
+def argv() -> list[str]:
+    return sys.argv

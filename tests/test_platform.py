@@ -1,0 +1,91 @@
+"""The portable layer: goforkpy on nothing but waitpid, kill and process groups.
+
+macOS and the BSDs lack ``os.waitid``, pidfds, ``prctl``, /proc, SO_PEERCRED
+and /dev/shm. ``GOFORKPY_PLATFORM=posix`` picks the layer they use; CI runs
+the whole suite under it too. The tests here go further and delete the
+Linux-only calls from ``os`` before goforkpy is imported, as on macOS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import goforkpy as fork
+from goforkpy import _platform
+
+DEADLOCK_NET = 60.0
+
+WITHOUT_LINUX = """
+import os, sys
+for name in ("waitid", "pidfd_open", "sched_getaffinity"):
+    if hasattr(os, name):
+        delattr(os, name)
+import goforkpy as fork
+from goforkpy import _platform
+assert not _platform.NATIVE
+
+@fork.register
+def square(x):
+    return x * x
+
+@fork.register
+def wait_forever(note):
+    import signal, threading
+    def on_term(signum, frame):
+        open(note, "w").write("graceful")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    print("ready", flush=True)
+    threading.Event().wait()
+
+if __name__ == "__main__":
+    fork.init()
+    child = fork.fork("square", 7)
+    print("result", child.result(timeout=30), flush=True)
+    with fork.Executor(max_workers=2) as pool:
+        print("executor", sum(pool.map(square, range(10))), flush=True)
+    fork.fork("wait_forever", sys.argv[1]).wait()
+"""
+
+
+def test_without_the_linux_only_calls(tmp_path: Path) -> None:
+    """Results, an Executor block, and SIGTERM ending the program and its child."""
+    script, note = tmp_path / "portable.py", tmp_path / "note"
+    script.write_text(WITHOUT_LINUX)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(fork.__file__).parent.parent),
+        "GOFORKPY_PLATFORM": "posix",
+    }
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(note)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert parent.stdout is not None
+    assert parent.stdout.readline() == "result 49\n"
+    assert parent.stdout.readline() == "executor 285\n"
+    assert parent.stdout.readline() == "ready\n"
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=DEADLOCK_NET)
+    assert parent.returncode == -signal.SIGTERM, err
+    assert note.read_text() == "graceful"
+
+
+def test_the_switch_is_checked(run_script) -> None:  # type: ignore[no-untyped-def]
+    completed = run_script("import goforkpy._platform", env={"GOFORKPY_PLATFORM": "macos"})
+    assert completed.returncode == 1
+    assert "GOFORKPY_PLATFORM='macos': set it to 'posix' or 'native'" in completed.stderr
+
+
+@pytest.mark.skipif(not _platform.NATIVE, reason="checks the choice made on Linux")
+def test_linux_picks_the_native_layer() -> None:
+    assert _platform.watch_exit_supported()
