@@ -119,7 +119,7 @@ def _watch_parent(fd: int, parent: int | None) -> None:
         _orphaned()  # EOF already: nobody ever writes to the lifeline
     from ._platform import tie_to_parent
 
-    if parent is not None and not tie_to_parent(parent):
+    if parent is not None and not tie_to_parent(parent, die_with_it=not _env.MARKED.guarded):
         _orphaned()
     try:
         while os.read(fd, 4096):

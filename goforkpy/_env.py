@@ -21,10 +21,11 @@ DEPTH = "GOFORKPY_DEPTH"  # how many forks deep this child is
 LIFELINE = "GOFORKPY_LIFELINE"  # fd of the pipe whose EOF means the parent died
 READY = "GOFORKPY_READY"  # fd that yields a byte once a big payload file is written
 STARTED = "GOFORKPY_STARTED"  # fd the child writes a byte to as its function starts
+GUARDED = "GOFORKPY_GUARDED"  # "1": the parent's guardian will end our tree if it dies
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
-MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, READY, STARTED, PYTHONPATH_SAVED)
+MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, READY, STARTED, GUARDED, PYTHONPATH_SAVED)
 # Every launch sets these; a process with only some of them was not started by
 # goforkpy (they were left in an environment), so it is no child.
 _ALWAYS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE)
@@ -45,7 +46,17 @@ class Markers:
     names the markers of an incomplete set, which goforkpy ignores.
     """
 
-    __slots__ = ("depth", "key", "lifeline", "parent", "payload", "ready", "stale", "started")
+    __slots__ = (
+        "depth",
+        "guarded",
+        "key",
+        "lifeline",
+        "parent",
+        "payload",
+        "ready",
+        "stale",
+        "started",
+    )
 
     def __init__(self, environ: os._Environ[str]) -> None:
         present = [name for name in MARKERS if name in environ]
@@ -66,6 +77,7 @@ class Markers:
         self.lifeline = lifeline if complete else None
         self.ready = _fd(environ.get(READY)) if complete else None
         self.started = _fd(environ.get(STARTED)) if complete else None
+        self.guarded = complete and environ.get(GUARDED) == "1"
 
     @property
     def is_child(self) -> bool:

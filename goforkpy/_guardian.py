@@ -1,15 +1,21 @@
 """The guardian: a tiny watchdog that outlives its parent just long enough.
 
 When a parent dies by SIGKILL nothing in it runs, and a child's own cleanup
-may not get the chance either (it may be stuck in C code, or killed by
-``PR_SET_PDEATHSIG`` first), so what the child started with a bare
-``subprocess`` would survive in the child's process group. The guardian,
-started at the parent's first fork in a session of its own (so terminal
-signals and group kills aimed at the parent miss it) and detached from it
-(a double fork: never the parent's child, never its zombie), holds the read
-end of a pipe whose write end only the parent has. The parent tells it each
-child's process group as the child starts and as it is reaped; at EOF (the
-parent is gone, however it went) it SIGKILLs every group still listed.
+may not get the chance either (it may be stuck in C code), so what the child
+started would survive: in its process group, or in groups and sessions of
+its own. The guardian, started before the parent's first child in a session
+of its own (so terminal signals and group kills aimed at the parent miss it)
+and detached from it (a double fork: never the parent's child, never its
+zombie), holds the read end of a pipe whose write end only the parent has.
+The parent tells it each child's pid as the child starts and as it is
+reaped. At EOF (the parent is gone, however it went) it stops every listed
+child and all of its descendants, found by parentage while the child still
+holds them (on Linux each child is a subreaper, so even orphaned descendants
+stay in its tree), then SIGKILLs them all and each child's process group.
+
+Children of a guarded parent do not arm ``PR_SET_PDEATHSIG``: the kernel
+would kill them before their tree could be walked. Where the guardian could
+not start, they arm it, and only their own process group is then sure to go.
 """
 
 from __future__ import annotations
@@ -19,18 +25,66 @@ import subprocess
 import sys
 import threading
 
+from . import _platform
+
 # Runs in `python -I -S -c`: nothing but builtins, so it is up in milliseconds.
+# argv[1] is "proc" where /proc lists the processes, "ps" elsewhere.
 _CODE = """\
 # goforkpy guardian
 import os, sys
 if os.fork():
     os._exit(0)
-groups = set()
+roots = set()
 for line in sys.stdin.buffer:
-    (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
-for pgid in groups:
+    (roots.add if line[:1] == b"+" else roots.discard)(int(line[1:]))
+
+def parents():
+    found = {}
+    if sys.argv[1] == "proc":
+        for entry in os.listdir("/proc"):
+            try:
+                with open("/proc/" + entry + "/stat", "rb") as f:
+                    stat = f.read()
+                found[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError):
+                pass
+    else:
+        with os.popen("ps -A -o pid= -o ppid=") as ps:
+            for line in ps:
+                pid, ppid = line.split()
+                found[int(pid)] = int(ppid)
+    return found
+
+def family():
+    young = {}
+    for pid, ppid in parents().items():
+        young.setdefault(ppid, []).append(pid)
+    members, queue = set(), [root for root in roots]
+    while queue:
+        pid = queue.pop()
+        members.add(pid)
+        queue.extend(young.get(pid, ()))
+    return members
+
+stopped = set()
+for _ in range(10):  # stopped members cannot fork: stop what is new until nothing is
+    new = family() - stopped
+    if not new:
+        break
+    for pid in new:
+        try:
+            os.kill(pid, 19)
+        except OSError:
+            pass
+    stopped |= new
+for pgid in roots:
     try:
         os.killpg(pgid, 9)
+    except OSError:
+        pass
+for pid in stopped:
+    try:
+        os.kill(pid, 9)
     except OSError:
         pass
 """
@@ -41,34 +95,43 @@ _pipe_w = -1
 _owner_pid = -1
 
 
-def watch(pgid: int) -> None:
-    """Have the guardian kill this process group if we die before it ends."""
-    _tell(b"+%d\n" % pgid)
-
-
-def forget(pgid: int) -> None:
-    """The group's leader was reaped: its id may be reused, so stop watching it."""
-    _tell(b"-%d\n" % pgid)
-
-
-def _tell(line: bytes) -> None:
+def ensure_started() -> bool:
+    """Start this process's guardian if it is not running; True if it is."""
     global _pipe_w, _owner_pid
     with _lock:
         if _owner_pid != os.getpid():
             _pipe_w, _owner_pid = _start(), os.getpid()
+        return _pipe_w >= 0
+
+
+def watch(pid: int) -> None:
+    """Have the guardian end this child's tree if we die before it ends."""
+    _tell(b"+%d\n" % pid)
+
+
+def forget(pid: int) -> None:
+    """The child was reaped: its pid may be reused, so stop watching it."""
+    _tell(b"-%d\n" % pid)
+
+
+def _tell(line: bytes) -> None:
+    global _pipe_w
+    ensure_started()
+    with _lock:
         if _pipe_w >= 0:
             try:
                 os.write(_pipe_w, line)
             except OSError:
-                _pipe_w = -1  # the guardian is gone: PR_SET_PDEATHSIG and lifelines remain
+                _pipe_w = -1  # the guardian is gone: lifelines (and PDEATHSIG) remain
 
 
 def _start() -> int:
     """Start a guardian; the write end of its pipe, or -1 if it cannot be had."""
     read_end, write_end = os.pipe()
+    walk = "proc" if _platform.NATIVE else "ps"
     try:
         starter = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CODE],
+            [sys.executable, "-I", "-S", "-c", _CODE, walk],
             stdin=read_end,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -80,13 +143,22 @@ def _start() -> int:
         return -1
     finally:
         os.close(read_end)
+    _reap_soon(starter)
+    return write_end
+
+
+def _reap_soon(starter: subprocess.Popen[bytes]) -> None:
+    """Reap the starter (it forks the guardian and leaves at once) without waiting for it."""
     from . import _reaper
+    from ._errors import ForkError
 
     def reaped(returncode: int) -> None:
-        starter.returncode = returncode  # it forked the guardian and left at once
+        starter.returncode = returncode
 
-    _reaper.watch(starter.pid, reaped, lambda: None)
-    return write_end
+    try:
+        _reaper.watch(starter.pid, reaped, lambda: None)
+    except ForkError:
+        starter.wait()  # no reaper thread to be had: a few milliseconds here instead
 
 
 def _forget_after_fork() -> None:

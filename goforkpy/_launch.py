@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 
-from . import _boot, _checks, _env, _lifeline, _reaper, _signature, _tmpdir, _wire
+from . import _boot, _checks, _env, _guardian, _lifeline, _reaper, _signature, _tmpdir, _wire
 from ._child import Child
 from ._errors import ForkError
 from ._limits import Limits
@@ -417,6 +417,8 @@ def _child_env(
     env[_env.PARENT] = str(os.getpid())
     env[_env.DEPTH] = str(_boot.depth() + 1)
     env[_env.LIFELINE] = str(lifeline)
+    if _guardian.ensure_started():
+        env[_env.GUARDED] = "1"
     return env
 
 

@@ -6,14 +6,17 @@ Four mechanisms, so that no single failure leaves an orphan:
   and watch it; the parent alone holds the write end, so when the parent
   dies by any means the children read EOF, kill their own descendants and
   exit.
-- On Linux, ``PR_SET_PDEATHSIG`` (armed by the child's watcher thread through
-  ``_platform.tie_to_parent``), which works even in a child stuck in C code.
-  The kernel fires it when the *thread* that started the child exits, so
-  children are started either from the main thread or from one long-lived
-  launcher thread, never from a short-lived one.
-- The guardian (``_guardian``), a watchdog process that SIGKILLs the process
-  group of every child still running when the parent is gone, catching what
-  a child started by other means, and children stuck in C code.
+- The guardian (``_guardian``), a watchdog process that, once the parent is
+  gone, stops and kills every listed child's whole tree, found by parentage
+  (so descendants that moved to groups or sessions of their own go too), and
+  each child's process group: this catches children stuck in C code and
+  whatever they started by other means.
+- On Linux, where the guardian could not start, ``PR_SET_PDEATHSIG`` (armed
+  by the child's watcher thread through ``_platform.tie_to_parent``), which
+  works even in a child stuck in C code. The kernel fires it when the
+  *thread* that started the child exits, so children are started either from
+  the main thread or from one long-lived launcher thread, never from a
+  short-lived one.
 - At exit (normal exit, an uncaught KeyboardInterrupt, or SIGTERM/SIGHUP
   whose disposition was the default) live children are terminated
   gracefully, in parallel, before the parent goes. The user's own signal

@@ -329,17 +329,25 @@ def grandchild():
     threading.Event().wait()
 
 @fork.register
-def child(settle):
+def child(how):
     forked = fork.fork("grandchild")
     bare = subprocess.Popen(["sleep", "300"])  # started without goforkpy
-    threading.Event().wait(settle)  # long enough for the parent-death signal to be armed
-    print(os.getpid(), forked.pid, bare.pid, flush=True)
+    own_group = subprocess.Popen(["sleep", "300"], preexec_fn=os.setpgrp)
+    own_session = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    if how == "settled":
+        threading.Event().wait(0.3)  # its watcher thread has armed what it arms
+    pids = [os.getpid(), forked.pid, bare.pid, own_group.pid, own_session.pid]
+    print(*pids, flush=True)
+    if how == "stuck":  # in C code, holding the GIL: none of its own threads can run
+        import ctypes
+        ctypes.PyDLL(None).pause()
     threading.Event().wait()
 
 if __name__ == "__main__":
     fork.init()
-    fork.fork("child", float(sys.argv[1])).wait()
+    fork.fork("child", sys.argv[1]).wait()
 """
+ORPHAN_ROUNDS = ["at-once", "settled", "stuck"] * 7
 
 
 def _guardians() -> set[int]:
@@ -351,26 +359,26 @@ def _guardians() -> set[int]:
 
 
 def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
-    """Child, goforkpy grandchild and a bare subprocess grandchild: all gone within 1 s.
+    """The child and every descendant, whatever group or session it moved to: gone within 1 s.
 
-    Half the rounds kill the parent at once, half once the child has settled
-    (its PR_SET_PDEATHSIG armed, so the kernel kills it before it can clean up).
+    Rounds kill the parent at once, once the child has settled (its watcher
+    thread running), or while the child is stuck in C code holding the GIL
+    (so only the guardian can act).
     """
     script = tmp_path / "orphans.py"
     script.write_text(ORPHAN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
-    for round_ in range(20):
-        settle = "0.3" if round_ % 2 else "0"
+    for how in ORPHAN_ROUNDS:
         parent = subprocess.Popen(
-            [sys.executable, str(script), settle], stdout=subprocess.PIPE, env=env, text=True
+            [sys.executable, str(script), how], stdout=subprocess.PIPE, env=env, text=True
         )
         assert parent.stdout is not None
         pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 3, "child and both grandchildren are running"
+        assert len(pids) == 5, "the child and its four descendants are running"
         parent.kill()
         parent.wait()
         parent.stdout.close()
-        assert _wait_gone(pids, 1.0) == [], "survivors a second after the parent died"
+        assert _wait_gone(pids, 1.0) == [], f"survivors a second after the parent died ({how})"
 
 
 STALLED_WRITE_SCRIPT = """

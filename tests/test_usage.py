@@ -89,7 +89,7 @@ def test_start_timeout_bounds_the_start_up_and_says_so() -> None:
     import slow_import  # noqa: F401
 
     child = fork.spawn("quick", (1,), start_timeout=0.2, timeout=DEADLOCK_NET)
-    with pytest.raises(fork.TimeoutExpired, match="start_timeout=0.2") as caught:
+    with pytest.raises(fork.TimeoutExpired, match=r"start_timeout=0\.2") as caught:
         child.result(DEADLOCK_NET)
     assert caught.value.timeout == 0.2 and caught.value.pid == child.pid
     assert child.returncode is not None and child.returncode < 0

@@ -39,19 +39,21 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def tie_to_parent(parent_pid: int) -> bool:
-    """In a child: die with the parent; False if it is already gone.
+def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
+    """In a child: stay findable, and die with the parent; False if it is already gone.
 
-    Arms ``PR_SET_PDEATHSIG`` (SIGKILL), which works even while the child is
-    stuck in C code. The kernel fires it when the parent *thread* that started
-    us exits, so parents start children from a thread that lives as long as
+    Makes the child a subreaper, so descendants that double-fork stay in its
+    tree, where ``terminate()`` and the guardian find them. With
+    ``die_with_it`` (a parent without a guardian) also arms
+    ``PR_SET_PDEATHSIG`` (SIGKILL), which works even while the child is stuck
+    in C code. The kernel fires it when the parent *thread* that started us
+    exits, so parents start children from a thread that lives as long as
     they do. The parent may die before the arming, hence the pid check after.
-    Also makes the child a subreaper, so descendants that double-fork stay in
-    its tree, where ``terminate()`` finds them.
     """
     prctl = _prctl()
-    prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if die_with_it:
+        prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     return os.getppid() == parent_pid
 
 

@@ -26,10 +26,11 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def tie_to_parent(parent_pid: int) -> bool:
+def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
     """In a child: die with the parent where the OS can; False if it is already gone.
 
-    Portable POSIX has no parent-death signal: the lifeline pipe alone does it.
+    Portable POSIX has no parent-death signal nor subreapers: the lifeline
+    pipe and the guardian do it.
     """
     return os.getppid() == parent_pid
 
