@@ -31,11 +31,16 @@ def sleepy_family(size):
 
 @fork.register
 def forked_family(size):
-    """A child with ``size`` goforkpy grandchildren; prints all pids when ready."""
+    """A child with ``size`` goforkpy grandchildren, and two sleepers that left its
+    process group (one in a group, one in a session of its own); prints all pids."""
+    import subprocess
     import threading
 
     grandchildren = [fork.spawn("sleepy_family", (0,), stdout=fork.DEVNULL) for _ in range(size)]
-    print(os.getpid(), " ".join(str(g.pid) for g in grandchildren), flush=True)
+    own_group = subprocess.Popen(["sleep", "300"], preexec_fn=os.setpgrp)
+    own_session = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    pids = [g.pid for g in grandchildren] + [own_group.pid, own_session.pid]
+    print(os.getpid(), " ".join(str(pid) for pid in pids), flush=True)
     threading.Event().wait()
 
 
@@ -314,7 +319,10 @@ def bench_orphans(rounds):
         parent.wait()
         samples.append(_seconds_until_gone(pids, start))
         parent.stdout.close()
-    print("\nFrom parent SIGKILL to the last of its child and 10 grandchildren gone")
+    print(
+        "\nFrom parent SIGKILL to the last of its child, 10 goforkpy grandchildren and "
+        "2 sleepers in a group and a session of their own gone"
+    )
     print(
         f"  median {_median(samples) * 1e3:.1f} ms, worst {max(samples) * 1e3:.1f} ms "
         f"over {rounds} rounds (target: under 1000 ms)"
