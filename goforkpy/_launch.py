@@ -219,6 +219,7 @@ def _start_child(
     Returns its handle and, for an ``early`` start (the payload still to be
     written), the write end of the pipe that tells it the payload is complete.
     """
+    _reaper.prepare()  # a reaper that cannot run stops us before anything starts
     lifeline = _lifeline.read_end()
     env = _child_env(mode, options.env, stem, key, lifeline)
     with _Pipes() as pipes:

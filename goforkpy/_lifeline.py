@@ -153,7 +153,9 @@ class _Launcher:
 
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]
         self._jobs = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="goforkpy-launcher", daemon=True).start()
+        from ._reaper import start_thread
+
+        start_thread(self._serve, "launcher")
 
     def call(self, start: Callable[[], T]) -> T:
         outcome: list[Any] = []

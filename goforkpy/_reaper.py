@@ -10,13 +10,14 @@ offer without signals), and the handle stops signalling the moment it
 returns. Either way each callback runs once.
 
 A watcher thread that cannot be started (``RLIMIT_NPROC``, memory) raises
-``ForkError`` from ``watch`` and leaves the reaper as it was, so the next
-child is watched as usual.
+``ForkError`` from ``prepare``, which launching calls before it starts a
+child, and leaves the reaper as it was, so the next child is watched as usual.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import selectors
 import threading
 
@@ -46,6 +47,7 @@ def reap(pid: int) -> int:
 
 
 def start_thread(target: Callable[..., None], name: str, *args: object) -> None:
+    """Start a goforkpy daemon thread; ``ForkError`` (not a bare RuntimeError) if none can be."""
     thread = threading.Thread(target=target, args=args, name=f"goforkpy-{name}", daemon=True)
     try:
         thread.start()
@@ -57,16 +59,43 @@ def start_thread(target: Callable[..., None], name: str, *args: object) -> None:
 
 
 class _ThreadPerChild:
-    """The portable reaper: one blocking ``waitpid`` thread per child."""
+    """The portable reaper: one blocking ``waitpid`` thread per child.
+
+    Each thread is started ahead of its child (``prepare``) and waits for
+    its pid, so a thread that cannot start stops a fork before the start.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spares: list[queue.SimpleQueue[tuple[int, OnExit, OnZombie]]] = []
+
+    def prepare(self) -> None:
+        with self._lock:
+            if self._spares:
+                return
+        jobs: queue.SimpleQueue[tuple[int, OnExit, OnZombie]] = queue.SimpleQueue()
+        start_thread(self._wait, "reaper", jobs)
+        with self._lock:
+            self._spares.append(jobs)
 
     def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
-        start_thread(self._wait, f"reaper-{pid}", pid, on_exit, on_zombie)
+        while True:
+            with self._lock:
+                if self._spares:
+                    self._spares.pop().put((pid, on_exit, on_zombie))
+                    return
+            self.prepare()
 
     @staticmethod
-    def _wait(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
+    def _wait(jobs: queue.SimpleQueue[tuple[int, OnExit, OnZombie]]) -> None:
+        pid, on_exit, on_zombie = jobs.get()
         returncode = reap(pid)
         _safely(on_zombie)
         _safely(on_exit, returncode)
+
+    def forget_after_fork(self) -> None:
+        """In a forked copy of this process the spare threads are gone."""
+        self.__init__()  # type: ignore[misc]
 
 
 class _PidfdSelector:
@@ -78,12 +107,16 @@ class _PidfdSelector:
         self._running = False
         self._wake_w = -1
 
+    def prepare(self) -> None:
+        with self._lock:
+            if not self._running:
+                self._start()
+
     def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
         pidfd = os.pidfd_open(pid)  # a zombie still has one: no exit is missed
         try:
+            self.prepare()
             with self._lock:
-                if not self._running:
-                    self._start()
                 self._pending.append((pidfd, pid, on_exit, on_zombie))
         except BaseException:
             os.close(pidfd)
@@ -150,6 +183,24 @@ _reaper: _PidfdSelector | _ThreadPerChild | None = None
 _reaper_lock = threading.Lock()
 
 
+def _the_reaper() -> _PidfdSelector | _ThreadPerChild:
+    global _reaper
+    with _reaper_lock:
+        if _reaper is None:
+            _reaper = _PidfdSelector() if _platform.watch_exit_supported() else _ThreadPerChild()
+            os.register_at_fork(after_in_child=_reaper.forget_after_fork)
+        return _reaper
+
+
+def prepare() -> None:
+    """Make sure the next ``watch`` has a thread to run on; call it before starting a child.
+
+    Raises:
+        ForkError: no watcher thread could be started (nothing was changed).
+    """
+    _the_reaper().prepare()
+
+
 def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
     """Reap ``pid`` (a child of this process) once it exits.
 
@@ -159,12 +210,6 @@ def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
 
     Raises:
         ForkError: no watcher thread could be started; nothing is watching ``pid``.
+        OSError: no pidfd could be had (out of file descriptors).
     """
-    global _reaper
-    with _reaper_lock:
-        if _reaper is None:
-            _reaper = _PidfdSelector() if _platform.watch_exit_supported() else _ThreadPerChild()
-            if isinstance(_reaper, _PidfdSelector):
-                os.register_at_fork(after_in_child=_reaper.forget_after_fork)
-        reaper = _reaper
-    reaper.watch(pid, on_exit, on_zombie)
+    _the_reaper().watch(pid, on_exit, on_zombie)
