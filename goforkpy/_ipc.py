@@ -3,15 +3,19 @@
 A process that calls ``receive()`` listens on a Unix socket named
 ``<pid>-ipc.sock`` in the user's private 0700 directory (the one payload files
 use), never in the abstract namespace: other users can neither connect nor
-read. The receiver also checks each peer's uid (SO_PEERCRED, or
-LOCAL_PEERCRED where that is what the OS has) and drops strangers.
+read. Both ends check each other where the OS tells who is at the other end
+(SO_PEERCRED on Linux, LOCAL_PEERCRED elsewhere): the receiver drops peers of
+another uid and takes the sender's pid from the kernel, not from what the
+sender claims; the sender refuses a socket held by another user, or by a
+process other than the one it is sending to.
 
-A sender keeps one connection per receiver and sends frames on it under a
-lock, so one sender's messages arrive in order and whole. Each connection has
-one reader thread that files messages into per-group queues of bounded depth:
-a full queue stops the reader, the socket buffers fill and the sender blocks,
-which is back-pressure rather than loss. Socket files are removed when their
-process exits (or by the next sweep, if it was killed).
+A sender keeps one connection per receiver and group, and sends frames on it
+under a lock, so one sender's messages arrive in order and whole. Each
+connection has one reader thread that files messages into its group's
+queue, of bounded depth: a full queue stops that reader only, its socket
+buffers fill and its sender blocks (back-pressure rather than loss) while
+the other groups flow on. Socket files are removed when their process exits
+(or by the next sweep, if it was killed).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import socket
 import threading
 import time
 
-from . import _tmpdir
+from . import _checks, _tmpdir
 from ._errors import IPCError, TimeoutExpired
 from ._platform import pid_exists
 
@@ -76,7 +80,7 @@ class _Connection:
         self.lock = threading.Lock()
 
 
-_connections: dict[int, _Connection] = {}
+_connections: dict[tuple[int, str], _Connection] = {}
 _connections_lock = threading.Lock()
 
 
@@ -84,29 +88,45 @@ def send(pid: int, data: bytes | str, group: str = "default", timeout: float = 5
     """Send ``data`` to the goforkpy process ``pid``, in ``group``.
 
     If ``pid`` has not called ``receive()`` yet, this waits up to ``timeout``
-    seconds for it to; it also waits while the receiver's queue is full.
+    seconds for it to; it also waits while the receiver's queue for ``group``
+    is full.
 
     Raises:
         IPCError: no process ``pid``; it never started receiving; it went away;
-            or it did not take the message within ``timeout``.
-        TypeError: ``data`` is not bytes or str.
+            it did not take the message within ``timeout``; or the socket
+            for ``pid`` is held by another user or process.
+        TypeError: ``data`` is not bytes or str, or ``pid`` not an int.
+        ValueError: ``pid`` is not positive, or ``timeout`` is NaN or negative.
     """
+    _check_pid(pid)
+    limit = _checks.wait_timeout("timeout", timeout)
     frame = _frame(data, group)
-    deadline = time.monotonic() + timeout
-    connection = _connect(pid, deadline, timeout)
+    deadline = None if limit is None else time.monotonic() + limit
+    connection = _connect(pid, group, deadline, timeout)
     with connection.lock:
-        connection.sock.settimeout(max(0.0, deadline - time.monotonic()))
+        connection.sock.settimeout(None if deadline is None else _left(deadline))
         try:
             for part in frame:
                 connection.sock.sendall(part)
         except (socket.timeout, OSError) as exc:
-            _forget(pid, connection)
+            _forget((pid, group), connection)
             if isinstance(exc, socket.timeout):
                 raise IPCError(
                     f"pid {pid} did not take the message within {timeout} s; its queue "
                     f"for group {group!r} is full (is it calling fork.receive({group!r})?)"
                 ) from None
             raise IPCError(f"pid {pid} went away while the message was sent: {exc}") from exc
+
+
+def _check_pid(pid: object) -> None:
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError(f"fork.send() needs the receiver's pid as an int, not {pid!r}")
+    if pid <= 0:
+        raise ValueError(f"fork.send({pid}, ...): a pid is a positive number")
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _frame(data: bytes | str, group: str) -> list[bytes]:
@@ -119,70 +139,102 @@ def _frame(data: bytes | str, group: str) -> list[bytes]:
             f"fork.send() sends bytes or str, not {type(data).__name__}; "
             "serialise other objects first (pickle.dumps, json.dumps)"
         )
+    _group_bytes(group)
+    if len(data) > _MAX_MESSAGE:
+        raise IPCError(
+            f"message too large: data up to {_MAX_MESSAGE >> 20} MiB; split it, "
+            "or send a path to a file instead"
+        )
+    header = len(data).to_bytes(8, "little")
+    if len(data) < _SMALL:
+        return [header + data]
+    return [header, data]
+
+
+def _group_bytes(group: str) -> bytes:
     if not isinstance(group, str):
         raise TypeError(f"group must be a str, not {type(group).__name__}")
-    group_bytes = group.encode()
-    if len(group_bytes) > _MAX_GROUP or len(data) > _MAX_MESSAGE:
-        raise IPCError(
-            f"message too large: groups up to {_MAX_GROUP} bytes, data up to "
-            f"{_MAX_MESSAGE >> 20} MiB; split it, or send a path to a file instead"
-        )
-    header = len(group_bytes).to_bytes(2, "little") + len(data).to_bytes(8, "little")
-    if len(data) < _SMALL:
-        return [header + group_bytes + data]
-    return [header + group_bytes, data]
+    encoded = group.encode()
+    if len(encoded) > _MAX_GROUP:
+        raise IPCError(f"group name too long: up to {_MAX_GROUP} bytes")
+    return encoded
 
 
-def _connect(pid: int, deadline: float, timeout: float) -> _Connection:
+def _connect(pid: int, group: str, deadline: float | None, timeout: float) -> _Connection:
     with _connections_lock:
-        known = _connections.get(pid)
+        known = _connections.get((pid, group))
     if known is not None:
         return known
     path, delay = socket_path(pid), 0.001
+    hello = os.getpid().to_bytes(8, "little") + _with_length(_group_bytes(group))
     while True:
         if not pid_exists(pid):
             raise IPCError(f"cannot send to pid {pid}: no such process")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
-            sock.sendall(os.getpid().to_bytes(8, "little"))
+            _check_receiver(sock, pid, path)
+            sock.sendall(hello)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()  # not receiving (yet): wait for it, up to the deadline
+        except IPCError:
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
             raise IPCError(f"cannot connect to pid {pid} at {path}: {exc.strerror}") from exc
         else:
-            return _remember(pid, _Connection(sock))
-        left = deadline - time.monotonic()
-        if left <= 0:
+            return _remember((pid, group), _Connection(sock))
+        if deadline is not None and _left(deadline) <= 0:
             raise IPCError(
                 f"pid {pid} is running but did not call fork.receive() within {timeout} s; "
                 "a process must call fork.receive() to get messages"
             )
-        time.sleep(min(delay, left))
+        time.sleep(delay if deadline is None else min(delay, _left(deadline)))
         delay = min(delay * 2, 0.05)
 
 
-def _remember(pid: int, connection: _Connection) -> _Connection:
+def _with_length(group: bytes) -> bytes:
+    return len(group).to_bytes(2, "little") + group
+
+
+def _check_receiver(sock: socket.socket, pid: int, path: str) -> None:
+    """Refuse a socket that another user, or another process, is listening on."""
+    from . import _platform
+
+    peer_pid, peer_uid = _platform.peer_credentials(sock)
+    if peer_uid is not None and peer_uid != os.geteuid():
+        raise IPCError(
+            f"refusing to send to pid {pid}: its socket {path} is held by uid {peer_uid}, "
+            f"not by us (uid {os.geteuid()}); check who can write to the private directory"
+        )
+    if peer_pid is not None and peer_pid != pid:
+        raise IPCError(
+            f"refusing to send to pid {pid}: its socket {path} is held by pid {peer_pid}"
+        )
+
+
+def _remember(key: tuple[int, str], connection: _Connection) -> _Connection:
     with _connections_lock:
-        existing = _connections.setdefault(pid, connection)
+        existing = _connections.setdefault(key, connection)
     if existing is not connection:
         connection.sock.close()  # another thread connected first: share its connection
     return existing
 
 
 def forget(pid: int) -> None:
-    """Close our connection to ``pid`` (it exited)."""
+    """Close our connections to ``pid`` (it exited)."""
     with _connections_lock:
-        connection = _connections.pop(pid, None)
-    if connection is not None:
+        gone = [key for key in _connections if key[0] == pid]
+        connections = [_connections.pop(key) for key in gone]
+    for connection in connections:
         connection.sock.close()
 
 
-def _forget(pid: int, connection: _Connection) -> None:
+def _forget(key: tuple[int, str], connection: _Connection) -> None:
     with _connections_lock:
-        if _connections.get(pid) is connection:
-            del _connections[pid]
+        if _connections.get(key) is connection:
+            del _connections[key]
     connection.sock.close()
 
 
@@ -239,25 +291,29 @@ class _Inbox:
                 conn, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            _, uid = _platform.peer_credentials(conn)
+            peer_pid, uid = _platform.peer_credentials(conn)
             if uid is not None and uid != os.geteuid():
                 conn.close()  # another user: the 0700 directory should have stopped them
                 continue
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._read, args=(conn, peer_pid), daemon=True).start()
 
-    def _read(self, conn: socket.socket) -> None:
+    def _read(self, conn: socket.socket, peer_pid: int | None) -> None:
         with conn, conn.makefile("rb", buffering=1 << 18) as stream:
-            sender = _read_int(stream, 8)
-            while sender is not None:
-                group_size = _read_int(stream, 2)
+            claimed = _read_int(stream, 8)
+            group_size = _read_int(stream, 2)
+            if claimed is None or group_size is None:
+                return
+            sender = claimed if peer_pid is None else peer_pid  # the kernel's word first
+            group = stream.read(group_size).decode("utf-8", "replace")
+            waiting = self.queue(group)
+            while True:
                 data_size = _read_int(stream, 8)
-                if group_size is None or data_size is None:
+                if data_size is None:
                     return
-                group = stream.read(group_size).decode("utf-8", "replace")
                 data = stream.read(data_size)
                 if len(data) != data_size:
                     return  # the sender died mid-message: drop the partial frame
-                self.queue(group).put(Message(sender, group, data))  # blocks when full
+                waiting.put(Message(sender, group, data))  # blocks this group's sender when full
 
 
 def _read_int(stream: Any, size: int) -> int | None:
@@ -285,8 +341,9 @@ def receive(group: str = "default", timeout: float | None = None) -> Message:
 
             atexit.register(close_inbox)
         inbox = _inbox
+    limit = _checks.wait_timeout("timeout", timeout)
     try:
-        return inbox.queue(group).get(timeout=timeout)
+        return inbox.queue(group).get(timeout=limit)
     except queue.Empty:
         raise TimeoutExpired(
             f"no message in group {group!r} within {timeout} s", timeout=timeout, pid=os.getpid()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,79 @@ def test_a_full_receiver_pushes_back_instead_of_dropping() -> None:
     assert all(len(m.data) == 64 << 10 for m in received), "nothing dropped or cut"
     with pytest.raises(fork.TimeoutExpired):
         fork.receive("flood", timeout=0.05)
+
+
+def test_one_full_group_does_not_block_the_others() -> None:
+    with pytest.raises(fork.TimeoutExpired):
+        fork.receive("a", timeout=0.01)  # listening, but group "a" is not read
+    child = fork.fork("flood_then", 1100, "a", "b")
+    assert fork.receive("b", timeout=DEADLOCK_NET).data == b"after the flood"
+    assert len([fork.receive("a", timeout=DEADLOCK_NET) for _ in range(1100)]) == 1100
+    assert child.result(DEADLOCK_NET) == 1100
+
+
+def test_the_sender_pid_comes_from_the_kernel() -> None:
+    with pytest.raises(fork.TimeoutExpired):
+        fork.receive("forged", timeout=0.01)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(_ipc.socket_path(os.getpid()))
+        group = b"forged"
+        hello = (1).to_bytes(8, "little") + len(group).to_bytes(2, "little") + group
+        sock.sendall(hello + (2).to_bytes(8, "little") + b"hi")  # claims to be pid 1
+        message = fork.receive("forged", timeout=DEADLOCK_NET)
+    assert (message.pid, message.data) == (os.getpid(), b"hi")
+
+
+FOREIGN_LISTENER = """
+import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("listening", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="another user's listener needs root")
+def test_a_socket_held_by_another_user_is_refused() -> None:
+    """Another user's socket put where a receiver's belongs never gets our message."""
+    base = os.path.dirname(_tmpdir.payload_dir())  # the same file system: a rename moves it
+    with tempfile.TemporaryDirectory(dir=base) as shared:
+        os.chmod(shared, 0o777)  # where the other user can make its socket
+        _refuse_foreign_socket(Path(shared) / "foreign.sock")
+
+
+def _refuse_foreign_socket(foreign: Path) -> None:
+    listener = subprocess.Popen(
+        [sys.executable, "-c", FOREIGN_LISTENER, str(foreign)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = fork.spawn("read_line", stdin=fork.PIPE)
+    try:
+        assert listener.stdout is not None and listener.stdout.readline() == "listening\n"
+        os.rename(foreign, _ipc.socket_path(child.pid))
+        with pytest.raises(fork.IPCError, match="held by uid 65534"):
+            fork.send(child.pid, b"secret", timeout=DEADLOCK_NET)
+    finally:
+        listener.communicate("", timeout=DEADLOCK_NET)
+        child.communicate(b"done\n", timeout=DEADLOCK_NET)
+    child.result(DEADLOCK_NET)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "text"),
+    [
+        (lambda: fork.send(-1, b"x"), ValueError, "positive"),
+        (lambda: fork.send("1", b"x"), TypeError, "pid"),
+        (lambda: fork.send(os.getpid(), b"x", timeout=float("nan")), ValueError, "nan"),
+        (lambda: fork.send(os.getpid(), b"x", timeout=-1), ValueError, ">= 0"),
+        (lambda: fork.receive(timeout=float("nan")), ValueError, "nan"),
+        (lambda: fork.receive(timeout=-2), ValueError, ">= 0"),
+    ],
+)
+def test_odd_pids_and_timeouts_are_refused(call, error: type, text: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=text):
+        call()

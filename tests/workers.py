@@ -387,3 +387,21 @@ class UnpicklableInChild:
 @fork.register
 def argv() -> list[str]:
     return sys.argv
+
+
+@fork.register
+def flood_then(count: int, flooded: str, other: str) -> int:
+    """``count`` messages to a group nobody reads yet (from a thread, which blocks
+    once the receiver's queue and socket are full), then one to another group."""
+    parent = fork.ppid()
+    assert parent is not None
+
+    def flood() -> None:
+        for i in range(count):
+            fork.send(parent, f"{i}", group=flooded, timeout=60)
+
+    flooding = threading.Thread(target=flood)
+    flooding.start()
+    fork.send(parent, "after the flood", group=other, timeout=60)
+    flooding.join()
+    return count
