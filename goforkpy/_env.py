@@ -22,10 +22,22 @@ LIFELINE = "GOFORKPY_LIFELINE"  # fd of the pipe whose EOF means the parent died
 READY = "GOFORKPY_READY"  # fd that yields a byte once a big payload file is written
 STARTED = "GOFORKPY_STARTED"  # fd the child writes a byte to as its function starts
 GUARDED = "GOFORKPY_GUARDED"  # "1": the parent's guardian will end our tree if it dies
+PRIVATE_DIR = "GOFORKPY_DIR"  # the parent's private directory, which the child shares
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
-MARKERS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE, READY, STARTED, GUARDED, PYTHONPATH_SAVED)
+MARKERS = (
+    PAYLOAD,
+    KEY,
+    PARENT,
+    DEPTH,
+    LIFELINE,
+    READY,
+    STARTED,
+    GUARDED,
+    PRIVATE_DIR,
+    PYTHONPATH_SAVED,
+)
 # Every launch sets these; a process with only some of them was not started by
 # goforkpy (they were left in an environment), so it is no child.
 _ALWAYS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE)
@@ -53,6 +65,7 @@ class Markers:
         "lifeline",
         "parent",
         "payload",
+        "private_dir",
         "ready",
         "stale",
         "started",
@@ -78,6 +91,7 @@ class Markers:
         self.ready = _fd(environ.get(READY)) if complete else None
         self.started = _fd(environ.get(STARTED)) if complete else None
         self.guarded = complete and environ.get(GUARDED) == "1"
+        self.private_dir = environ.get(PRIVATE_DIR) if complete else None
 
     @property
     def is_child(self) -> bool:

@@ -10,6 +10,7 @@ child when the file is complete (its EOF, that the parent gave up).
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import threading
 
 from . import _boot, _checks, _env, _guardian, _lifeline, _reaper, _signature, _tmpdir, _wire
 from ._child import Child
-from ._errors import ForkError
+from ._errors import ForkError, PayloadError
 from ._limits import Limits
 from ._registry import lookup
 from ._stdio import open_redirects
@@ -34,6 +35,7 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT_CODE = (
     f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});from goforkpy._boot import main;main()"
 )
+_OUT_OF_RESOURCES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 # Payloads from this size on are written while the child starts.
 _WRITE_WHILE_STARTING = 1 << 20
 _key_lock = threading.Lock()
@@ -168,9 +170,17 @@ def launch(
     path = stem + _boot.PAYLOAD_SUFFIX
     early = framed[1] >= _WRITE_WHILE_STARTING
     if not early:
-        _wire.write_frame(path, key, framed)
+        _write_payload(name, path, key, framed)
     try:
         child, ready = _start_child(name, mode, argv, stem, key, options, early)
+    except OSError as exc:
+        _unlink_quietly(path)
+        if exc.errno not in _OUT_OF_RESOURCES:
+            raise  # a redirect or cwd that does not exist: the user's to fix, as subprocess says
+        raise ForkError(
+            f"cannot start a child for {name!r}: {exc.strerror or exc}; the system is out "
+            "of processes, memory or file descriptors (see ulimit -u / -n)"
+        ) from exc
     except BaseException:
         _unlink_quietly(path)
         raise
@@ -273,6 +283,16 @@ class _Pipes:
             os.close(fd)
 
 
+def _write_payload(name: str, path: str, key: bytes, framed: Frame) -> None:
+    try:
+        _wire.write_frame(path, key, framed)
+    except OSError as exc:
+        raise PayloadError(
+            f"cannot write the arguments of {name!r} to {path}: {exc.strerror or exc}; "
+            f"free some space there, or set {_env.TMPDIR} to another directory"
+        ) from exc
+
+
 def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, ready: int) -> None:
     """Write the payload file, then tell the (starting) child it may read it.
 
@@ -280,7 +300,7 @@ def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, re
     busy in a main script's top level) and reaped, and the error raised.
     """
     try:
-        _wire.write_frame(path, key, framed)
+        _write_payload(child.name, path, key, framed)
     except BaseException:
         os.close(ready)
         child.kill()
@@ -418,6 +438,9 @@ def _child_env(
     env[_env.PARENT] = str(os.getpid())
     env[_env.DEPTH] = str(_boot.depth() + 1)
     env[_env.LIFELINE] = str(lifeline)
+    env[_env.PRIVATE_DIR] = _tmpdir.payload_dir()
+    if os.environ.get(_env.TMPDIR) and not (extra and _env.TMPDIR in extra):
+        env[_env.TMPDIR] = _tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
     if _guardian.ensure_started():
         env[_env.GUARDED] = "1"
     return env

@@ -4,7 +4,9 @@ goforkpy is the only caller of ``waitpid`` for its children, so an exit status
 is never stolen and no child stays a zombie, whether or not anybody waits on
 its handle. Where the kernel has pidfds (Linux), one daemon thread watches
 them all with a selector and learns of an exit before reaping, so a handle
-stops signalling while the pid still cannot be reused. Elsewhere a small
+stops signalling while the pid still cannot be reused; after a second
+without events it also asks the kernel about each child directly, a net
+under the pidfds so that no exit can go unnoticed. Elsewhere a small
 daemon thread per child blocks in ``waitpid`` (all that macOS and the BSDs
 offer without signals), and the handle stops signalling the moment it
 returns. Either way each callback runs once.
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     OnZombie = Callable[[], None]
 
 UNKNOWN_STATUS = 0  # someone else reaped it (SIGCHLD ignored): subprocess says 0 too
+# Seconds of quiet after which the pidfd reaper asks the kernel about each child
+# directly: a net under the pidfds, so no exit can go unnoticed for longer.
+_RECHECK = 1.0
 
 
 def reap(pid: int) -> int:
@@ -143,18 +148,45 @@ class _PidfdSelector:
         self._wake_w, self._running = wake_w, True
 
     def _run(self, selector: selectors.BaseSelector, wake_r: int) -> None:
+        watched: dict[int, tuple[int, OnExit, OnZombie]] = {}  # pid -> (pidfd, callbacks)
         while True:
-            for key, _ in selector.select():
+            ready = selector.select(_RECHECK if watched else None)
+            for key, _ in ready:
                 if key.data is None:
-                    self._take_pending(selector, wake_r)
-                    continue
-                pid, on_exit, on_zombie = key.data
-                selector.unregister(key.fd)
-                os.close(key.fd)
-                _safely(on_zombie)
-                _safely(on_exit, reap(pid))
+                    self._take_pending(selector, wake_r, watched)
+                else:
+                    self._finish(selector, watched, key.data)
+            if not ready:
+                self._recheck(selector, watched)
 
-    def _take_pending(self, selector: selectors.BaseSelector, wake_r: int) -> None:
+    def _finish(
+        self,
+        selector: selectors.BaseSelector,
+        watched: dict[int, tuple[int, OnExit, OnZombie]],
+        pid: int,
+    ) -> None:
+        pidfd, on_exit, on_zombie = watched.pop(pid)
+        try:
+            selector.unregister(pidfd)
+        except (KeyError, ValueError):
+            pass  # it was never registered (see _take_pending)
+        os.close(pidfd)
+        _safely(on_zombie)
+        _safely(on_exit, reap(pid))
+
+    def _recheck(
+        self, selector: selectors.BaseSelector, watched: dict[int, tuple[int, OnExit, OnZombie]]
+    ) -> None:
+        """A quiet moment: make sure no exit went unnoticed, whatever happened to a pidfd."""
+        for pid in [pid for pid in watched if _platform.has_exited(pid)]:
+            self._finish(selector, watched, pid)
+
+    def _take_pending(
+        self,
+        selector: selectors.BaseSelector,
+        wake_r: int,
+        watched: dict[int, tuple[int, OnExit, OnZombie]],
+    ) -> None:
         try:
             while os.read(wake_r, 4096):
                 pass
@@ -163,7 +195,11 @@ class _PidfdSelector:
         with self._lock:
             pending, self._pending = self._pending, []
         for pidfd, pid, on_exit, on_zombie in pending:
-            selector.register(pidfd, selectors.EVENT_READ, (pid, on_exit, on_zombie))
+            watched[pid] = (pidfd, on_exit, on_zombie)
+            try:
+                selector.register(pidfd, selectors.EVENT_READ, pid)
+            except (KeyError, ValueError, OSError):  # pragma: no cover - a misused descriptor
+                pass  # the recheck still finds its exit
 
     def forget_after_fork(self) -> None:
         """In a forked copy of this process the thread is gone: start afresh."""

@@ -1,9 +1,22 @@
-"""The private directory payload and result files live in.
+"""The private directory payload, result and socket files live in.
 
-``GOFORKPY_TMPDIR`` or a RAM-backed filesystem (``/dev/shm``) or the system
-temp dir holds one directory per user, ``goforkpy-<uid>``, mode 0700. Files
-are named ``<parent pid>-<random>.in`` (payload) and ``.out`` (result); the
-first use in a process sweeps away files whose parent is dead.
+``GOFORKPY_TMPDIR`` (made absolute once, against the directory goforkpy
+started in) or a RAM-backed filesystem (``/dev/shm``) or the system temp dir
+is the base. It must be one that other users cannot rename things in: only
+we may write to it, or it has the sticky bit (as ``/tmp`` and ``/dev/shm``
+do). In it, each user has one directory, ``goforkpy-<uid>``, mode 0700.
+
+That directory is opened once, without following symlinks, and checked
+(a directory, ours, 0700) through the open descriptor; files are then made
+and opened relative to that descriptor, so swapping the path afterwards
+changes nothing. If the name is taken by something that is not our private
+directory (another user made it first, to lock us out), a fresh private
+directory with an unpredictable name is made instead, and a warning logged
+once. A child works in its parent's directory (``GOFORKPY_DIR``), so a whole
+tree of processes shares one.
+
+Files are named ``<parent pid>-<random>.in`` (payload) and ``.out``
+(result); the first use in a process sweeps away files whose parent is dead.
 """
 
 from __future__ import annotations
@@ -19,18 +32,20 @@ from ._wire import is_private
 
 _lock = threading.Lock()
 _dir: str | None = None
-_dir_pid = -1  # a forked copy of this process sweeps and checks again
+_dir_fd = -1
+_dir_pid = -1  # a forked copy of this process opens, checks and sweeps again
+_base_dir: str | None = None
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def payload_dir() -> str:
-    """The private directory, created and checked on first use."""
-    global _dir, _dir_pid
-    with _lock:
-        if _dir is None or _dir_pid != os.getpid():
-            _dir = _make_private(os.path.join(_base(), f"goforkpy-{os.geteuid()}"))
-            _dir_pid = os.getpid()
-            _sweep(_dir)
-        return _dir
+    """The private directory's path, created and checked on first use."""
+    return _opened()[0]
+
+
+def payload_dir_fd() -> int:
+    """A descriptor of the private directory, checked when it was opened; do not close it."""
+    return _opened()[1]
 
 
 def new_stem() -> str:
@@ -38,24 +53,45 @@ def new_stem() -> str:
     return os.path.join(payload_dir(), f"{os.getpid()}-{os.urandom(12).hex()}")
 
 
-def _base() -> str:
-    configured = os.environ.get(_env.TMPDIR)
-    if configured:
-        if not os.path.isdir(configured):
-            raise PayloadError(
-                f"{_env.TMPDIR}={configured!r} is not a directory; "
-                "point it at an existing directory or unset it"
-            )
-        return configured
-    ram = _platform.ram_tmpdir()
-    if ram is not None:
-        return ram
-    import tempfile
-
-    return tempfile.gettempdir()
+def base() -> str:
+    """The absolute base directory (``GOFORKPY_TMPDIR``, /dev/shm or the temp dir)."""
+    global _base_dir
+    if _base_dir is None:
+        _base_dir = _choose_base()
+    return _base_dir
 
 
-def _make_private(path: str) -> str:
+def forget() -> None:
+    """Close the directory and forget the choice: the next use chooses and checks again."""
+    global _dir, _dir_fd, _base_dir
+    with _lock:
+        if _dir_fd >= 0:
+            os.close(_dir_fd)
+        _dir, _dir_fd, _base_dir = None, -1, None
+
+
+def _opened() -> tuple[str, int]:
+    global _dir, _dir_fd, _dir_pid
+    with _lock:
+        if _dir is None or _dir_pid != os.getpid():
+            if _dir_fd >= 0:
+                os.close(_dir_fd)  # a forked copy's: the parent keeps its own
+            inherited = _env.MARKED.private_dir
+            _dir, _dir_fd = _open_inherited(inherited) if inherited else _open_own()
+            _dir_pid = os.getpid()
+            _sweep(_dir_fd)
+        return _dir, _dir_fd
+
+
+def _open_inherited(path: str) -> tuple[str, int]:
+    """The parent's directory, checked again here (it is ours: same user)."""
+    fd = _open_private(path)
+    return (path, fd) if fd >= 0 else _open_own()
+
+
+def _open_own() -> tuple[str, int]:
+    root = base()
+    path = os.path.join(root, f"goforkpy-{os.geteuid()}")
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -65,21 +101,92 @@ def _make_private(path: str) -> str:
             f"cannot create the payload directory {path!r}: {exc.strerror}; "
             f"set {_env.TMPDIR} to a writable directory"
         ) from exc
-    if not is_private(os.lstat(path), stat.S_ISDIR):
+    fd = _open_private(path)
+    if fd >= 0:
+        return path, fd
+    return _fall_back(root, path)
+
+
+def _open_private(path: str) -> int:
+    """An fd of ``path`` if it is a private directory of ours (no symlink), else -1."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return -1  # a symlink (ELOOP), a file (ENOTDIR), gone, or not ours to open
+    if not is_private(os.fstat(fd), stat.S_ISDIR):
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _fall_back(root: str, taken: str) -> tuple[str, int]:
+    """A fresh private directory with an unpredictable name, when ``taken`` is not ours."""
+    import tempfile
+
+    try:
+        path = tempfile.mkdtemp(prefix=f"goforkpy-{os.geteuid()}-", dir=root)
+    except OSError as exc:
         raise PayloadError(
-            f"the payload directory {path!r} is not private (it must be a directory "
-            f"owned by uid {os.geteuid()} with mode 0700); remove it, or set "
-            f"{_env.TMPDIR} elsewhere"
+            f"cannot create a private payload directory in {root!r}: {exc.strerror}; "
+            f"set {_env.TMPDIR} to a directory only you can write to"
+        ) from exc
+    fd = _open_private(path)
+    if fd < 0:  # pragma: no cover - mkdtemp makes it 0700 and ours
+        raise PayloadError(f"the new payload directory {path!r} is not private")
+    import logging
+
+    logging.getLogger("goforkpy").warning(
+        "%s is not a private directory of uid %d (another user may have made it); "
+        "using %s instead. Remove %s, or set %s to a directory only you can write to",
+        taken,
+        os.geteuid(),
+        path,
+        taken,
+        _env.TMPDIR,
+    )
+    return path, fd
+
+
+def _choose_base() -> str:
+    configured = os.environ.get(_env.TMPDIR)
+    if configured:
+        root = os.path.join(_env.START_CWD, configured)  # a relative path, made absolute once
+        if not os.path.isdir(root):
+            raise PayloadError(
+                f"{_env.TMPDIR}={configured!r} is not a directory; "
+                "point it at an existing directory or unset it"
+            )
+    else:
+        ram = _platform.ram_tmpdir()
+        if ram is None:
+            import tempfile
+
+            ram = tempfile.gettempdir()
+        root = ram
+    root = os.path.abspath(root)
+    _refuse_shared(root)
+    return root
+
+
+def _refuse_shared(root: str) -> None:
+    """Refuse a base others can write to without the sticky bit: they could swap our directory."""
+    st = os.stat(root)
+    others_write = st.st_mode & 0o022
+    owner_is_safe = st.st_uid in (0, os.geteuid())
+    if (others_write and not st.st_mode & stat.S_ISVTX) or not owner_is_safe:
+        raise PayloadError(
+            f"the payload base directory {root!r} (mode {stat.filemode(st.st_mode)}, "
+            f"owner uid {st.st_uid}) lets other users rename what is in it; set "
+            f"{_env.TMPDIR} to a directory only you can write to, or a sticky one like /tmp"
         )
-    return path
 
 
-def _sweep(directory: str) -> None:
+def _sweep(dir_fd: int) -> None:
     """Remove files left by parents that died before they could."""
-    for entry in os.listdir(directory):
+    for entry in os.listdir(dir_fd):
         owner, dash, _ = entry.partition("-")
         if dash and owner.isdigit() and not pid_exists(int(owner)):
             try:
-                os.unlink(os.path.join(directory, entry))
+                os.unlink(entry, dir_fd=dir_fd)
             except FileNotFoundError:
                 pass  # another process swept it first

@@ -58,7 +58,9 @@ _BIG_SCALAR = 1 << 16
 _PLAIN_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 _PLAIN_CONTAINERS = frozenset({tuple, list, set, frozenset})
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Never blocks, even on a FIFO planted where a file should be (refused once open).
+_OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # A section read into a ``bytes`` of its own rather than mapped (a read-only buffer).
 _PRIVATE = 1
 
@@ -495,7 +497,7 @@ def write_frame(path: str, key: bytes, framed: Frame) -> None:
     """Write ``framed`` and its tag to a new private file at ``path`` (see ``write_file``)."""
     chunks, total = framed
     name = _bound_name(path)
-    fd = os.open(path, _OPEN_NEW, 0o600)
+    fd = _open_in_private_dir(path, _OPEN_NEW, unlink=False)
     try:
         if total < _PARALLEL:
             tag = hmac_sha256(key, [name, *chunks], total)
@@ -533,16 +535,9 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
         PayloadError: the file cannot be opened, is not private to this user,
             is truncated or fails its integrity check.
     """
-    try:
-        fd = os.open(path, _OPEN_READ)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise PayloadError(f"cannot open payload file {path!r}: {exc.strerror}") from exc
+    fd = _open_in_private_dir(path, _OPEN_READ, unlink=unlink)
     size = 0
     try:
-        if unlink:
-            os.unlink(path)
         st = os.fstat(fd)
         if not is_private(st, stat.S_ISREG):
             raise PayloadError(
@@ -559,6 +554,46 @@ def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
             _close_in_background(fd)
         else:
             os.close(fd)
+
+
+def _open_in_private_dir(path: str, flags: int, *, unlink: bool) -> int:
+    """Open ``path`` (never through a symlink) relative to its directory, checked private.
+
+    The directory is opened without following symlinks and checked through
+    that descriptor, so nobody can swap it for one of theirs between the
+    check and the use. With ``unlink``, the file is removed once open.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        OSError: a new file cannot be made (it exists, the disk is full).
+        PayloadError: the directory is not private, or the file cannot be opened.
+    """
+    directory, name = os.path.split(path)
+    try:
+        dir_fd = os.open(directory or ".", _OPEN_DIR)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PayloadError(f"cannot open the directory of {path!r}: {exc.strerror}") from exc
+    try:
+        if not is_private(os.fstat(dir_fd), stat.S_ISDIR):
+            raise PayloadError(
+                f"refusing {path!r}: its directory must be owned by uid {os.geteuid()} "
+                "with mode 0700"
+            )
+        try:
+            fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if flags & os.O_CREAT:
+                raise  # the writer says what it could not write
+            raise PayloadError(f"cannot open payload file {path!r}: {exc.strerror}") from exc
+        if unlink:
+            os.unlink(name, dir_fd=dir_fd)
+        return fd
+    finally:
+        os.close(dir_fd)
 
 
 def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:

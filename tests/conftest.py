@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -69,6 +69,20 @@ def no_leftovers() -> Iterator[None]:
         time.sleep(0.02)
         problems = _leftovers(fds_before)
     assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def use_base(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
+    """Point GOFORKPY_TMPDIR at a base of the test's; the default comes back after it."""
+
+    def use(base: Path) -> None:
+        monkeypatch.setenv("GOFORKPY_TMPDIR", str(base))
+        _tmpdir.forget()
+
+    yield use
+    monkeypatch.delenv("GOFORKPY_TMPDIR", raising=False)
+    _tmpdir.forget()
+    _tmpdir.payload_dir()  # reopened now, not counted as the next test's leak
 
 
 @pytest.fixture

@@ -206,3 +206,15 @@ def _same(a: object, b: object) -> bool:
 def test_arbitrary_arguments_round_trip_through_a_child(args: list[object]) -> None:
     back_args, _ = fork.run("echo", *args)
     assert _same(list(back_args), args)
+
+
+@pytest.mark.parametrize("repeat", range(5))
+def test_dropped_handles_after_a_threaded_burst_are_all_reaped(repeat: int) -> None:
+    """The order that once left one of twenty a zombie: forks from 8 threads, then 20 dropped."""
+    test_fork_from_many_threads_at_once()
+    pids = [fork.fork("add", i, 1).pid for i in range(20)]
+    gc.collect()
+    deadline = time.monotonic() + 60  # a deadlock net: reaping takes milliseconds
+    while any(psutil.pid_exists(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert [p for p in pids if psutil.pid_exists(p)] == [], "left as zombies"

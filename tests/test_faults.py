@@ -214,7 +214,7 @@ def test_payload_that_cannot_be_written(monkeypatch: pytest.MonkeyPatch, size: i
         raise OSError(errno.ENOSPC, "No space left on device", path)
 
     monkeypatch.setattr(_wire, "write_frame", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(fork.PayloadError, match="No space left"):
         fork.fork("echo", b"x" * size)
     assert len(started) == (size > 1000)  # the big payload's child was already starting
     assert psutil.Process().children() == []  # and was told, and waited for

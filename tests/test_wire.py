@@ -136,44 +136,24 @@ def test_symlinks_are_not_followed(tmp_path: Path) -> None:
         _wire.read_file(str(tmp_path / "link"), key, unlink=False)
 
 
-def test_directory_is_private_and_configurable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("GOFORKPY_TMPDIR", str(tmp_path))
-    monkeypatch.setattr(_tmpdir, "_dir", None)
+def test_directory_is_private_and_configurable(tmp_path: Path, use_base) -> None:  # type: ignore[no-untyped-def]
+    use_base(tmp_path)
     directory = Path(_tmpdir.payload_dir())
     assert directory.parent == tmp_path and directory.stat().st_mode & 0o777 == 0o700
 
 
-@pytest.mark.parametrize(
-    ("setup", "text"),
-    [
-        (lambda base: None, "is not a directory"),
-        (
-            lambda base: (base.mkdir(), (base / f"goforkpy-{os.geteuid()}").mkdir(0o755)),
-            "not private",
-        ),
-    ],
-    ids=["missing", "shared"],
-)
-def test_unsafe_directories_are_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup, text: str
-) -> None:  # type: ignore[no-untyped-def]
-    base = tmp_path / "base"
-    setup(base)
-    monkeypatch.setenv("GOFORKPY_TMPDIR", str(base))
-    monkeypatch.setattr(_tmpdir, "_dir", None)
-    with pytest.raises(PayloadError, match=text):
+def test_a_missing_base_is_refused(tmp_path: Path, use_base) -> None:  # type: ignore[no-untyped-def]
+    use_base(tmp_path / "missing")
+    with pytest.raises(PayloadError, match="is not a directory"):
         _tmpdir.payload_dir()
 
 
-def test_files_of_dead_parents_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_of_dead_parents_are_swept(tmp_path: Path, use_base) -> None:  # type: ignore[no-untyped-def]
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     dead_pid = int(dead.stdout)
-    monkeypatch.setenv("GOFORKPY_TMPDIR", str(tmp_path))
-    monkeypatch.setattr(_tmpdir, "_dir", None)
+    use_base(tmp_path)
     private = tmp_path / f"goforkpy-{os.geteuid()}"
     private.mkdir(0o700)
     (private / f"{dead_pid}-abc.in").write_bytes(b"left by a killed parent")

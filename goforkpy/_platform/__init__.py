@@ -32,6 +32,7 @@ from ._posix import pid_exists as pid_exists  # noqa: E402
 if NATIVE:
     from ._linux import descendant_pids as descendant_pids
     from ._linux import group_and_tie_preexec as group_and_tie_preexec
+    from ._linux import has_exited as has_exited
     from ._linux import peer_credentials as peer_credentials
     from ._linux import ram_tmpdir as ram_tmpdir
     from ._linux import tie_to_parent as tie_to_parent
@@ -41,6 +42,7 @@ if NATIVE:
 else:
     from ._posix import descendant_pids as descendant_pids
     from ._posix import group_and_tie_preexec as group_and_tie_preexec
+    from ._posix import has_exited as has_exited
     from ._posix import peer_credentials as peer_credentials
     from ._posix import ram_tmpdir as ram_tmpdir
     from ._posix import tie_to_parent as tie_to_parent

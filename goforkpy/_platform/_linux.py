@@ -106,6 +106,14 @@ def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
     return int(pid), int(uid)
 
 
+def has_exited(pid: int) -> bool:
+    """True once our child ``pid`` has exited (or is gone); it is not reaped."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def wait_unreaped(pid: int) -> int | None:
     """Block until our child ``pid`` has exited, leaving it to be reaped by its owner.
 

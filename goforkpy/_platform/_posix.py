@@ -61,6 +61,16 @@ def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
     return pid, uid
 
 
+def has_exited(pid: int) -> bool:
+    """True once our child ``pid`` is a zombie or gone; it is not reaped."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
 def wait_unreaped(pid: int) -> int | None:
     """Wait until our child ``pid`` has exited, leaving it to be reaped by its owner.
 
