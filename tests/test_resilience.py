@@ -7,7 +7,6 @@ process of their own, another user, or a hostile file system.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
