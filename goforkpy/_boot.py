@@ -92,7 +92,7 @@ def require_can_fork() -> None:
 
 def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
-    for private in (_env.MARKED.ready, _env.MARKED.started):
+    for private in (_env.MARKED.ready, _env.MARKED.started, _env.MARKED.report):
         if private is not None:
             try:
                 os.set_inheritable(private, False)  # ours alone, not our subprocesses'
@@ -352,12 +352,39 @@ def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoRetu
             kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
         _wire.write_file(path, key, (record[0], kind), body, buffers)
     except BaseException as exc:
-        print(f"goforkpy: could not write the child's result: {exc!r}", file=sys.stderr)
+        reason = _unsent_result(exc)
+        tell_parent(reason)
+        print(f"goforkpy: {reason}", file=sys.stderr)
         code = code or 1
     _exit(code)
 
 
+def _unsent_result(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "ran out of memory while sending its result back"
+    try:
+        return f"could not write its result: {exc}"
+    except MemoryError:
+        return "ran out of memory while sending its result back"
+
+
+def tell_parent(reason: str) -> None:
+    """Say why we leave no result, on the parent's report pipe (see ``_reports``)."""
+    fd = _env.MARKED.report
+    if fd is None:
+        return
+    line = f"{os.getpid()} {' '.join(reason.split())}"[:_REPORT_LINE]
+    try:
+        os.write(fd, line.encode("ascii", "replace") + b"\n")
+    except OSError:
+        pass  # full or gone: the parent falls back to the exit status
+
+
+_REPORT_LINE = 500  # below PIPE_BUF (512 bytes at least, by POSIX): one atomic write
+
+
 def _die(message: str) -> NoReturn:
+    tell_parent(message.removeprefix("goforkpy: "))
     print(message, file=sys.stderr)
     _exit(1)
 

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from . import _reaper, _wire
+from . import _reaper, _reports, _wire
 from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
 from ._errors import (
     ChildCrashed,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
     import psutil
+
+    from ._limits import Limits
 
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
@@ -60,16 +62,26 @@ class Child(ExitWatch):
     _streams: Streams
     _deadlines: dict[str, float | None]
     _timed_out: str | None
+    _limits: Limits | None
+    _report: str | None  # why it left no result, in its own words (see _reports)
 
     def __init__(self) -> None:
         raise TypeError(_NO_PUBLIC_CONSTRUCTOR)
 
     @classmethod
     def _started(
-        cls, name: str, popen: subprocess.Popen[bytes], stem: str, key: bytes, grace: float
+        cls,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        stem: str,
+        key: bytes,
+        grace: float,
+        limits: Limits | None = None,
     ) -> Child:
         """The handle of a child just started by ``_launch`` (the one way to make one)."""
         self = cls.__new__(cls)
+        self._limits = limits
+        self._report = None
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._grace = stem, key, grace
@@ -319,6 +331,7 @@ class Child(ExitWatch):
         except PayloadError as exc:
             _unlink(self._stem + RESULT_SUFFIX)
             self._frame = exc
+        self._report = _reports.take(self.pid)
         self._popen.returncode = returncode  # Popen must never waitpid it again
         from . import _lifeline
 
@@ -346,6 +359,9 @@ class Child(ExitWatch):
             if record[0] == 0:
                 return True, None
             return False, self._crashed(f"exited with SystemExit({record[0]}) without a result")
+        memory = getattr(self._limits, "memory", None)
+        if memory is not None and _out_of_memory(*record[1:3]):
+            return False, _memory_limit_error(memory, *record[1:])
         return False, _rebuild_exception(self.name, *record)
 
     def _no_result_error(self) -> Exception:
@@ -360,8 +376,16 @@ class Child(ExitWatch):
                 "@fork.register functions and before other work"
             )
         if rc < 0:
-            return self._crashed(f"was killed by {signal_name(-rc)}")
-        return self._crashed(f"exited with code {rc} without a result (os._exit or a crash)")
+            return self._crashed(f"was killed by {signal_name(-rc)}{self._under_limits()}")
+        if self._report is not None:
+            return self._crashed(f"exited with code {rc}: it {self._report}{self._under_limits()}")
+        return self._crashed(
+            f"exited with code {rc} without a result (os._exit or a crash){self._under_limits()}"
+        )
+
+    def _under_limits(self) -> str:
+        """Words naming the limits the child ran under, where it had any."""
+        return f" (it ran under fork.{self._limits!r})" if self._limits is not None else ""
 
     def _crashed(self, what: str) -> ChildCrashed:
         rc = self._returncode
@@ -423,10 +447,33 @@ def describe_state(returncode: int | None) -> str:
     return f"exited with code {returncode}"
 
 
+def _out_of_memory(typename: str, message: str) -> bool:
+    """True for an error that says the address space ran out (``Limits(memory=...)``)."""
+    return typename == "builtins.MemoryError" or any(
+        sign in message for sign in ("failed to map segment", "Cannot allocate memory")
+    )
+
+
+def _memory_limit_error(limit: int, typename: str, message: str, tb: str) -> MemoryError:
+    from ._limits import describe_size
+
+    error = MemoryError(
+        f"the child ran out of memory under fork.Limits(memory={describe_size(limit)!r})"
+        + (f": {typename.removeprefix('builtins.')}: {message}" if message else "")
+        + "; raise the limit if the function needs more"
+    )
+    error.__cause__ = RemoteTraceback(tb)
+    return error
+
+
 def _rebuild_exception(
     name: str, pickled: bytes | None, typename: str, message: str, tb: str
 ) -> BaseException:
     cause = RemoteTraceback(tb)
+    if pickled is None and typename == "builtins.MemoryError":
+        memory_error = MemoryError(message or "the child ran out of memory")
+        memory_error.__cause__ = cause  # it had no memory left to pickle itself
+        return memory_error
     if pickled is None:
         problem = "it could not be pickled in the child"
     else:

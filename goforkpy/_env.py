@@ -23,6 +23,7 @@ READY = "GOFORKPY_READY"  # fd that yields a byte once a big payload file is wri
 STARTED = "GOFORKPY_STARTED"  # fd the child writes a byte to as its function starts
 GUARDED = "GOFORKPY_GUARDED"  # "1": the parent's guardian will end our tree if it dies
 PRIVATE_DIR = "GOFORKPY_DIR"  # the parent's private directory, which the child shares
+REPORT = "GOFORKPY_REPORT"  # fd of the pipe a child says on why it left no result
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
@@ -36,6 +37,7 @@ MARKERS = (
     STARTED,
     GUARDED,
     PRIVATE_DIR,
+    REPORT,
     PYTHONPATH_SAVED,
 )
 # Every launch sets these; a process with only some of them was not started by
@@ -67,6 +69,7 @@ class Markers:
         "payload",
         "private_dir",
         "ready",
+        "report",
         "stale",
         "started",
     )
@@ -92,6 +95,7 @@ class Markers:
         self.started = _fd(environ.get(STARTED)) if complete else None
         self.guarded = complete and environ.get(GUARDED) == "1"
         self.private_dir = environ.get(PRIVATE_DIR) if complete else None
+        self.report = _fd(environ.get(REPORT)) if complete else None
 
     @property
     def is_child(self) -> bool:

@@ -16,7 +16,18 @@ import subprocess
 import sys
 import threading
 
-from . import _boot, _checks, _env, _guardian, _lifeline, _reaper, _signature, _tmpdir, _wire
+from . import (
+    _boot,
+    _checks,
+    _env,
+    _guardian,
+    _lifeline,
+    _reaper,
+    _reports,
+    _signature,
+    _tmpdir,
+    _wire,
+)
 from ._child import Child
 from ._errors import ForkError, PayloadError
 from ._limits import Limits
@@ -230,10 +241,11 @@ def _start_child(
     written), the write end of the pipe that tells it the payload is complete.
     """
     _reaper.prepare()  # a reaper that cannot run stops us before anything starts
-    lifeline = _lifeline.read_end()
+    lifeline, report = _lifeline.read_end(), _reports.write_end()
     env = _child_env(mode, options.env, stem, key, lifeline)
+    env[_env.REPORT] = str(report)
     with _Pipes() as pipes:
-        pass_fds = (lifeline, *options.pass_fds)
+        pass_fds = (lifeline, report, *options.pass_fds)
         if early:
             wait_end, ready = pipes.make()
             env[_env.READY] = str(wait_end)
@@ -245,7 +257,7 @@ def _start_child(
         popen = _lifeline.from_long_lived_thread(
             lambda: _start(argv, env, pass_fds, options.stdio, options.cwd)
         )
-        child = Child._started(name, popen, stem, key, options.grace)
+        child = Child._started(name, popen, stem, key, options.grace, options.limits)
         try:
             _lifeline.track(child)
             _reaper.watch(child.pid, child._exited, child._zombie)

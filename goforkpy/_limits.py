@@ -128,6 +128,14 @@ def _parse(field: str, value: object) -> int | None:
     return value
 
 
+def describe_size(size: int) -> str:
+    """``16777216`` as ``"16M"``: the largest unit that divides it, as ``Limits`` takes it."""
+    for unit in "TGMK":
+        if size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
 def apply(pairs: Applied) -> None:
     """Set each (rlimit, value) as both soft and hard limit (CPU: hard one second later)."""
     if not pairs:
