@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import time
 
-from . import _reaper, _reports, _wire
+from . import _checks, _reaper, _reports, _wire
 from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
 from ._errors import (
     ChildCrashed,
@@ -59,6 +61,7 @@ class Child(ExitWatch):
     _frame: _wire.Decoded | PayloadError | None
     _payload_unread: bool
     _outcome: tuple[bool, Any] | None
+    _settling: threading.Event | None  # set once _outcome is made
     _streams: Streams
     _deadlines: dict[str, float | None]
     _timed_out: str | None
@@ -90,6 +93,7 @@ class Child(ExitWatch):
         self._frame = None
         self._payload_unread = False
         self._outcome = None
+        self._settling = None
         self._streams = Streams(popen)
         self._deadlines = {}
         self._timed_out = None  # which deadline passed: "start" or "run"
@@ -142,8 +146,9 @@ class Child(ExitWatch):
 
         Raises:
             TimeoutExpired: ``timeout`` seconds passed first; the child keeps running.
+            ValueError: ``timeout`` is NaN or negative.
         """
-        if not self._done.wait(timeout):
+        if not self._done.wait(_checks.wait_timeout("timeout", timeout)):
             raise TimeoutExpired(
                 f"child {self.name!r} (pid {self.pid}) still running after {timeout} s",
                 timeout=timeout,
@@ -160,19 +165,21 @@ class Child(ExitWatch):
 
         The child's exception is re-raised with its original type where it
         unpickles here, with the remote traceback as ``__cause__``.
+        ``timeout`` bounds the whole call: the wait and turning the result
+        back into an object (unpickling may run arbitrary code).
 
         Raises:
-            TimeoutExpired: ``timeout`` passed first (the child keeps running),
-                or the spawn's own timeout ended the child.
+            TimeoutExpired: ``timeout`` passed first (the child keeps running,
+                or its result is still being unpickled: call again), or the
+                spawn's own timeout ended the child.
             ChildCrashed: the child died without a result (a signal, ``os._exit``).
             InitError: the child exited without reaching ``fork.init()``.
             PayloadError: the result could not be unpickled or verified.
         """
-        self.wait(timeout)
-        with self._lock:
-            if self._outcome is None:
-                self._outcome = self._settle()
-        ok, value = self._outcome
+        limit = _checks.wait_timeout("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        self.wait(limit)
+        ok, value = self._outcome_by(deadline, timeout)
         if ok:
             return value
         try:
@@ -181,6 +188,44 @@ class Child(ExitWatch):
             # The traceback holds this frame: drop our names, or the handle,
             # its pipes and the error would wait for the garbage collector.
             self = value = None  # type: ignore[assignment,unused-ignore]
+
+    def _outcome_by(self, deadline: float | None, timeout: float | None) -> tuple[bool, Any]:
+        """The settled outcome, made once (on a helper thread if there is a deadline)."""
+        with self._lock:
+            if self._outcome is not None:
+                return self._outcome
+            first = self._settling is None
+            if first:
+                self._settling = threading.Event()
+            settling = self._settling
+        assert settling is not None
+        if first and deadline is None:
+            self._settle_once(settling)
+        elif first:
+            _reaper.start_thread(self._settle_once, f"result-{self.pid}", settling)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not settling.wait(left):
+            raise TimeoutExpired(
+                f"the result of child {self.name!r} (pid {self.pid}) was still being "
+                f"unpickled after {timeout} s; call result() again to go on waiting",
+                timeout=timeout,
+                pid=self.pid,
+                name=self.name,
+            )
+        assert self._outcome is not None
+        return self._outcome
+
+    def _settle_once(self, settling: threading.Event) -> None:
+        outcome: tuple[bool, Any] = (False, None)
+        try:
+            outcome = self._settle()
+        except BaseException as exc:  # KeyboardInterrupt while unpickling: keep it
+            outcome = (False, exc)
+            raise
+        finally:
+            with self._lock:
+                self._outcome = outcome
+            settling.set()
 
     def communicate(
         self, input: bytes | None = None, timeout: float | None = None
@@ -194,7 +239,7 @@ class Child(ExitWatch):
         Raises:
             TimeoutExpired: ``timeout`` passed; call again to go on collecting.
         """
-        if not self._streams.finish(input, timeout):
+        if not self._streams.finish(input, _checks.wait_timeout("timeout", timeout)):
             raise TimeoutExpired(
                 f"child {self.name!r} (pid {self.pid}) still writing output after {timeout} s",
                 timeout=timeout,
@@ -225,7 +270,7 @@ class Child(ExitWatch):
         ``grace`` defaults to the spawn's. Descendants that left the child's
         process group or session are found by parentage.
         """
-        self._end_tree(signal.SIGTERM, self._grace if grace is None else grace)
+        self._end_tree(signal.SIGTERM, self._grace if grace is None else _checks.grace(grace))
 
     def kill(self) -> None:
         """SIGKILL the whole process tree at once; reaps."""

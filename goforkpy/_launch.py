@@ -217,7 +217,22 @@ def _call_of(
         )
     call = (tuple(args), dict(kwargs or {}))
     _signature.check_binds(name, fn, call, via)
+    _refuse_os_handles(name, call)
     return call
+
+
+def _refuse_os_handles(name: str, call: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
+    """An open file or socket means nothing in another process: say which argument it is."""
+    args, kwargs = call
+    named = [(f"argument {i}", value) for i, value in enumerate(args)]
+    named += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
+    for what, value in named:
+        kind = _wire.os_handle_kind(value)
+        if kind is not None:
+            raise PayloadError(
+                f"{what} of {name!r} is {kind} ({value!r}), which cannot be sent to another "
+                "process; pass its path, address or data instead"
+            )
 
 
 def _is_mapping(value: Any) -> bool:

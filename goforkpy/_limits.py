@@ -34,6 +34,7 @@ _FIELDS = {
 }
 _SIZED = ("memory", "file_size")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_LARGEST = (1 << 63) - 1  # rlim_t is 64 bits; RLIM_INFINITY takes the top of the range
 _SIZE = r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*"
 
 
@@ -125,6 +126,11 @@ def _parse(field: str, value: object) -> int | None:
         raise TypeError(f"Limits({field}={value!r}): expected {kind}")
     if value <= 0:
         raise ValueError(f"Limits({field}={value}): must be positive; use None for no limit")
+    if value > _LARGEST:
+        raise ValueError(
+            f"Limits({field}={value}): too large for an rlimit (at most {_LARGEST}); "
+            "use None for no limit"
+        )
     return value
 
 

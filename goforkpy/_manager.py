@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 
+from . import _checks
 from ._errors import TimeoutExpired
 from ._handle import ExitWatch
 
@@ -47,7 +48,7 @@ class Adopted(ExitWatch):
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for it to exit; its returncode, or ``None`` where the OS will not tell."""
-        if not self._done.wait(timeout):
+        if not self._done.wait(_checks.wait_timeout("timeout", timeout)):
             raise TimeoutExpired(
                 f"adopted pid {self.pid} ({self.name}) still running after {timeout} s",
                 timeout=timeout,
@@ -66,7 +67,7 @@ class Adopted(ExitWatch):
 
     def terminate(self, grace: float = _DEFAULT_GRACE) -> None:
         """SIGTERM its whole tree, SIGKILL what is left after ``grace``; wait for it."""
-        end_handles([self], signal.SIGTERM, grace)
+        end_handles([self], signal.SIGTERM, _checks.grace(grace))
 
     def kill(self) -> None:
         """SIGKILL its whole tree at once; wait for it."""
@@ -159,7 +160,7 @@ class Manager:
 
         Raises:
             ProcessLookupError: there is no process ``pid``.
-            ValueError: ``pid`` is this process or one of its ancestors.
+            ValueError: ``pid`` is 0, 1, negative, this process or one of its ancestors.
         """
         import psutil
 
@@ -167,10 +168,7 @@ class Manager:
 
         if pid in self._handles:
             return self._handles[pid]
-        if pid in _ancestry():
-            raise ValueError(
-                f"pid {pid} is this process or its ancestor; a Manager cannot adopt it"
-            )
+        _checks.target_pid(pid, "Manager.add")
         child = _lifeline.live_child(pid)
         if child is not None:
             return self._manage(child)
@@ -227,7 +225,7 @@ class Manager:
         handles = self._snapshot()
         if grace is None:
             grace = max((getattr(h, "_grace", _DEFAULT_GRACE) for h in handles), default=0.0)
-        end_handles(handles, signal.SIGTERM, grace)
+        end_handles(handles, signal.SIGTERM, _checks.grace(grace))
 
     def kill_all(self) -> None:
         """SIGKILL every tree at once; reap."""
@@ -253,7 +251,8 @@ class Manager:
         """
         import time
 
-        deadline = None if timeout is None else time.monotonic() + timeout
+        limit = _checks.wait_timeout("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         pending = set(self._snapshot())
         yielded = 0
         while pending:
@@ -336,10 +335,3 @@ def _wait_without_reaping(process: psutil.Process) -> int | None:
     from . import _platform
 
     return _platform.wait_unreaped(process.pid)
-
-
-def _ancestry() -> set[int]:
-    import psutil
-
-    me = psutil.Process()
-    return {me.pid, *(p.pid for p in me.parents())}

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 
-from . import _guardian
+from . import _checks, _guardian
 from ._errors import ShellError, TimeoutExpired
 from ._stdio import PIPE, STDOUT, open_redirects
 
@@ -121,6 +121,7 @@ def _run(
 ) -> tuple[int, bytes | None]:
     if not isinstance(cmd, str):
         raise TypeError(f"cmd must be a shell command line (str), not {type(cmd).__name__}")
+    timeout, grace = _checks.timeout("timeout", timeout), _checks.grace(grace)
     data, stdin = _split_input(stdin)
     forward = [s for s in (stdout, stderr) if _is_python_stream(s)]
     with open_redirects(

@@ -41,7 +41,15 @@ def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> list[i
 
     Returns:
         The pids that were signalled, sorted.
+
+    Raises:
+        ValueError: ``pid`` is 0, 1, negative (process groups), this process or
+            one of its ancestors; or ``grace`` is negative, NaN or infinite.
     """
+    from . import _checks
+
+    _checks.target_pid(pid, "kill_tree")
+    grace = _checks.grace(grace)
     root = psutil_process(pid)
     return [] if root is None else end_tree(root, sig, grace, groups=())
 

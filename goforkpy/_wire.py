@@ -27,6 +27,7 @@ from __future__ import annotations
 import marshal
 import os
 import stat
+import sys
 from _operator import _compare_digest  # what hmac.compare_digest is, without hmac
 
 from ._errors import PayloadError
@@ -304,10 +305,8 @@ def _pickle_in_band(obj: Any, main_is_shared: bool) -> bytes:
     try:
         pickler_class(out, protocol=5).dump(obj)
     except Exception:
-        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
-
         out = io.BytesIO()
-        cloudpickle.Pickler(out, protocol=5).dump(obj)
+        _handle_guard_pickler()(out, protocol=5).dump(obj)
     return out.getvalue()
 
 
@@ -364,20 +363,63 @@ def _pickle(obj: Any, main_is_shared: bool) -> tuple[str, list[Buffer], list[mem
     return PICKLE, list(chunks), [pickle.PickleBuffer(b).raw() for b in buffers]
 
 
+def os_handle_kind(obj: Any) -> str | None:
+    """What OS resource ``obj`` holds ("an open file", "a socket"), or None.
+
+    Such objects mean nothing in another process; cloudpickle would copy an
+    open file's contents (reading ``/dev/zero`` for ever) rather than refuse.
+    """
+    io = sys.modules.get("io")
+    if io is not None and isinstance(obj, io.IOBase):
+        if isinstance(obj, (io.BytesIO, io.StringIO)):
+            return None  # in memory: they pickle as their contents
+        return "an open file"
+    socket = sys.modules.get("socket")
+    if socket is not None and isinstance(obj, socket.socket):
+        return "a socket"
+    mmap = sys.modules.get("mmap")
+    if mmap is not None and isinstance(obj, mmap.mmap):
+        return "a memory map"
+    return None
+
+
 def _cloudpickle(obj: Any) -> tuple[str, list[Buffer], list[memoryview]]:
     import _pickle as pickle
 
-    import cloudpickle  # type: ignore[import-untyped,unused-ignore]
-
     chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
     try:
-        cloudpickle.Pickler(chunks, protocol=5, buffer_callback=buffers.append).dump(obj)
+        _handle_guard_pickler()(chunks, protocol=5, buffer_callback=buffers.append).dump(obj)
+    except PayloadError:
+        raise
     except Exception as exc:
         raise PayloadError(
             f"cannot pickle {_describe(obj)}: {type(exc).__name__}: {exc}; "
             "pass picklable data (plain values, module-level functions and classes)"
         ) from exc
     return PICKLE, list(chunks), [pickle.PickleBuffer(b).raw() for b in buffers]
+
+
+_handle_guard_class: type | None = None
+
+
+def _handle_guard_pickler() -> type:
+    """cloudpickle's Pickler, refusing open files and sockets instead of copying them."""
+    global _handle_guard_class
+    if _handle_guard_class is None:
+        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
+
+        class HandleGuardPickler(cloudpickle.Pickler):  # type: ignore[misc,unused-ignore]
+            def reducer_override(self, obj: Any) -> Any:
+                kind = os_handle_kind(obj)
+                if kind is not None:
+                    raise PayloadError(
+                        f"cannot send {kind} ({obj!r}) to another process; pass its path, "
+                        "address or data instead"
+                    )
+                return super().reducer_override(obj)
+
+        _handle_guard_class = HandleGuardPickler
+    return _handle_guard_class
 
 
 _guard_class: type | None = None

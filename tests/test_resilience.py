@@ -7,6 +7,7 @@ process of their own, another user, or a hostile file system.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,115 @@ def test_a_complete_stale_set_says_so(run_script) -> None:  # type: ignore[no-un
     completed = run_script(STRAY_SCRIPT, env=stale)
     assert completed.returncode == 1
     assert "stale" in completed.stderr and "unset the GOFORKPY_* variables" in completed.stderr
+
+
+# --- hostile or odd inputs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "text"),
+    [
+        pytest.param(
+            lambda: fork.fork("echo", open(os.devnull, "rb")),  # noqa: SIM115
+            fork.PayloadError, "argument 0 of 'echo' is an open file", id="file-argument",
+        ),
+        pytest.param(
+            lambda: fork.fork("echo", x=socket.socket()), fork.PayloadError,
+            "keyword argument 'x' of 'echo' is a socket", id="socket-argument",
+        ),
+        pytest.param(
+            lambda: fork.fork("echo", [open(os.devnull)]), fork.PayloadError,  # noqa: SIM115
+            "cannot send an open file", id="nested-file",
+        ),
+        pytest.param(lambda: fork.kill_tree(1), ValueError, "1 is init", id="kill-tree-init"),
+        pytest.param(lambda: fork.kill_tree(0), ValueError, "process group", id="kill-tree-0"),
+        pytest.param(lambda: fork.kill_tree(-5), ValueError, "process group", id="kill-tree-neg"),
+        pytest.param(
+            lambda: fork.kill_tree(os.getpid()), ValueError, "this process", id="kill-tree-self"
+        ),
+        pytest.param(
+            lambda: fork.kill_tree(os.getppid()), ValueError, "ancestors", id="kill-tree-parent"
+        ),
+        pytest.param(
+            lambda: fork.Limits(memory="99999999T"), ValueError, "too large", id="huge-limit"
+        ),
+        pytest.param(
+            lambda: fork.shell("true", timeout=float("nan")), ValueError, "nan", id="shell-nan"
+        ),
+        pytest.param(lambda: fork.shell("true", grace=-1), ValueError, "grace", id="shell-grace"),
+    ],
+)  # fmt: skip
+def test_refused_before_anything_starts(call, error: type, text: str) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    with pytest.raises(error, match=text):
+        call()
+    assert psutil.Process().children() == []
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        pytest.param(lambda c: c.wait(float("nan")), id="wait-nan"),
+        pytest.param(lambda c: c.result(-1), id="result-negative"),
+        pytest.param(lambda c: c.communicate(timeout=float("nan")), id="communicate-nan"),
+        pytest.param(lambda c: c.terminate(grace=-5), id="terminate-negative-grace"),
+        pytest.param(lambda c: c.terminate(grace=float("inf")), id="terminate-infinite-grace"),
+    ],
+)
+def test_odd_waits_on_a_child_are_refused(act) -> None:  # type: ignore[no-untyped-def]
+    child = fork.spawn("read_line", stdin=fork.PIPE)
+    try:
+        with pytest.raises(ValueError):
+            act(child)
+        assert child.is_alive()
+    finally:
+        child.communicate(b"done\n", timeout=DEADLOCK_NET)
+    child.result(DEADLOCK_NET)
+
+
+def test_result_timeout_covers_unpickling() -> None:
+    child = fork.fork("slow_to_unpickle", 2.0)
+    child.wait(DEADLOCK_NET)
+    with pytest.raises(fork.TimeoutExpired, match="still being unpickled"):
+        child.result(timeout=0.1)
+    assert child.result(timeout=DEADLOCK_NET) == "patience"
+
+
+def test_crashed_children_free_their_pipes_without_the_garbage_collector() -> None:
+    import gc
+
+    gc.disable()
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            child = fork.spawn("segfault", stdout=fork.PIPE, stderr=fork.PIPE)
+            with pytest.raises(fork.ChildCrashed):
+                child.result(DEADLOCK_NET)
+        del child
+        assert len(os.listdir("/proc/self/fd")) == fds
+    finally:
+        gc.enable()
+
+
+def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same user, same key: the tag still binds each file to its own child."""
+    from goforkpy import _wire
+
+    real_write = _wire.write_frame
+    copied: list[bytes] = []
+
+    def write_then_swap(path: str, *args: object) -> None:
+        real_write(path, *args)  # type: ignore[arg-type]
+        if not copied:  # big: its child waits until this returns, so the file is still there
+            copied.append(Path(path).read_bytes())
+        else:  # the second child's payload becomes a copy of the first one's
+            Path(path).write_bytes(copied[0])
+
+    monkeypatch.setattr(_wire, "write_frame", write_then_swap)
+    first = fork.fork("echo", b"x" * (2 << 20))
+    second = fork.fork("echo", "second")
+    monkeypatch.undo()
+    with pytest.raises(fork.PayloadError, match="integrity"):
+        second.result(DEADLOCK_NET)
+    assert first.result(DEADLOCK_NET) == ((b"x" * (2 << 20),), {})

@@ -405,3 +405,24 @@ def flood_then(count: int, flooded: str, other: str) -> int:
     fork.send(parent, "after the flood", group=other, timeout=60)
     flooding.join()
     return count
+
+
+class SlowToUnpickle:
+    """Unpickling it in the parent takes ``seconds``: what result(timeout) must bound."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_sleep_then, (self.seconds, "patience"))
+
+
+def _sleep_then(seconds: float, value: str) -> str:
+    if not fork.is_child():
+        threading.Event().wait(seconds)
+    return value
+
+
+@fork.register
+def slow_to_unpickle(seconds: float) -> SlowToUnpickle:
+    return SlowToUnpickle(seconds)
