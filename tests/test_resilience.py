@@ -313,3 +313,33 @@ def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(fork.PayloadError, match="integrity"):
         second.result(DEADLOCK_NET)
     assert first.result(DEADLOCK_NET) == ((b"x" * (2 << 20),), {})
+
+
+NO_FDS_SCRIPT = """
+import os, resource
+import goforkpy as fork
+
+@fork.register
+def add(a, b):
+    return a + b
+
+if __name__ == "__main__":
+    fork.init()
+    print("warm:", fork.run("add", 1, 1))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")), hard))
+    try:
+        fork.fork("add", 1, 2)
+    except fork.ForkError as exc:
+        print("refused:", type(exc).__name__, "Too many open files" in str(exc))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    print("next:", fork.run("add", 1, 2))
+"""
+
+
+def test_out_of_descriptors_is_a_goforkpy_error(run_script) -> None:  # type: ignore[no-untyped-def]
+    completed = run_script(NO_FDS_SCRIPT)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "warm: 2" and lines[2] == "next: 3"
+    assert lines[1].startswith("refused: ") and lines[1].endswith(" True")
