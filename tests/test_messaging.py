@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import goforkpy as fork
-from goforkpy import _ipc, _tmpdir
+from goforkpy import _ipc, _platform, _tmpdir
 
 DEADLOCK_NET = 60.0
 
@@ -140,6 +140,13 @@ def test_one_full_group_does_not_block_the_others() -> None:
     assert child.result(DEADLOCK_NET) == 1100
 
 
+PEER_CREDENTIALS = pytest.mark.skipif(
+    not _platform.NATIVE,
+    reason="the portable layer has no SO_PEERCRED; macOS and the BSDs use LOCAL_PEERCRED",
+)
+
+
+@PEER_CREDENTIALS
 def test_the_sender_pid_comes_from_the_kernel() -> None:
     with pytest.raises(fork.TimeoutExpired):
         fork.receive("forged", timeout=0.01)
@@ -163,6 +170,7 @@ sys.stdin.read()
 """
 
 
+@PEER_CREDENTIALS
 @pytest.mark.skipif(os.geteuid() != 0, reason="another user's listener needs root")
 def test_a_socket_held_by_another_user_is_refused() -> None:
     """Another user's socket put where a receiver's belongs never gets our message."""
