@@ -17,10 +17,6 @@ module ``__getattr__`` below.
 
 from __future__ import annotations
 
-from ._boot import init as init
-from ._boot import is_child as is_child
-from ._boot import pid as pid
-from ._boot import ppid as ppid
 from ._errors import ChildCrashed as ChildCrashed
 from ._errors import ForkError as ForkError
 from ._errors import InitError as InitError
@@ -29,30 +25,34 @@ from ._errors import PayloadError as PayloadError
 from ._errors import RegistryError as RegistryError
 from ._errors import ShellError as ShellError
 from ._errors import TimeoutExpired as TimeoutExpired
-from ._registry import register as register
-from ._registry import register_func as register_func
-from ._registry import registered as registered
+from ._forking.boot import init as init
+from ._forking.boot import is_child as is_child
+from ._forking.boot import pid as pid
+from ._forking.boot import ppid as ppid
+from ._forking.registry import register as register
+from ._forking.registry import register_func as register_func
+from ._forking.registry import registered as registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._child import Child as Child
-    from ._executor import Executor as Executor
-    from ._ipc import Message as Message
-    from ._ipc import receive as receive
-    from ._ipc import send as send
-    from ._launch import fork as fork
-    from ._launch import run as run
-    from ._launch import run_async as run_async
-    from ._launch import spawn as spawn
-    from ._limits import Limits as Limits
-    from ._manager import Manager as Manager
-    from ._shell import shell as shell
-    from ._shell import shell_exec as shell_exec
-    from ._shell import shell_run as shell_run
-    from ._stdio import DEVNULL as DEVNULL
-    from ._stdio import PIPE as PIPE
-    from ._stdio import STDOUT as STDOUT
-    from ._tree import kill_tree as kill_tree
+    from ._coordination.manager import Manager as Manager
+    from ._coordination.messaging import Message as Message
+    from ._coordination.messaging import receive as receive
+    from ._coordination.messaging import send as send
+    from ._coordination.shell import shell as shell
+    from ._coordination.shell import shell_exec as shell_exec
+    from ._coordination.shell import shell_run as shell_run
+    from ._executor.executor import Executor as Executor
+    from ._forking.child import Child as Child
+    from ._forking.launch import fork as fork
+    from ._forking.launch import run as run
+    from ._forking.launch import run_async as run_async
+    from ._forking.launch import spawn as spawn
+    from ._process.limits import Limits as Limits
+    from ._process.stdio import DEVNULL as DEVNULL
+    from ._process.stdio import PIPE as PIPE
+    from ._process.stdio import STDOUT as STDOUT
+    from ._process.tree import kill_tree as kill_tree
 del TYPE_CHECKING  # not a public name
 
 __all__ = [
@@ -93,24 +93,24 @@ __all__ = [
 
 # public name -> private module that defines it, imported on first access
 _LAZY = {
-    "Child": "_child",
-    "fork": "_launch",
-    "run": "_launch",
-    "spawn": "_launch",
-    "run_async": "_launch",
-    "Limits": "_limits",
-    "Executor": "_executor",
-    "Manager": "_manager",
-    "kill_tree": "_tree",
-    "Message": "_ipc",
-    "send": "_ipc",
-    "receive": "_ipc",
-    "shell": "_shell",
-    "shell_exec": "_shell",
-    "shell_run": "_shell",
-    "PIPE": "_stdio",
-    "DEVNULL": "_stdio",
-    "STDOUT": "_stdio",
+    "Child": "_forking.child",
+    "fork": "_forking.launch",
+    "run": "_forking.launch",
+    "spawn": "_forking.launch",
+    "run_async": "_forking.launch",
+    "Limits": "_process.limits",
+    "Executor": "_executor.executor",
+    "Manager": "_coordination.manager",
+    "kill_tree": "_process.tree",
+    "Message": "_coordination.messaging",
+    "send": "_coordination.messaging",
+    "receive": "_coordination.messaging",
+    "shell": "_coordination.shell",
+    "shell_exec": "_coordination.shell",
+    "shell_run": "_coordination.shell",
+    "PIPE": "_process.stdio",
+    "DEVNULL": "_process.stdio",
+    "STDOUT": "_process.stdio",
 }
 
 

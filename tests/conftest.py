@@ -12,7 +12,8 @@ import psutil
 import pytest
 
 import goforkpy as fork
-from goforkpy import _ipc, _tmpdir
+from goforkpy._coordination import messaging
+from goforkpy._forking import tmpdir
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -24,7 +25,7 @@ def _open_fds() -> set[int]:
 
 
 def _our_files() -> list[str]:
-    directory = _tmpdir.payload_dir()
+    directory = tmpdir.payload_dir()
     prefix = f"{os.getpid()}-"
     return sorted(name for name in os.listdir(directory) if name.startswith(prefix))
 
@@ -62,7 +63,7 @@ def no_leftovers() -> Iterator[None]:
     """Fail any test that leaves a child, a zombie, a payload file or an fd behind."""
     fds_before = _open_fds()
     yield
-    _ipc.close_inbox()  # a test's receive() opens this process's inbox; tests leave none
+    messaging.close_inbox()  # a test's receive() opens this process's inbox; tests leave none
     deadline = time.monotonic() + 10.0  # exiting children take a moment to be reaped
     problems = _leftovers(fds_before)
     while problems and time.monotonic() < deadline:
@@ -77,12 +78,12 @@ def use_base(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]
 
     def use(base: Path) -> None:
         monkeypatch.setenv("GOFORKPY_TMPDIR", str(base))
-        _tmpdir.forget()
+        tmpdir.forget()
 
     yield use
     monkeypatch.delenv("GOFORKPY_TMPDIR", raising=False)
-    _tmpdir.forget()
-    _tmpdir.payload_dir()  # reopened now, not counted as the next test's leak
+    tmpdir.forget()
+    tmpdir.payload_dir()  # reopened now, not counted as the next test's leak
 
 
 @pytest.fixture

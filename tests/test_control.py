@@ -384,7 +384,7 @@ def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
 STALLED_WRITE_SCRIPT = """
 import threading
 import goforkpy as fork
-from goforkpy import _wire
+from goforkpy._forking import wire
 
 @fork.register
 def size(data):
@@ -396,7 +396,7 @@ def stall(*args):  # the child has started; its payload is never finished
 
 if __name__ == "__main__":
     fork.init()
-    _wire.write_frame = stall
+    wire.write_frame = stall
     fork.fork("size", bytes(2 << 20))  # big: written while the child starts
 """
 

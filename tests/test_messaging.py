@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import goforkpy as fork
-from goforkpy import _ipc, _platform, _tmpdir
+from goforkpy._coordination import messaging
+from goforkpy._forking import tmpdir
+from goforkpy._process import platform
 
 DEADLOCK_NET = 60.0
 
@@ -89,7 +91,7 @@ def test_no_socket_files_left_after_processes_end() -> None:
     killed = fork.fork("receive_forever")
     fork.send(killed.pid, b"wake", group="other", timeout=DEADLOCK_NET)  # it listens now
     killed.kill()  # no chance to clean up after itself
-    directory = _tmpdir.payload_dir()
+    directory = tmpdir.payload_dir()
     pids = {c.pid for c in [*children, killed]}
     assert not [n for n in os.listdir(directory) if int(n.partition("-")[0]) in pids]
 
@@ -111,7 +113,7 @@ else:
 def test_another_user_cannot_connect() -> None:
     with pytest.raises(fork.TimeoutExpired):
         fork.receive("privacy", timeout=0.01)  # starts this process's inbox
-    path = _ipc.socket_path(os.getpid())
+    path = messaging.socket_path(os.getpid())
     assert Path(path).exists()
     out = subprocess.run(
         [sys.executable, "-c", OTHER_USER, path], capture_output=True, text=True, check=True
@@ -141,7 +143,7 @@ def test_one_full_group_does_not_block_the_others() -> None:
 
 
 PEER_CREDENTIALS = pytest.mark.skipif(
-    not _platform.NATIVE,
+    not platform.NATIVE,
     reason="the portable layer has no SO_PEERCRED; macOS and the BSDs use LOCAL_PEERCRED",
 )
 
@@ -151,7 +153,7 @@ def test_the_sender_pid_comes_from_the_kernel() -> None:
     with pytest.raises(fork.TimeoutExpired):
         fork.receive("forged", timeout=0.01)
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(_ipc.socket_path(os.getpid()))
+        sock.connect(messaging.socket_path(os.getpid()))
         group = b"forged"
         hello = (1).to_bytes(8, "little") + len(group).to_bytes(2, "little") + group
         sock.sendall(hello + (2).to_bytes(8, "little") + b"hi")  # claims to be pid 1
@@ -174,7 +176,7 @@ sys.stdin.read()
 @pytest.mark.skipif(os.geteuid() != 0, reason="another user's listener needs root")
 def test_a_socket_held_by_another_user_is_refused() -> None:
     """Another user's socket put where a receiver's belongs never gets our message."""
-    base = os.path.dirname(_tmpdir.payload_dir())  # the same file system: a rename moves it
+    base = os.path.dirname(tmpdir.payload_dir())  # the same file system: a rename moves it
     with tempfile.TemporaryDirectory(dir=base) as shared:
         os.chmod(shared, 0o777)  # where the other user can make its socket
         _refuse_foreign_socket(Path(shared) / "foreign.sock")
@@ -190,7 +192,7 @@ def _refuse_foreign_socket(foreign: Path) -> None:
     child = fork.spawn("read_line", stdin=fork.PIPE)
     try:
         assert listener.stdout is not None and listener.stdout.readline() == "listening\n"
-        os.rename(foreign, _ipc.socket_path(child.pid))
+        os.rename(foreign, messaging.socket_path(child.pid))
         with pytest.raises(fork.IPCError, match="held by uid 65534"):
             fork.send(child.pid, b"secret", timeout=DEADLOCK_NET)
     finally:

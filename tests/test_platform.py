@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import goforkpy as fork
-from goforkpy import _platform
+from goforkpy._process import platform
 
 DEADLOCK_NET = 60.0
 
@@ -27,8 +27,8 @@ for name in ("waitid", "pidfd_open", "sched_getaffinity"):
     if hasattr(os, name):
         delattr(os, name)
 import goforkpy as fork
-from goforkpy import _platform
-assert not _platform.NATIVE
+from goforkpy._process import platform
+assert not platform.NATIVE
 
 @fork.register
 def square(x):
@@ -81,11 +81,11 @@ def test_without_the_linux_only_calls(tmp_path: Path) -> None:
 
 
 def test_the_switch_is_checked(run_script) -> None:  # type: ignore[no-untyped-def]
-    completed = run_script("import goforkpy._platform", env={"GOFORKPY_PLATFORM": "macos"})
+    completed = run_script("import goforkpy._process.platform", env={"GOFORKPY_PLATFORM": "macos"})
     assert completed.returncode == 1
     assert "GOFORKPY_PLATFORM='macos': set it to 'posix' or 'native'" in completed.stderr
 
 
-@pytest.mark.skipif(not _platform.NATIVE, reason="checks the choice made on Linux")
+@pytest.mark.skipif(not platform.NATIVE, reason="checks the choice made on Linux")
 def test_linux_picks_the_native_layer() -> None:
-    assert _platform.watch_exit_supported()
+    assert platform.watch_exit_supported()

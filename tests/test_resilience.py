@@ -20,7 +20,7 @@ NO_THREAD_SCRIPT = """
 import os, threading
 import psutil
 import goforkpy as fork
-from goforkpy import _tmpdir
+from goforkpy._forking import tmpdir
 
 @fork.register
 def add(a, b):
@@ -41,7 +41,7 @@ if __name__ == "__main__":
         fork.fork("add", 1, 2)
     except fork.ForkError as exc:
         print("refused:", "out of threads" in str(exc))
-    mine = [n for n in os.listdir(_tmpdir.payload_dir()) if n.startswith(f"{os.getpid()}-")]
+    mine = [n for n in os.listdir(tmpdir.payload_dir()) if n.startswith(f"{os.getpid()}-")]
     children = [p for p in psutil.Process().children() if "guardian" not in " ".join(p.cmdline())]
     print("left:", mine, children)
     refuse = False
@@ -80,10 +80,10 @@ def test_a_sticky_shared_base_is_fine(tmp_path: Path, use_base) -> None:  # type
 
 def _plant_fifo(monkeypatch: pytest.MonkeyPatch, suffix: str) -> Path:
     """Make the next child's file ``suffix`` a FIFO before anything is written to it."""
-    from goforkpy import _tmpdir
+    from goforkpy._forking import tmpdir
 
-    stem = _tmpdir.new_stem()
-    monkeypatch.setattr(_tmpdir, "new_stem", lambda: stem)
+    stem = tmpdir.new_stem()
+    monkeypatch.setattr(tmpdir, "new_stem", lambda: stem)
     fifo = Path(stem + suffix)
     os.mkfifo(fifo, 0o600)
     return fifo
@@ -294,9 +294,9 @@ def test_crashed_children_free_their_pipes_without_the_garbage_collector() -> No
 
 def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same user, same key: the tag still binds each file to its own child."""
-    from goforkpy import _wire
+    from goforkpy._forking import wire
 
-    real_write = _wire.write_frame
+    real_write = wire.write_frame
     copied: list[bytes] = []
 
     def write_then_swap(path: str, *args: object) -> None:
@@ -306,7 +306,7 @@ def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatc
         else:  # the second child's payload becomes a copy of the first one's
             Path(path).write_bytes(copied[0])
 
-    monkeypatch.setattr(_wire, "write_frame", write_then_swap)
+    monkeypatch.setattr(wire, "write_frame", write_then_swap)
     first = fork.fork("echo", b"x" * (2 << 20))
     second = fork.fork("echo", "second")
     monkeypatch.undo()

@@ -11,25 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from goforkpy import PayloadError, _tmpdir, _wire
+from goforkpy import PayloadError
+from goforkpy._forking import tmpdir, wire
 
 
 @pytest.mark.parametrize("size", [0, 100, 5 << 20], ids=["empty", "small", "large"])
 def test_hmac_matches_the_standard_library(size: int) -> None:
     key, data = os.urandom(32), os.urandom(size)
     chunks = [data[: size // 3], data[size // 3 :]]
-    assert _wire.hmac_sha256(key, chunks, size) == hmac.new(key, data, "sha256").digest()
+    assert wire.hmac_sha256(key, chunks, size) == hmac.new(key, data, "sha256").digest()
 
 
 def _write(path: Path, key: bytes, obj: object) -> str:
-    kind, body, buffers = _wire.encode(obj, main_is_shared=True)
-    _wire.write_file(str(path), key, ("meta", kind), body, buffers)
+    kind, body, buffers = wire.encode(obj, main_is_shared=True)
+    wire.write_file(str(path), key, ("meta", kind), body, buffers)
     return kind
 
 
 def _read(path: Path, key: bytes) -> object:
-    (_, kind), body, buffers = _wire.read_file(str(path), key, unlink=True)
-    return _wire.decode(kind, body, buffers)
+    (_, kind), body, buffers = wire.read_file(str(path), key, unlink=True)
+    return wire.decode(kind, body, buffers)
 
 
 class Shared:
@@ -48,17 +49,17 @@ HUGE = 9 << 20  # past the size where files are tagged on all CPUs
 @pytest.mark.parametrize(
     ("obj", "kind"),
     [
-        ({"plain": [1, 2.5, None, b"x", "y"]}, _wire.MARSHAL),
-        ({"big": b"z" * (1 << 17), "text": "t" * (1 << 17)}, _wire.BLOBS),
-        ({"huge": os.urandom(HUGE), "and": [b"y" * (2 << 20)]}, _wire.BLOBS),
-        ({"mutable": bytearray(b"q" * 1000)}, _wire.PICKLE),
-        ({"custom": PayloadError("travels by pickle")}, _wire.PICKLE),
-        ({"custom": PayloadError("x"), "big": b"b" * HUGE}, _wire.PICKLE),
+        ({"plain": [1, 2.5, None, b"x", "y"]}, wire.MARSHAL),
+        ({"big": b"z" * (1 << 17), "text": "t" * (1 << 17)}, wire.BLOBS),
+        ({"huge": os.urandom(HUGE), "and": [b"y" * (2 << 20)]}, wire.BLOBS),
+        ({"mutable": bytearray(b"q" * 1000)}, wire.PICKLE),
+        ({"custom": PayloadError("travels by pickle")}, wire.PICKLE),
+        ({"custom": PayloadError("x"), "big": b"b" * HUGE}, wire.PICKLE),
     ],
     ids=["marshal", "blobs", "huge-blobs", "out-of-band", "pickle", "huge-in-band"],
 )
 def test_write_then_read(tmp_path: Path, obj: object, kind: str) -> None:
-    key = _wire.new_key()
+    key = wire.new_key()
     assert _write(tmp_path / "f", key, obj) == kind
     assert os.stat(tmp_path / "f").st_mode & 0o777 == 0o600
     back = _read(tmp_path / "f", key)
@@ -70,21 +71,21 @@ def test_write_then_read(tmp_path: Path, obj: object, kind: str) -> None:
 def test_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(FileExistsError):
-        _write(tmp_path / "f", _wire.new_key(), 1)
+        _write(tmp_path / "f", wire.new_key(), 1)
     assert (tmp_path / "f").read_bytes() == b""
 
 
 def test_a_blob_met_twice_arrives_once() -> None:
     blob = os.urandom(1 << 17)
-    kind, body, buffers = _wire.encode([blob, {"again": blob}], main_is_shared=True)
-    assert kind == _wire.BLOBS and len(buffers) == 1
-    back = _wire.decode(kind, memoryview(b"".join(body)), [bytes(buffers[0])])
+    kind, body, buffers = wire.encode([blob, {"again": blob}], main_is_shared=True)
+    assert kind == wire.BLOBS and len(buffers) == 1
+    back = wire.decode(kind, memoryview(b"".join(body)), [bytes(buffers[0])])
     assert back == [blob, {"again": blob}] and back[0] is back[1]["again"]
 
 
 @pytest.mark.parametrize("size", [1000, HUGE], ids=["small-file", "large-file"])
 def test_out_of_band_buffers_arrive_writable_and_blobs_as_bytes(tmp_path: Path, size: int) -> None:
-    key = _wire.new_key()
+    key = wire.new_key()
     blob = os.urandom(size)
     _write(tmp_path / "f", key, [Shared(bytearray(size)), blob])
     shared, back = _read(tmp_path / "f", key)  # type: ignore[misc]
@@ -108,12 +109,12 @@ def test_out_of_band_buffers_arrive_writable_and_blobs_as_bytes(tmp_path: Path, 
     ids=["truncated", "cut-short", "not-a-payload", "data", "tag", "lengths", "exposed"],
 )
 def test_damaged_or_exposed_files_are_refused(tmp_path: Path, damage, text: str, size: int) -> None:  # type: ignore[no-untyped-def]
-    key = _wire.new_key()
+    key = wire.new_key()
     path = tmp_path / "f"
     _write(path, key, [b"\x01" * size])
     damage(path)
     with pytest.raises(PayloadError, match=text):
-        _wire.read_file(str(path), key, unlink=False)
+        wire.read_file(str(path), key, unlink=False)
 
 
 def _flip(path: Path, index: int) -> None:
@@ -123,29 +124,29 @@ def _flip(path: Path, index: int) -> None:
 
 
 def test_another_key_is_refused(tmp_path: Path) -> None:
-    _write(tmp_path / "f", _wire.new_key(), "secret")
+    _write(tmp_path / "f", wire.new_key(), "secret")
     with pytest.raises(PayloadError, match="HMAC"):
-        _wire.read_file(str(tmp_path / "f"), _wire.new_key(), unlink=False)
+        wire.read_file(str(tmp_path / "f"), wire.new_key(), unlink=False)
 
 
 def test_symlinks_are_not_followed(tmp_path: Path) -> None:
-    key = _wire.new_key()
+    key = wire.new_key()
     _write(tmp_path / "real", key, 1)
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(PayloadError, match="cannot open"):
-        _wire.read_file(str(tmp_path / "link"), key, unlink=False)
+        wire.read_file(str(tmp_path / "link"), key, unlink=False)
 
 
 def test_directory_is_private_and_configurable(tmp_path: Path, use_base) -> None:  # type: ignore[no-untyped-def]
     use_base(tmp_path)
-    directory = Path(_tmpdir.payload_dir())
+    directory = Path(tmpdir.payload_dir())
     assert directory.parent == tmp_path and directory.stat().st_mode & 0o777 == 0o700
 
 
 def test_a_missing_base_is_refused(tmp_path: Path, use_base) -> None:  # type: ignore[no-untyped-def]
     use_base(tmp_path / "missing")
     with pytest.raises(PayloadError, match="is not a directory"):
-        _tmpdir.payload_dir()
+        tmpdir.payload_dir()
 
 
 def test_files_of_dead_parents_are_swept(tmp_path: Path, use_base) -> None:  # type: ignore[no-untyped-def]
@@ -158,5 +159,5 @@ def test_files_of_dead_parents_are_swept(tmp_path: Path, use_base) -> None:  # t
     private.mkdir(0o700)
     (private / f"{dead_pid}-abc.in").write_bytes(b"left by a killed parent")
     (private / f"{os.getppid()}-def.in").write_bytes(b"a live parent's")
-    _tmpdir.payload_dir()
+    tmpdir.payload_dir()
     assert sorted(p.name for p in private.iterdir()) == [f"{os.getppid()}-def.in"]

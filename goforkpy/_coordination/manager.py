@@ -12,9 +12,9 @@ import os
 import signal
 import threading
 
-from . import _checks
-from ._errors import TimeoutExpired
-from ._handle import ExitWatch
+from .. import _checks
+from .._errors import TimeoutExpired
+from .._process.handle import ExitWatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import psutil
 
-    from ._child import Child
+    from .._forking.child import Child
 
     Handle = Union[Child, "Adopted"]
     H = TypeVar("H", "Child", "Adopted")
@@ -120,7 +120,7 @@ class Manager:
         With ``max_running``, blocks until fewer than that many of this
         Manager's children are running.
         """
-        from ._launch import fork
+        from .._forking.launch import fork
 
         return self._start(lambda: fork(name, *args, **kwargs))
 
@@ -130,7 +130,7 @@ class Manager:
         With ``max_running``, blocks until fewer than that many of this
         Manager's children are running.
         """
-        from ._launch import spawn
+        from .._forking.launch import spawn
 
         return self._start(lambda: spawn(name, *args, **options))
 
@@ -164,12 +164,12 @@ class Manager:
         """
         import psutil
 
-        from . import _lifeline
+        from .._process import lifeline
 
         if pid in self._handles:
             return self._handles[pid]
         _checks.target_pid(pid, "Manager.add")
-        child = _lifeline.live_child(pid)
+        child = lifeline.live_child(pid)
         if child is not None:
             return self._manage(child)
         try:
@@ -306,12 +306,12 @@ class Manager:
 
 def end_handles(handles: list[Handle], sig: int, grace: float) -> None:
     """End the trees of ``handles`` together, then wait for each to be gone."""
-    from . import _tree
+    from .._process import tree
 
     roots = [root for root in (h._tree_root() for h in handles) if root is not None]
     if roots:
         groups = tuple(h.pid for h in handles if not isinstance(h, Adopted))
-        _tree.end_trees(roots, sig, grace, groups)
+        tree.end_trees(roots, sig, grace, groups)
     for handle in handles:
         handle.wait() if isinstance(handle, Adopted) else handle._done.wait()
 
@@ -332,6 +332,6 @@ def _wait_without_reaping(process: psutil.Process) -> int | None:
             return None
     except psutil.NoSuchProcess:
         return None
-    from . import _platform
+    from .._process import platform
 
-    return _platform.wait_unreaped(process.pid)
+    return platform.wait_unreaped(process.pid)

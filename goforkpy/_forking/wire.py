@@ -30,7 +30,7 @@ import stat
 import sys
 from _operator import _compare_digest  # what hmac.compare_digest is, without hmac
 
-from ._errors import PayloadError
+from .._errors import PayloadError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class _Digests:
     def __init__(self, count: int, digest_of: Callable[[int], bytes]) -> None:
         import threading
 
-        from ._platform import usable_cpus
+        from .._process.platform import usable_cpus
 
         self._digest_of = digest_of
         self._todo = iter(range(count))

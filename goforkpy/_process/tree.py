@@ -46,7 +46,7 @@ def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> list[i
         ValueError: ``pid`` is 0, 1, negative (process groups), this process or
             one of its ancestors; or ``grace`` is negative, NaN or infinite.
     """
-    from . import _checks
+    from .. import _checks
 
     _checks.target_pid(pid, "kill_tree")
     grace = _checks.grace(grace)

@@ -14,17 +14,19 @@ import sys
 import threading
 import time
 
-from . import _checks, _reaper, _reports, _wire
-from ._boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
-from ._errors import (
+from .. import _checks
+from .._errors import (
     ChildCrashed,
     InitError,
     PayloadError,
     RemoteTraceback,
     TimeoutExpired,
 )
-from ._handle import ExitWatch
-from ._stdio import Streams
+from .._process import reaper
+from .._process.handle import ExitWatch
+from .._process.stdio import Streams
+from . import reports, wire
+from .boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
     import psutil
 
-    from ._limits import Limits
+    from .._process.limits import Limits
 
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
@@ -58,7 +60,7 @@ class Child(ExitWatch):
     _key: bytes
     _grace: float
     _exited_already: bool
-    _frame: _wire.Decoded | PayloadError | None
+    _frame: wire.Decoded | PayloadError | None
     _payload_unread: bool
     _outcome: tuple[bool, Any] | None
     _settling: threading.Event | None  # set once _outcome is made
@@ -102,7 +104,7 @@ class Child(ExitWatch):
     def _abandon(self) -> None:
         """Kill and reap at once: for a child the reaper could not take on."""
         _kill_group_leftovers(self.pid)
-        returncode = _reaper.reap(self.pid)
+        returncode = reaper.reap(self.pid)
         self._zombie()
         self._exited(returncode)
 
@@ -116,7 +118,7 @@ class Child(ExitWatch):
         """
         self._deadlines = {"start": start_timeout, "run": timeout}
         try:
-            _reaper.start_thread(self._enforce_deadlines, f"deadline-{self.pid}", started)
+            reaper.start_thread(self._enforce_deadlines, f"deadline-{self.pid}", started)
         except BaseException:
             os.close(started)
             self.kill()
@@ -202,7 +204,7 @@ class Child(ExitWatch):
         if first and deadline is None:
             self._settle_once(settling)
         elif first:
-            _reaper.start_thread(self._settle_once, f"result-{self.pid}", settling)
+            reaper.start_thread(self._settle_once, f"result-{self.pid}", settling)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if not settling.wait(left):
             raise TimeoutExpired(
@@ -277,23 +279,23 @@ class Child(ExitWatch):
         self._end_tree(signal.SIGKILL, 0.0)
 
     def _end_tree(self, sig: int, grace: float) -> None:
-        from . import _tree
+        from .._process import tree
 
         root = self._tree_root()
         if root is not None:
-            _tree.end_tree(root, sig, grace, groups=(self.pid,))
+            tree.end_tree(root, sig, grace, groups=(self.pid,))
         self._done.wait()
 
     def _tree_root(self) -> psutil.Process | None:
         """A psutil handle on the child while it is still ours, else ``None``."""
-        from . import _tree
+        from .._process import tree
 
         with self._lock:
             if self._exited_already:
                 return None
             # Not yet reaped, so the pid cannot have been reused: psutil binds
             # to this process (by start time), and never signals another.
-            return _tree.psutil_process(self.pid)
+            return tree.psutil_process(self.pid)
 
     def _expire(self, which: str) -> None:
         with self._lock:
@@ -370,17 +372,17 @@ class Child(ExitWatch):
         _forget_messaging(self.pid, os.path.dirname(self._stem))
         self._payload_unread = _unlink(self._stem + PAYLOAD_SUFFIX)
         try:
-            self._frame = _wire.read_file(self._stem + RESULT_SUFFIX, self._key, unlink=True)
+            self._frame = wire.read_file(self._stem + RESULT_SUFFIX, self._key, unlink=True)
         except FileNotFoundError:
             self._frame = None
         except PayloadError as exc:
             _unlink(self._stem + RESULT_SUFFIX)
             self._frame = exc
-        self._report = _reports.take(self.pid)
+        self._report = reports.take(self.pid)
         self._popen.returncode = returncode  # Popen must never waitpid it again
-        from . import _lifeline
+        from .._process import lifeline
 
-        _lifeline.untrack(self)
+        lifeline.untrack(self)
         self._record_exit(returncode)
 
     # --- turning what the child left into a value or an exception ------------------
@@ -395,7 +397,7 @@ class Child(ExitWatch):
         meta, body, buffers = frame
         status, kind = meta
         try:
-            record = _wire.decode(kind, body, buffers)
+            record = wire.decode(kind, body, buffers)
         except PayloadError as exc:
             return False, PayloadError(f"the result of {self.name!r} {exc}")
         if status == "ok":
@@ -452,7 +454,7 @@ def _set_if_pending(future: Any) -> None:
 def _forget_messaging(pid: int, directory: str) -> None:
     """Drop our connection to an exited child, and its socket file if it was killed."""
     _unlink(f"{directory}/{pid}-ipc.sock")
-    ipc = sys.modules.get("goforkpy._ipc")
+    ipc = sys.modules.get("goforkpy._coordination.messaging")
     if ipc is not None:
         ipc.forget(pid)
 
@@ -500,7 +502,7 @@ def _out_of_memory(typename: str, message: str) -> bool:
 
 
 def _memory_limit_error(limit: int, typename: str, message: str, tb: str) -> MemoryError:
-    from ._limits import describe_size
+    from .._process.limits import describe_size
 
     error = MemoryError(
         f"the child ran out of memory under fork.Limits(memory={describe_size(limit)!r})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import _thread
 
-from ._errors import RegistryError
+from .._errors import RegistryError
 
 TYPE_CHECKING = False  # typing costs a child milliseconds; only checkers import it
 if TYPE_CHECKING:
@@ -147,12 +147,12 @@ def _describe(fn: Callable[..., Any]) -> str:
 
 def _attach_shortcuts(name: str, fn: Callable[..., Any]) -> None:
     def fork(*args: Any, **kwargs: Any) -> Any:
-        from ._launch import fork as fork_by_name
+        from .launch import fork as fork_by_name
 
         return fork_by_name(name, *args, **kwargs)
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        from ._launch import run as run_by_name
+        from .launch import run as run_by_name
 
         return run_by_name(name, *args, **kwargs)
 

@@ -16,35 +16,32 @@ import subprocess
 import sys
 import threading
 
-from . import (
-    _boot,
-    _checks,
-    _env,
-    _guardian,
-    _lifeline,
-    _reaper,
-    _reports,
-    _signature,
-    _tmpdir,
-    _wire,
-)
-from ._child import Child
-from ._errors import ForkError, PayloadError
-from ._limits import Limits
-from ._registry import lookup
-from ._stdio import open_redirects
+from .. import _checks, _env
+from .._errors import ForkError, PayloadError
+from .._process import guardian, lifeline, reaper
+from .._process.limits import Limits
+from .._process.stdio import open_redirects
+from . import boot, reports, signature, tmpdir, wire
+from .child import Child
+from .registry import lookup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
-    from ._stdio import Redirect
-    from ._wire import Frame
+    from .._process.stdio import Redirect
+    from .wire import Frame
 
 MAIN, MODULE, VALUE = "main", "module", "value"
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_BOOT_CODE = (
-    f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});from goforkpy._boot import main;main()"
+# The folder holding the goforkpy package: a child imports this very copy of it.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_BOOT_CODE = ";".join(
+    [
+        "import sys",
+        f"sys.path.insert(0,{_PACKAGE_PARENT!r})",
+        "from goforkpy._forking.boot import main",
+        "main()",
+    ]
 )
 _OUT_OF_RESOURCES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 # Payloads from this size on are written while the child starts.
@@ -171,14 +168,14 @@ def launch(
     via: str = "spawn",
 ) -> Child:
     """Start ``name`` with ``options``; ``via`` names the caller in error messages."""
-    _boot.require_can_fork()
+    boot.require_can_fork()
     fn = lookup(name, via)
     call = _call_of(name, fn, args, kwargs, via)
     mode, argv, module, qualname = _plan(fn)
     key = _parent_key()
     applied = options.limits.to_apply() if options.limits is not None else ()
     stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
-    path = stem + _boot.PAYLOAD_SUFFIX
+    path = stem + boot.PAYLOAD_SUFFIX
     early = framed[1] >= _WRITE_WHILE_STARTING
     if not early:
         _write_payload(name, path, key, framed)
@@ -216,7 +213,7 @@ def _call_of(
             f"not {type(kwargs).__name__}: fork.spawn({name!r}, (1, 2), {{'key': value}})"
         )
     call = (tuple(args), dict(kwargs or {}))
-    _signature.check_binds(name, fn, call, via)
+    signature.check_binds(name, fn, call, via)
     _refuse_os_handles(name, call)
     return call
 
@@ -227,7 +224,7 @@ def _refuse_os_handles(name: str, call: tuple[tuple[Any, ...], dict[str, Any]]) 
     named = [(f"argument {i}", value) for i, value in enumerate(args)]
     named += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
     for what, value in named:
-        kind = _wire.os_handle_kind(value)
+        kind = wire.os_handle_kind(value)
         if kind is not None:
             raise PayloadError(
                 f"{what} of {name!r} is {kind} ({value!r}), which cannot be sent to another "
@@ -255,12 +252,12 @@ def _start_child(
     Returns its handle and, for an ``early`` start (the payload still to be
     written), the write end of the pipe that tells it the payload is complete.
     """
-    _reaper.prepare()  # a reaper that cannot run stops us before anything starts
-    lifeline, report = _lifeline.read_end(), _reports.write_end()
-    env = _child_env(mode, options.env, stem, key, lifeline)
+    reaper.prepare()  # a reaper that cannot run stops us before anything starts
+    lifeline_end, report = lifeline.read_end(), reports.write_end()
+    env = _child_env(mode, options.env, stem, key, lifeline_end)
     env[_env.REPORT] = str(report)
     with _Pipes() as pipes:
-        pass_fds = (lifeline, report, *options.pass_fds)
+        pass_fds = (lifeline_end, report, *options.pass_fds)
         if early:
             wait_end, ready = pipes.make()
             env[_env.READY] = str(wait_end)
@@ -269,13 +266,13 @@ def _start_child(
             started, tell_end = pipes.make()
             env[_env.STARTED] = str(tell_end)
             pass_fds += (tell_end,)
-        popen = _lifeline.from_long_lived_thread(
+        popen = lifeline.from_long_lived_thread(
             lambda: _start(argv, env, pass_fds, options.stdio, options.cwd)
         )
         child = Child._started(name, popen, stem, key, options.grace, options.limits)
         try:
-            _lifeline.track(child)
-            _reaper.watch(child.pid, child._exited, child._zombie)
+            lifeline.track(child)
+            reaper.watch(child.pid, child._exited, child._zombie)
         except BaseException:
             child._abandon()
             raise
@@ -312,7 +309,7 @@ class _Pipes:
 
 def _write_payload(name: str, path: str, key: bytes, framed: Frame) -> None:
     try:
-        _wire.write_frame(path, key, framed)
+        wire.write_frame(path, key, framed)
     except OSError as exc:
         raise PayloadError(
             f"cannot write the arguments of {name!r} to {path}: {exc.strerror or exc}; "
@@ -424,7 +421,7 @@ def _parent_key() -> bytes:
     global _key, _key_pid
     with _key_lock:
         if _key is None or _key_pid != os.getpid():
-            _key, _key_pid = _wire.new_key(), os.getpid()
+            _key, _key_pid = wire.new_key(), os.getpid()
         return _key
 
 
@@ -440,11 +437,11 @@ def _prepare(
 ) -> tuple[str, Frame]:
     """Serialise the call: (the stem of the child's files, the payload file framed)."""
     body = (fn if mode == VALUE else None, *call)
-    kind, chunks, buffers = _wire.encode(body, main_is_shared=mode == MAIN)
+    kind, chunks, buffers = wire.encode(body, main_is_shared=mode == MAIN)
     sys_path = None if mode == MAIN else _absolute_sys_path()
     argv = None if mode == MAIN else list(sys.argv)
     meta = (mode, name, module, qualname, sys_path, kind, limits, argv)
-    return _tmpdir.new_stem(), _wire.frame(meta, chunks, buffers)
+    return tmpdir.new_stem(), wire.frame(meta, chunks, buffers)
 
 
 def _absolute_sys_path() -> list[str]:
@@ -453,22 +450,22 @@ def _absolute_sys_path() -> list[str]:
 
 
 def _child_env(
-    mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes, lifeline: int
+    mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes, lifeline_fd: int
 ) -> dict[str, str]:
     env = _env.without_markers(dict(os.environ))
     if extra:
         env.update(extra)
     if mode == MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
         _keep_module_findable(env)
-    env[_env.PAYLOAD] = stem + _boot.PAYLOAD_SUFFIX
+    env[_env.PAYLOAD] = stem + boot.PAYLOAD_SUFFIX
     env[_env.KEY] = key.hex()
     env[_env.PARENT] = str(os.getpid())
-    env[_env.DEPTH] = str(_boot.depth() + 1)
-    env[_env.LIFELINE] = str(lifeline)
-    env[_env.PRIVATE_DIR] = _tmpdir.payload_dir()
+    env[_env.DEPTH] = str(boot.depth() + 1)
+    env[_env.LIFELINE] = str(lifeline_fd)
+    env[_env.PRIVATE_DIR] = tmpdir.payload_dir()
     if os.environ.get(_env.TMPDIR) and not (extra and _env.TMPDIR in extra):
-        env[_env.TMPDIR] = _tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
-    if _guardian.ensure_started():
+        env[_env.TMPDIR] = tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
+    if guardian.ensure_started():
         env[_env.GUARDED] = "1"
     return env
 

@@ -15,15 +15,16 @@ import subprocess
 import sys
 import threading
 
-from . import _checks, _guardian
-from ._errors import ShellError, TimeoutExpired
-from ._stdio import PIPE, STDOUT, open_redirects
+from .. import _checks
+from .._errors import ShellError, TimeoutExpired
+from .._process import guardian
+from .._process.stdio import PIPE, STDOUT, open_redirects
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Mapping, Union
 
-    from ._stdio import Redirect
+    from .._process.stdio import Redirect
 
     Input = Union[Redirect, bytes, str]
 
@@ -127,7 +128,7 @@ def _run(
     with open_redirects(
         stdin, PIPE if stdout in forward else stdout, PIPE if stderr in forward else stderr
     ) as (in_, out, err):
-        from . import _platform
+        from .._process import platform
 
         process = subprocess.Popen(
             ["/bin/sh", "-c", cmd],
@@ -136,9 +137,9 @@ def _run(
             stderr=err,
             env={**os.environ, **env} if env else None,
             cwd=cwd,
-            preexec_fn=_platform.group_and_tie_preexec(),
+            preexec_fn=platform.group_and_tie_preexec(),
         )
-    _guardian.watch(process.pid)
+    guardian.watch(process.pid)
     try:
         if forward:
             return _stream_through(process, stdout, stderr, data, timeout)
@@ -155,7 +156,7 @@ def _run(
         _end(process, grace)
         raise
     finally:
-        _guardian.forget(process.pid)
+        guardian.forget(process.pid)
 
 
 def _split_input(stdin: Input) -> tuple[bytes | None, Redirect]:
@@ -211,11 +212,11 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
 
 
 def _end(process: subprocess.Popen[bytes], grace: float) -> None:
-    from . import _tree
+    from .._process import tree
 
-    root = _tree.psutil_process(process.pid)
+    root = tree.psutil_process(process.pid)
     if root is not None:
-        _tree.end_tree(root, signal.SIGTERM, grace, groups=(process.pid,))
+        tree.end_tree(root, signal.SIGTERM, grace, groups=(process.pid,))
     process.wait()
     for pipe in (process.stdin, process.stdout, process.stderr):
         if pipe is not None:

@@ -21,15 +21,17 @@ import threading
 import time
 import weakref
 
-from . import _protocol, _wire, _worker
-from ._errors import ChildCrashed, TimeoutExpired
-from ._futures import TaskFuture, broken_error, cancel_and_notify, settle
+from .._errors import ChildCrashed, TimeoutExpired
+from .._forking import wire
+from . import frames
+from .futures import TaskFuture, broken_error, cancel_and_notify, settle
+from .worker import NAME as WORKER_NAME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from ._child import Child
+    from .._forking.child import Child
 
 # How many tasks a worker holds (running + queued), by how long its tasks take:
 # tiny ones need a deep queue so the worker never waits for a round trip;
@@ -67,7 +69,7 @@ class _Worker:
         self.child, self.sock = child, sock
         self.inflight: collections.deque[_Task] = collections.deque()
         self.outgoing: collections.deque[memoryview] = collections.deque()
-        self.reader = _protocol.FrameReader()
+        self.reader = frames.FrameReader()
         self.assigned = 0
         self.retiring = self.dead = False
         self.up = False  # it said it is ready: its head task runs from then on
@@ -97,7 +99,7 @@ class Pool:
         self._init = (
             None
             if initializer is None
-            else _wire.dumps((initializer, tuple(initargs)), main_is_shared=False)
+            else wire.dumps((initializer, tuple(initargs)), main_is_shared=False)
         )
         self._lock = threading.Lock()
         self._pending: collections.deque[_Task] = collections.deque()
@@ -118,7 +120,7 @@ class Pool:
     def submit(self, fn: Callable[..., Any], calls: list[Any], single: bool) -> TaskFuture:
         """Queue ``fn`` over ``calls`` ((args, kwargs) pairs): one result if ``single``."""
         future = TaskFuture(len(calls), single)
-        body = _wire.dumps_parts((fn, calls), main_is_shared=False)
+        body = wire.dumps_parts((fn, calls), main_is_shared=False)
         name = getattr(fn, "__qualname__", repr(fn))
         with self._lock:
             if self._broken is not None:
@@ -244,13 +246,13 @@ class Pool:
             self._workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
-        from ._launch import Options, launch
+        from .._forking.launch import Options, launch
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             args = (theirs.fileno(), self._init)
             options = Options(grace=1.0, pass_fds=(theirs.fileno(),))
-            child = launch(_worker.NAME, args, None, options)
+            child = launch(WORKER_NAME, args, None, options)
         except BaseException:
             ours.close()
             raise
@@ -278,10 +280,10 @@ class Pool:
     def _send(self, worker: _Worker, task: _Task) -> None:
         worker.inflight.append(task)
         worker.assigned += 1
-        parts = _protocol.frame_parts(_protocol.TASK, task.id, task.body)
+        parts = frames.frame_parts(frames.TASK, task.id, task.body)
         if self._max_tasks is not None and worker.assigned >= self._max_tasks:
             worker.retiring = True  # it finishes what it has, then leaves
-            parts.append(_protocol.frame(_protocol.QUIT, 0, b""))
+            parts.append(frames.frame(frames.QUIT, 0, b""))
         if len(worker.inflight) == 1 and worker.up:
             self._begin(worker, task)
         worker.outgoing.extend(memoryview(part).cast("B") for part in parts)
@@ -311,18 +313,18 @@ class Pool:
             self._selector.modify(worker.sock, events, worker)
 
     def _receive(self, worker: _Worker) -> None:
-        frames, ended = worker.reader.read(worker.sock)
-        for kind, task_id, body in frames:
+        received, ended = worker.reader.read(worker.sock)
+        for kind, task_id, body in received:
             self._answer(worker, kind, task_id, body)
         if ended:
             self._bury(worker, None)
 
     def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytearray) -> None:
-        if kind == _protocol.INIT_FAILED:
-            error = _rebuild(*_wire.loads(body), name="the initializer")
+        if kind == frames.INIT_FAILED:
+            error = _rebuild(*wire.loads(body), name="the initializer")
             self._break(error)
             return
-        if kind == _protocol.STARTED:
+        if kind == frames.STARTED:
             worker.up = True
             if worker.inflight:
                 self._begin(worker, worker.inflight[0])
@@ -335,11 +337,11 @@ class Pool:
             self._begin(worker, worker.inflight[0])
         if task.future.cancelled():
             return
-        if kind == _protocol.RESULT:
-            results = _wire.loads(body)
+        if kind == frames.RESULT:
+            results = wire.loads(body)
             settle(task.future, value=results[0] if task.future.single else results)
         else:
-            settle(task.future, error=_rebuild(*_wire.loads(body), name=task.fn_name))
+            settle(task.future, error=_rebuild(*wire.loads(body), name=task.fn_name))
 
     # --- endings ------------------------------------------------------------------------
 
@@ -368,7 +370,7 @@ class Pool:
         """Terminate every worker's tree at once (one grace period); cancel their tasks."""
         import signal
 
-        from ._manager import end_handles
+        from .._coordination.manager import end_handles
 
         for worker in self._workers:
             for task in worker.inflight:
@@ -383,8 +385,8 @@ class Pool:
         # It is gone, so EOF comes at once, unless something it started holds
         # its end of the socket: then give up after a moment.
         worker.sock.settimeout(1.0)
-        frames, _ = worker.reader.read(worker.sock)
-        for kind, task_id, body in frames:
+        received, _ = worker.reader.read(worker.sock)
+        for kind, task_id, body in received:
             self._answer(worker, kind, task_id, body)
 
     def _kill_running(self, future: TaskFuture) -> None:
@@ -434,7 +436,7 @@ class Pool:
 
     def _stop_workers(self) -> None:
         for worker in self._workers:
-            worker.outgoing.append(memoryview(_protocol.frame(_protocol.QUIT, 0, b"")))
+            worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
             worker.sock.settimeout(_STOP_WAIT)  # a stuck worker may not read
             try:
                 for data in worker.outgoing:
@@ -452,13 +454,13 @@ class Pool:
 
 
 def _rebuild(pickled: bytes | None, typename: str, message: str, tb: str, *, name: str) -> Any:
-    from ._child import _rebuild_exception
+    from .._forking.child import _rebuild_exception
 
     return _rebuild_exception(name, pickled, typename, message, tb)
 
 
 def _crash(child: Child, code: int, task: _Task) -> ChildCrashed:
-    from ._child import signal_name
+    from .._forking.child import signal_name
 
     how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
     return ChildCrashed(

@@ -23,8 +23,8 @@ import queue
 import selectors
 import threading
 
-from . import _platform
-from ._errors import ForkError
+from .._errors import ForkError
+from . import platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class _PidfdSelector:
         self, selector: selectors.BaseSelector, watched: dict[int, tuple[int, OnExit, OnZombie]]
     ) -> None:
         """A quiet moment: make sure no exit went unnoticed, whatever happened to a pidfd."""
-        for pid in [pid for pid in watched if _platform.has_exited(pid)]:
+        for pid in [pid for pid in watched if platform.has_exited(pid)]:
             self._finish(selector, watched, pid)
 
     def _take_pending(
@@ -223,7 +223,7 @@ def _the_reaper() -> _PidfdSelector | _ThreadPerChild:
     global _reaper
     with _reaper_lock:
         if _reaper is None:
-            _reaper = _PidfdSelector() if _platform.watch_exit_supported() else _ThreadPerChild()
+            _reaper = _PidfdSelector() if platform.watch_exit_supported() else _ThreadPerChild()
             os.register_at_fork(after_in_child=_reaper.forget_after_fork)
         return _reaper
 

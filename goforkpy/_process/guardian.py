@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 
-from . import _platform
+from . import platform
 
 # Runs in `python -I -S -c`: nothing but builtins, so it is up in milliseconds.
 # argv[1] is "proc" where /proc lists the processes, "ps" elsewhere.
@@ -128,7 +128,7 @@ def _tell(line: bytes) -> None:
 def _start() -> int:
     """Start a guardian; the write end of its pipe, or -1 if it cannot be had."""
     read_end, write_end = os.pipe()
-    walk = "proc" if _platform.NATIVE else "ps"
+    walk = "proc" if platform.NATIVE else "ps"
     try:
         starter = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _CODE, walk],
@@ -149,14 +149,14 @@ def _start() -> int:
 
 def _reap_soon(starter: subprocess.Popen[bytes]) -> None:
     """Reap the starter (it forks the guardian and leaves at once) without waiting for it."""
-    from . import _reaper
-    from ._errors import ForkError
+    from .._errors import ForkError
+    from . import reaper
 
     def reaped(returncode: int) -> None:
         starter.returncode = returncode
 
     try:
-        _reaper.watch(starter.pid, reaped, lambda: None)
+        reaper.watch(starter.pid, reaped, lambda: None)
     except ForkError:
         starter.wait()  # no reaper thread to be had: a few milliseconds here instead
 

@@ -30,13 +30,13 @@ import os
 import signal
 import threading
 
-from . import _guardian
+from . import guardian
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, TypeVar
 
-    from ._child import Child
+    from .._forking.child import Child
 
     T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def track(child: Child) -> None:
     """Remember a started child until it is reaped; the guardian watches its group."""
     with _lock:
         _live[child.pid] = child
-    _guardian.watch(child.pid)
+    guardian.watch(child.pid)
 
 
 def live_child(pid: int) -> Child | None:
@@ -100,7 +100,7 @@ def untrack(child: Child) -> None:
     """Forget a reaped child (its group is already dead)."""
     with _lock:
         _live.pop(child.pid, None)
-    _guardian.forget(child.pid)
+    guardian.forget(child.pid)
 
 
 def terminate_all() -> None:
@@ -124,7 +124,7 @@ def _install_once() -> None:
     # terminate_all needs the tree walker; import it now, not at exit: an
     # import inside an atexit handler can make CPython forget it is exiting
     # on an uncaught KeyboardInterrupt, and exit with 1 instead of -SIGINT.
-    from . import _tree  # noqa: F401
+    from . import tree  # noqa: F401
 
     atexit.register(terminate_all)
     for name in _EXIT_SIGNALS:
@@ -153,7 +153,7 @@ class _Launcher:
 
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]
         self._jobs = queue.SimpleQueue()
-        from ._reaper import start_thread
+        from .reaper import start_thread
 
         start_thread(self._serve, "launcher")
 

@@ -26,9 +26,10 @@ import socket
 import threading
 import time
 
-from . import _checks, _tmpdir
-from ._errors import IPCError, TimeoutExpired
-from ._platform import pid_exists
+from .. import _checks
+from .._errors import IPCError, TimeoutExpired
+from .._forking import tmpdir
+from .._process.platform import pid_exists
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Message:
 
 
 def socket_path(pid: int) -> str:
-    return os.path.join(_tmpdir.payload_dir(), f"{pid}{_SUFFIX}")
+    return os.path.join(tmpdir.payload_dir(), f"{pid}{_SUFFIX}")
 
 
 # --- sending ---------------------------------------------------------------------------
@@ -200,9 +201,9 @@ def _with_length(group: bytes) -> bytes:
 
 def _check_receiver(sock: socket.socket, pid: int, path: str) -> None:
     """Refuse a socket that another user, or another process, is listening on."""
-    from . import _platform
+    from .._process import platform
 
-    peer_pid, peer_uid = _platform.peer_credentials(sock)
+    peer_pid, peer_uid = platform.peer_credentials(sock)
     if peer_uid is not None and peer_uid != os.geteuid():
         raise IPCError(
             f"refusing to send to pid {pid}: its socket {path} is held by uid {peer_uid}, "
@@ -284,14 +285,14 @@ class _Inbox:
         self._listener.close()
 
     def _accept(self) -> None:
-        from . import _platform
+        from .._process import platform
 
         while True:
             try:
                 conn, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            peer_pid, uid = _platform.peer_credentials(conn)
+            peer_pid, uid = platform.peer_credentials(conn)
             if uid is not None and uid != os.geteuid():
                 conn.close()  # another user: the 0700 directory should have stopped them
                 continue

@@ -12,10 +12,10 @@ import threading
 import time
 import weakref
 
-from . import _registry
-from ._errors import TimeoutExpired
-from ._futures import TaskFuture
-from ._pool import Pool
+from .._errors import TimeoutExpired
+from .._forking import registry
+from .futures import TaskFuture
+from .pool import Pool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,8 +64,8 @@ class Executor(cf.Executor):
         *,
         grace: float = 5.0,
     ) -> None:
-        from . import _checks
-        from ._platform import usable_cpus
+        from .. import _checks
+        from .._process.platform import usable_cpus
 
         if max_workers is None:
             max_workers = usable_cpus()
@@ -147,7 +147,7 @@ class Executor(cf.Executor):
 
 def _resolve(fn: Any) -> Callable[..., Any]:
     if isinstance(fn, str):
-        return _registry.lookup(fn)
+        return registry.lookup(fn)
     if not callable(fn):
         raise TypeError(f"Executor needs a callable or a registered name, not {fn!r}")
     return fn  # type: ignore[no-any-return]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import socket
 
-from . import _wire
-from ._protocol import ERROR, INIT_FAILED, QUIT, RESULT, STARTED, frame, frame_parts, read_frame
-from ._registry import register_func
+from .._forking import wire
+from .._forking.registry import register_func
+from .frames import ERROR, INIT_FAILED, QUIT, RESULT, STARTED, frame, frame_parts, read_frame
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def serve(fd: int, initializer: bytes | None) -> None:
 
 def _initialize(sock: socket.socket, blob: bytes) -> bool:
     try:
-        initializer, initargs = _wire.loads(blob)
+        initializer, initargs = wire.loads(blob)
         initializer(*initargs)
     except BaseException as exc:
         sock.sendall(frame(INIT_FAILED, 0, _error_record(exc)))
@@ -48,24 +48,24 @@ def _initialize(sock: socket.socket, blob: bytes) -> bool:
 def _run(task_id: int, body: bytes) -> list[Any]:
     """Run one batch of calls; the answer frame, in parts."""
     try:
-        fn, calls = _wire.loads(body)
+        fn, calls = wire.loads(body)
         del body
         results = [fn(*args, **kwargs) for args, kwargs in calls]
     except BaseException as exc:
         return [frame(ERROR, task_id, _error_record(exc))]
     try:
-        return frame_parts(RESULT, task_id, _wire.dumps_parts(results, main_is_shared=False))
+        return frame_parts(RESULT, task_id, wire.dumps_parts(results, main_is_shared=False))
     except Exception as exc:
-        from ._errors import PayloadError
+        from .._errors import PayloadError
 
         error = PayloadError(f"a result could not be sent back: {exc}")
         return [frame(ERROR, task_id, _error_record(error))]
 
 
 def _error_record(exc: BaseException) -> bytes:
-    from ._boot import failure_record
+    from .._forking.boot import failure_record
 
-    return _wire.dumps(failure_record(exc)[1:], main_is_shared=False)
+    return wire.dumps(failure_record(exc)[1:], main_is_shared=False)
 
 
 NAME = "goforkpy.executor-worker"

@@ -25,10 +25,11 @@ import os
 import stat
 import threading
 
-from . import _env, _platform
-from ._errors import PayloadError
-from ._platform import pid_exists
-from ._wire import is_private
+from .. import _env
+from .._errors import PayloadError
+from .._process import platform
+from .._process.platform import pid_exists
+from .wire import is_private
 
 _lock = threading.Lock()
 _dir: str | None = None
@@ -157,7 +158,7 @@ def _choose_base() -> str:
                 "point it at an existing directory or unset it"
             )
     else:
-        ram = _platform.ram_tmpdir()
+        ram = platform.ram_tmpdir()
         if ram is None:
             import tempfile
 

@@ -18,8 +18,8 @@ import _thread
 import os
 import sys
 
-from . import _env
-from ._errors import InitError, PayloadError, RegistryError
+from .. import _env
+from .._errors import InitError, PayloadError, RegistryError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def _watch_parent(fd: int, parent: int | None) -> None:
 
     if select.select([fd], [], [], _SETTLE)[0]:
         _orphaned()  # EOF already: nobody ever writes to the lifeline
-    from ._platform import tie_to_parent
+    from .._process.platform import tie_to_parent
 
     if parent is not None and not tie_to_parent(parent, die_with_it=not _env.MARKED.guarded):
         _orphaned()
@@ -137,7 +137,7 @@ def _orphaned() -> NoReturn:
     """
     import signal
 
-    from ._platform import descendant_pids
+    from .._process.platform import descendant_pids
 
     try:
         family = descendant_pids(os.getpid())
@@ -178,12 +178,12 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) 
 
 
 def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
-    from . import _wire
+    from . import wire
 
     key_hex = _env.MARKED.key or ""
     path = _env.MARKED.payload or ""
     _env.remove_markers()
-    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
+    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * wire.KEY_SIZE else b""
     _finish(_result_path(path), key, failure_record(error, traceback_text), 1)
 
 
@@ -209,12 +209,12 @@ elif _env.MARKED.stale:
 
 def _dispatch() -> NoReturn:
     global _state
-    from . import _wire  # a parent never needs it: keep `import goforkpy` light
+    from . import wire  # a parent never needs it: keep `import goforkpy` light
 
     marked = _env.MARKED
     path, key_hex = marked.payload or "", marked.key or ""
     _env.remove_markers()
-    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * _wire.KEY_SIZE else b""
+    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * wire.KEY_SIZE else b""
     if not key:
         _die(f"goforkpy: {_env.KEY} is malformed; this process was not started by goforkpy")
     if marked.ready is not None:
@@ -228,12 +228,12 @@ def _dispatch() -> NoReturn:
             sys.argv[:] = argv
             if module is not None:
                 __import__(module)
-        fn, args, kwargs = _wire.decode(kind, body, buffers)
+        fn, args, kwargs = wire.decode(kind, body, buffers)
         del body, buffers
         if fn is None:
             fn = _resolve(mode, name, module, qualname)
         if limits:
-            from ._limits import apply
+            from .._process.limits import apply
 
             apply(limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
@@ -248,10 +248,10 @@ def _result_path(payload_path: str) -> str:
 
 
 def _read_payload(path: str, key: bytes) -> Any:
-    from . import _wire
+    from . import wire
 
     try:
-        return _wire.read_file(path, key, unlink=True)
+        return wire.read_file(path, key, unlink=True)
     except FileNotFoundError:
         _die(
             f"goforkpy: {_env.PAYLOAD}={path!r} names no payload file: the goforkpy "
@@ -289,7 +289,7 @@ def _resolve(mode: str, name: str, module: str | None, qualname: str) -> Callabl
         for part in qualname.split("."):
             found = getattr(found, part)
         return found  # type: ignore[no-any-return]
-    from ._registry import _functions
+    from .registry import _functions
 
     fn = _functions.get(name)
     if fn is None:
@@ -327,11 +327,11 @@ def failure_record(exc: BaseException, traceback_text: str | None = None) -> tup
 
         traceback_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     exc.__traceback__ = None
-    from . import _wire
+    from . import wire
 
     try:
         # An exception is never plain data, so this is always a pickle stream.
-        _, chunks, buffers = _wire.encode(exc, main_is_shared=True)
+        _, chunks, buffers = wire.encode(exc, main_is_shared=True)
         pickled: bytes | None = b"".join(chunks) if not buffers else None
     except Exception:
         pickled = None
@@ -341,16 +341,16 @@ def failure_record(exc: BaseException, traceback_text: str | None = None) -> tup
 
 def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoReturn:
     """Write the result file, then exit with ``code``."""
-    from . import _wire
+    from . import wire
 
     try:
         try:
-            kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
+            kind, body, buffers = wire.encode(record[1:], main_is_shared=True)
         except PayloadError as exc:  # the return value would not pickle
             problem = f"the result of the child's function could not be sent back: {exc}"
             code, record = 1, failure_record(PayloadError(problem))
-            kind, body, buffers = _wire.encode(record[1:], main_is_shared=True)
-        _wire.write_file(path, key, (record[0], kind), body, buffers)
+            kind, body, buffers = wire.encode(record[1:], main_is_shared=True)
+        wire.write_file(path, key, (record[0], kind), body, buffers)
     except BaseException as exc:
         reason = _unsent_result(exc)
         tell_parent(reason)
@@ -390,7 +390,7 @@ def _die(message: str) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    ipc = sys.modules.get("goforkpy._ipc")
+    ipc = sys.modules.get("goforkpy._coordination.messaging")
     if ipc is not None:
         ipc.close_inbox()  # os._exit skips atexit, which would have removed the socket
     for stream in (sys.stdout, sys.stderr):

@@ -1,0 +1,51 @@
+"""Everything that differs between operating systems, behind one door.
+
+The rest of goforkpy imports OS-specific behaviour from here and never tests
+``sys.platform`` itself. ``_posix`` holds what any POSIX system does, with
+nothing but ``waitpid``, ``kill`` and process groups; ``_linux`` overrides it
+where Linux offers more (a RAM-backed /dev/shm, pidfds, ``waitid``, a
+parent-death signal, ``SO_PEERCRED``, /proc).
+
+``GOFORKPY_PLATFORM=posix`` picks the portable layer on Linux too, so the
+test suite can run the path macOS and the BSDs take and it cannot rot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..._env import PLATFORM
+
+_chosen = os.environ.get(PLATFORM, "")
+if _chosen not in ("", "posix", "native"):
+    raise ImportError(f"{PLATFORM}={_chosen!r}: set it to 'posix' or 'native', or unset it")
+if sys.platform == "win32":
+    raise ImportError(
+        "goforkpy needs a POSIX system (Linux, macOS, BSD): it relies on "
+        "process groups and fork/exec semantics that Windows lacks"
+    )
+NATIVE = sys.platform.startswith("linux") and _chosen != "posix"
+
+from .posix import pid_exists as pid_exists  # noqa: E402
+
+if NATIVE:
+    from .linux import descendant_pids as descendant_pids
+    from .linux import group_and_tie_preexec as group_and_tie_preexec
+    from .linux import has_exited as has_exited
+    from .linux import peer_credentials as peer_credentials
+    from .linux import ram_tmpdir as ram_tmpdir
+    from .linux import tie_to_parent as tie_to_parent
+    from .linux import usable_cpus as usable_cpus
+    from .linux import wait_unreaped as wait_unreaped
+    from .linux import watch_exit_supported as watch_exit_supported
+else:
+    from .posix import descendant_pids as descendant_pids
+    from .posix import group_and_tie_preexec as group_and_tie_preexec
+    from .posix import has_exited as has_exited
+    from .posix import peer_credentials as peer_credentials
+    from .posix import ram_tmpdir as ram_tmpdir
+    from .posix import tie_to_parent as tie_to_parent
+    from .posix import usable_cpus as usable_cpus
+    from .posix import wait_unreaped as wait_unreaped
+    from .posix import watch_exit_supported as watch_exit_supported
