@@ -25,6 +25,7 @@ from ._errors import PayloadError as PayloadError
 from ._errors import RegistryError as RegistryError
 from ._errors import ShellError as ShellError
 from ._errors import TimeoutExpired as TimeoutExpired
+from ._forking import registry as _registry
 from ._forking.boot import init as init
 from ._forking.boot import is_child as is_child
 from ._forking.boot import pid as pid
@@ -123,6 +124,17 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(f".{module_name}", __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
+
+
+def _start_by_name(
+    how: str, name: str, args: tuple[object, ...], kwargs: dict[str, object]
+) -> object:
+    """``fn.fork(...)`` and ``fn.run(...)`` of registered functions land here."""
+    start = __getattr__(how)
+    return start(name, *args, **kwargs)  # type: ignore[operator]
+
+
+_registry.starter = _start_by_name
 
 
 def __dir__() -> list[str]:

@@ -14,6 +14,7 @@ import threading
 
 from .. import _checks
 from .._errors import TimeoutExpired
+from .._forking.child import Child
 from .._process.handle import ExitWatch
 
 TYPE_CHECKING = False
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterator, TypeVar, Union
 
     import psutil
-
-    from .._forking.child import Child
 
     Handle = Union[Child, "Adopted"]
     H = TypeVar("H", "Child", "Adopted")
@@ -65,9 +64,11 @@ class Adopted(ExitWatch):
         except psutil.NoSuchProcess:
             pass
 
-    def terminate(self, grace: float = _DEFAULT_GRACE) -> None:
-        """SIGTERM its whole tree, SIGKILL what is left after ``grace``; wait for it."""
-        end_handles([self], signal.SIGTERM, _checks.grace(grace))
+    def terminate(self, grace: float | None = None) -> None:
+        """SIGTERM its whole tree, SIGKILL what is left after ``grace`` (default 5 s); wait."""
+        end_handles(
+            [self], signal.SIGTERM, _checks.grace(_DEFAULT_GRACE if grace is None else grace)
+        )
 
     def kill(self) -> None:
         """SIGKILL its whole tree at once; wait for it."""
@@ -170,7 +171,7 @@ class Manager:
             return self._handles[pid]
         _checks.target_pid(pid, "Manager.add")
         child = lifeline.live_child(pid)
-        if child is not None:
+        if isinstance(child, Child):
             return self._manage(child)
         try:
             process = psutil.Process(pid)

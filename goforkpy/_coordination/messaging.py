@@ -28,14 +28,13 @@ import time
 
 from .. import _checks
 from .._errors import IPCError, TimeoutExpired
-from .._forking import tmpdir
+from .._forking import hooks, protocol, tmpdir
 from .._process.platform import pid_exists
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_SUFFIX = "-ipc.sock"
 _MAX_MESSAGE = 1 << 30
 _MAX_GROUP = 1024
 _QUEUE_DEPTH = 1024  # messages a group holds before its senders are made to wait
@@ -69,7 +68,7 @@ class Message:
 
 
 def socket_path(pid: int) -> str:
-    return os.path.join(tmpdir.payload_dir(), f"{pid}{_SUFFIX}")
+    return os.path.join(tmpdir.payload_dir(), protocol.socket_name(pid))
 
 
 # --- sending ---------------------------------------------------------------------------
@@ -341,6 +340,7 @@ def receive(group: str = "default", timeout: float | None = None) -> Message:
             import atexit
 
             atexit.register(close_inbox)
+            hooks.on_leaving.append(close_inbox)  # a child leaves by os._exit: no atexit
         inbox = _inbox
     limit = _checks.wait_timeout("timeout", timeout)
     try:
@@ -358,6 +358,9 @@ def close_inbox() -> None:
         inbox, _inbox = _inbox, None
     if inbox is not None:
         inbox.close()
+
+
+hooks.on_reaped.append(forget)  # a reaped child's connections are dead
 
 
 def _after_fork() -> None:

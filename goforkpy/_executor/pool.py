@@ -22,7 +22,7 @@ import time
 import weakref
 
 from .._errors import ChildCrashed, TimeoutExpired
-from .._forking import wire
+from .._forking import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, cancel_and_notify, settle
 from .worker import NAME as WORKER_NAME
@@ -321,7 +321,7 @@ class Pool:
 
     def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytearray) -> None:
         if kind == frames.INIT_FAILED:
-            error = _rebuild(*wire.loads(body), name="the initializer")
+            error = protocol.rebuild_exception("the initializer", *wire.loads(body))
             self._break(error)
             return
         if kind == frames.STARTED:
@@ -341,7 +341,7 @@ class Pool:
             results = wire.loads(body)
             settle(task.future, value=results[0] if task.future.single else results)
         else:
-            settle(task.future, error=_rebuild(*wire.loads(body), name=task.fn_name))
+            settle(task.future, error=protocol.rebuild_exception(task.fn_name, *wire.loads(body)))
 
     # --- endings ------------------------------------------------------------------------
 
@@ -453,22 +453,12 @@ class Pool:
         self._workers.clear()
 
 
-def _rebuild(pickled: bytes | None, typename: str, message: str, tb: str, *, name: str) -> Any:
-    from .._forking.child import _rebuild_exception
-
-    return _rebuild_exception(name, pickled, typename, message, tb)
-
-
 def _crash(child: Child, code: int, task: _Task) -> ChildCrashed:
-    from .._forking.child import signal_name
-
-    how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
-    return ChildCrashed(
-        f"the worker running {task.fn_name} (pid {child.pid}) {how}",
+    return protocol.crashed(
+        f"the worker running {task.fn_name} (pid {child.pid}) {protocol.how_it_ended(code)}",
+        name=task.fn_name,
         pid=child.pid,
         returncode=code,
-        signal=signal_name(-code) if code < 0 else None,
-        name=task.fn_name,
     )
 
 

@@ -10,6 +10,7 @@ import os
 import socket
 
 from .._forking import wire
+from .._forking.protocol import Result
 from .._forking.registry import register_func
 from .frames import ERROR, INIT_FAILED, QUIT, RESULT, STARTED, frame, frame_parts, read_frame
 
@@ -63,9 +64,7 @@ def _run(task_id: int, body: bytes) -> list[Any]:
 
 
 def _error_record(exc: BaseException) -> bytes:
-    from .._forking.boot import failure_record
-
-    return wire.dumps(failure_record(exc)[1:], main_is_shared=False)
+    return wire.dumps(Result.raised(exc).fields, main_is_shared=False)
 
 
 NAME = "goforkpy.executor-worker"

@@ -20,6 +20,9 @@ import sys
 
 from .. import _env
 from .._errors import InitError, PayloadError, RegistryError
+from . import hooks, protocol
+from .protocol import Result
+from .registry import registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,8 +32,6 @@ if TYPE_CHECKING:
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
 _state = WAITING if _env.MARKED.is_child else PARENT
 
-PAYLOAD_SUFFIX = ".in"
-RESULT_SUFFIX = ".out"
 _SETTLE = 0.05  # seconds a child runs before it arms the parent-death signal
 
 
@@ -184,7 +185,7 @@ def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
     path = _env.MARKED.payload or ""
     _env.remove_markers()
     key = bytes.fromhex(key_hex) if len(key_hex) == 2 * wire.KEY_SIZE else b""
-    _finish(_result_path(path), key, failure_record(error, traceback_text), 1)
+    _finish(protocol.result_path(path), key, Result.raised(error, traceback_text), 1)
 
 
 def _warn_stale_markers() -> None:
@@ -220,31 +221,28 @@ def _dispatch() -> NoReturn:
     if marked.ready is not None:
         _await_payload(marked.ready)
     booting = _state == BOOTING
+    result_path = protocol.result_path(path)
     try:
-        meta, body, buffers = _read_payload(path, key)
-        mode, name, module, qualname, sys_path, kind, limits, argv = meta
+        packed, body, buffers = _read_payload(path, key)
+        meta = protocol.Meta.unpack(packed)
         if booting:
-            sys.path[:] = sys_path
-            sys.argv[:] = argv
-            if module is not None:
-                __import__(module)
-        fn, args, kwargs = wire.decode(kind, body, buffers)
+            sys.path[:] = meta.sys_path or sys.path
+            sys.argv[:] = meta.argv or sys.argv
+            if meta.module is not None:
+                __import__(meta.module)
+        fn, args, kwargs = wire.decode(meta.kind, body, buffers)
         del body, buffers
         if fn is None:
-            fn = _resolve(mode, name, module, qualname)
-        if limits:
+            fn = _resolve(meta)
+        if meta.limits:
             from .._process.limits import apply
 
-            apply(limits)
+            apply(meta.limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
-        _finish(_result_path(path), key, failure_record(exc), 1)
+        _finish(result_path, key, Result.raised(exc), 1)
     _state = RUNNING
     _announce_start(marked.started)
-    _finish(_result_path(path), key, *_call(fn, args, kwargs))
-
-
-def _result_path(payload_path: str) -> str:
-    return payload_path[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
+    _finish(result_path, key, *_call(fn, args, kwargs))
 
 
 def _read_payload(path: str, key: bytes) -> Any:
@@ -282,75 +280,54 @@ def _await_payload(fd: int) -> None:
         _die("goforkpy: the parent could not write this child's arguments; see its error")
 
 
-def _resolve(mode: str, name: str, module: str | None, qualname: str) -> Callable[..., Any]:
-    """Find the function: by registered name after a re-run, by import path otherwise."""
-    if mode == "module":
-        found: Any = sys.modules[module or ""]
-        for part in qualname.split("."):
+def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
+    """Find the function: by import path, or by registered name after a re-run."""
+    if meta.mode == protocol.MODULE:
+        found: Any = sys.modules[meta.module or ""]
+        for part in meta.qualname.split("."):
             found = getattr(found, part)
         return found  # type: ignore[no-any-return]
-    from .registry import _functions
-
-    fn = _functions.get(name)
+    fn = registered().get(meta.name)
     if fn is None:
         raise RegistryError(
-            f"{name!r} was not registered in the child when fork.init() ran; "
+            f"{meta.name!r} was not registered in the child when fork.init() ran; "
             "register it at module level, before the fork.init() call"
         )
     return fn
 
 
-def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[tuple[Any, ...], int]:
-    """Run the function: (result record, exit code)."""
+def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
+    """Run the function: (its result, the exit code)."""
     try:
         value = fn(*args, **kwargs)
     except SystemExit as exc:
-        return _exit_record(exc.code)
+        return _exit_result(exc.code)
     except BaseException as exc:
-        return failure_record(exc), 1
-    return ("ok", value), 0
+        return Result.raised(exc), 1
+    return Result.ok(value), 0
 
 
-def _exit_record(code: object) -> tuple[tuple[Any, ...], int]:
+def _exit_result(code: object) -> tuple[Result, int]:
     if code is None:
-        return ("exit", 0), 0
+        return Result.exited(0), 0
     if isinstance(code, int):
-        return ("exit", code), code
+        return Result.exited(code), code
     print(code, file=sys.stderr)
-    return ("exit", 1), 1
+    return Result.exited(1), 1
 
 
-def failure_record(exc: BaseException, traceback_text: str | None = None) -> tuple[Any, ...]:
-    """A record of ``exc`` that survives even if ``exc`` will not pickle."""
-    if traceback_text is None:
-        import traceback
-
-        traceback_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    exc.__traceback__ = None
-    from . import wire
-
-    try:
-        # An exception is never plain data, so this is always a pickle stream.
-        _, chunks, buffers = wire.encode(exc, main_is_shared=True)
-        pickled: bytes | None = b"".join(chunks) if not buffers else None
-    except Exception:
-        pickled = None
-    typename = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    return ("raised", pickled, typename, str(exc), traceback_text)
-
-
-def _finish(path: str, key: bytes, record: tuple[Any, ...], code: int) -> NoReturn:
+def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     """Write the result file, then exit with ``code``."""
     from . import wire
 
     try:
         try:
-            kind, body, buffers = wire.encode(record[1:], main_is_shared=True)
+            kind, body, buffers = wire.encode(result.fields, main_is_shared=True)
         except PayloadError as exc:  # the return value would not pickle
             problem = f"the result of the child's function could not be sent back: {exc}"
-            code, record = 1, failure_record(PayloadError(problem))
-            kind, body, buffers = wire.encode(record[1:], main_is_shared=True)
-        wire.write_file(path, key, (record[0], kind), body, buffers)
+            code, result = 1, Result.raised(PayloadError(problem))
+            kind, body, buffers = wire.encode(result.fields, main_is_shared=True)
+        wire.write_file(path, key, (result.status, kind), body, buffers)
     except BaseException as exc:
         reason = _unsent_result(exc)
         tell_parent(reason)
@@ -390,9 +367,7 @@ def _die(message: str) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    ipc = sys.modules.get("goforkpy._coordination.messaging")
-    if ipc is not None:
-        ipc.close_inbox()  # os._exit skips atexit, which would have removed the socket
+    hooks.leaving()  # os._exit skips atexit, where these would otherwise run
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:

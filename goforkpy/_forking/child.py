@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -25,8 +24,8 @@ from .._errors import (
 from .._process import reaper
 from .._process.handle import ExitWatch
 from .._process.stdio import Streams
-from . import reports, wire
-from .boot import PAYLOAD_SUFFIX, RESULT_SUFFIX
+from . import hooks, protocol, reports, wire
+from .protocol import Result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -369,20 +368,19 @@ class Child(ExitWatch):
 
     def _exited(self, returncode: int) -> None:
         _kill_group_leftovers(self.pid)
-        _forget_messaging(self.pid, os.path.dirname(self._stem))
-        self._payload_unread = _unlink(self._stem + PAYLOAD_SUFFIX)
+        _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
+        self._payload_unread = _unlink(protocol.payload_path(self._stem))
+        result_file = protocol.result_path(protocol.payload_path(self._stem))
         try:
-            self._frame = wire.read_file(self._stem + RESULT_SUFFIX, self._key, unlink=True)
+            self._frame = wire.read_file(result_file, self._key, unlink=True)
         except FileNotFoundError:
             self._frame = None
         except PayloadError as exc:
-            _unlink(self._stem + RESULT_SUFFIX)
+            _unlink(result_file)
             self._frame = exc
         self._report = reports.take(self.pid)
         self._popen.returncode = returncode  # Popen must never waitpid it again
-        from .._process import lifeline
-
-        lifeline.untrack(self)
+        hooks.reaped(self.pid)
         self._record_exit(returncode)
 
     # --- turning what the child left into a value or an exception ------------------
@@ -394,22 +392,18 @@ class Child(ExitWatch):
             return False, frame
         if frame is None:
             return False, self._no_result_error()
-        meta, body, buffers = frame
-        status, kind = meta
+        (status, kind), body, buffers = frame
         try:
-            record = wire.decode(kind, body, buffers)
+            result = Result(status, *wire.decode(kind, body, buffers))
         except PayloadError as exc:
             return False, PayloadError(f"the result of {self.name!r} {exc}")
-        if status == "ok":
-            return True, record[0]
-        if status == "exit":
-            if record[0] == 0:
-                return True, None
-            return False, self._crashed(f"exited with SystemExit({record[0]}) without a result")
         memory = getattr(self._limits, "memory", None)
-        if memory is not None and _out_of_memory(*record[1:3]):
-            return False, _memory_limit_error(memory, *record[1:])
-        return False, _rebuild_exception(self.name, *record)
+        if memory is not None and _out_of_memory(result):
+            return False, _memory_limit_error(memory, result)
+        ok, value = result.outcome(self.name)
+        if not ok and value is None:  # SystemExit(n), n != 0
+            value = self._crashed(f"exited with SystemExit({result.fields[0]}) without a result")
+        return ok, value
 
     def _no_result_error(self) -> Exception:
         rc = self._returncode
@@ -422,41 +416,31 @@ class Child(ExitWatch):
                 "reaching fork.init(); call fork.init() in your script after the "
                 "@fork.register functions and before other work"
             )
-        if rc < 0:
-            return self._crashed(f"was killed by {signal_name(-rc)}{self._under_limits()}")
-        if self._report is not None:
+        if rc >= 0 and self._report is not None:
             return self._crashed(f"exited with code {rc}: it {self._report}{self._under_limits()}")
-        return self._crashed(
-            f"exited with code {rc} without a result (os._exit or a crash){self._under_limits()}"
-        )
+        if rc >= 0:
+            how = f"exited with code {rc} without a result (os._exit or a crash)"
+        else:
+            how = protocol.how_it_ended(rc)
+        return self._crashed(how + self._under_limits())
 
     def _under_limits(self) -> str:
         """Words naming the limits the child ran under, where it had any."""
         return f" (it ran under fork.{self._limits!r})" if self._limits is not None else ""
 
     def _crashed(self, what: str) -> ChildCrashed:
-        rc = self._returncode
-        return ChildCrashed(
+        return protocol.crashed(
             f"child {self.name!r} (pid {self.pid}) {what}",
-            pid=self.pid,
-            returncode=rc,
-            signal=signal_name(-rc) if rc is not None and rc < 0 else None,
-            stderr_tail=self._streams.stderr_tail(),
             name=self.name,
+            pid=self.pid,
+            returncode=self._returncode,
+            stderr_tail=self._streams.stderr_tail(),
         )
 
 
 def _set_if_pending(future: Any) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _forget_messaging(pid: int, directory: str) -> None:
-    """Drop our connection to an exited child, and its socket file if it was killed."""
-    _unlink(f"{directory}/{pid}-ipc.sock")
-    ipc = sys.modules.get("goforkpy._coordination.messaging")
-    if ipc is not None:
-        ipc.forget(pid)
 
 
 def _kill_group_leftovers(pgid: int) -> None:
@@ -478,63 +462,29 @@ def _unlink(path: str) -> bool:
     return True
 
 
-def signal_name(signum: int) -> str:
-    """``SIGKILL`` for 9; ``signal 99`` for numbers without a name."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
 def describe_state(returncode: int | None) -> str:
     if returncode is None:
         return "running"
     if returncode < 0:
-        return f"exited with {signal_name(-returncode)}"
+        return f"exited with {protocol.signal_name(-returncode)}"
     return f"exited with code {returncode}"
 
 
-def _out_of_memory(typename: str, message: str) -> bool:
+def _out_of_memory(result: Result) -> bool:
     """True for an error that says the address space ran out (``Limits(memory=...)``)."""
-    return typename == "builtins.MemoryError" or any(
-        sign in message for sign in ("failed to map segment", "Cannot allocate memory")
+    return result.typename == "builtins.MemoryError" or any(
+        sign in result.message for sign in ("failed to map segment", "Cannot allocate memory")
     )
 
 
-def _memory_limit_error(limit: int, typename: str, message: str, tb: str) -> MemoryError:
+def _memory_limit_error(limit: int, result: Result) -> MemoryError:
     from .._process.limits import describe_size
 
+    what = result.typename.removeprefix("builtins.")
     error = MemoryError(
         f"the child ran out of memory under fork.Limits(memory={describe_size(limit)!r})"
-        + (f": {typename.removeprefix('builtins.')}: {message}" if message else "")
+        + (f": {what}: {result.message}" if result.message else "")
         + "; raise the limit if the function needs more"
     )
-    error.__cause__ = RemoteTraceback(tb)
-    return error
-
-
-def _rebuild_exception(
-    name: str, pickled: bytes | None, typename: str, message: str, tb: str
-) -> BaseException:
-    cause = RemoteTraceback(tb)
-    if pickled is None and typename == "builtins.MemoryError":
-        memory_error = MemoryError(message or "the child ran out of memory")
-        memory_error.__cause__ = cause  # it had no memory left to pickle itself
-        return memory_error
-    if pickled is None:
-        problem = "it could not be pickled in the child"
-    else:
-        import pickle
-
-        try:
-            exc = pickle.loads(pickled)
-        except Exception as why:
-            problem = f"it could not be unpickled here ({type(why).__name__}: {why})"
-        else:
-            if isinstance(exc, BaseException):
-                exc.__cause__ = cause
-                return exc
-            problem = f"it unpickled as {type(exc).__name__}, not an exception"
-    error = PayloadError(f"child {name!r} raised {typename}: {message}; but {problem}")
-    error.__cause__ = cause
+    error.__cause__ = RemoteTraceback(result.traceback)
     return error

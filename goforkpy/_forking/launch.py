@@ -21,7 +21,7 @@ from .._errors import ForkError, PayloadError
 from .._process import guardian, lifeline, reaper
 from .._process.limits import Limits
 from .._process.stdio import open_redirects
-from . import boot, reports, signature, tmpdir, wire
+from . import boot, protocol, reports, signature, tmpdir, wire
 from .child import Child
 from .registry import lookup
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .._process.stdio import Redirect
     from .wire import Frame
 
-MAIN, MODULE, VALUE = "main", "module", "value"
 # The folder holding the goforkpy package: a child imports this very copy of it.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT_CODE = ";".join(
@@ -175,7 +174,7 @@ def launch(
     key = _parent_key()
     applied = options.limits.to_apply() if options.limits is not None else ()
     stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
-    path = stem + boot.PAYLOAD_SUFFIX
+    path = protocol.payload_path(stem)
     early = framed[1] >= _WRITE_WHILE_STARTING
     if not early:
         _write_payload(name, path, key, framed)
@@ -272,6 +271,7 @@ def _start_child(
         child = Child._started(name, popen, stem, key, options.grace, options.limits)
         try:
             lifeline.track(child)
+            child._when_exited(lifeline.untrack)
             reaper.watch(child.pid, child._exited, child._zombie)
         except BaseException:
             child._abandon()
@@ -348,10 +348,10 @@ def _plan(fn: Callable[..., Any]) -> tuple[str, list[str], str | None, str]:
     if module == "__main__":
         argv = _main_command()
         if argv is not None:
-            return MAIN, argv, None, qualname
+            return protocol.MAIN, argv, None, qualname
     elif module is not None and _importable(fn, module, qualname):
-        return MODULE, _boot_command(), module, qualname
-    return VALUE, _boot_command(), None, qualname
+        return protocol.MODULE, _boot_command(), module, qualname
+    return protocol.VALUE, _boot_command(), None, qualname
 
 
 def _importable(fn: Callable[..., Any], module: str, qualname: str) -> bool:
@@ -436,11 +436,11 @@ def _prepare(
     key: bytes,
 ) -> tuple[str, Frame]:
     """Serialise the call: (the stem of the child's files, the payload file framed)."""
-    body = (fn if mode == VALUE else None, *call)
-    kind, chunks, buffers = wire.encode(body, main_is_shared=mode == MAIN)
-    sys_path = None if mode == MAIN else _absolute_sys_path()
-    argv = None if mode == MAIN else list(sys.argv)
-    meta = (mode, name, module, qualname, sys_path, kind, limits, argv)
+    body = (fn if mode == protocol.VALUE else None, *call)
+    kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
+    sys_path = None if mode == protocol.MAIN else _absolute_sys_path()
+    argv = None if mode == protocol.MAIN else list(sys.argv)
+    meta = protocol.Meta(mode, name, module, qualname, sys_path, kind, limits, argv).pack()
     return tmpdir.new_stem(), wire.frame(meta, chunks, buffers)
 
 
@@ -455,9 +455,9 @@ def _child_env(
     env = _env.without_markers(dict(os.environ))
     if extra:
         env.update(extra)
-    if mode == MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
+    if mode == protocol.MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
         _keep_module_findable(env)
-    env[_env.PAYLOAD] = stem + boot.PAYLOAD_SUFFIX
+    env[_env.PAYLOAD] = protocol.payload_path(stem)
     env[_env.KEY] = key.hex()
     env[_env.PARENT] = str(os.getpid())
     env[_env.DEPTH] = str(boot.depth() + 1)

@@ -145,16 +145,20 @@ def _describe(fn: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
+# How ``fn.fork(...)``/``fn.run(...)`` start a child: ``starter(how, name, args,
+# kwargs)``, set by ``goforkpy/__init__.py``, so that the registry, on every
+# child's start-up path, never imports the launcher.
+starter: Callable[[str, str, tuple[Any, ...], dict[str, Any]], Any] | None = None
+
+
 def _attach_shortcuts(name: str, fn: Callable[..., Any]) -> None:
     def fork(*args: Any, **kwargs: Any) -> Any:
-        from .launch import fork as fork_by_name
-
-        return fork_by_name(name, *args, **kwargs)
+        assert starter is not None, "goforkpy/__init__.py sets the starter"
+        return starter("fork", name, args, kwargs)
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        from .launch import run as run_by_name
-
-        return run_by_name(name, *args, **kwargs)
+        assert starter is not None, "goforkpy/__init__.py sets the starter"
+        return starter("run", name, args, kwargs)
 
     fork.__doc__ = f"Start {name!r} in a child process and return its Child handle."
     run.__doc__ = f"Run {name!r} in a child process and return its result."

@@ -12,7 +12,12 @@ if TYPE_CHECKING:
 class ExitWatch:
     """Mixin for ``Child`` and ``Adopted``: state that changes once, when the process ends."""
 
+    pid: int
     _returncode: int | None
+
+    def terminate(self, grace: float | None = None) -> None:
+        """SIGTERM the process's whole tree, SIGKILL what is left after ``grace``."""
+        raise NotImplementedError
 
     def _watch_exit(self) -> None:
         self._returncode = None

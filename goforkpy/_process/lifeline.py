@@ -36,14 +36,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, TypeVar
 
-    from .._forking.child import Child
+    from .handle import ExitWatch
 
     T = TypeVar("T")
 
 _lock = threading.Lock()
 _pipe: tuple[int, int] | None = None
 _owner_pid = -1
-_live: dict[int, Child] = {}
+_live: dict[int, ExitWatch] = {}
 _handlers_installed = False
 _EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
 
@@ -83,20 +83,20 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 # --- live children and exit handling ----------------------------------------------
 
 
-def track(child: Child) -> None:
+def track(child: ExitWatch) -> None:
     """Remember a started child until it is reaped; the guardian watches its group."""
     with _lock:
         _live[child.pid] = child
     guardian.watch(child.pid)
 
 
-def live_child(pid: int) -> Child | None:
+def live_child(pid: int) -> ExitWatch | None:
     """The running goforkpy child with this pid, if there is one."""
     with _lock:
         return _live.get(pid)
 
 
-def untrack(child: Child) -> None:
+def untrack(child: ExitWatch) -> None:
     """Forget a reaped child (its group is already dead)."""
     with _lock:
         _live.pop(child.pid, None)
