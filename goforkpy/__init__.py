@@ -36,6 +36,7 @@ from ._forking.registry import registered as registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._coordination.manager import Adopted as Adopted
     from ._coordination.manager import Manager as Manager
     from ._coordination.messaging import Message as Message
     from ._coordination.messaging import receive as receive
@@ -60,6 +61,7 @@ __all__ = [
     "DEVNULL",
     "PIPE",
     "STDOUT",
+    "Adopted",
     "Child",
     "ChildCrashed",
     "Executor",
@@ -102,6 +104,7 @@ _LAZY = {
     "Limits": "_process.limits",
     "Executor": "_executor.executor",
     "Manager": "_coordination.manager",
+    "Adopted": "_coordination.manager",
     "kill_tree": "_process.tree",
     "Message": "_coordination.messaging",
     "send": "_coordination.messaging",

@@ -172,7 +172,7 @@ def launch(
     call = _call_of(name, fn, args, kwargs, via)
     mode, argv, module, qualname = _plan(fn)
     key = _parent_key()
-    applied = options.limits.to_apply() if options.limits is not None else ()
+    applied = options.limits._to_apply() if options.limits is not None else ()
     stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
     path = protocol.payload_path(stem)
     early = framed[1] >= _WRITE_WHILE_STARTING

@@ -88,7 +88,7 @@ class Limits:
         set_fields = (f"{f}={getattr(self, f)!r}" for f in _FIELDS if getattr(self, f) is not None)
         return f"Limits({', '.join(set_fields)})"
 
-    def to_apply(self) -> Applied:
+    def _to_apply(self) -> Applied:
         """(rlimit name, value) pairs, checked against what this process may grant."""
         import resource
 
