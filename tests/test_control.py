@@ -396,7 +396,7 @@ def stall(*args):  # the child has started; its payload is never finished
 
 if __name__ == "__main__":
     fork.init()
-    wire.write_frame = stall
+    wire.write_assembled = stall
     fork.fork("size", bytes(2 << 20))  # big: written while the child starts
 """
 

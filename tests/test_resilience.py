@@ -296,7 +296,7 @@ def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatc
     """Same user, same key: the tag still binds each file to its own child."""
     from goforkpy._forking import wire
 
-    real_write = wire.write_frame
+    real_write = wire.write_assembled
     copied: list[bytes] = []
 
     def write_then_swap(path: str, *args: object) -> None:
@@ -306,7 +306,7 @@ def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatc
         else:  # the second child's payload becomes a copy of the first one's
             Path(path).write_bytes(copied[0])
 
-    monkeypatch.setattr(wire, "write_frame", write_then_swap)
+    monkeypatch.setattr(wire, "write_assembled", write_then_swap)
     first = fork.fork("echo", b"x" * (2 << 20))
     second = fork.fork("echo", "second")
     monkeypatch.undo()

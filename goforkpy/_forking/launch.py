@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
     from .._process.stdio import Redirect
-    from .wire import Frame
+    from .wire import Assembled
 
 # The folder holding the goforkpy package: a child imports this very copy of it.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -173,11 +173,11 @@ def launch(
     mode, argv, module, qualname = _plan(fn)
     key = _parent_key()
     applied = options.limits._to_apply() if options.limits is not None else ()
-    stem, framed = _prepare(mode, name, fn, module, qualname, call, applied, key)
+    stem, assembled = _prepare(mode, name, fn, module, qualname, call, applied, key)
     path = protocol.payload_path(stem)
-    early = framed[1] >= _WRITE_WHILE_STARTING
+    early = assembled[1] >= _WRITE_WHILE_STARTING
     if not early:
-        _write_payload(name, path, key, framed)
+        _write_payload(name, path, key, assembled)
     try:
         child, ready = _start_child(name, mode, argv, stem, key, options, early)
     except OSError as exc:
@@ -192,7 +192,7 @@ def launch(
         _unlink_quietly(path)
         raise
     if ready is not None:
-        _write_while_starting(child, path, key, framed, ready)
+        _write_while_starting(child, path, key, assembled, ready)
     return child
 
 
@@ -307,9 +307,9 @@ class _Pipes:
             os.close(fd)
 
 
-def _write_payload(name: str, path: str, key: bytes, framed: Frame) -> None:
+def _write_payload(name: str, path: str, key: bytes, assembled: Assembled) -> None:
     try:
-        wire.write_frame(path, key, framed)
+        wire.write_assembled(path, key, assembled)
     except OSError as exc:
         raise PayloadError(
             f"cannot write the arguments of {name!r} to {path}: {exc.strerror or exc}; "
@@ -317,14 +317,16 @@ def _write_payload(name: str, path: str, key: bytes, framed: Frame) -> None:
         ) from exc
 
 
-def _write_while_starting(child: Child, path: str, key: bytes, framed: Frame, ready: int) -> None:
+def _write_while_starting(
+    child: Child, path: str, key: bytes, assembled: Assembled, ready: int
+) -> None:
     """Write the payload file, then tell the (starting) child it may read it.
 
     If the file cannot be written, the child is told by EOF, killed (it may be
     busy in a main script's top level) and reaped, and the error raised.
     """
     try:
-        _write_payload(child.name, path, key, framed)
+        _write_payload(child.name, path, key, assembled)
     except BaseException:
         os.close(ready)
         child.kill()
@@ -434,14 +436,14 @@ def _prepare(
     call: tuple[tuple[Any, ...], dict[str, Any]],
     limits: tuple[tuple[str, int], ...],
     key: bytes,
-) -> tuple[str, Frame]:
-    """Serialise the call: (the stem of the child's files, the payload file framed)."""
+) -> tuple[str, Assembled]:
+    """Serialise the call: (the stem of the child's files, the payload file assembled)."""
     body = (fn if mode == protocol.VALUE else None, *call)
     kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
     sys_path = None if mode == protocol.MAIN else _absolute_sys_path()
     argv = None if mode == protocol.MAIN else list(sys.argv)
     meta = protocol.Meta(mode, name, module, qualname, sys_path, kind, limits, argv).pack()
-    return tmpdir.new_stem(), wire.frame(meta, chunks, buffers)
+    return tmpdir.new_stem(), wire.assemble(meta, chunks, buffers)
 
 
 def _absolute_sys_path() -> list[str]:
