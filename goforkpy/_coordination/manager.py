@@ -15,6 +15,7 @@ import threading
 from .. import _checks
 from .._errors import TimeoutExpired
 from .._forking.child import Child
+from .._process import tree
 from .._process.handle import ExitWatch
 
 TYPE_CHECKING = False
@@ -66,13 +67,13 @@ class Adopted(ExitWatch):
 
     def terminate(self, grace: float | None = None) -> None:
         """SIGTERM its whole tree, SIGKILL what is left after ``grace`` (default 5 s); wait."""
-        end_handles(
+        tree.end_handles(
             [self], signal.SIGTERM, _checks.grace(_DEFAULT_GRACE if grace is None else grace)
         )
 
     def kill(self) -> None:
         """SIGKILL its whole tree at once; wait for it."""
-        end_handles([self], signal.SIGKILL, 0.0)
+        tree.end_handles([self], signal.SIGKILL, 0.0)
 
     def __repr__(self) -> str:
         state = "running" if self.is_alive() else f"exited ({self._returncode})"
@@ -225,12 +226,12 @@ class Manager:
         """
         handles = self._snapshot()
         if grace is None:
-            grace = max((getattr(h, "_grace", _DEFAULT_GRACE) for h in handles), default=0.0)
-        end_handles(handles, signal.SIGTERM, _checks.grace(grace))
+            grace = max((h._grace for h in handles), default=0.0)
+        tree.end_handles(handles, signal.SIGTERM, _checks.grace(grace))
 
     def kill_all(self) -> None:
         """SIGKILL every tree at once; reap."""
-        end_handles(self._snapshot(), signal.SIGKILL, 0.0)
+        tree.end_handles(self._snapshot(), signal.SIGKILL, 0.0)
 
     def wait_all(self, timeout: float | None = None) -> dict[int, int | None]:
         """Wait for every managed process; ``{pid: returncode}``.
@@ -303,18 +304,6 @@ class Manager:
     def _snapshot(self) -> list[Handle]:
         with self._lock:
             return list(self._handles.values())
-
-
-def end_handles(handles: list[Handle], sig: int, grace: float) -> None:
-    """End the trees of ``handles`` together, then wait for each to be gone."""
-    from .._process import tree
-
-    roots = [root for root in (h._tree_root() for h in handles) if root is not None]
-    if roots:
-        groups = tuple(h.pid for h in handles if not isinstance(h, Adopted))
-        tree.end_trees(roots, sig, grace, groups)
-    for handle in handles:
-        handle.wait() if isinstance(handle, Adopted) else handle._done.wait()
 
 
 def _wait_without_reaping(process: psutil.Process) -> int | None:

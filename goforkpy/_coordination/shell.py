@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Mapping, Union
 
+    import psutil
+
     from .._process.stdio import Redirect
 
     Input = Union[Redirect, bytes, str]
@@ -214,13 +216,27 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
 def _end(process: subprocess.Popen[bytes], grace: float) -> None:
     from .._process import tree
 
-    root = tree.psutil_process(process.pid)
-    if root is not None:
-        tree.end_tree(root, signal.SIGTERM, grace, groups=(process.pid,))
-    process.wait()
+    tree.end_handles([_Command(process)], signal.SIGTERM, grace)
     for pipe in (process.stdin, process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
+
+
+class _Command:
+    """A running shell command, as ``tree.end_handles`` sees it: it leads its group."""
+
+    _leads_group = True
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.pid, self._process = process.pid, process
+
+    def _tree_root(self) -> psutil.Process | None:
+        from .._process import tree
+
+        return tree.psutil_process(self.pid) if self._process.poll() is None else None
+
+    def _wait_ended(self) -> None:
+        self._process.wait()
 
 
 def _last_line(text: str) -> str:

@@ -370,7 +370,7 @@ class Pool:
         """Terminate every worker's tree at once (one grace period); cancel their tasks."""
         import signal
 
-        from .._coordination.manager import end_handles
+        from .._process.tree import end_handles
 
         for worker in self._workers:
             for task in worker.inflight:

@@ -66,6 +66,7 @@ class Child(ExitWatch):
     _streams: Streams
     _deadlines: dict[str, float | None]
     _timed_out: str | None
+    _leads_group = True  # every child leads its own process group
     _limits: Limits | None
     _report: str | None  # why it left no result, in its own words (see _reports)
 
@@ -271,19 +272,16 @@ class Child(ExitWatch):
         ``grace`` defaults to the spawn's. Descendants that left the child's
         process group or session are found by parentage.
         """
-        self._end_tree(signal.SIGTERM, self._grace if grace is None else _checks.grace(grace))
+        from .._process import tree
+
+        grace = self._grace if grace is None else _checks.grace(grace)
+        tree.end_handles([self], signal.SIGTERM, grace)
 
     def kill(self) -> None:
         """SIGKILL the whole process tree at once; reaps."""
-        self._end_tree(signal.SIGKILL, 0.0)
-
-    def _end_tree(self, sig: int, grace: float) -> None:
         from .._process import tree
 
-        root = self._tree_root()
-        if root is not None:
-            tree.end_tree(root, sig, grace, groups=(self.pid,))
-        self._done.wait()
+        tree.end_handles([self], signal.SIGKILL, 0.0)
 
     def _tree_root(self) -> psutil.Process | None:
         """A psutil handle on the child while it is still ours, else ``None``."""

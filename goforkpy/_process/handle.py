@@ -8,12 +8,28 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+    import psutil
+
 
 class ExitWatch:
-    """Mixin for ``Child`` and ``Adopted``: state that changes once, when the process ends."""
+    """Mixin for ``Child`` and ``Adopted``: state that changes once, when the process ends.
+
+    It is also what ``tree.end_handles`` needs of a handle to end its tree:
+    ``_tree_root()``, ``_leads_group`` and ``_wait_ended()``.
+    """
 
     pid: int
     _returncode: int | None
+    _grace: float = 5.0  # seconds between SIGTERM and SIGKILL when ended
+    _leads_group = False  # True where the process leads a group we may signal whole
+
+    def _tree_root(self) -> psutil.Process | None:
+        """A psutil handle on the process while it can be signalled safely, else None."""
+        raise NotImplementedError
+
+    def _wait_ended(self) -> None:
+        """Wait until the process is gone (and reaped, where it is our child)."""
+        self._done.wait()
 
     def terminate(self, grace: float | None = None) -> None:
         """SIGTERM the process's whole tree, SIGKILL what is left after ``grace``."""

@@ -104,14 +104,13 @@ def untrack(child: ExitWatch) -> None:
 
 
 def terminate_all() -> None:
-    """Terminate every live child tree, in parallel, each with its own grace."""
+    """Terminate every live child's tree at once: one walk, the longest grace of theirs."""
+    from . import tree  # imported already, by _install_once
+
     with _lock:
         children = list(_live.values())
-    threads = [threading.Thread(target=child.terminate) for child in children]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if children:
+        tree.end_handles(children, signal.SIGTERM, max(child._grace for child in children))
 
 
 def _install_once() -> None:

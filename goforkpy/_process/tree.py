@@ -17,6 +17,20 @@ import time
 
 import psutil
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol, Sequence
+
+    class TreeHandle(Protocol):
+        """What ``end_handles`` needs of a handle (``ExitWatch`` has it)."""
+
+        pid: int
+        _leads_group: bool
+
+        def _tree_root(self) -> psutil.Process | None: ...
+        def _wait_ended(self) -> None: ...
+
+
 _STOP_PASSES = 10  # rounds of "stop what is new" before the final SIGKILL
 
 
@@ -51,12 +65,24 @@ def kill_tree(pid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> list[i
     _checks.target_pid(pid, "kill_tree")
     grace = _checks.grace(grace)
     root = psutil_process(pid)
-    return [] if root is None else end_tree(root, sig, grace, groups=())
+    return [] if root is None else end_trees([root], sig, grace, groups=())
 
 
-def end_tree(root: psutil.Process, sig: int, grace: float, groups: tuple[int, ...]) -> list[int]:
-    """``kill_tree`` for a known root, with process groups known to be ours."""
-    return end_trees([root], sig, grace, groups)
+def end_handles(handles: Sequence[TreeHandle], sig: int, grace: float) -> list[int]:
+    """End the trees of ``handles`` together, then wait for each to be gone.
+
+    The one way goforkpy ends processes (a ``Child``, an ``Adopted`` process,
+    a shell command, all of a Manager's): one walk and one grace period for
+    all of them, however many.
+    """
+    roots = [root for root in (h._tree_root() for h in handles) if root is not None]
+    signalled = []
+    if roots:
+        groups = tuple(h.pid for h in handles if h._leads_group)
+        signalled = end_trees(roots, sig, grace, groups)
+    for handle in handles:
+        handle._wait_ended()
+    return signalled
 
 
 def end_trees(
