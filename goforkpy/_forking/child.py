@@ -15,17 +15,14 @@ import time
 
 from .. import _checks
 from .._errors import (
-    ChildCrashed,
-    InitError,
     PayloadError,
-    RemoteTraceback,
     TimeoutExpired,
 )
 from .._process import reaper
 from .._process.handle import ExitWatch
 from .._process.stdio import Streams
 from . import hooks, protocol, reports, wire
-from .protocol import Result
+from .outcome import Ending
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,8 +56,7 @@ class Child(ExitWatch):
     _key: bytes
     _grace: float
     _exited_already: bool
-    _frame: wire.Decoded | PayloadError | None
-    _payload_unread: bool
+    _ending: Ending | None  # what it left, once reaped
     _outcome: tuple[bool, Any] | None
     _settling: threading.Event | None  # set once _outcome is made
     _streams: Streams
@@ -68,7 +64,6 @@ class Child(ExitWatch):
     _timed_out: str | None
     _leads_group = True  # every child leads its own process group
     _limits: Limits | None
-    _report: str | None  # why it left no result, in its own words (see _reports)
 
     def __init__(self) -> None:
         raise TypeError(_NO_PUBLIC_CONSTRUCTOR)
@@ -86,14 +81,12 @@ class Child(ExitWatch):
         """The handle of a child just started by ``_launch`` (the one way to make one)."""
         self = cls.__new__(cls)
         self._limits = limits
-        self._report = None
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._grace = stem, key, grace
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
-        self._frame = None
-        self._payload_unread = False
+        self._ending = None
         self._outcome = None
         self._settling = None
         self._streams = Streams(popen)
@@ -367,73 +360,28 @@ class Child(ExitWatch):
     def _exited(self, returncode: int) -> None:
         _kill_group_leftovers(self.pid)
         _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
-        self._payload_unread = _unlink(protocol.payload_path(self._stem))
+        ending = Ending(self.name, self.pid, returncode, self._limits)
+        ending.payload_unread = _unlink(protocol.payload_path(self._stem))
         result_file = protocol.result_path(protocol.payload_path(self._stem))
         try:
-            self._frame = wire.read_file(result_file, self._key, unlink=True)
+            ending.frame = wire.read_file(result_file, self._key, unlink=True)
         except FileNotFoundError:
-            self._frame = None
+            pass
         except PayloadError as exc:
             _unlink(result_file)
-            self._frame = exc
-        self._report = reports.take(self.pid)
+            ending.frame = exc
+        ending.report = reports.take(self.pid)
+        ending.stderr_tail = self._streams.stderr_tail
+        self._ending = ending
         self._popen.returncode = returncode  # Popen must never waitpid it again
         hooks.reaped(self.pid)
         self._record_exit(returncode)
 
-    # --- turning what the child left into a value or an exception ------------------
-
     def _settle(self) -> tuple[bool, Any]:
-        frame = self._frame
-        self._frame = None  # the value is built once; free the raw bytes
-        if isinstance(frame, PayloadError):
-            return False, frame
-        if frame is None:
-            return False, self._no_result_error()
-        (status, kind), body, buffers = frame
-        try:
-            result = Result(status, *wire.decode(kind, body, buffers))
-        except PayloadError as exc:
-            return False, PayloadError(f"the result of {self.name!r} {exc}")
-        memory = getattr(self._limits, "memory", None)
-        if memory is not None and _out_of_memory(result):
-            return False, _memory_limit_error(memory, result)
-        ok, value = result.outcome(self.name)
-        if not ok and value is None:  # SystemExit(n), n != 0
-            value = self._crashed(f"exited with SystemExit({result.fields[0]}) without a result")
-        return ok, value
-
-    def _no_result_error(self) -> Exception:
-        rc = self._returncode
-        assert rc is not None
+        assert self._ending is not None
         if self._timed_out:
-            return self._timeout_error()
-        if rc >= 0 and self._payload_unread:
-            return InitError(
-                f"child {self.name!r} (pid {self.pid}) exited with code {rc} without "
-                "reaching fork.init(); call fork.init() in your script after the "
-                "@fork.register functions and before other work"
-            )
-        if rc >= 0 and self._report is not None:
-            return self._crashed(f"exited with code {rc}: it {self._report}{self._under_limits()}")
-        if rc >= 0:
-            how = f"exited with code {rc} without a result (os._exit or a crash)"
-        else:
-            how = protocol.how_it_ended(rc)
-        return self._crashed(how + self._under_limits())
-
-    def _under_limits(self) -> str:
-        """Words naming the limits the child ran under, where it had any."""
-        return f" (it ran under fork.{self._limits!r})" if self._limits is not None else ""
-
-    def _crashed(self, what: str) -> ChildCrashed:
-        return protocol.crashed(
-            f"child {self.name!r} (pid {self.pid}) {what}",
-            name=self.name,
-            pid=self.pid,
-            returncode=self._returncode,
-            stderr_tail=self._streams.stderr_tail(),
-        )
+            return False, self._timeout_error()
+        return self._ending.outcome()
 
 
 def _set_if_pending(future: Any) -> None:
@@ -466,23 +414,3 @@ def describe_state(returncode: int | None) -> str:
     if returncode < 0:
         return f"exited with {protocol.signal_name(-returncode)}"
     return f"exited with code {returncode}"
-
-
-def _out_of_memory(result: Result) -> bool:
-    """True for an error that says the address space ran out (``Limits(memory=...)``)."""
-    return result.typename == "builtins.MemoryError" or any(
-        sign in result.message for sign in ("failed to map segment", "Cannot allocate memory")
-    )
-
-
-def _memory_limit_error(limit: int, result: Result) -> MemoryError:
-    from .._process.limits import describe_size
-
-    what = result.typename.removeprefix("builtins.")
-    error = MemoryError(
-        f"the child ran out of memory under fork.Limits(memory={describe_size(limit)!r})"
-        + (f": {what}: {result.message}" if result.message else "")
-        + "; raise the limit if the function needs more"
-    )
-    error.__cause__ = RemoteTraceback(result.traceback)
-    return error

@@ -21,7 +21,7 @@ from .._errors import ForkError, PayloadError
 from .._process import guardian, lifeline, reaper
 from .._process.limits import Limits
 from .._process.stdio import open_redirects
-from . import boot, protocol, reports, signature, tmpdir, wire
+from . import boot, calls, plan, protocol, reports, tmpdir, wire
 from .child import Child
 from .registry import lookup
 
@@ -32,16 +32,6 @@ if TYPE_CHECKING:
     from .._process.stdio import Redirect
     from .wire import Assembled
 
-# The folder holding the goforkpy package: a child imports this very copy of it.
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_BOOT_CODE = ";".join(
-    [
-        "import sys",
-        f"sys.path.insert(0,{_PACKAGE_PARENT!r})",
-        "from goforkpy._forking.boot import main",
-        "main()",
-    ]
-)
 _OUT_OF_RESOURCES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 # Payloads from this size on are written while the child starts.
 _WRITE_WHILE_STARTING = 1 << 20
@@ -169,8 +159,8 @@ def launch(
     """Start ``name`` with ``options``; ``via`` names the caller in error messages."""
     boot.require_can_fork()
     fn = lookup(name, via)
-    call = _call_of(name, fn, args, kwargs, via)
-    mode, argv, module, qualname = _plan(fn)
+    call = calls.check(name, fn, args, kwargs, via)
+    mode, argv, module, qualname = plan.plan(fn)
     key = _parent_key()
     applied = options.limits._to_apply() if options.limits is not None else ()
     stem, assembled = _prepare(mode, name, fn, module, qualname, call, applied, key)
@@ -194,47 +184,6 @@ def launch(
     if ready is not None:
         _write_while_starting(child, path, key, assembled, ready)
     return child
-
-
-def _call_of(
-    name: str, fn: Callable[..., Any], args: Any, kwargs: Any, via: str
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The call as (args, kwargs), checked to bind to ``fn``'s signature."""
-    if not isinstance(args, (tuple, list)):
-        raise TypeError(
-            f"spawn({name!r}, args=...) takes the function's arguments as a tuple or "
-            f"list, not {type(args).__name__}: write fork.spawn({name!r}, ({args!r},)) "
-            f"for one argument, or fork.fork({name!r}, *args, **kwargs)"
-        )
-    if kwargs is not None and not _is_mapping(kwargs):
-        raise TypeError(
-            f"spawn({name!r}, args, kwargs=...) takes keyword arguments as a mapping, "
-            f"not {type(kwargs).__name__}: fork.spawn({name!r}, (1, 2), {{'key': value}})"
-        )
-    call = (tuple(args), dict(kwargs or {}))
-    signature.check_binds(name, fn, call, via)
-    _refuse_os_handles(name, call)
-    return call
-
-
-def _refuse_os_handles(name: str, call: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
-    """An open file or socket means nothing in another process: say which argument it is."""
-    args, kwargs = call
-    named = [(f"argument {i}", value) for i, value in enumerate(args)]
-    named += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
-    for what, value in named:
-        kind = wire.os_handle_kind(value)
-        if kind is not None:
-            raise PayloadError(
-                f"{what} of {name!r} is {kind} ({value!r}), which cannot be sent to another "
-                "process; pass its path, address or data instead"
-            )
-
-
-def _is_mapping(value: Any) -> bool:
-    from collections.abc import Mapping
-
-    return isinstance(value, Mapping)
 
 
 def _start_child(
@@ -338,82 +287,6 @@ def _write_while_starting(
         pass  # the child is gone already; its exit tells how
     finally:
         os.close(ready)
-
-
-# --- plan ------------------------------------------------------------------------
-
-
-def _plan(fn: Callable[..., Any]) -> tuple[str, list[str], str | None, str]:
-    """(mode, argv, module, qualname) for starting ``fn``."""
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", "")
-    if module == "__main__":
-        argv = _main_command()
-        if argv is not None:
-            return protocol.MAIN, argv, None, qualname
-    elif module is not None and _importable(fn, module, qualname):
-        return protocol.MODULE, _boot_command(), module, qualname
-    return protocol.VALUE, _boot_command(), None, qualname
-
-
-def _importable(fn: Callable[..., Any], module: str, qualname: str) -> bool:
-    """True where importing ``module`` in the child finds ``fn`` at ``qualname``."""
-    found: Any = sys.modules.get(module)
-    if getattr(found, "__spec__", None) is None or "<locals>" in qualname:
-        return False
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    return found is fn
-
-
-def _interpreter() -> str:
-    if not sys.executable:
-        raise ForkError(
-            "sys.executable is empty, so there is no interpreter to re-run; "
-            "goforkpy needs a normal (not embedded or frozen) Python"
-        )
-    return sys.executable
-
-
-def _interpreter_flags() -> list[str]:
-    """The running interpreter's flags (-O, -X dev, -W ...) as command-line options."""
-    # The stdlib's own helper, which multiprocessing uses for the same job.
-    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
-    return flags
-
-
-def _boot_command() -> list[str]:
-    return [_interpreter(), *_interpreter_flags(), "-c", _BOOT_CODE]
-
-
-def _main_command() -> list[str] | None:
-    """The command line that re-runs the main script, or ``None`` if there is none."""
-    main = sys.modules.get("__main__")
-    main_file = getattr(main, "__file__", None) or "<none>"
-    if main_file.startswith("<") or not sys.argv or sys.argv[0] in ("", "-", "-c"):
-        return None  # REPL, -c, stdin (<stdin>), Jupyter: nothing to re-run
-    spec = getattr(main, "__spec__", None)
-    orig: list[str] | None = getattr(sys, "orig_argv", None)
-    at = len(orig) - len(sys.argv) if orig is not None else -1
-    if orig is not None and 1 <= at < len(orig):
-        if spec is not None and orig[at - 1] == "-m":
-            return [_interpreter(), *orig[1:at], orig[at], *orig[at + 1 :]]
-        if spec is None:
-            return [_interpreter(), *orig[1:at], _script_path(orig[at]), *orig[at + 1 :]]
-    # Python 3.9 (no sys.orig_argv), or a script that rewrote sys.argv.
-    flags = _interpreter_flags()
-    target = ["-m", spec.name] if spec is not None else [_script_path(sys.argv[0])]
-    return [_interpreter(), *flags, *target, *sys.argv[1:]]
-
-
-def _script_path(arg: str) -> str:
-    """``arg`` made absolute, so a parent that changed directory still finds it."""
-    if os.path.isabs(arg):
-        return arg
-    main_file = getattr(sys.modules["__main__"], "__file__", "") or ""
-    if os.path.isabs(main_file) and main_file.endswith(os.sep + os.path.normpath(arg)):
-        return main_file
-    return os.path.join(_env.START_CWD, arg)
 
 
 # --- prepare -----------------------------------------------------------------------

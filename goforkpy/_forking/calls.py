@@ -1,0 +1,112 @@
+"""Checking a call in the parent, before anything starts.
+
+``spawn`` takes the arguments as a tuple or list and a mapping; a call that
+cannot bind to the function's signature would start an interpreter only for
+the child to raise ``TypeError``, so it is bound here first, and where the
+stray keyword is one of ``spawn``'s own options the message shows the call
+that was meant. Open files and sockets, which mean nothing in another
+process, are refused by name.
+"""
+
+from __future__ import annotations
+
+from .._errors import PayloadError
+from . import wire
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import inspect
+    from typing import Any, Callable
+
+
+def check(
+    name: str, fn: Callable[..., Any], args: Any, kwargs: Any, via: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call as (args, kwargs), checked to bind to ``fn``'s signature."""
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(
+            f"spawn({name!r}, args=...) takes the function's arguments as a tuple or "
+            f"list, not {type(args).__name__}: write fork.spawn({name!r}, ({args!r},)) "
+            f"for one argument, or fork.fork({name!r}, *args, **kwargs)"
+        )
+    if kwargs is not None and not _is_mapping(kwargs):
+        raise TypeError(
+            f"spawn({name!r}, args, kwargs=...) takes keyword arguments as a mapping, "
+            f"not {type(kwargs).__name__}: fork.spawn({name!r}, (1, 2), {{'key': value}})"
+        )
+    call = (tuple(args), dict(kwargs or {}))
+    _check_binds(name, fn, call, via)
+    _refuse_os_handles(name, call)
+    return call
+
+
+def _refuse_os_handles(name: str, call: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
+    """An open file or socket means nothing in another process: say which argument it is."""
+    args, kwargs = call
+    named = [(f"argument {i}", value) for i, value in enumerate(args)]
+    named += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
+    for what, value in named:
+        kind = wire.os_handle_kind(value)
+        if kind is not None:
+            raise PayloadError(
+                f"{what} of {name!r} is {kind} ({value!r}), which cannot be sent to another "
+                "process; pass its path, address or data instead"
+            )
+
+
+def _is_mapping(value: Any) -> bool:
+    from collections.abc import Mapping
+
+    return isinstance(value, Mapping)
+
+
+SPAWN_OPTIONS = frozenset(
+    {"timeout", "start_timeout", "grace", "stdin", "stdout", "stderr", "env", "cwd", "limits"}
+)
+_signatures: dict[Callable[..., Any], inspect.Signature | None] = {}
+
+
+def _check_binds(
+    name: str, fn: Callable[..., Any], call: tuple[tuple[Any, ...], dict[str, Any]], via: str
+) -> None:
+    """Raise ``TypeError`` where ``fn(*args, **kwargs)`` cannot bind; silent where unknown."""
+    signature = _signature_of(fn)
+    if signature is None:
+        return
+    args, kwargs = call
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{name}{signature}: {exc}{_hint(name, args, kwargs, via)}") from None
+
+
+def _signature_of(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return _signatures[fn]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: not cached
+        return _read_signature(fn)
+    found = _signatures[fn] = _read_signature(fn)
+    return found
+
+
+def _read_signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    import inspect
+
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and C callables may have none
+        return None
+
+
+def _hint(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], via: str) -> str:
+    options = sorted(SPAWN_OPTIONS & set(kwargs))
+    if not options or via == "spawn":
+        return ""
+    rest = {k: v for k, v in kwargs.items() if k not in SPAWN_OPTIONS}
+    given = ", ".join(f"{option}={kwargs[option]!r}" for option in options)
+    return (
+        f"; fork.{via}() passes every keyword to the function. For process "
+        f"options use fork.spawn({name!r}, {args!r}, {rest!r}, {given})"
+    )

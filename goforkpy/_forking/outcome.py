@@ -1,0 +1,112 @@
+"""What a child left behind, and the value or exception ``Child.result()`` makes of it.
+
+When the reaper reaps a child, its handle gathers an ``Ending``: the result
+file (read and verified at once, so nothing stays on disk), whether the
+payload was never read (it did not reach ``init()``), and the line it wrote
+on the report pipe, if any. ``outcome()`` then turns that into the value, or
+the exception to raise, once, when somebody asks.
+"""
+
+from __future__ import annotations
+
+from .._errors import InitError, PayloadError, RemoteTraceback
+from . import protocol, wire
+from .protocol import Result
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from .._errors import ChildCrashed
+    from .._process.limits import Limits
+
+
+class Ending:
+    """Everything a reaped child left, for ``outcome``."""
+
+    __slots__ = (
+        "frame",
+        "limits",
+        "name",
+        "payload_unread",
+        "pid",
+        "report",
+        "returncode",
+        "stderr_tail",
+    )
+
+    def __init__(self, name: str, pid: int, returncode: int, limits: Limits | None) -> None:
+        self.name, self.pid, self.returncode, self.limits = name, pid, returncode, limits
+        self.frame: wire.Decoded | PayloadError | None = None  # the result file, read
+        self.payload_unread = False  # its payload was still there: it never reached init()
+        self.report: str | None = None  # why it left no result, in its own words
+        self.stderr_tail: Callable[[], str | None] = lambda: None
+
+    def outcome(self) -> tuple[bool, Any]:
+        """``(True, value)`` or ``(False, exception)``; call once (the raw bytes go)."""
+        frame, self.frame = self.frame, None
+        if isinstance(frame, PayloadError):
+            return False, frame
+        if frame is None:
+            return False, self._no_result()
+        (status, kind), body, buffers = frame
+        try:
+            result = Result(status, *wire.decode(kind, body, buffers))
+        except PayloadError as exc:
+            return False, PayloadError(f"the result of {self.name!r} {exc}")
+        memory = getattr(self.limits, "memory", None)
+        if memory is not None and _out_of_memory(result):
+            return False, _memory_limit_error(memory, result)
+        ok, value = result.outcome(self.name)
+        if not ok and value is None:  # SystemExit(n), n != 0
+            value = self._crashed(f"exited with SystemExit({result.fields[0]}) without a result")
+        return ok, value
+
+    def _no_result(self) -> Exception:
+        rc = self.returncode
+        if rc >= 0 and self.payload_unread:
+            return InitError(
+                f"child {self.name!r} (pid {self.pid}) exited with code {rc} without "
+                "reaching fork.init(); call fork.init() in your script after the "
+                "@fork.register functions and before other work"
+            )
+        if rc >= 0 and self.report is not None:
+            return self._crashed(f"exited with code {rc}: it {self.report}{self._under_limits()}")
+        if rc >= 0:
+            how = f"exited with code {rc} without a result (os._exit or a crash)"
+        else:
+            how = protocol.how_it_ended(rc)
+        return self._crashed(how + self._under_limits())
+
+    def _under_limits(self) -> str:
+        """Words naming the limits the child ran under, where it had any."""
+        return f" (it ran under fork.{self.limits!r})" if self.limits is not None else ""
+
+    def _crashed(self, what: str) -> ChildCrashed:
+        return protocol.crashed(
+            f"child {self.name!r} (pid {self.pid}) {what}",
+            name=self.name,
+            pid=self.pid,
+            returncode=self.returncode,
+            stderr_tail=self.stderr_tail(),
+        )
+
+
+def _out_of_memory(result: Result) -> bool:
+    """True for an error that says the address space ran out (``Limits(memory=...)``)."""
+    return result.typename == "builtins.MemoryError" or any(
+        sign in result.message for sign in ("failed to map segment", "Cannot allocate memory")
+    )
+
+
+def _memory_limit_error(limit: int, result: Result) -> MemoryError:
+    from .._process.limits import describe_size
+
+    what = result.typename.removeprefix("builtins.")
+    error = MemoryError(
+        f"the child ran out of memory under fork.Limits(memory={describe_size(limit)!r})"
+        + (f": {what}: {result.message}" if result.message else "")
+        + "; raise the limit if the function needs more"
+    )
+    error.__cause__ = RemoteTraceback(result.traceback)
+    return error

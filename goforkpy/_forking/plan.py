@@ -1,0 +1,108 @@
+"""Where a function lives decides how its child starts: the launch mode and command line.
+
+- ``MAIN``: defined in the main script, which the child re-runs with the
+  interpreter's flags and the original command line (``sys.orig_argv``,
+  rebuilt on 3.9), so ``fork.init()`` in it dispatches.
+- ``MODULE``: importable by its module and qualified name; the child starts
+  from goforkpy's entry point and imports that module.
+- ``VALUE``: neither (REPL, ``python -c``, notebooks, closures); the child
+  starts from goforkpy's entry point and the function travels by value.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .. import _env
+from .._errors import ForkError
+from . import protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+# The folder holding the goforkpy package: a child imports this very copy of it.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_BOOT_CODE = ";".join(
+    [
+        "import sys",
+        f"sys.path.insert(0,{_PACKAGE_PARENT!r})",
+        "from goforkpy._forking.boot import main",
+        "main()",
+    ]
+)
+
+
+def plan(fn: Callable[..., Any]) -> tuple[str, list[str], str | None, str]:
+    """(mode, argv, module, qualname) for starting ``fn``."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if module == "__main__":
+        argv = _main_command()
+        if argv is not None:
+            return protocol.MAIN, argv, None, qualname
+    elif module is not None and _importable(fn, module, qualname):
+        return protocol.MODULE, boot_command(), module, qualname
+    return protocol.VALUE, boot_command(), None, qualname
+
+
+def _importable(fn: Callable[..., Any], module: str, qualname: str) -> bool:
+    """True where importing ``module`` in the child finds ``fn`` at ``qualname``."""
+    found: Any = sys.modules.get(module)
+    if getattr(found, "__spec__", None) is None or "<locals>" in qualname:
+        return False
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is fn
+
+
+def _interpreter() -> str:
+    if not sys.executable:
+        raise ForkError(
+            "sys.executable is empty, so there is no interpreter to re-run; "
+            "goforkpy needs a normal (not embedded or frozen) Python"
+        )
+    return sys.executable
+
+
+def _interpreter_flags() -> list[str]:
+    """The running interpreter's flags (-O, -X dev, -W ...) as command-line options."""
+    # The stdlib's own helper, which multiprocessing uses for the same job.
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    return flags
+
+
+def boot_command() -> list[str]:
+    return [_interpreter(), *_interpreter_flags(), "-c", _BOOT_CODE]
+
+
+def _main_command() -> list[str] | None:
+    """The command line that re-runs the main script, or ``None`` if there is none."""
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None) or "<none>"
+    if main_file.startswith("<") or not sys.argv or sys.argv[0] in ("", "-", "-c"):
+        return None  # REPL, -c, stdin (<stdin>), Jupyter: nothing to re-run
+    spec = getattr(main, "__spec__", None)
+    orig: list[str] | None = getattr(sys, "orig_argv", None)
+    at = len(orig) - len(sys.argv) if orig is not None else -1
+    if orig is not None and 1 <= at < len(orig):
+        if spec is not None and orig[at - 1] == "-m":
+            return [_interpreter(), *orig[1:at], orig[at], *orig[at + 1 :]]
+        if spec is None:
+            return [_interpreter(), *orig[1:at], _script_path(orig[at]), *orig[at + 1 :]]
+    # Python 3.9 (no sys.orig_argv), or a script that rewrote sys.argv.
+    flags = _interpreter_flags()
+    target = ["-m", spec.name] if spec is not None else [_script_path(sys.argv[0])]
+    return [_interpreter(), *flags, *target, *sys.argv[1:]]
+
+
+def _script_path(arg: str) -> str:
+    """``arg`` made absolute, so a parent that changed directory still finds it."""
+    if os.path.isabs(arg):
+        return arg
+    main_file = getattr(sys.modules["__main__"], "__file__", "") or ""
+    if os.path.isabs(main_file) and main_file.endswith(os.sep + os.path.normpath(arg)):
+        return main_file
+    return os.path.join(_env.START_CWD, arg)
