@@ -246,7 +246,8 @@ class Pool:
             self._workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
-        from .._forking.launch import Options, launch
+        from .._forking.launch import launch
+        from .._forking.options import Options
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

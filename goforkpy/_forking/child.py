@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import psutil
 
     from .._process.limits import Limits
+    from .options import Options
 
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
@@ -73,26 +74,48 @@ class Child(ExitWatch):
         cls,
         name: str,
         popen: subprocess.Popen[bytes],
-        stem: str,
-        key: bytes,
-        grace: float,
-        limits: Limits | None = None,
+        files: tuple[str, bytes],
+        options: Options,
+        started: int | None,
     ) -> Child:
-        """The handle of a child just started by ``_launch`` (the one way to make one)."""
+        """The handle of a child just started by ``launch`` (the one way to make one).
+
+        It is watched from here on: tracked for the lifeline and the guardian,
+        handed to the reaper, and, given the read end of its ``started`` pipe,
+        held to ``options.start_timeout`` and ``options.timeout``. If the
+        watching cannot be set up, the child is killed and reaped, and the
+        error raised.
+        """
         self = cls.__new__(cls)
-        self._limits = limits
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
-        self._stem, self._key, self._grace = stem, key, grace
+        self._stem, self._key = files
+        self._grace, self._limits = options.grace, options.limits
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
         self._ending = None
         self._outcome = None
         self._settling = None
         self._streams = Streams(popen)
-        self._deadlines = {}
+        self._deadlines = {"start": options.start_timeout, "run": options.timeout}
         self._timed_out = None  # which deadline passed: "start" or "run"
+        self._watch(started)
         return self
+
+    def _watch(self, started: int | None) -> None:
+        from .._process import lifeline
+
+        try:
+            lifeline.track(self)
+            self._when_exited(lifeline.untrack)
+            reaper.watch(self.pid, self._exited, self._zombie)
+        except BaseException:
+            if started is not None:
+                os.close(started)
+            self._abandon()
+            raise
+        if started is not None:
+            self._watch_deadlines(started)
 
     def _abandon(self) -> None:
         """Kill and reap at once: for a child the reaper could not take on."""
@@ -101,15 +124,12 @@ class Child(ExitWatch):
         self._zombie()
         self._exited(returncode)
 
-    def _watch_deadlines(
-        self, started: int, start_timeout: float | None, timeout: float | None
-    ) -> None:
+    def _watch_deadlines(self, started: int) -> None:
         """Enforce ``start_timeout`` until the function starts, then ``timeout``.
 
         ``started`` is the read end of a pipe the child writes one byte to as
         its function starts (EOF: it exited before).
         """
-        self._deadlines = {"start": start_timeout, "run": timeout}
         try:
             reaper.start_thread(self._enforce_deadlines, f"deadline-{self.pid}", started)
         except BaseException:

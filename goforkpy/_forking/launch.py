@@ -16,13 +16,14 @@ import subprocess
 import sys
 import threading
 
-from .. import _checks, _env
+from .. import _env
 from .._errors import ForkError, PayloadError
 from .._process import guardian, lifeline, reaper
 from .._process.limits import Limits
 from .._process.stdio import open_redirects
 from . import boot, calls, plan, protocol, reports, tmpdir, wire
 from .child import Child
+from .options import Options
 from .registry import lookup
 
 TYPE_CHECKING = False
@@ -38,34 +39,6 @@ _WRITE_WHILE_STARTING = 1 << 20
 _key_lock = threading.Lock()
 _key: bytes | None = None
 _key_pid = -1
-
-
-class Options:
-    """How to start one child: the process options of ``spawn``, checked."""
-
-    __slots__ = ("cwd", "env", "grace", "limits", "pass_fds", "start_timeout", "stdio", "timeout")
-
-    def __init__(
-        self,
-        *,
-        timeout: float | None = None,
-        start_timeout: float | None = None,
-        grace: float = 5.0,
-        stdio: tuple[Redirect, Redirect, Redirect] = (None, None, None),
-        env: Mapping[str, str] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-        limits: Limits | None = None,
-        pass_fds: tuple[int, ...] = (),
-    ) -> None:
-        self.timeout = _checks.timeout("timeout", timeout)
-        self.start_timeout = _checks.timeout("start_timeout", start_timeout)
-        self.grace = _checks.grace(grace)
-        if limits is not None and not isinstance(limits, Limits):
-            raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
-        if env is not None and not hasattr(env, "items"):
-            raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
-        self.stdio, self.env, self.cwd, self.limits = stdio, env, cwd, limits
-        self.pass_fds = pass_fds
 
 
 _DEFAULTS = Options()
@@ -217,16 +190,10 @@ def _start_child(
         popen = lifeline.from_long_lived_thread(
             lambda: _start(argv, env, pass_fds, options.stdio, options.cwd)
         )
-        child = Child._started(name, popen, stem, key, options.grace, options.limits)
-        try:
-            lifeline.track(child)
-            child._when_exited(lifeline.untrack)
-            reaper.watch(child.pid, child._exited, child._zombie)
-        except BaseException:
-            child._abandon()
-            raise
-        if env.get(_env.STARTED) is not None:
-            child._watch_deadlines(pipes.take(started), options.start_timeout, options.timeout)
+        timed = env.get(_env.STARTED) is not None
+        child = Child._started(
+            name, popen, (stem, key), options, pipes.take(started) if timed else None
+        )
         return child, pipes.take(ready) if early else None
 
 
