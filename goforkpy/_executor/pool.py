@@ -16,30 +16,19 @@ import concurrent.futures as cf
 import itertools
 import os
 import selectors
-import socket
 import threading
 import time
 import weakref
 
-from .._errors import ChildCrashed, TimeoutExpired
+from .._errors import TimeoutExpired
 from .._forking import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, cancel_and_notify, settle
-from .worker import NAME as WORKER_NAME
+from .handles import Task, Worker, stop_all
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
-
-    from .._forking.child import Child
-
-# How many tasks a worker holds (running + queued), by how long its tasks take:
-# tiny ones need a deep queue so the worker never waits for a round trip;
-# long ones are sent one at a time, so no task waits behind another while a
-# different worker is idle (the round trip is then a negligible share).
-_AHEAD = ((0.001, 32), (0.01, 2))
-_AHEAD_LONG = 1
-_STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
 
 
 _running: weakref.WeakSet[Pool] = weakref.WeakSet()
@@ -54,33 +43,6 @@ def _finish_at_exit() -> None:
 # The stdlib's own hook for this (concurrent.futures uses it): it runs before
 # atexit handlers, so before goforkpy's own exit handling ends the workers.
 threading._register_atexit(_finish_at_exit)  # type: ignore[attr-defined]
-
-
-class _Task:
-    __slots__ = ("body", "fn_name", "future", "id", "started")
-
-    def __init__(self, task_id: int, future: TaskFuture, body: list[Any], fn_name: str) -> None:
-        self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
-        self.started = 0.0  # when its worker reached it; 0 until then
-
-
-class _Worker:
-    def __init__(self, child: Child, sock: socket.socket) -> None:
-        self.child, self.sock = child, sock
-        self.inflight: collections.deque[_Task] = collections.deque()
-        self.outgoing: collections.deque[memoryview] = collections.deque()
-        self.reader = frames.FrameReader()
-        self.assigned = 0
-        self.retiring = self.dead = False
-        self.up = False  # it said it is ready: its head task runs from then on
-        self.last_result = 0.0
-        self.pace = 1.0  # moving average of seconds per task
-
-    def ahead(self) -> int:
-        for quicker_than, depth in _AHEAD:
-            if self.pace < quicker_than:
-                return depth
-        return _AHEAD_LONG
 
 
 class Pool:
@@ -102,18 +64,18 @@ class Pool:
             else wire.dumps((initializer, tuple(initargs)), main_is_shared=False)
         )
         self._lock = threading.Lock()
-        self._pending: collections.deque[_Task] = collections.deque()
+        self._pending: collections.deque[Task] = collections.deque()
         self._ids = itertools.count(1)
         self._shutdown = self._cancel_pending = False
         self._abort_grace: float | None = None  # set: end the running workers too
         self._broken: BaseException | None = None
         self._kills: list[TaskFuture] = []
-        self._exited: list[_Worker] = []
+        self._exited: list[Worker] = []
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._workers: list[_Worker] = []  # the manager thread's alone
+        self._workers: list[Worker] = []  # the manager thread's alone
 
     # --- called from any thread ---------------------------------------------------
 
@@ -127,7 +89,7 @@ class Pool:
                 raise broken_error(self._broken)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._pending.append(_Task(next(self._ids), future, body, name))
+            self._pending.append(Task(next(self._ids), future, body, name))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="goforkpy-executor", daemon=True
@@ -180,7 +142,7 @@ class Pool:
             self._kills.append(future)
         self._wake()
 
-    def _note_exit(self, worker: _Worker) -> None:
+    def _note_exit(self, worker: Worker) -> None:
         with self._lock:
             self._exited.append(worker)
         self._wake()
@@ -245,24 +207,10 @@ class Pool:
         for _ in range(min(self._max_workers - len(live), wanted - idle)):
             self._workers.append(self._spawn())
 
-    def _spawn(self) -> _Worker:
-        from .._forking.launch import launch
-        from .._forking.options import Options
-
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            args = (theirs.fileno(), self._init)
-            options = Options(grace=1.0, pass_fds=(theirs.fileno(),))
-            child = launch(WORKER_NAME, args, None, options)
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        worker = _Worker(child, ours)
-        self._selector.register(ours, selectors.EVENT_READ, worker)
-        child._when_exited(lambda _: self._note_exit(worker))
+    def _spawn(self) -> Worker:
+        worker = Worker.start(self._init)
+        self._selector.register(worker.sock, selectors.EVENT_READ, worker)
+        worker.child._when_exited(lambda _: self._note_exit(worker))
         return worker
 
     def _dispatch(self) -> None:
@@ -278,7 +226,7 @@ class Pool:
                     continue
                 self._send(worker, task)
 
-    def _send(self, worker: _Worker, task: _Task) -> None:
+    def _send(self, worker: Worker, task: Task) -> None:
         worker.inflight.append(task)
         worker.assigned += 1
         parts = frames.frame_parts(frames.TASK, task.id, task.body)
@@ -290,13 +238,13 @@ class Pool:
         worker.outgoing.extend(memoryview(part).cast("B") for part in parts)
         self._flush(worker)
 
-    def _begin(self, worker: _Worker, task: _Task) -> None:
+    def _begin(self, worker: Worker, task: Task) -> None:
         """The worker has reached ``task``: it is running now."""
         task.started = time.monotonic()
         if task.future.set_running_or_notify_cancel():
             task.future.kill = self._request_kill
 
-    def _flush(self, worker: _Worker) -> None:
+    def _flush(self, worker: Worker) -> None:
         try:
             while worker.outgoing:
                 head = worker.outgoing[0]
@@ -313,14 +261,14 @@ class Pool:
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outgoing else 0)
             self._selector.modify(worker.sock, events, worker)
 
-    def _receive(self, worker: _Worker) -> None:
+    def _receive(self, worker: Worker) -> None:
         received, ended = worker.reader.read(worker.sock)
         for kind, task_id, body in received:
             self._answer(worker, kind, task_id, body)
         if ended:
             self._bury(worker, None)
 
-    def _answer(self, worker: _Worker, kind: bytes, task_id: int, body: bytearray) -> None:
+    def _answer(self, worker: Worker, kind: bytes, task_id: int, body: bytearray) -> None:
         if kind == frames.INIT_FAILED:
             error = protocol.rebuild_exception("the initializer", *wire.loads(body))
             self._break(error)
@@ -346,7 +294,7 @@ class Pool:
 
     # --- endings ------------------------------------------------------------------------
 
-    def _bury(self, worker: _Worker, reason: BaseException | None) -> None:
+    def _bury(self, worker: Worker, reason: BaseException | None) -> None:
         """Remove a dead (or doomed) worker: fail its running task, requeue the rest."""
         if worker.dead:
             return
@@ -362,7 +310,7 @@ class Pool:
         if worker.inflight:
             head = worker.inflight.popleft()
             if not head.future.cancelled():
-                settle(head.future, error=reason or _crash(worker.child, code, head))
+                settle(head.future, error=reason or head.crash_error(worker.child, code))
             with self._lock:
                 self._pending.extendleft(reversed(worker.inflight))
             worker.inflight.clear()
@@ -381,7 +329,7 @@ class Pool:
         for worker in list(self._workers):
             self._bury(worker, cf.CancelledError())
 
-    def _read_what_is_left(self, worker: _Worker) -> None:
+    def _read_what_is_left(self, worker: Worker) -> None:
         """Results a worker sent just before dying still count."""
         # It is gone, so EOF comes at once, unless something it started holds
         # its end of the socket: then give up after a moment.
@@ -436,31 +384,8 @@ class Pool:
                 settle(future, error=broken_error(error))
 
     def _stop_workers(self) -> None:
-        for worker in self._workers:
-            worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
-            worker.sock.settimeout(_STOP_WAIT)  # a stuck worker may not read
-            try:
-                for data in worker.outgoing:
-                    worker.sock.sendall(data)
-            except OSError:
-                pass  # already gone
-        deadline = time.monotonic() + _STOP_WAIT
-        for worker in self._workers:
-            try:
-                worker.child.wait(max(0.0, deadline - time.monotonic()))
-            except TimeoutExpired:
-                worker.child.kill()  # shutdown never hangs on a stuck worker
-            worker.sock.close()
+        stop_all(self._workers)
         self._workers.clear()
-
-
-def _crash(child: Child, code: int, task: _Task) -> ChildCrashed:
-    return protocol.crashed(
-        f"the worker running {task.fn_name} (pid {child.pid}) {protocol.how_it_ended(code)}",
-        name=task.fn_name,
-        pid=child.pid,
-        returncode=code,
-    )
 
 
 def _drain(fd: int) -> None:

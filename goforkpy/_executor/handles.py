@@ -1,0 +1,106 @@
+"""The pool's view of tasks and of the worker processes that run them."""
+
+from __future__ import annotations
+
+import collections
+import socket
+import time
+
+from .._errors import TimeoutExpired
+from .._forking import protocol
+from . import frames
+from .worker import NAME as WORKER_NAME
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .._errors import ChildCrashed
+    from .._forking.child import Child
+    from .futures import TaskFuture
+
+# How many tasks a worker holds (running + queued), by how long its tasks take:
+# tiny ones need a deep queue so the worker never waits for a round trip;
+# long ones are sent one at a time, so no task waits behind another while a
+# different worker is idle (the round trip is then a negligible share).
+_AHEAD = ((0.001, 32), (0.01, 2))
+_AHEAD_LONG = 1
+_STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
+
+
+class Task:
+    """A batch of calls, from submission until its future is settled."""
+
+    __slots__ = ("body", "fn_name", "future", "id", "started")
+
+    def __init__(self, task_id: int, future: TaskFuture, body: list[Any], fn_name: str) -> None:
+        self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
+        self.started = 0.0  # when its worker reached it; 0 until then
+
+    def crash_error(self, child: Child, code: int) -> ChildCrashed:
+        """What this task's future fails with when its worker dies (``code``)."""
+        return protocol.crashed(
+            f"the worker running {self.fn_name} (pid {child.pid}) {protocol.how_it_ended(code)}",
+            name=self.fn_name,
+            pid=child.pid,
+            returncode=code,
+        )
+
+
+class Worker:
+    """The pool's side of one worker process: its socket, tasks in flight, its pace."""
+
+    def __init__(self, child: Child, sock: socket.socket) -> None:
+        self.child, self.sock = child, sock
+        self.inflight: collections.deque[Task] = collections.deque()
+        self.outgoing: collections.deque[memoryview] = collections.deque()
+        self.reader = frames.FrameReader()
+        self.assigned = 0
+        self.retiring = self.dead = False
+        self.up = False  # it said it is ready: its head task runs from then on
+        self.last_result = 0.0
+        self.pace = 1.0  # moving average of seconds per task
+
+    @classmethod
+    def start(cls, initializer: bytes | None) -> Worker:
+        """Start a worker process, connected over a socketpair."""
+        from .._forking.launch import launch
+        from .._forking.options import Options
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            args = (theirs.fileno(), initializer)
+            options = Options(grace=1.0, pass_fds=(theirs.fileno(),))
+            child = launch(WORKER_NAME, args, None, options)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        return cls(child, ours)
+
+    def ahead(self) -> int:
+        for quicker_than, depth in _AHEAD:
+            if self.pace < quicker_than:
+                return depth
+        return _AHEAD_LONG
+
+
+def stop_all(workers: list[Worker]) -> None:
+    """Ask every worker to leave; kill those still there after ``_STOP_WAIT`` seconds."""
+    for worker in workers:
+        worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
+        worker.sock.settimeout(_STOP_WAIT)  # a stuck worker may not read
+        try:
+            for data in worker.outgoing:
+                worker.sock.sendall(data)
+        except OSError:
+            pass  # already gone
+    deadline = time.monotonic() + _STOP_WAIT
+    for worker in workers:
+        try:
+            worker.child.wait(max(0.0, deadline - time.monotonic()))
+        except TimeoutExpired:
+            worker.child.kill()  # shutdown never hangs on a stuck worker
+        worker.sock.close()
