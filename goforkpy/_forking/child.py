@@ -22,6 +22,7 @@ from .._process import reaper
 from .._process.handle import ExitWatch
 from .._process.stdio import Streams
 from . import hooks, protocol, reports, wire
+from .deadlines import Deadlines
 from .outcome import Ending
 
 TYPE_CHECKING = False
@@ -61,8 +62,7 @@ class Child(ExitWatch):
     _outcome: tuple[bool, Any] | None
     _settling: threading.Event | None  # set once _outcome is made
     _streams: Streams
-    _deadlines: dict[str, float | None]
-    _timed_out: str | None
+    _deadlines: Deadlines
     _leads_group = True  # every child leads its own process group
     _limits: Limits | None
 
@@ -97,8 +97,7 @@ class Child(ExitWatch):
         self._outcome = None
         self._settling = None
         self._streams = Streams(popen)
-        self._deadlines = {"start": options.start_timeout, "run": options.timeout}
-        self._timed_out = None  # which deadline passed: "start" or "run"
+        self._deadlines = Deadlines(options.start_timeout, options.timeout)
         self._watch(started)
         return self
 
@@ -115,7 +114,11 @@ class Child(ExitWatch):
             self._abandon()
             raise
         if started is not None:
-            self._watch_deadlines(started)
+            try:
+                self._deadlines.enforce(self.pid, started, self._done, self._expire)
+            except BaseException:
+                self.kill()
+                raise
 
     def _abandon(self) -> None:
         """Kill and reap at once: for a child the reaper could not take on."""
@@ -123,36 +126,6 @@ class Child(ExitWatch):
         returncode = reaper.reap(self.pid)
         self._zombie()
         self._exited(returncode)
-
-    def _watch_deadlines(self, started: int) -> None:
-        """Enforce ``start_timeout`` until the function starts, then ``timeout``.
-
-        ``started`` is the read end of a pipe the child writes one byte to as
-        its function starts (EOF: it exited before).
-        """
-        try:
-            reaper.start_thread(self._enforce_deadlines, f"deadline-{self.pid}", started)
-        except BaseException:
-            os.close(started)
-            self.kill()
-            raise
-
-    def _enforce_deadlines(self, started: int) -> None:
-        import selectors
-
-        try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(started, selectors.EVENT_READ)
-                if not selector.select(self._deadlines["start"]):
-                    self._expire("start")
-                    return
-            if os.read(started, 1) != b"\1":
-                return  # it exited before its function started: its exit tells why
-        finally:
-            os.close(started)
-        run_for = self._deadlines["run"]
-        if run_for is not None and not self._done.wait(run_for):
-            self._expire("run")
 
     # --- state ---------------------------------------------------------------
 
@@ -170,8 +143,8 @@ class Child(ExitWatch):
                 pid=self.pid,
                 name=self.name,
             )
-        if self._timed_out:
-            raise self._timeout_error()
+        if self._deadlines.passed:
+            raise self._deadlines.error(self.name, self.pid)
         assert self._returncode is not None
         return self._returncode
 
@@ -308,28 +281,12 @@ class Child(ExitWatch):
             return tree.psutil_process(self.pid)
 
     def _expire(self, which: str) -> None:
+        """A deadline passed (see ``deadlines``): end the tree, unless it has ended."""
         with self._lock:
             if self._returncode is not None or self._exited_already:
                 return
-            self._timed_out = which
+            self._deadlines.passed = which
         self.terminate()
-
-    def _timeout_error(self) -> TimeoutExpired:
-        which = self._timed_out or "run"
-        seconds = self._deadlines.get(which)
-        if which == "start":
-            what = (
-                f"did not reach its function within start_timeout={seconds} s "
-                "(interpreter start-up and imports)"
-            )
-        else:
-            what = f"ran past its timeout of {seconds} s (counted from the function's start)"
-        return TimeoutExpired(
-            f"child {self.name!r} (pid {self.pid}) {what}; its process tree was terminated",
-            timeout=seconds,
-            pid=self.pid,
-            name=self.name,
-        )
 
     def __enter__(self) -> Child:
         return self
@@ -399,8 +356,8 @@ class Child(ExitWatch):
 
     def _settle(self) -> tuple[bool, Any]:
         assert self._ending is not None
-        if self._timed_out:
-            return False, self._timeout_error()
+        if self._deadlines.passed:
+            return False, self._deadlines.error(self.name, self.pid)
         return self._ending.outcome()
 
 
