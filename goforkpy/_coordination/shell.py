@@ -127,20 +127,8 @@ def _run(
     timeout, grace = _checks.timeout("timeout", timeout), _checks.grace(grace)
     data, stdin = _split_input(stdin)
     forward = [s for s in (stdout, stderr) if _is_python_stream(s)]
-    with open_redirects(
-        stdin, PIPE if stdout in forward else stdout, PIPE if stderr in forward else stderr
-    ) as (in_, out, err):
-        from .._process import platform
-
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", cmd],
-            stdin=in_,
-            stdout=out,
-            stderr=err,
-            env={**os.environ, **env} if env else None,
-            cwd=cwd,
-            preexec_fn=platform.group_and_tie_preexec(),
-        )
+    stdio = (stdin, PIPE if stdout in forward else stdout, PIPE if stderr in forward else stderr)
+    process = _start(cmd, stdio, env, cwd)
     guardian.watch(process.pid)
     try:
         if forward:
@@ -159,6 +147,27 @@ def _run(
         raise
     finally:
         guardian.forget(process.pid)
+
+
+def _start(
+    cmd: str,
+    stdio: tuple[Redirect, Redirect, Redirect],
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+) -> subprocess.Popen[bytes]:
+    """``/bin/sh -c cmd``, leading its own process group (and tied to us, on Linux)."""
+    from .._process import platform
+
+    with open_redirects(*stdio) as (stdin, stdout, stderr):
+        return subprocess.Popen(
+            ["/bin/sh", "-c", cmd],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, **env} if env else None,
+            cwd=cwd,
+            preexec_fn=platform.group_and_tie_preexec(),
+        )
 
 
 def _split_input(stdin: Input) -> tuple[bytes | None, Redirect]:

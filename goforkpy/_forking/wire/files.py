@@ -193,22 +193,7 @@ def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> Decoded:
     total = size - TAG_SIZE
     digests = Digests.of_file(fd, total) if total >= PARALLEL else None
     try:
-        sections: list[Buffer] = []
-        mapping: memoryview | None = None
-        offset = len(head)
-        for length, flag in zip(lengths, flags):
-            if whole is not None or flag & _OWN_BYTES:
-                sections.append(read(length, offset))
-            elif length < LARGE:
-                sections.append(bytearray(read(length, offset)))
-            else:
-                if mapping is None:
-                    import mmap
-
-                    # Copy-on-write: writable for the receiver, never written back.
-                    mapping = memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_COPY))
-                sections.append(mapping[offset : offset + length])
-            offset += length
+        sections = _sections(fd, size, read, (len(head), lengths, flags), whole is not None)
         tag = read(TAG_SIZE, total)
     except BaseException:
         if digests is not None:
@@ -222,6 +207,33 @@ def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> Decoded:
         raise _Corrupt("the HMAC tag does not match (tampered, truncated or another key)")
     meta, body, *buffers = sections
     return marshal.loads(meta), memoryview(body), buffers
+
+
+def _sections(
+    fd: int,
+    size: int,
+    read: Callable[[int, int], Buffer],
+    layout: tuple[int, list[int], bytes],
+    in_memory: bool,
+) -> list[Buffer]:
+    """Each section of the file, read or mapped as ``_read_verified`` says."""
+    offset, lengths, flags = layout
+    sections: list[Buffer] = []
+    mapping: memoryview | None = None
+    for length, flag in zip(lengths, flags):
+        if in_memory or flag & _OWN_BYTES:
+            sections.append(read(length, offset))
+        elif length < LARGE:
+            sections.append(bytearray(read(length, offset)))
+        else:
+            if mapping is None:
+                import mmap
+
+                # Copy-on-write: writable for the receiver, never written back.
+                mapping = memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_COPY))
+            sections.append(mapping[offset : offset + length])
+        offset += length
+    return sections
 
 
 def _layout(read: Callable[[int, int], Buffer], size: int) -> tuple[bytes, list[int], bytes]:
