@@ -23,7 +23,8 @@ READY = "GOFORKPY_READY"  # fd that yields a byte once a big payload file is wri
 STARTED = "GOFORKPY_STARTED"  # fd the child writes a byte to as its function starts
 GUARDED = "GOFORKPY_GUARDED"  # "1": the parent's guardian will end our tree if it dies
 PRIVATE_DIR = "GOFORKPY_DIR"  # the parent's private directory, which the child shares
-REPORT = "GOFORKPY_REPORT"  # fd of the pipe a child says on why it left no result
+REPORT = "GOFORKPY_REPORT"  # fd of the socket a child reports on (see _forking.reports)
+PAYLOAD_FD = "GOFORKPY_PAYLOAD_FD"  # fd of the sealed memfd a big payload travels in
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
@@ -38,6 +39,7 @@ MARKERS = (
     GUARDED,
     PRIVATE_DIR,
     REPORT,
+    PAYLOAD_FD,
     PYTHONPATH_SAVED,
 )
 # Every launch sets these; a process with only some of them was not started by
@@ -67,6 +69,7 @@ class Markers:
         "lifeline",
         "parent",
         "payload",
+        "payload_fd",
         "private_dir",
         "ready",
         "report",
@@ -96,6 +99,7 @@ class Markers:
         self.guarded = complete and environ.get(GUARDED) == "1"
         self.private_dir = environ.get(PRIVATE_DIR) if complete else None
         self.report = _fd(environ.get(REPORT)) if complete else None
+        self.payload_fd = _fd(environ.get(PAYLOAD_FD)) if complete else None
 
     @property
     def is_child(self) -> bool:

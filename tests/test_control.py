@@ -390,13 +390,13 @@ from goforkpy._forking import wire
 def size(data):
     return len(data)
 
-def stall(*args):  # the child has started; its payload is never finished
+def stall(*args, **kwargs):  # the child has started; its payload is never finished
     print("writing", flush=True)
     threading.Event().wait()
 
 if __name__ == "__main__":
     fork.init()
-    wire.write_assembled = stall
+    wire.write_assembled = wire.write_sealed = stall
     fork.fork("size", bytes(2 << 20))  # big: written while the child starts
 """
 

@@ -216,7 +216,7 @@ PAYLOAD_SIZES = pytest.mark.parametrize("size", [10, 2 << 20], ids=["small", "bi
 
 @PAYLOAD_SIZES
 def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
-    real_write = wire.write_assembled
+    real_write, real_seal = wire.write_assembled, wire.write_sealed
 
     def write_then_tamper(path: str, *args: Any) -> None:
         real_write(path, *args)
@@ -226,7 +226,11 @@ def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch, si
             f.seek(-40, os.SEEK_END)
             f.write(bytes([byte[0] ^ 0xFF]))
 
+    def seal_with_another_key(name: str, key: bytes, *args: Any, **kwargs: Any) -> int:
+        return real_seal(name, wire.new_key(), *args, **kwargs)  # a sealed one is never changed
+
     monkeypatch.setattr(wire, "write_assembled", write_then_tamper)
+    monkeypatch.setattr(wire, "write_sealed", seal_with_another_key)
     child = fork.fork("echo", b"x" * size)
     monkeypatch.undo()
     with pytest.raises(fork.PayloadError, match="integrity"):
@@ -238,11 +242,12 @@ def test_payload_failing_its_integrity_check(monkeypatch: pytest.MonkeyPatch, si
 def test_payload_that_cannot_be_written(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     started = []
 
-    def disk_full(path: str, *args: Any) -> None:
+    def disk_full(path: str, *args: Any, **kwargs: Any) -> None:
         started.extend(psutil.Process().children())
         raise OSError(errno.ENOSPC, "No space left on device", path)
 
     monkeypatch.setattr(wire, "write_assembled", disk_full)
+    monkeypatch.setattr(wire, "write_sealed", disk_full)
     with pytest.raises(fork.PayloadError, match="No space left"):
         fork.fork("echo", b"x" * size)
     assert len(started) == (size > 1000)  # the big payload's child was already starting

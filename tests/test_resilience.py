@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import goforkpy as fork
+from goforkpy._forking import tmpdir, wire
+from goforkpy._process import platform
 
 DEADLOCK_NET = 60.0
 
@@ -294,52 +297,62 @@ def test_crashed_children_free_their_pipes_without_the_garbage_collector() -> No
 
 def test_a_payload_copied_over_another_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same user, same key: the tag still binds each file to its own child."""
-    from goforkpy._forking import wire
-
     real_write = wire.write_assembled
     copied: list[bytes] = []
 
     def write_then_swap(path: str, *args: object) -> None:
         real_write(path, *args)  # type: ignore[arg-type]
-        if not copied:  # big: its child waits until this returns, so the file is still there
+        if not copied:  # small: written before its child starts, so it is still there
             copied.append(Path(path).read_bytes())
         else:  # the second child's payload becomes a copy of the first one's
             Path(path).write_bytes(copied[0])
 
     monkeypatch.setattr(wire, "write_assembled", write_then_swap)
-    first = fork.fork("echo", b"x" * (2 << 20))
+    first = fork.fork("echo", "first")
     second = fork.fork("echo", "second")
     monkeypatch.undo()
     with pytest.raises(fork.PayloadError, match="integrity"):
         second.result(DEADLOCK_NET)
-    assert first.result(DEADLOCK_NET) == ((b"x" * (2 << 20),), {})
+    assert first.result(DEADLOCK_NET) == (("first",), {})
 
 
-NO_FDS_SCRIPT = """
-import os, resource
-import goforkpy as fork
+SEALED = pytest.mark.skipif(
+    not platform.sealed_memory_supported(), reason="sealed memfds are a Linux feature"
+)
 
-@fork.register
-def add(a, b):
-    return a + b
 
-if __name__ == "__main__":
-    fork.init()
-    print("warm:", fork.run("add", 1, 1))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")), hard))
+@SEALED
+def test_big_payloads_and_results_travel_sealed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No file is written for them: a file write of a big payload would fail the test."""
+    real_write = wire.write_assembled
+
+    def small_files_only(path: str, key: bytes, assembled: Any) -> None:
+        assert assembled[1] < wire.SEALED_FROM, "a big payload went to a file"
+        real_write(path, key, assembled)
+
+    monkeypatch.setattr(wire, "write_assembled", small_files_only)
+    blob = os.urandom(1 << 20) * 3
+    child = fork.fork("echo", blob)
+    (back,), _ = child.result(DEADLOCK_NET)
+    assert back == blob
+    assert not [n for n in os.listdir(tmpdir.payload_dir()) if n.startswith(f"{os.getpid()}-")]
+
+
+@SEALED
+def test_a_sealed_payload_is_checked() -> None:
+    assembled = wire.assemble(("head",), [b"body"], [])
+    key = wire.new_key()
+    unsealed = platform.new_sealable("test")
+    sealed = wire.write_sealed("1-a.in", key, assembled)
     try:
-        fork.fork("add", 1, 2)
-    except fork.ForkError as exc:
-        print("refused:", type(exc).__name__, "Too many open files" in str(exc))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    print("next:", fork.run("add", 1, 2))
-"""
-
-
-def test_out_of_descriptors_is_a_goforkpy_error(run_script) -> None:  # type: ignore[no-untyped-def]
-    completed = run_script(NO_FDS_SCRIPT)
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
-    assert lines[0] == "warm: 2" and lines[2] == "next: 3"
-    assert lines[1].startswith("refused: ") and lines[1].endswith(" True")
+        with pytest.raises(fork.PayloadError, match="not sealed"):
+            wire.read_sealed(unsealed, key, "1-a.in")
+        with pytest.raises(fork.PayloadError, match="integrity"):
+            wire.read_sealed(sealed, key, "2-b.in")  # another child's
+        meta, body, _ = wire.read_sealed(sealed, key, "1-a.in")
+        assert (meta, bytes(body)) == (("head",), b"body")
+        with pytest.raises(OSError):
+            os.pwrite(sealed, b"changed", 0)  # the kernel keeps it as it is
+    finally:
+        os.close(unsealed)
+        os.close(sealed)

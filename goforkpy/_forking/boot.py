@@ -93,7 +93,8 @@ def require_can_fork() -> None:
 
 def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
-    for private in (_env.MARKED.ready, _env.MARKED.started, _env.MARKED.report):
+    marked = _env.MARKED
+    for private in (marked.ready, marked.started, marked.report, marked.payload_fd):
         if private is not None:
             try:
                 os.set_inheritable(private, False)  # ours alone, not our subprocesses'
@@ -237,6 +238,7 @@ def _dispatch() -> NoReturn:
         if meta.limits:
             from .._process.limits import apply
 
+            _ready_to_report()
             apply(meta.limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
         _finish(result_path, key, Result.raised(exc), 1)
@@ -248,8 +250,14 @@ def _dispatch() -> NoReturn:
 def _read_payload(path: str, key: bytes) -> Any:
     from . import wire
 
+    sealed = _env.MARKED.payload_fd
     try:
-        return wire.read_file(path, key, unlink=True)
+        if sealed is None:
+            return wire.read_file(path, key, unlink=True)
+        decoded = wire.read_sealed(sealed, key, os.path.basename(path))
+        os.lseek(sealed, 1, os.SEEK_SET)  # tells the parent we took it
+        os.close(sealed)
+        return decoded
     except FileNotFoundError:
         _die(
             f"goforkpy: {_env.PAYLOAD}={path!r} names no payload file: the goforkpy "
@@ -327,7 +335,9 @@ def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
             problem = f"the result of the child's function could not be sent back: {exc}"
             code, result = 1, Result.raised(PayloadError(problem))
             kind, body, buffers = wire.encode(result.fields, main_is_shared=True)
-        wire.write_file(path, key, (result.status, kind), body, buffers)
+        assembled = wire.assemble((result.status, kind), body, buffers)
+        if not _send_sealed(path, key, assembled):
+            wire.write_assembled(path, key, assembled)
     except BaseException as exc:
         reason = _unsent_result(exc)
         tell_parent(reason)
@@ -346,18 +356,56 @@ def _unsent_result(exc: BaseException) -> str:
 
 
 def tell_parent(reason: str) -> None:
-    """Say why we leave no result, on the parent's report pipe (see ``_reports``)."""
-    fd = _env.MARKED.report
-    if fd is None:
-        return
-    line = f"{os.getpid()} {' '.join(reason.split())}"[:_REPORT_LINE]
+    """Say why we leave no result, on the parent's report socket (see ``reports``)."""
+    _send_parent("why", reason)
+
+
+def _send_parent(kind: str, text: str, fd: int | None = None) -> bool:
+    """One datagram to the parent's report socket, with ``fd`` attached; never blocks."""
+    report = _env.MARKED.report
+    if report is None:
+        return False
+    import _socket
+
+    line = f"{os.getpid()} {kind} {' '.join(text.split())}"[:_REPORT_LINE]
+    rights = [] if fd is None else [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _fd_bytes(fd))]
+    sock = _socket.socket(fileno=report)
     try:
-        os.write(fd, line.encode("ascii", "replace") + b"\n")
+        sock.sendmsg([line.encode("ascii", "replace")], rights)
     except OSError:
-        pass  # full or gone: the parent falls back to the exit status
+        return False  # full or gone: the parent falls back to the exit status or a file
+    finally:
+        sock.detach()
+    return True
 
 
-_REPORT_LINE = 500  # below PIPE_BUF (512 bytes at least, by POSIX): one atomic write
+def _ready_to_report() -> None:
+    """Load now what reporting needs: under ``Limits(open_files=...)`` or ``memory``
+    a module may no longer load when the result cannot be written."""
+    import _socket  # noqa: F401
+
+    from .._process import platform  # noqa: F401
+
+
+def _fd_bytes(fd: int) -> bytes:
+    return fd.to_bytes(4, sys.byteorder)  # a C int, as SCM_RIGHTS carries it
+
+
+def _send_sealed(path: str, key: bytes, assembled: Any) -> bool:
+    """Send a big result in a sealed memfd, where the platform has them; False: use the file."""
+    from .._process import platform
+    from . import wire
+
+    if assembled[1] < wire.SEALED_FROM or not platform.sealed_memory_supported():
+        return False
+    fd = wire.write_sealed(os.path.basename(path), key, assembled)
+    try:
+        return _send_parent("result", "sealed", fd)
+    finally:
+        os.close(fd)  # the parent has its own, passed with the datagram
+
+
+_REPORT_LINE = 500  # characters: a short datagram
 
 
 def _die(message: str) -> NoReturn:

@@ -59,6 +59,7 @@ class Child(ExitWatch):
     _grace: float
     _exited_already: bool
     _ending: Ending | None  # what it left, once reaped
+    _payload_fd: int | None  # the sealed memfd its payload travels in, if it does
     _outcome: tuple[bool, Any] | None
     _settling: threading.Event | None  # set once _outcome is made
     _streams: Streams
@@ -74,7 +75,7 @@ class Child(ExitWatch):
         cls,
         name: str,
         popen: subprocess.Popen[bytes],
-        files: tuple[str, bytes],
+        files: tuple[str, bytes, int | None],
         options: Options,
         started: int | None,
     ) -> Child:
@@ -89,7 +90,7 @@ class Child(ExitWatch):
         self = cls.__new__(cls)
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
-        self._stem, self._key = files
+        self._stem, self._key, self._payload_fd = files
         self._grace, self._limits = options.grace, options.limits
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
@@ -338,21 +339,40 @@ class Child(ExitWatch):
         _kill_group_leftovers(self.pid)
         _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
         ending = Ending(self.name, self.pid, returncode, self._limits)
-        ending.payload_unread = _unlink(protocol.payload_path(self._stem))
-        result_file = protocol.result_path(protocol.payload_path(self._stem))
-        try:
-            ending.frame = wire.read_file(result_file, self._key, unlink=True)
-        except FileNotFoundError:
-            pass
-        except PayloadError as exc:
-            _unlink(result_file)
-            ending.frame = exc
-        ending.report = reports.take(self.pid)
+        ending.payload_unread = self._payload_left_unread()
+        ending.report, sealed_result = reports.take(self.pid)
+        ending.frame = self._read_result(sealed_result)
         ending.stderr_tail = self._streams.stderr_tail
         self._ending = ending
         self._popen.returncode = returncode  # Popen must never waitpid it again
         hooks.reaped(self.pid)
         self._record_exit(returncode)
+
+    def _payload_left_unread(self) -> bool:
+        """True if the child never took its payload (it did not reach ``init()``)."""
+        if self._payload_fd is None:
+            return _unlink(protocol.payload_path(self._stem))
+        # A child that read its sealed payload moved the (shared) offset.
+        unread = os.lseek(self._payload_fd, 0, os.SEEK_CUR) == 0
+        os.close(self._payload_fd)
+        self._payload_fd = None
+        return unread
+
+    def _read_result(self, sealed: int | None) -> wire.Decoded | PayloadError | None:
+        """The child's result: from the sealed memfd it sent, or from its result file."""
+        result_file = protocol.result_path(protocol.payload_path(self._stem))
+        try:
+            if sealed is not None:
+                return wire.read_sealed(sealed, self._key, os.path.basename(result_file))
+            return wire.read_file(result_file, self._key, unlink=True)
+        except FileNotFoundError:
+            return None
+        except PayloadError as exc:
+            _unlink(result_file)
+            return exc
+        finally:
+            if sealed is not None:
+                os.close(sealed)
 
     def _settle(self) -> tuple[bool, Any]:
         assert self._ending is not None

@@ -18,7 +18,7 @@ import threading
 
 from .. import _env
 from .._errors import ForkError, PayloadError
-from .._process import guardian, lifeline, reaper
+from .._process import guardian, lifeline, platform, reaper
 from .._process.limits import Limits
 from .._process.stdio import open_redirects
 from . import boot, calls, plan, protocol, reports, tmpdir, wire
@@ -139,10 +139,13 @@ def launch(
     stem, assembled = _prepare(mode, name, fn, module, qualname, call, applied, key)
     path = protocol.payload_path(stem)
     early = assembled[1] >= _WRITE_WHILE_STARTING
+    sealed = early and assembled[1] >= wire.SEALED_FROM and platform.sealed_memory_supported()
     if not early:
         _write_payload(name, path, key, assembled)
     try:
-        child, ready = _start_child(name, mode, argv, stem, key, options, early)
+        child, ready, sealed_fd = _start_child(
+            name, mode, argv, (stem, key), options, (early, sealed)
+        )
     except OSError as exc:
         _unlink_quietly(path)
         if exc.errno not in _OUT_OF_RESOURCES:
@@ -155,7 +158,7 @@ def launch(
         _unlink_quietly(path)
         raise
     if ready is not None:
-        _write_while_starting(child, path, key, assembled, ready)
+        _write_while_starting(child, (path, sealed_fd), key, assembled, ready)
     return child
 
 
@@ -163,16 +166,18 @@ def _start_child(
     name: str,
     mode: str,
     argv: list[str],
-    stem: str,
-    key: bytes,
+    files: tuple[str, bytes],
     options: Options,
-    early: bool,
-) -> tuple[Child, int | None]:
-    """Start the child and hand it to the reaper.
+    how: tuple[bool, bool],
+) -> tuple[Child, int | None, int | None]:
+    """Start the child; ``Child._started`` watches it from then on.
 
-    Returns its handle and, for an ``early`` start (the payload still to be
-    written), the write end of the pipe that tells it the payload is complete.
+    ``how`` is (early, sealed): an early start leaves the payload to be
+    written while the child starts, and returns the write end of the pipe
+    that tells it the payload is complete; a sealed one writes it into a
+    memfd the child inherits, instead of a file, and returns that memfd too.
     """
+    (stem, key), (early, sealed) = files, how
     reaper.prepare()  # a reaper that cannot run stops us before anything starts
     lifeline_end, report = lifeline.read_end(), reports.write_end()
     env = _child_env(mode, options.env, stem, key, lifeline_end)
@@ -183,18 +188,23 @@ def _start_child(
             wait_end, ready = pipes.make()
             env[_env.READY] = str(wait_end)
             pass_fds += (wait_end,)
-        if options.timeout is not None or options.start_timeout is not None:
+        payload_fd = pipes.add(platform.new_sealable("goforkpy-payload")) if sealed else None
+        if payload_fd is not None:
+            env[_env.PAYLOAD_FD] = str(payload_fd)
+            pass_fds += (payload_fd,)
+        timed = options.timeout is not None or options.start_timeout is not None
+        if timed:
             started, tell_end = pipes.make()
             env[_env.STARTED] = str(tell_end)
             pass_fds += (tell_end,)
         popen = lifeline.from_long_lived_thread(
             lambda: _start(argv, env, pass_fds, options.stdio, options.cwd)
         )
-        timed = env.get(_env.STARTED) is not None
-        child = Child._started(
-            name, popen, (stem, key), options, pipes.take(started) if timed else None
-        )
-        return child, pipes.take(ready) if early else None
+        if payload_fd is not None:
+            pipes.take(payload_fd)  # the handle closes it once the child has exited
+        kept = (stem, key, payload_fd)
+        child = Child._started(name, popen, kept, options, pipes.take(started) if timed else None)
+        return child, pipes.take(ready) if early else None, payload_fd
 
 
 class _Pipes:
@@ -203,6 +213,11 @@ class _Pipes:
 
     def __init__(self) -> None:
         self._close: list[int] = []
+
+    def add(self, fd: int) -> int:
+        """Close ``fd`` too at the end of the block, unless taken."""
+        self._close.append(fd)
+        return fd
 
     def make(self) -> tuple[int, int]:
         """A new pipe: (read end, write end)."""
@@ -223,9 +238,15 @@ class _Pipes:
             os.close(fd)
 
 
-def _write_payload(name: str, path: str, key: bytes, assembled: Assembled) -> None:
+def _write_payload(
+    name: str, path: str, key: bytes, assembled: Assembled, sealed_fd: int | None = None
+) -> None:
+    """Write the payload: into the sealed memfd ``sealed_fd`` if given, else to ``path``."""
     try:
-        wire.write_assembled(path, key, assembled)
+        if sealed_fd is not None:
+            wire.write_sealed(os.path.basename(path), key, assembled, fd=sealed_fd)
+        else:
+            wire.write_assembled(path, key, assembled)
     except OSError as exc:
         raise PayloadError(
             f"cannot write the arguments of {name!r} to {path}: {exc.strerror or exc}; "
@@ -234,15 +255,17 @@ def _write_payload(name: str, path: str, key: bytes, assembled: Assembled) -> No
 
 
 def _write_while_starting(
-    child: Child, path: str, key: bytes, assembled: Assembled, ready: int
+    child: Child, where: tuple[str, int | None], key: bytes, assembled: Assembled, ready: int
 ) -> None:
-    """Write the payload file, then tell the (starting) child it may read it.
+    """Write the payload, then tell the (starting) child it may read it.
 
-    If the file cannot be written, the child is told by EOF, killed (it may be
-    busy in a main script's top level) and reaped, and the error raised.
+    ``where`` is the payload file's path and, where it travels in one, the
+    sealed memfd. If the payload cannot be written, the child is told by
+    EOF, killed (it may be busy in a main script's top level) and reaped, and
+    the error raised.
     """
     try:
-        _write_payload(child.name, path, key, assembled)
+        _write_payload(child.name, *where[:1], key, assembled, where[1])
     except BaseException:
         os.close(ready)
         child.kill()

@@ -1,57 +1,102 @@
-"""Why a child left no result, told on a side channel the parent always reads.
+"""A side channel from every child to its parent, read when the child is reaped.
 
-A child that cannot write its result file (a full disk, ``Limits(file_size=
-...)`` or ``Limits(open_files=...)``, no memory left) has nowhere else to say
-so: its stderr may be the user's terminal. Every child of a process gets the
-write end of one pipe of that process; it writes one line, ``<pid>
-<reason>``, in one ``write`` (atomic below PIPE_BUF, so lines never mix) and
-without blocking (``_boot.tell_parent``). The parent drains the pipe when it
-reaps a child and keeps each line by pid until that child's handle asks.
+Each process that forks has one datagram socketpair; every child gets the
+sending end. A child sends at most a few datagrams, ``<pid> <kind> <text>``,
+never blocking (``boot.tell_parent``):
+
+- ``why``: the reason it leaves no result (a full disk, ``Limits(file_size=
+  ...)`` or ``Limits(open_files=...)``, no memory left), which it has nowhere
+  else to say: its stderr may be the user's terminal.
+- ``result``: its result travels in a sealed memfd, passed with the datagram
+  (SCM_RIGHTS), instead of a file (on Linux, for big results).
+
+The parent drains the socket when it reaps a child and keeps what came by pid
+until that child's handle asks. Where the kernel tells (SO_PASSCRED, Linux),
+the pid is the sender's real one, not the one it wrote.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import threading
 
 _lock = threading.Lock()
-_pipe: tuple[int, int] | None = None
+_pair: tuple[socket.socket, socket.socket] | None = None
 _owner_pid = -1
-_lines: dict[int, str] = {}
+_reasons: dict[int, str] = {}
+_results: dict[int, int] = {}  # pid -> fd of its sealed result
+_FD_SIZE = 4  # an fd in SCM_RIGHTS is a C int
 
 
 def write_end() -> int:
-    """The write end to pass to a child (the pipe is made on first use)."""
-    global _pipe, _owner_pid
+    """The sending end to pass to a child (the socketpair is made on first use)."""
+    global _pair, _owner_pid
     with _lock:
-        if _pipe is None or _owner_pid != os.getpid():
-            if _pipe is not None:  # a forked copy's duplicates of its parent's pipe
-                for fd in _pipe:
-                    os.close(fd)
-            read, write = os.pipe()
-            os.set_blocking(read, False)
-            os.set_blocking(write, False)  # a child never waits on a full pipe
-            _pipe, _owner_pid = (read, write), os.getpid()
-            _lines.clear()
-        return _pipe[1]
+        if _pair is None or _owner_pid != os.getpid():
+            if _pair is not None:  # a forked copy's duplicates of its parent's pair
+                for end in _pair:
+                    end.close()
+            receiving, sending = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            if hasattr(socket, "SO_PASSCRED"):
+                receiving.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            receiving.setblocking(False)
+            sending.setblocking(False)  # a child never waits on a full socket
+            _pair, _owner_pid = (receiving, sending), os.getpid()
+            _reasons.clear()
+        return _pair[1].fileno()
 
 
-def take(pid: int) -> str | None:
-    """The reason child ``pid`` gave, if it gave one (call once it has exited)."""
+def take(pid: int) -> tuple[str | None, int | None]:
+    """(the reason child ``pid`` gave, the fd of its sealed result); call once it has exited.
+
+    The caller owns the fd.
+    """
     with _lock:
-        if _pipe is not None and _owner_pid == os.getpid():
-            _drain(_pipe[0])
-        return _lines.pop(pid, None)
+        if _pair is not None and _owner_pid == os.getpid():
+            _drain(_pair[0])
+        return _reasons.pop(pid, None), _results.pop(pid, None)
 
 
-def _drain(fd: int) -> None:
-    data = b""
-    try:
-        while chunk := os.read(fd, 65536):
-            data += chunk
-    except BlockingIOError:
-        pass
-    for line in data.decode("utf-8", "replace").splitlines():
-        pid, _, reason = line.partition(" ")
-        if pid.isdigit():
-            _lines[int(pid)] = reason
+def _drain(receiving: socket.socket) -> None:
+    room = socket.CMSG_SPACE(_FD_SIZE) + socket.CMSG_SPACE(12)
+    while True:
+        try:
+            data, ancillary, _, _ = receiving.recvmsg(1024, room)
+        except (BlockingIOError, InterruptedError):
+            return
+        fds, sender = _ancillary(ancillary)
+        claimed, kind, text = [*data.decode("ascii", "replace").split(" ", 2), "", ""][:3]
+        pid = sender if sender is not None else int(claimed) if claimed.isdigit() else -1
+        _file(pid, kind, text, fds)
+
+
+def _ancillary(ancillary: list[tuple[int, int, bytes]]) -> tuple[list[int], int | None]:
+    fds: list[int] = []
+    sender = None
+    for level, kind, data in ancillary:
+        if level != socket.SOL_SOCKET:
+            continue
+        if kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % _FD_SIZE
+            fds += [
+                int.from_bytes(data[i : i + _FD_SIZE], sys.byteorder)
+                for i in range(0, usable, _FD_SIZE)
+            ]
+        elif kind == getattr(socket, "SCM_CREDENTIALS", None):
+            sender = int.from_bytes(data[:4], sys.byteorder, signed=True)  # struct ucred
+    return fds, sender
+
+
+def _file(pid: int, kind: str, text: str, fds: list[int]) -> None:
+    """Keep what ``pid`` sent for its handle; close what nobody will take."""
+    if kind == "why":
+        _reasons[pid] = text
+    elif kind == "result" and fds:
+        old = _results.pop(pid, None)
+        if old is not None:
+            os.close(old)
+        _results[pid], fds = fds[0], fds[1:]
+    for fd in fds:
+        os.close(fd)

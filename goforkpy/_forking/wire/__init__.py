@@ -16,11 +16,14 @@ from .codec import dumps_parts as dumps_parts
 from .codec import encode as encode
 from .codec import loads as loads
 from .codec import os_handle_kind as os_handle_kind
+from .files import SEALED_FROM as SEALED_FROM
 from .files import assemble as assemble
 from .files import is_private as is_private
 from .files import read_file as read_file
+from .files import read_sealed as read_sealed
 from .files import write_assembled as write_assembled
 from .files import write_file as write_file
+from .files import write_sealed as write_sealed
 from .tag import KEY_SIZE as KEY_SIZE
 from .tag import hmac_sha256 as hmac_sha256
 from .tag import new_key as new_key

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     Assembled = Tuple[List[Buffer], int]  # a file's chunks, tag aside, and their total size
 
 MAGIC = b"GFPY\x02"
+SEALED_MAGIC = b"GFPY\x03"  # the same layout, in a sealed memfd, its tag over the head only
+# From this size on, where the platform has sealed memfds, payloads and results
+# travel in one: no name in any filesystem, and no pass of the tag over the bulk.
+SEALED_FROM = 1 << 20
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # Never blocks, even on a FIFO planted where a file should be (refused once open).
 _OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -236,13 +240,71 @@ def _sections(
     return sections
 
 
-def _layout(read: Callable[[int, int], Buffer], size: int) -> tuple[bytes, list[int], bytes]:
+def write_sealed(name: str, key: bytes, assembled: Assembled, fd: int | None = None) -> int:
+    """Write ``assembled`` into a memfd and seal it; return the fd (the caller's to close).
+
+    Nobody can change a sealed memfd, and it has no name anyone could open,
+    so the tag covers only the head and the first section (the ``protocol``
+    record): it proves which parent (key) and which child (``name``) it is
+    for. ``fd``: a memfd made earlier (``platform.new_sealable``), still empty,
+    which stays the caller's whatever happens.
+    """
+    from ..._process import platform
+
+    chunks = assembled[0]
+    head = SEALED_MAGIC + bytes(chunks[0])[len(MAGIC) :]
+    tag = hmac_sha256(key, [bound_name(name), head, chunks[1]], 0)
+    made = fd is None
+    if fd is None:
+        fd = platform.new_sealable("goforkpy")
+    try:
+        _write_all(fd, [head, *chunks[1:], tag])
+        platform.seal(fd)
+        os.lseek(fd, 0, os.SEEK_SET)  # the reader moves it on: how the writer knows it read
+    except BaseException:
+        if made:
+            os.close(fd)
+        raise
+    return fd
+
+
+def read_sealed(fd: int, key: bytes, name: str) -> Decoded:
+    """Read what ``write_sealed`` wrote to ``fd``, after checking its seals and its tag.
+
+    Raises:
+        PayloadError: ``fd`` is not sealed, or its layout or tag is wrong.
+    """
+    from ..._process import platform
+
+    if not platform.is_sealed(fd):
+        raise PayloadError("refusing a payload memfd that is not sealed against changes")
+    size = os.fstat(fd).st_size
+
+    def read(length: int, offset: int) -> Buffer:
+        return _pread_all(fd, length, offset)
+
+    try:
+        head, lengths, flags = _layout(read, size, SEALED_MAGIC)
+        meta = read(lengths[0], len(head))
+        tag = read(TAG_SIZE, size - TAG_SIZE)
+        if not _compare_digest(hmac_sha256(key, [bound_name(name), head, meta], 0), tag):
+            raise _Corrupt("the HMAC tag does not match (another parent, or another child's)")
+        layout = (len(head) + lengths[0], lengths[1:], flags[1:])
+        body, *buffers = _sections(fd, size, read, layout, in_memory=False)
+    except _Corrupt as exc:
+        raise PayloadError(f"a sealed payload failed its integrity check: {exc}") from None
+    return marshal.loads(meta), memoryview(body), buffers
+
+
+def _layout(
+    read: Callable[[int, int], Buffer], size: int, magic: bytes = MAGIC
+) -> tuple[bytes, list[int], bytes]:
     """(head, section lengths, section flags) of a file, checked to add up to ``size``."""
-    fixed = len(MAGIC) + 4
+    fixed = len(magic) + 4
     start = bytes(read(fixed, 0)) if size >= fixed + TAG_SIZE else b""
-    if not start.startswith(MAGIC):
+    if not start.startswith(magic):
         raise _Corrupt("not a goforkpy payload (bad header)")
-    count = int.from_bytes(start[len(MAGIC) :], "little")
+    count = int.from_bytes(start[len(magic) :], "little")
     if count < 2 or fixed + 9 * count > size - TAG_SIZE:
         raise _Corrupt("section lengths do not add up")
     table = bytes(read(9 * count, fixed))

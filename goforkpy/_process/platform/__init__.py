@@ -33,8 +33,12 @@ if NATIVE:
     from .linux import descendant_pids as descendant_pids
     from .linux import group_and_tie_preexec as group_and_tie_preexec
     from .linux import has_exited as has_exited
+    from .linux import is_sealed as is_sealed
+    from .linux import new_sealable as new_sealable
     from .linux import peer_credentials as peer_credentials
     from .linux import ram_tmpdir as ram_tmpdir
+    from .linux import seal as seal
+    from .linux import sealed_memory_supported as sealed_memory_supported
     from .linux import tie_to_parent as tie_to_parent
     from .linux import usable_cpus as usable_cpus
     from .linux import wait_unreaped as wait_unreaped
@@ -43,8 +47,12 @@ else:
     from .posix import descendant_pids as descendant_pids
     from .posix import group_and_tie_preexec as group_and_tie_preexec
     from .posix import has_exited as has_exited
+    from .posix import is_sealed as is_sealed
+    from .posix import new_sealable as new_sealable
     from .posix import peer_credentials as peer_credentials
     from .posix import ram_tmpdir as ram_tmpdir
+    from .posix import seal as seal
+    from .posix import sealed_memory_supported as sealed_memory_supported
     from .posix import tie_to_parent as tie_to_parent
     from .posix import usable_cpus as usable_cpus
     from .posix import wait_unreaped as wait_unreaped

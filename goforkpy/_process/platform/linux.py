@@ -154,3 +154,32 @@ def descendant_pids(pid: int) -> list[int]:
         found.extend(young)
         queue.extend(young)
     return found
+
+
+def sealed_memory_supported() -> bool:
+    """True where a payload can travel in a sealed memfd (Linux 3.17+, Python 3.8+)."""
+    return hasattr(os, "memfd_create") and hasattr(os, "MFD_ALLOW_SEALING")
+
+
+def new_sealable(name: str) -> int:
+    """An anonymous in-memory file, in no filesystem, that can be sealed (``seal``)."""
+    return os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+
+
+def seal(fd: int) -> None:
+    """Make the memfd ``fd`` unchangeable for good: no write, grow or shrink, no unsealing."""
+    import fcntl
+
+    seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+
+
+def is_sealed(fd: int) -> bool:
+    """True if nobody can change ``fd``'s contents any more (the kernel guarantees it)."""
+    import fcntl
+
+    needed = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GET_SEALS) & needed == needed
+    except OSError:
+        return False  # not a memfd

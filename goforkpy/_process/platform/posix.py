@@ -110,3 +110,20 @@ def descendant_pids(pid: int) -> list[int]:
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
         return []
+
+
+def sealed_memory_supported() -> bool:
+    """Portable POSIX has no sealed in-memory files: payloads go through files."""
+    return False
+
+
+def new_sealable(name: str) -> int:
+    raise OSError("sealed in-memory files need Linux")
+
+
+def seal(fd: int) -> None:
+    raise OSError("sealed in-memory files need Linux")
+
+
+def is_sealed(fd: int) -> bool:
+    return False
