@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 from typing import Any, Callable
 
 import psutil
@@ -179,7 +180,7 @@ def test_exception_type_and_fields_survive() -> None:
     ("start", "error", "text"),
     [
         pytest.param(
-            lambda: fork.fork("echo", workers.threading.Lock()),
+            lambda: fork.fork("echo", threading.Lock()),
             fork.PayloadError,
             "cannot pickle",
             id="unpicklable-argument",
