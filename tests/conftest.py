@@ -10,14 +10,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import DEADLOCK_NET, RunScript
 
 import goforkpy as fork
 from goforkpy._coordination import messaging
 from goforkpy._forking import tmpdir
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-DEADLOCK_NET = 60.0  # seconds; only ever reached when something hangs
 
 
 def _open_fds() -> set[int]:
@@ -87,7 +86,7 @@ def use_base(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]
 
 
 @pytest.fixture
-def run_script(tmp_path: Path):
+def run_script(tmp_path: Path) -> RunScript:
     """Write a script and run it with this interpreter: (CompletedProcess, script path)."""
 
     def run(

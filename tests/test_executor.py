@@ -14,12 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 import workers
+from helpers import DEADLOCK_NET, RunScript
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import goforkpy as fork
-
-DEADLOCK_NET = 60.0
 
 
 @pytest.fixture
@@ -358,7 +357,7 @@ print("submitted", flush=True)
 """
 
 
-def test_work_submitted_before_exit_still_runs(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_work_submitted_before_exit_still_runs(run_script: RunScript, tmp_path: Path) -> None:
     """As with ProcessPoolExecutor, the interpreter finishes submitted work before it exits."""
     note = tmp_path / "note"
     completed = run_script(EXIT_SCRIPT, args=[str(note)])

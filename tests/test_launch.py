@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import RunScript
 
 SCRIPT = """
 import json, os, sys
@@ -55,20 +56,20 @@ def _check_child(info: dict, interpreter_loads: frozenset[str] = frozenset()) ->
     assert not heavy, "a child of a script function must stay lean"
 
 
-def test_main_script_is_rerun(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_main_script_is_rerun(run_script: RunScript) -> None:
     info = _info(run_script(SCRIPT.replace("BEFORE", "pass"), args=["a", "b"]))
     _check_child(info)
     assert info["argv"] == ["a", "b"]
 
 
-def test_main_script_with_a_big_payload(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_main_script_with_a_big_payload(run_script: RunScript) -> None:
     """The payload is written while the re-run script starts; the child waits for it."""
     info = _info(run_script(SCRIPT.replace("BEFORE", "EXTRA = (bytes(3 << 20),)")))
     _check_child(info)
     assert info["extra"] == [3 << 20]
 
 
-def test_relative_script_path_after_chdir(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_relative_script_path_after_chdir(run_script: RunScript, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     before = f"os.chdir({str(elsewhere)!r})"
@@ -82,7 +83,7 @@ def test_relative_script_path_after_chdir(run_script, tmp_path: Path) -> None:  
     assert info["cwd"] == str(elsewhere)
 
 
-def test_python_dash_m(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_python_dash_m(run_script: RunScript, tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     elsewhere = tmp_path / "elsewhere"
@@ -98,7 +99,7 @@ def test_python_dash_m(run_script, tmp_path: Path) -> None:  # type: ignore[no-u
     assert info["argv"] == ["y"]
 
 
-def test_interpreter_flags_are_kept(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_interpreter_flags_are_kept(run_script: RunScript) -> None:
     source = """
     import sys
     import goforkpy as fork
@@ -128,26 +129,26 @@ print(fork.run("scaled", 4))
 """
 
 
-def test_python_dash_c_goes_by_value(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_python_dash_c_goes_by_value(run_script: RunScript) -> None:
     completed = run_script("", command=[sys.executable, "-c", BY_VALUE])
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "(40, True)"
 
 
-def test_stdin_program_goes_by_value(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_stdin_program_goes_by_value(run_script: RunScript) -> None:
     completed = run_script("", command=[sys.executable, "-"], stdin=BY_VALUE)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "(40, True)"
 
 
-def test_interactive_interpreter_goes_by_value(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_interactive_interpreter_goes_by_value(run_script: RunScript) -> None:
     session = "import goforkpy as fork\nk = 3\ndef triple(x):\n    return x * k\n\n"
     session += "_ = fork.register(triple)\nprint('REPL:', fork.run('triple', 14))\n"
     completed = run_script("", command=[sys.executable, "-i"], stdin=session)
     assert "REPL: 42" in completed.stdout, completed.stderr
 
 
-def test_fork_before_init_in_child_is_an_init_error(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_fork_before_init_in_child_is_an_init_error(run_script: RunScript) -> None:
     """A script forking from its top must not become a fork bomb."""
     source = """
     import goforkpy as fork
@@ -171,7 +172,7 @@ def test_fork_before_init_in_child_is_an_init_error(run_script) -> None:  # type
     assert "fork() was called in a child before fork.init() ran" in completed.stdout
 
 
-def test_child_without_init_is_an_init_error(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_child_without_init_is_an_init_error(run_script: RunScript) -> None:
     source = """
     import goforkpy as fork
 
@@ -191,7 +192,7 @@ def test_child_without_init_is_an_init_error(run_script) -> None:  # type: ignor
     assert "call fork.init()" in completed.stdout
 
 
-def test_grandchildren_from_a_script(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_grandchildren_from_a_script(run_script: RunScript) -> None:
     source = """
     import os
     import goforkpy as fork
@@ -214,7 +215,7 @@ def test_grandchildren_from_a_script(run_script) -> None:  # type: ignore[no-unt
     assert completed.stdout.strip() == "True"
 
 
-def test_init_is_idempotent_and_returns_in_a_parent(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_init_is_idempotent_and_returns_in_a_parent(run_script: RunScript) -> None:
     source = """
     import goforkpy as fork
     fork.init(); fork.init()
@@ -225,7 +226,7 @@ def test_init_is_idempotent_and_returns_in_a_parent(run_script) -> None:  # type
 
 
 @pytest.mark.parametrize("via", ["decorator", "register_func"])
-def test_register_spellings_and_shortcuts(run_script, via: str) -> None:  # type: ignore[no-untyped-def]
+def test_register_spellings_and_shortcuts(run_script: RunScript, via: str) -> None:
     register = (
         "@fork.register('twice')\ndef double(x):\n    return 2 * x\n"
         if via == "decorator"

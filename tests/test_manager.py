@@ -10,15 +10,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import DEADLOCK_NET, ready
 
 import goforkpy as fork
-
-DEADLOCK_NET = 60.0
-
-
-def _ready(child: fork.Child) -> None:
-    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
-    child.stdout.close()
 
 
 def test_mixed_endings_collected_by_wait_all() -> None:
@@ -98,10 +92,10 @@ def test_terminate_all_ends_every_tree_in_parallel(tmp_path: Path) -> None:
             manager.spawn("note_term_time", (str(notes),), stdout=fork.PIPE) for _ in range(8)
         ]
         for child in children:
-            _ready(child)
+            ready(child, close=True)
         grandchildren = [manager.spawn("sleep_with_grandchild", stdout=fork.PIPE) for _ in range(2)]
         for child in grandchildren:
-            _ready(child)
+            ready(child, close=True)
         family = [p.pid for c in grandchildren for p in psutil.Process(c.pid).children(True)]
         manager.terminate_all(grace=grace)
     heard = [float(t) for t in notes.read_text().split()]
@@ -117,7 +111,7 @@ def test_terminate_all_ends_every_tree_in_parallel(tmp_path: Path) -> None:
 def test_signal_all_reaches_every_child() -> None:
     with fork.Manager() as manager:
         for _ in range(3):
-            _ready(manager.spawn("ready_then_sleep", stdout=fork.PIPE))
+            ready(manager.spawn("ready_then_sleep", stdout=fork.PIPE), close=True)
         manager.signal_all(signal.SIGINT)
         assert set(manager.wait_all(timeout=DEADLOCK_NET).values()) == {1}
 

@@ -10,13 +10,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import DEADLOCK_NET
 
 import goforkpy as fork
 from goforkpy._coordination import messaging
 from goforkpy._forking import tmpdir
 from goforkpy._process import platform
-
-DEADLOCK_NET = 60.0
 
 
 def test_ten_thousand_messages_arrive_in_order() -> None:

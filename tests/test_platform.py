@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEADLOCK_NET, RunScript
 
 import goforkpy as fork
 from goforkpy._process import platform
-
-DEADLOCK_NET = 60.0
 
 WITHOUT_LINUX = """
 import os, sys
@@ -80,7 +79,7 @@ def test_without_the_linux_only_calls(tmp_path: Path) -> None:
     assert note.read_text() == "graceful"
 
 
-def test_the_switch_is_checked(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_the_switch_is_checked(run_script: RunScript) -> None:
     completed = run_script("import goforkpy._process.platform", env={"GOFORKPY_PLATFORM": "macos"})
     assert completed.returncode == 1
     assert "GOFORKPY_PLATFORM='macos': set it to 'posix' or 'native'" in completed.stderr

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import DEADLOCK_NET, RunScript
 
 import goforkpy as fork
 from goforkpy._forking import tmpdir, wire
 from goforkpy._process import platform
-
-DEADLOCK_NET = 60.0
 
 NO_THREAD_SCRIPT = """
 import os, threading
@@ -53,7 +52,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize("platform", ["native", "posix"])
-def test_a_reaper_thread_that_cannot_start(run_script, platform: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_reaper_thread_that_cannot_start(run_script: RunScript, platform: str) -> None:
     """A typed ForkError, nothing started or left behind, and the next fork works."""
     completed = run_script(NO_THREAD_SCRIPT, env={"GOFORKPY_PLATFORM": platform})
     assert completed.returncode == 0, completed.stderr
@@ -138,7 +137,7 @@ def test_a_taken_directory_name_does_not_lock_us_out(  # type: ignore[no-untyped
         assert not list((base / "theirs").iterdir()), "nothing went through their symlink"
 
 
-def test_a_relative_tmpdir_survives_chdir_and_cwd(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_relative_tmpdir_survives_chdir_and_cwd(run_script: RunScript, tmp_path: Path) -> None:
     (tmp_path / "rel").mkdir(0o700)
     (tmp_path / "elsewhere").mkdir()
     source = """
@@ -186,14 +185,14 @@ if __name__ == "__main__":
     ],
     ids=["ready", "payload-and-key", "started-and-depth"],
 )
-def test_stray_markers_are_ignored_and_named(run_script, stray: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_stray_markers_are_ignored_and_named(run_script: RunScript, stray: dict[str, str]) -> None:
     completed = run_script(STRAY_SCRIPT, env=stray)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == ["is_child: False", "result: 42"]
     assert "ignoring" in completed.stderr and sorted(stray)[0] in completed.stderr
 
 
-def test_a_complete_stale_set_says_so(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_a_complete_stale_set_says_so(run_script: RunScript) -> None:
     stale = {
         "GOFORKPY_PAYLOAD": "/nowhere/1-x.in",
         "GOFORKPY_KEY": "00" * 32,

@@ -12,11 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 import workers
+from helpers import DEADLOCK_NET, RunScript
 
 import goforkpy as fork
-
-DEADLOCK_NET = 60.0
-
 
 # --- spawn's argument shapes and binding, checked before anything starts ---------------
 
@@ -157,7 +155,9 @@ if __name__ == "__main__":
 """
 
 
-def test_ctrl_c_in_an_executor_block_ends_the_running_task(run_script, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_in_an_executor_block_ends_the_running_task(
+    run_script: RunScript, tmp_path: Path
+) -> None:
     script, note = tmp_path / "ctrl_c.py", tmp_path / "note"
     script.write_text(CTRL_C_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
@@ -203,7 +203,7 @@ def test_progress_bar_suits_notebooks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert made == [3]
 
 
-def test_an_error_before_init_is_one_report(run_script) -> None:  # type: ignore[no-untyped-def]
+def test_an_error_before_init_is_one_report(run_script: RunScript) -> None:
     source = """
     import goforkpy as fork
 

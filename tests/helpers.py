@@ -1,0 +1,64 @@
+"""What many test modules share: the deadlock net and the readiness handshake.
+
+Children print ``ready`` (and maybe some pids) once they are running their
+function; a test reads that line before it does anything to them, so nothing
+races. Timeouts in tests are deadlock nets, only ever reached when something
+hangs, never what a test measures.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Protocol
+
+import psutil
+
+import goforkpy as fork
+
+DEADLOCK_NET = 60.0  # seconds
+
+
+def ready(child: fork.Child, *, close: bool = False) -> list[str]:
+    """Wait for the child's ``ready`` line; return the words after it."""
+    assert child.stdout is not None
+    words = child.stdout.readline().decode().split()
+    assert words[:1] == ["ready"], words
+    if close:
+        child.stdout.close()
+    return words[1:]
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts: it runs no more)."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pids: list[int], within: float) -> list[int]:
+    """The pids still alive after ``within`` seconds (polling the process table)."""
+    deadline = time.monotonic() + within
+    alive = [p for p in pids if not gone(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+        alive = [p for p in alive if not gone(p)]
+    return alive
+
+
+class RunScript(Protocol):
+    """The ``run_script`` fixture: write a script, run it, return what it did."""
+
+    def __call__(
+        self,
+        source: str,
+        *,
+        name: str = ...,
+        args: list[str] | None = ...,
+        cwd: Path | None = ...,
+        env: dict[str, str] | None = ...,
+        stdin: str | None = ...,
+        command: list[str] | None = ...,
+    ) -> subprocess.CompletedProcess[str]: ...

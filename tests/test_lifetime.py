@@ -1,0 +1,244 @@
+"""The parent's own death and signals: no orphans, graceful ends, no zombies or fds left.
+
+Children signal readiness ("ready" on stdout) before anything is done to them;
+timeouts here are deadlock nets, never what a test measures.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import DEADLOCK_NET, RunScript, wait_gone
+
+import goforkpy as fork
+
+ORPHAN_SCRIPT = """
+import os, subprocess, sys, threading
+import goforkpy as fork
+
+@fork.register
+def grandchild():
+    threading.Event().wait()
+
+@fork.register
+def child(how):
+    forked = fork.fork("grandchild")
+    bare = subprocess.Popen(["sleep", "300"])  # started without goforkpy
+    own_group = subprocess.Popen(["sleep", "300"], preexec_fn=os.setpgrp)
+    own_session = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    if how == "settled":
+        threading.Event().wait(0.3)  # its watcher thread has armed what it arms
+    pids = [os.getpid(), forked.pid, bare.pid, own_group.pid, own_session.pid]
+    print(*pids, flush=True)
+    if how == "stuck":  # in C code, holding the GIL: none of its own threads can run
+        import ctypes
+        ctypes.PyDLL(None).pause()
+    threading.Event().wait()
+
+if __name__ == "__main__":
+    fork.init()
+    fork.fork("child", sys.argv[1]).wait()
+"""
+ORPHAN_ROUNDS = ["at-once", "settled", "stuck"] * 7
+
+
+def _guardians() -> set[int]:
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if any("goforkpy guardian" in part for part in process.info["cmdline"] or ()):
+            found.add(process.pid)
+    return found
+
+
+def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
+    """The child and every descendant, whatever group or session it moved to: gone within 1 s.
+
+    Rounds kill the parent at once, once the child has settled (its watcher
+    thread running), or while the child is stuck in C code holding the GIL
+    (so only the guardian can act).
+    """
+    script = tmp_path / "orphans.py"
+    script.write_text(ORPHAN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    for how in ORPHAN_ROUNDS:
+        parent = subprocess.Popen(
+            [sys.executable, str(script), how], stdout=subprocess.PIPE, env=env, text=True
+        )
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 5, "the child and its four descendants are running"
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+        assert wait_gone(pids, 1.0) == [], f"survivors a second after the parent died ({how})"
+
+
+STALLED_WRITE_SCRIPT = """
+import threading
+import goforkpy as fork
+from goforkpy._forking import wire
+
+@fork.register
+def size(data):
+    return len(data)
+
+def stall(*args, **kwargs):  # the child has started; its payload is never finished
+    print("writing", flush=True)
+    threading.Event().wait()
+
+if __name__ == "__main__":
+    fork.init()
+    wire.write_assembled = wire.write_sealed = stall
+    fork.fork("size", bytes(2 << 20))  # big: written while the child starts
+"""
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # gone, or a zombie
+        return []
+
+
+def test_parent_sigkilled_while_writing_a_big_payload(tmp_path: Path) -> None:
+    """The child waiting for its payload goes with the parent; it does not wait forever."""
+    script = tmp_path / "stalled.py"
+    script.write_text(STALLED_WRITE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"writing\n"
+        children = [  # the script re-run: not the guardian, nor its exiting first fork
+            child.pid
+            for child in psutil.Process(parent.pid).children()
+            if str(script) in _cmdline(child)
+        ]
+        assert len(children) == 1, "the child was started before its payload was written"
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+    assert wait_gone(children, DEADLOCK_NET) == []
+
+
+def test_the_guardian_leaves_with_its_parent(run_script: RunScript) -> None:
+    before = _guardians()
+    source = """
+    import goforkpy as fork
+
+    @fork.register
+    def nothing():
+        return None
+
+    if __name__ == "__main__":
+        fork.init()
+        fork.run("nothing")
+    """
+    assert run_script(source).returncode == 0
+    assert wait_gone(list(_guardians() - before), DEADLOCK_NET) == []
+
+
+SIGNAL_SCRIPT = """
+import signal, sys
+import goforkpy as fork
+
+USER_HANDLER = sys.argv[2:] == ["--user-handler"]
+if USER_HANDLER and not fork.is_child():
+    print("before any fork:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+
+@fork.register
+def child(path):
+    import os, signal, threading
+    def on_term(signum, frame):
+        open(path, "w").write("graceful")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    print("ready", flush=True)
+    threading.Event().wait()
+
+def mine(signum, frame):
+    print("user handler ran", flush=True)
+    sys.exit(7)
+
+if __name__ == "__main__":
+    fork.init()
+    if USER_HANDLER:
+        signal.signal(signal.SIGTERM, mine)
+    fork.fork("child", sys.argv[1]).wait()
+"""
+
+
+def _start_parent(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Path]:
+    """Run SIGNAL_SCRIPT as a real parent: (its process, the note its child writes)."""
+    script, note = tmp_path / "signals.py", tmp_path / "note"
+    script.write_text(SIGNAL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(note), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    return parent, note
+
+
+@pytest.mark.parametrize(
+    ("sig", "exit_code"),
+    [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, -signal.SIGTERM)],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_parent_signal_ends_children_gracefully(tmp_path: Path, sig: int, exit_code: int) -> None:
+    parent, note = _start_parent(tmp_path)
+    assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+    parent.send_signal(sig)
+    _, err = parent.communicate(timeout=DEADLOCK_NET)
+    assert parent.returncode == exit_code, err
+    assert note.read_text() == "graceful"
+
+
+def test_user_signal_handlers_are_chained_not_replaced(tmp_path: Path) -> None:
+    """goforkpy installs nothing on import, keeps the user's SIGTERM handler,
+    and still ends the children gracefully when the parent exits."""
+    parent, note = _start_parent(tmp_path, "--user-handler")
+    assert parent.stdout is not None
+    assert parent.stdout.readline() == "before any fork: True\n"
+    assert parent.stdout.readline() == "ready\n"
+    parent.send_signal(signal.SIGTERM)
+    out, err = parent.communicate(timeout=DEADLOCK_NET)
+    assert out == "user handler ran\n", err
+    assert parent.returncode == 7
+    assert note.read_text() == "graceful"
+
+
+def test_many_forks_leave_no_zombie_and_no_fd() -> None:
+    """1,000 forks ending every way; the autouse fixture checks fds and processes too."""
+    endings = [
+        ("add", (1, 2)),
+        ("raise_value", ("x",)),
+        ("os_exit", (3,)),
+        ("system_exit", (4,)),
+        ("segfault", ()),
+    ]
+    fds_before = len(os.listdir("/proc/self/fd"))
+    batch: list[fork.Child] = []
+    for i in range(1000):
+        name, args = endings[i % len(endings)]
+        batch.append(fork.fork(name, *args))
+        if len(batch) == 8:
+            for child in batch:
+                child.wait(DEADLOCK_NET)
+            batch.clear()
+    for child in batch:
+        child.wait(DEADLOCK_NET)
+    assert (
+        psutil.Process().children() == []
+        or wait_gone([c.pid for c in psutil.Process().children()], DEADLOCK_NET) == []
+    )
+    assert len(os.listdir("/proc/self/fd")) == fds_before

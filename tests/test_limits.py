@@ -1,0 +1,98 @@
+"""Resource limits: applied in the child, tripped, checked in the parent.
+
+Children signal readiness ("ready" on stdout) before anything is done to them;
+timeouts here are deadlock nets, never what a test measures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import DEADLOCK_NET
+
+import goforkpy as fork
+
+
+@pytest.mark.parametrize(
+    ("limits", "call", "error", "check"),
+    [
+        pytest.param(
+            fork.Limits(memory="256M"),
+            ("allocate", (1 << 30,)),
+            MemoryError,
+            None,
+            id="memory",
+        ),
+        pytest.param(
+            fork.Limits(cpu_seconds=1),
+            ("spin", ()),
+            fork.ChildCrashed,
+            lambda e: e.signal in ("SIGXCPU", "SIGKILL"),
+            id="cpu",
+        ),
+        pytest.param(
+            fork.Limits(open_files=64),
+            ("open_many", (100,)),
+            OSError,
+            lambda e: "Too many open files" in str(e),
+            id="open-files",
+        ),
+    ],
+)
+def test_limits_trip(limits: fork.Limits, call: tuple, error: type, check) -> None:  # type: ignore[no-untyped-def,type-arg]
+    name, args = call
+    child = fork.spawn(name, args, limits=limits)
+    with pytest.raises(error) as caught:
+        child.result(timeout=DEADLOCK_NET)
+    assert check is None or check(caught.value)
+
+
+def test_file_size_limit(tmp_path: Path) -> None:
+    target = tmp_path / "big"
+    limits = fork.Limits(file_size="1M")
+    with pytest.raises(OSError, match="File too large"):
+        fork.spawn("write_file", (str(target), 2 << 20), limits=limits).result()
+    assert fork.spawn("write_file", (str(target), 1000), limits=limits).result() == 1000
+
+
+def test_every_limit_is_applied_in_the_child() -> None:
+    """Including processes (RLIMIT_NPROC), which root is exempt from tripping."""
+    limits = fork.Limits(memory="1G", cpu_seconds=30, open_files=200, processes=500, file_size="5M")
+    applied = fork.spawn("rlimits", limits=limits).result(timeout=DEADLOCK_NET)
+    assert applied == {
+        "RLIMIT_AS": (1 << 30, 1 << 30),
+        "RLIMIT_CPU": (30, 31),
+        "RLIMIT_NOFILE": (200, 200),
+        "RLIMIT_NPROC": (500, 500),
+        "RLIMIT_FSIZE": (5 << 20, 5 << 20),
+    }
+
+
+def test_limits_within_bounds_let_the_function_run() -> None:
+    limits = fork.Limits(memory="1G", cpu_seconds=60, open_files=256, file_size=10 << 20)
+    assert fork.spawn("allocate", (10 << 20,), limits=limits).result() == 10 << 20
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        ({"memory": "lots"}, ValueError, "optional unit"),
+        ({"memory": -5}, ValueError, "must be positive"),
+        ({"cpu_seconds": "10"}, TypeError, "expected an int"),
+        ({"open_files": 1.5}, TypeError, "expected an int"),
+        ({"open_files": 10**12}, ValueError, "hard limit"),
+    ],
+)
+def test_bad_limits_are_named(kwargs: dict, error: type, text: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(error, match=text):
+        fork.spawn("add", (1, 2), limits=fork.Limits(**kwargs))
+
+
+def test_limits_sizes_and_repr() -> None:
+    limits = fork.Limits(memory="1.5G", file_size="10KiB")
+    assert limits.memory == 3 << 29 and limits.file_size == 10 << 10  # type: ignore[attr-defined]
+    assert repr(limits) == f"Limits(memory={3 << 29}, file_size=10240)"
+    assert limits == fork.Limits(memory=3 << 29, file_size=10240)
+    with pytest.raises(AttributeError, match="immutable"):
+        limits.memory = 5  # type: ignore[attr-defined]
