@@ -20,13 +20,14 @@ import sys
 
 from .. import _env
 from .._errors import InitError, PayloadError, RegistryError
-from . import hooks, protocol
-from .protocol import Result
 from .registry import registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
+
+    from . import protocol
+    from .protocol import Result
 
 # Where this process stands; see require_can_fork for what each allows.
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
@@ -181,12 +182,13 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) 
 
 def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
     from . import wire
+    from .protocol import Result, result_path
 
     key_hex = _env.MARKED.key or ""
     path = _env.MARKED.payload or ""
     _env.remove_markers()
     key = bytes.fromhex(key_hex) if len(key_hex) == 2 * wire.KEY_SIZE else b""
-    _finish(protocol.result_path(path), key, Result.raised(error, traceback_text), 1)
+    _finish(result_path(path), key, Result.raised(error, traceback_text), 1)
 
 
 def _warn_stale_markers() -> None:
@@ -211,7 +213,8 @@ elif _env.MARKED.stale:
 
 def _dispatch() -> NoReturn:
     global _state
-    from . import wire  # a parent never needs it: keep `import goforkpy` light
+    from . import protocol, wire  # a parent never needs them: keep `import goforkpy` light
+    from .protocol import Result
 
     marked = _env.MARKED
     path, key_hex = marked.payload or "", marked.key or ""
@@ -290,6 +293,8 @@ def _await_payload(fd: int) -> None:
 
 def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
     """Find the function: by import path, or by registered name after a re-run."""
+    from . import protocol
+
     if meta.mode == protocol.MODULE:
         found: Any = sys.modules[meta.module or ""]
         for part in meta.qualname.split("."):
@@ -306,6 +311,8 @@ def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
 
 def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
     """Run the function: (its result, the exit code)."""
+    from .protocol import Result
+
     try:
         value = fn(*args, **kwargs)
     except SystemExit as exc:
@@ -316,6 +323,8 @@ def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
 
 
 def _exit_result(code: object) -> tuple[Result, int]:
+    from .protocol import Result
+
     if code is None:
         return Result.exited(0), 0
     if isinstance(code, int):
@@ -327,6 +336,7 @@ def _exit_result(code: object) -> tuple[Result, int]:
 def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     """Write the result file, then exit with ``code``."""
     from . import wire
+    from .protocol import Result
 
     try:
         try:
@@ -415,6 +425,8 @@ def _die(message: str) -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
+    from . import hooks
+
     hooks.leaving()  # os._exit skips atexit, where these would otherwise run
     for stream in (sys.stdout, sys.stderr):
         try:
