@@ -213,7 +213,7 @@ elif _env.MARKED.stale:
 
 def _dispatch() -> NoReturn:
     global _state
-    from . import protocol, wire  # a parent never needs them: keep `import goforkpy` light
+    from . import protocol, telling, wire  # a parent never needs them: keep it light
     from .protocol import Result
 
     marked = _env.MARKED
@@ -241,7 +241,7 @@ def _dispatch() -> NoReturn:
         if meta.limits:
             from .._process.limits import apply
 
-            _ready_to_report()
+            telling.load_what_reporting_needs()
             apply(meta.limits)
     except BaseException as exc:  # report, don't crash: the parent is waiting
         _finish(result_path, key, Result.raised(exc), 1)
@@ -335,7 +335,7 @@ def _exit_result(code: object) -> tuple[Result, int]:
 
 def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     """Write the result file, then exit with ``code``."""
-    from . import wire
+    from . import telling, wire
     from .protocol import Result
 
     try:
@@ -346,80 +346,20 @@ def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
             code, result = 1, Result.raised(PayloadError(problem))
             kind, body, buffers = wire.encode(result.fields, main_is_shared=True)
         assembled = wire.assemble((result.status, kind), body, buffers)
-        if not _send_sealed(path, key, assembled):
+        if not telling.send_sealed(path, key, assembled):
             wire.write_assembled(path, key, assembled)
     except BaseException as exc:
-        reason = _unsent_result(exc)
-        tell_parent(reason)
+        reason = telling.unsent_result(exc)
+        telling.tell_parent(reason)
         print(f"goforkpy: {reason}", file=sys.stderr)
         code = code or 1
     _exit(code)
 
 
-def _unsent_result(exc: BaseException) -> str:
-    if isinstance(exc, MemoryError):
-        return "ran out of memory while sending its result back"
-    try:
-        return f"could not write its result: {exc}"
-    except MemoryError:
-        return "ran out of memory while sending its result back"
-
-
-def tell_parent(reason: str) -> None:
-    """Say why we leave no result, on the parent's report socket (see ``reports``)."""
-    _send_parent("why", reason)
-
-
-def _send_parent(kind: str, text: str, fd: int | None = None) -> bool:
-    """One datagram to the parent's report socket, with ``fd`` attached; never blocks."""
-    report = _env.MARKED.report
-    if report is None:
-        return False
-    import _socket
-
-    line = f"{os.getpid()} {kind} {' '.join(text.split())}"[:_REPORT_LINE]
-    rights = [] if fd is None else [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _fd_bytes(fd))]
-    sock = _socket.socket(fileno=report)
-    try:
-        sock.sendmsg([line.encode("ascii", "replace")], rights)
-    except OSError:
-        return False  # full or gone: the parent falls back to the exit status or a file
-    finally:
-        sock.detach()
-    return True
-
-
-def _ready_to_report() -> None:
-    """Load now what reporting needs: under ``Limits(open_files=...)`` or ``memory``
-    a module may no longer load when the result cannot be written."""
-    import _socket  # noqa: F401
-
-    from .._process import platform  # noqa: F401
-
-
-def _fd_bytes(fd: int) -> bytes:
-    return fd.to_bytes(4, sys.byteorder)  # a C int, as SCM_RIGHTS carries it
-
-
-def _send_sealed(path: str, key: bytes, assembled: Any) -> bool:
-    """Send a big result in a sealed memfd, where the platform has them; False: use the file."""
-    from .._process import platform
-    from . import wire
-
-    if assembled[1] < wire.SEALED_FROM or not platform.sealed_memory_supported():
-        return False
-    fd = wire.write_sealed(os.path.basename(path), key, assembled)
-    try:
-        return _send_parent("result", "sealed", fd)
-    finally:
-        os.close(fd)  # the parent has its own, passed with the datagram
-
-
-_REPORT_LINE = 500  # characters: a short datagram
-
-
 def _die(message: str) -> NoReturn:
-    tell_parent(message.removeprefix("goforkpy: "))
+    from . import telling
+
+    telling.tell_parent(message.removeprefix("goforkpy: "))
     print(message, file=sys.stderr)
     _exit(1)
 
