@@ -67,10 +67,13 @@ def _fd_bytes(fd: int) -> bytes:
 
 def send_sealed(path: str, key: bytes, assembled: Any) -> bool:
     """Send a big result in a sealed memfd, where the platform has them; False: use the file."""
-    from .._process import platform
     from . import wire
 
-    if assembled[1] < wire.SEALED_FROM or not platform.sealed_memory_supported():
+    if assembled[1] < wire.SEALED_FROM:
+        return False  # small: a file is quicker, and loads nothing more
+    from .._process import platform
+
+    if not platform.sealed_memory_supported():
         return False
     fd = wire.write_sealed(os.path.basename(path), key, assembled)
     try:
