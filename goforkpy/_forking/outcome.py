@@ -3,7 +3,7 @@
 When the reaper reaps a child, its handle gathers an ``Ending``: the result
 file (read and verified at once, so nothing stays on disk), whether the
 payload was never read (it did not reach ``init()``), and the line it wrote
-on the report pipe, if any. ``outcome()`` then turns that into the value, or
+on the report socket, if any. ``outcome()`` then turns that into the value, or
 the exception to raise, once, when somebody asks.
 """
 
