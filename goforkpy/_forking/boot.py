@@ -181,14 +181,19 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) 
 
 
 def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
-    from . import wire
     from .protocol import Result, result_path
 
-    key_hex = _env.MARKED.key or ""
-    path = _env.MARKED.payload or ""
-    _env.remove_markers()
-    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * wire.KEY_SIZE else b""
+    path, key = _take_markers()
     _finish(result_path(path), key, Result.raised(error, traceback_text), 1)
+
+
+def _take_markers() -> tuple[str, bytes]:
+    """(the payload path, the parent's key: empty if malformed), the markers removed."""
+    from .wire import KEY_SIZE
+
+    path, key_hex = _env.MARKED.payload or "", _env.MARKED.key or ""
+    _env.remove_markers()
+    return path, bytes.fromhex(key_hex) if len(key_hex) == 2 * KEY_SIZE else b""
 
 
 def _warn_stale_markers() -> None:
@@ -217,9 +222,7 @@ def _dispatch() -> NoReturn:
     from .protocol import Result
 
     marked = _env.MARKED
-    path, key_hex = marked.payload or "", marked.key or ""
-    _env.remove_markers()
-    key = bytes.fromhex(key_hex) if len(key_hex) == 2 * wire.KEY_SIZE else b""
+    path, key = _take_markers()
     if not key:
         _die(f"goforkpy: {_env.KEY} is malformed; this process was not started by goforkpy")
     if marked.ready is not None:

@@ -38,6 +38,9 @@ def write_end() -> int:
             if _pair is not None:  # a forked copy's duplicates of its parent's pair
                 for end in _pair:
                     end.close()
+                for fd in _results.values():
+                    os.close(fd)
+                _results.clear()
             receiving, sending = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             if hasattr(socket, "SO_PASSCRED"):
                 receiving.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

@@ -6,14 +6,15 @@ is the base. It must be one that other users cannot rename things in: only
 we may write to it, or it has the sticky bit (as ``/tmp`` and ``/dev/shm``
 do). In it, each user has one directory, ``goforkpy-<uid>``, mode 0700.
 
-That directory is opened once, without following symlinks, and checked
-(a directory, ours, 0700) through the open descriptor; files are then made
-and opened relative to that descriptor, so swapping the path afterwards
-changes nothing. If the name is taken by something that is not our private
-directory (another user made it first, to lock us out), a fresh private
-directory with an unpredictable name is made instead, and a warning logged
-once. A child works in its parent's directory (``GOFORKPY_DIR``), so a whole
-tree of processes shares one.
+That directory is opened without following symlinks and checked (a
+directory, ours, 0700) through the open descriptor, and so is it again each
+time a file in it is made or opened, relative to that descriptor
+(``wire.files``), so swapping the path between check and use changes nothing.
+If the name is taken by something that is not our private directory
+(another user made it first, to lock us out), a fresh private directory with
+an unpredictable name is made instead, and a warning logged once. A child
+works in its parent's directory (``GOFORKPY_DIR``), so a whole tree of
+processes shares one.
 
 Files are named ``<parent pid>-<random>.in`` (payload) and ``.out``
 (result); the first use in a process sweeps away files whose parent is dead.
@@ -29,24 +30,18 @@ from .. import _env
 from .._errors import PayloadError
 from .._process import platform
 from .._process.platform import pid_exists
-from .wire import is_private
+from .wire.files import open_private_dir
 
 _lock = threading.Lock()
 _dir: str | None = None
 _dir_fd = -1
 _dir_pid = -1  # a forked copy of this process opens, checks and sweeps again
 _base_dir: str | None = None
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def payload_dir() -> str:
     """The private directory's path, created and checked on first use."""
     return _opened()[0]
-
-
-def payload_dir_fd() -> int:
-    """A descriptor of the private directory, checked when it was opened; do not close it."""
-    return _opened()[1]
 
 
 def new_stem() -> str:
@@ -111,13 +106,10 @@ def _open_own() -> tuple[str, int]:
 def _open_private(path: str) -> int:
     """An fd of ``path`` if it is a private directory of ours (no symlink), else -1."""
     try:
-        fd = os.open(path, _DIR_FLAGS)
+        fd = open_private_dir(path)
     except OSError:
         return -1  # a symlink (ELOOP), a file (ENOTDIR), gone, or not ours to open
-    if not is_private(os.fstat(fd), stat.S_ISDIR):
-        os.close(fd)
-        return -1
-    return fd
+    return -1 if fd is None else fd
 
 
 def _fall_back(root: str, taken: str) -> tuple[str, int]:

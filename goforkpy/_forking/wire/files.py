@@ -140,17 +140,16 @@ def _open_in_private_dir(path: str, flags: int, *, unlink: bool) -> int:
     """
     directory, name = os.path.split(path)
     try:
-        dir_fd = os.open(directory or ".", _OPEN_DIR)
+        dir_fd = open_private_dir(directory or ".")
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise PayloadError(f"cannot open the directory of {path!r}: {exc.strerror}") from exc
+    if dir_fd is None:
+        raise PayloadError(
+            f"refusing {path!r}: its directory must be owned by uid {os.geteuid()} with mode 0700"
+        )
     try:
-        if not is_private(os.fstat(dir_fd), stat.S_ISDIR):
-            raise PayloadError(
-                f"refusing {path!r}: its directory must be owned by uid {os.geteuid()} "
-                "with mode 0700"
-            )
         try:
             fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
         except FileNotFoundError:
@@ -164,6 +163,21 @@ def _open_in_private_dir(path: str, flags: int, *, unlink: bool) -> int:
         return fd
     finally:
         os.close(dir_fd)
+
+
+def open_private_dir(path: str) -> int | None:
+    """An fd of the directory ``path`` (never through a symlink) if only we can reach it.
+
+    ``None`` where it is a directory others can reach or another user owns.
+
+    Raises:
+        OSError: it cannot be opened as a directory (missing, a file, a symlink).
+    """
+    fd = os.open(path, _OPEN_DIR)
+    if is_private(os.fstat(fd), stat.S_ISDIR):
+        return fd
+    os.close(fd)
+    return None
 
 
 def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:
