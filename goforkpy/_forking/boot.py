@@ -218,7 +218,8 @@ elif _env.MARKED.stale:
 
 def _dispatch() -> NoReturn:
     global _state
-    from . import protocol, telling, wire  # a parent never needs them: keep it light
+    # Loaded now, not on the way out: under Limits(open_files=...) nothing more may load.
+    from . import hooks, protocol, telling, wire  # noqa: F401 - a parent never needs them
     from .protocol import Result
 
     marked = _env.MARKED
