@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from ._forking.launch import run as run
     from ._forking.launch import run_async as run_async
     from ._forking.launch import spawn as spawn
+    from ._forking.launch import warm_up as warm_up
+    from ._forking.methods import get_start_method as get_start_method
+    from ._forking.methods import set_start_method as set_start_method
     from ._process.limits import Limits as Limits
     from ._process.stdio import DEVNULL as DEVNULL
     from ._process.stdio import PIPE as PIPE
@@ -76,6 +79,7 @@ __all__ = [
     "ShellError",
     "TimeoutExpired",
     "fork",
+    "get_start_method",
     "init",
     "is_child",
     "kill_tree",
@@ -88,10 +92,12 @@ __all__ = [
     "run",
     "run_async",
     "send",
+    "set_start_method",
     "shell",
     "shell_exec",
     "shell_run",
     "spawn",
+    "warm_up",
 ]
 
 # public name -> private module that defines it, imported on first access
@@ -101,6 +107,9 @@ _LAZY = {
     "run": "_forking.launch",
     "spawn": "_forking.launch",
     "run_async": "_forking.launch",
+    "warm_up": "_forking.launch",
+    "set_start_method": "_forking.methods",
+    "get_start_method": "_forking.methods",
     "Limits": "_process.limits",
     "Executor": "_executor.executor",
     "Manager": "_coordination.manager",

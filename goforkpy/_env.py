@@ -26,6 +26,8 @@ PRIVATE_DIR = "GOFORKPY_DIR"  # the parent's private directory, which the child 
 REPORT = "GOFORKPY_REPORT"  # fd of the socket a child reports on (see _forking.reports)
 PAYLOAD_FD = "GOFORKPY_PAYLOAD_FD"  # fd of the sealed memfd a big payload travels in
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
+PASSED = "GOFORKPY_FDS"  # comma-separated fds passed on to the function (Executor workers)
+ZYGOTE = "GOFORKPY_ZYGOTE"  # "<requests fd>,<notices fd>": this process is a zygote
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
 MARKERS = (
@@ -41,6 +43,8 @@ MARKERS = (
     REPORT,
     PAYLOAD_FD,
     PYTHONPATH_SAVED,
+    PASSED,
+    ZYGOTE,
 )
 # Every launch sets these; a process with only some of them was not started by
 # goforkpy (they were left in an environment), so it is no child.
@@ -48,6 +52,7 @@ _ALWAYS = (PAYLOAD, KEY, PARENT, DEPTH, LIFELINE)
 
 # Configuration users may set.
 MAX_DEPTH = "GOFORKPY_MAX_DEPTH"
+START = "GOFORKPY_START"  # the default start method: "cold" or "warm"
 TMPDIR = "GOFORKPY_TMPDIR"
 # "posix" makes goforkpy use only what every POSIX system has, even on Linux:
 # how the portable layer is tested where the native one would be chosen.
@@ -68,6 +73,7 @@ class Markers:
         "key",
         "lifeline",
         "parent",
+        "passed",
         "payload",
         "payload_fd",
         "private_dir",
@@ -75,6 +81,7 @@ class Markers:
         "report",
         "stale",
         "started",
+        "zygote",
     )
 
     def __init__(self, environ: os._Environ[str]) -> None:
@@ -100,6 +107,9 @@ class Markers:
         self.private_dir = environ.get(PRIVATE_DIR) if complete else None
         self.report = _fd(environ.get(REPORT)) if complete else None
         self.payload_fd = _fd(environ.get(PAYLOAD_FD)) if complete else None
+        self.passed = _fds(environ.get(PASSED)) if complete else ()
+        zygote = _fds(environ.get(ZYGOTE)) if complete else ()
+        self.zygote = (zygote[0], zygote[1]) if len(zygote) == 2 else None
 
     @property
     def is_child(self) -> bool:
@@ -110,7 +120,19 @@ def _fd(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+def _fds(value: str | None) -> tuple[int, ...]:
+    found = [_fd(part) for part in (value or "").split(",")]
+    return tuple(fd for fd in found if fd is not None)
+
+
 MARKED = Markers(os.environ)
+
+
+def reread() -> Markers:
+    """Read the markers again: a warm child's came from its zygote after the fork."""
+    global MARKED
+    MARKED = Markers(os.environ)
+    return MARKED
 
 
 def _start_cwd() -> str:

@@ -69,7 +69,7 @@ class Worker:
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            args = (theirs.fileno(), initializer)
+            args = (initializer,)
             options = Options(grace=1.0, pass_fds=(theirs.fileno(),))
             child = launch(WORKER_NAME, args, None, options)
         except BaseException:

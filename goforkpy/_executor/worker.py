@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 
+from .. import _env
 from .._forking import wire
 from .._forking.protocol import Result
 from .._forking.registry import register_func
@@ -19,8 +20,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def serve(fd: int, initializer: bytes | None) -> None:
-    """The worker loop: run each task batch in turn, answer, until told to quit."""
+def serve(initializer: bytes | None) -> None:
+    """The worker loop: run each task batch in turn, answer, until told to quit.
+
+    Its socket is the one descriptor passed on to it (a warm worker's has a
+    number of the zygote's choosing, so it is not an argument).
+    """
+    (fd,) = _env.MARKED.passed
     os.set_inheritable(fd, False)  # what tasks start must not hold our end open
     sock = socket.socket(fileno=fd)
     with sock, sock.makefile("rb", buffering=1 << 16) as stream:

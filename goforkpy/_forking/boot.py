@@ -94,45 +94,71 @@ def require_can_fork() -> None:
 
 def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
+    _private_fds()
     marked = _env.MARKED
-    for private in (marked.ready, marked.started, marked.report, marked.payload_fd):
-        if private is not None:
-            try:
-                os.set_inheritable(private, False)  # ours alone, not our subprocesses'
-            except OSError:
-                pass  # not open: reading or writing it fails later, and says so
-    fd = _env.MARKED.lifeline
+    fd = marked.lifeline
     if fd is None:
         return
     try:
         os.set_inheritable(fd, False)
     except OSError:
         return  # not open: the parent did not pass one
+    if marked.zygote is not None:
+        # A zygote stays single-threaded (see warm.serve): it ties itself to
+        # the parent now and watches the lifeline in its own loop.
+        from .._process.platform import tie_to_parent
+
+        if marked.parent is not None and not tie_to_parent(marked.parent, not marked.guarded):
+            orphaned()
+        return
     # A thread, so the child's start does not wait for ctypes to load.
-    _thread.start_new_thread(_watch_parent, (fd, _env.MARKED.parent))
+    _thread.start_new_thread(_watch_parent, (fd, marked.parent, not marked.guarded))
 
 
-def _watch_parent(fd: int, parent: int | None) -> None:
+def guard_warm_child(zygote: int) -> None:
+    """In a child just forked from its zygote: die with the parent, or with the zygote.
+
+    The lifeline still tells of the parent's death; the zygote, which alone
+    can reap us and report our exit, is the process the kernel ties us to.
+    """
+    _private_fds()
+    fd = _env.MARKED.lifeline
+    if fd is not None:
+        _thread.start_new_thread(_watch_parent, (fd, zygote, True))
+
+
+def _private_fds() -> None:
+    """The descriptors our parent gave us are ours alone, not our subprocesses'."""
+    marked = _env.MARKED
+    for private in (marked.ready, marked.started, marked.report, marked.payload_fd):
+        if private is not None:
+            try:
+                os.set_inheritable(private, False)
+            except OSError:
+                pass  # not open: reading or writing it fails later, and says so
+
+
+def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     # Arming the parent-death signal loads ctypes; a child that is done within
     # the settling time never pays for it. Meanwhile the lifeline is watched,
     # and a parent that died just before the arming fails the pid check after.
     import select
 
     if select.select([fd], [], [], _SETTLE)[0]:
-        _orphaned()  # EOF already: nobody ever writes to the lifeline
+        orphaned()  # EOF already: nobody ever writes to the lifeline
     from .._process.platform import tie_to_parent
 
-    if parent is not None and not tie_to_parent(parent, die_with_it=not _env.MARKED.guarded):
-        _orphaned()
+    if parent is not None and not tie_to_parent(parent, die_with_it):
+        orphaned()
     try:
         while os.read(fd, 4096):
             pass  # nobody writes: only EOF, when the parent's end closes, ends this
     except OSError:
         return  # user code closed the fd; the parent-death signal still stands
-    _orphaned()
+    orphaned()
 
 
-def _orphaned() -> NoReturn:
+def orphaned() -> NoReturn:
     """The parent is gone: stop and kill every descendant, then ourselves.
 
     This runs in a hurry, so it reads the process tree without psutil where
@@ -165,6 +191,8 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) 
     if _state != WAITING:
         sys.__excepthook__(kind, exc, tb)
         return
+    if _env.MARKED.zygote is not None:
+        _exit(1)  # the parent starts a cold child instead, which reports the error
     import traceback
 
     text = "".join(traceback.format_exception(kind, exc, tb))
@@ -222,6 +250,10 @@ def _dispatch() -> NoReturn:
     from . import hooks, protocol, telling, wire  # noqa: F401 - a parent never needs them
     from .protocol import Result
 
+    if _env.MARKED.zygote is not None:
+        from .warm.serve import serve
+
+        serve(booting=_state == BOOTING)  # returns in each child it forks
     marked = _env.MARKED
     path, key = _take_markers()
     if not key:

@@ -28,12 +28,17 @@ from .outcome import Ending
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from typing import IO, Any
+    from typing import IO, Any, Callable, Union
 
     import psutil
 
     from .._process.limits import Limits
     from .options import Options
+    from .warm.zygote import WarmProcess
+
+    Process = Union[subprocess.Popen[bytes], WarmProcess]
+    # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode).
+    Watch = Callable[[int, Callable[[int], None], Callable[[], None]], None]
 
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
@@ -53,7 +58,8 @@ class Child(ExitWatch):
     stdin: IO[bytes] | None
     stdout: IO[bytes] | None
     stderr: IO[bytes] | None
-    _popen: subprocess.Popen[bytes]
+    start: str
+    _popen: Process
     _stem: str
     _key: bytes
     _grace: float
@@ -74,10 +80,11 @@ class Child(ExitWatch):
     def _started(
         cls,
         name: str,
-        popen: subprocess.Popen[bytes],
+        popen: Process,
         files: tuple[str, bytes, int | None],
         options: Options,
         started: int | None,
+        how: tuple[Watch, str] = (reaper.watch, "cold"),
     ) -> Child:
         """The handle of a child just started by ``launch`` (the one way to make one).
 
@@ -85,9 +92,11 @@ class Child(ExitWatch):
         handed to the reaper, and, given the read end of its ``started`` pipe,
         held to ``options.start_timeout`` and ``options.timeout``. If the
         watching cannot be set up, the child is killed and reaped, and the
-        error raised.
+        error raised. ``how`` is (what watches its exit: the reaper, or its
+        zygote; its start method).
         """
         self = cls.__new__(cls)
+        watch, self.start = how
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._payload_fd = files
@@ -99,16 +108,16 @@ class Child(ExitWatch):
         self._settling = None
         self._streams = Streams(popen)
         self._deadlines = Deadlines(options.start_timeout, options.timeout)
-        self._watch(started)
+        self._watch(started, watch)
         return self
 
-    def _watch(self, started: int | None) -> None:
+    def _watch(self, started: int | None, watch: Watch) -> None:
         from .._process import lifeline
 
         try:
             lifeline.track(self)
             self._when_exited(lifeline.untrack)
-            reaper.watch(self.pid, self._exited, self._zombie)
+            watch(self.pid, self._exited, self._zombie)
         except BaseException:
             if started is not None:
                 os.close(started)

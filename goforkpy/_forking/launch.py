@@ -12,25 +12,26 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import sys
 import threading
 
-from .. import _env
+from .. import _checks, _env
 from .._errors import ForkError, PayloadError
-from .._process import guardian, lifeline, platform, reaper
+from .._process import lifeline, platform, reaper
 from .._process.limits import Limits
-from .._process.stdio import open_redirects
-from . import boot, calls, plan, protocol, reports, tmpdir, wire
+from .._process.popen import start_in_group
+from . import boot, calls, methods, plan, protocol, tmpdir, wire
 from .child import Child
 from .options import Options
-from .registry import lookup
+from .registry import lookup, registered
+from .warm import zygote as warm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
     from .._process.stdio import Redirect
+    from .child import Process, Watch
     from .wire import Assembled
 
 _OUT_OF_RESOURCES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
@@ -83,6 +84,7 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     limits: Limits | None = None,
+    start: str | None = None,
     start_timeout: float | None = None,
 ) -> Child:
     """Like ``fork``, with process options.
@@ -102,6 +104,9 @@ def spawn(
         env: variables added to (or overriding) the parent's environment.
         cwd: the child's working directory (default: the parent's).
         limits: a ``fork.Limits`` applied in the child before the function runs.
+        start: ``"cold"`` (a fresh interpreter) or ``"warm"`` (a fork of a
+            zygote that already ran the imports); default: the start method
+            (``fork.set_start_method``, ``GOFORKPY_START``, else cold).
         start_timeout: seconds the child may take to start, up to the
             function's first line (default: no limit); the error says which
             of the two deadlines passed.
@@ -118,8 +123,37 @@ def spawn(
         env=env,
         cwd=cwd,
         limits=limits,
+        start=start,
     )
     return launch(name, args, kwargs, options, via="spawn")
+
+
+def warm_up(timeout: float | None = None) -> None:
+    """Start the zygotes that warm starts of the registered functions need, and wait for them.
+
+    Otherwise each starts at the first warm fork of its kind: one for
+    functions in the main script, one for functions in modules or sent by
+    value. Where a zygote cannot serve, its functions start cold (logged).
+
+    Raises:
+        TimeoutExpired: a zygote was not ready within ``timeout`` seconds (it
+            goes on starting).
+    """
+    import time
+
+    boot.require_can_fork()
+    limit = _checks.wait_timeout("timeout", timeout)
+    deadline = None if limit is None else time.monotonic() + limit
+    wanted: dict[str, tuple[str, list[str]]] = {}
+    for fn in registered().values():
+        mode, argv, _, _ = plan.plan(fn)
+        wanted.setdefault(warm.path_of(mode), (mode, argv))
+    if not wanted:
+        wanted[warm.BOOT_PATH] = (protocol.VALUE, plan.boot_command())
+    key = _parent_key()
+    for mode, argv in wanted.values():
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        warm.ready(mode, argv, key, left)
 
 
 def launch(
@@ -144,7 +178,7 @@ def launch(
         _write_payload(name, path, key, assembled)
     try:
         child, ready, sealed_fd = _start_child(
-            name, mode, argv, (stem, key), options, (early, sealed)
+            name, (mode, argv, module), (stem, key), options, (early, sealed)
         )
     except OSError as exc:
         _unlink_quietly(path)
@@ -164,47 +198,77 @@ def launch(
 
 def _start_child(
     name: str,
-    mode: str,
-    argv: list[str],
+    planned: tuple[str, list[str], str | None],
     files: tuple[str, bytes],
     options: Options,
     how: tuple[bool, bool],
 ) -> tuple[Child, int | None, int | None]:
     """Start the child; ``Child._started`` watches it from then on.
 
-    ``how`` is (early, sealed): an early start leaves the payload to be
-    written while the child starts, and returns the write end of the pipe
-    that tells it the payload is complete; a sealed one writes it into a
-    memfd the child inherits, instead of a file, and returns that memfd too.
+    ``planned`` is (mode, argv, module). ``how`` is (early, sealed): an early
+    start leaves the payload to be written while the child starts, and
+    returns the write end of the pipe that tells it the payload is complete;
+    a sealed one writes it into a memfd the child inherits, instead of a
+    file, and returns that memfd too.
     """
     (stem, key), (early, sealed) = files, how
-    reaper.prepare()  # a reaper that cannot run stops us before anything starts
-    lifeline_end, report = lifeline.read_end(), reports.write_end()
-    env = _child_env(mode, options.env, stem, key, lifeline_end)
-    env[_env.REPORT] = str(report)
+    env = plan.child_env(planned[0], options.env, key)
+    env[_env.PAYLOAD] = protocol.payload_path(stem)
     with _Pipes() as pipes:
-        pass_fds = (lifeline_end, report, *options.pass_fds)
+        handed = [(_env.PASSED, fd) for fd in options.pass_fds]  # (marker, fd) for the child
         if early:
             wait_end, ready = pipes.make()
-            env[_env.READY] = str(wait_end)
-            pass_fds += (wait_end,)
+            handed.append((_env.READY, wait_end))
         payload_fd = pipes.add(platform.new_sealable("goforkpy-payload")) if sealed else None
         if payload_fd is not None:
-            env[_env.PAYLOAD_FD] = str(payload_fd)
-            pass_fds += (payload_fd,)
+            handed.append((_env.PAYLOAD_FD, payload_fd))
         timed = options.timeout is not None or options.start_timeout is not None
         if timed:
             started, tell_end = pipes.make()
-            env[_env.STARTED] = str(tell_end)
-            pass_fds += (tell_end,)
-        popen = lifeline.from_long_lived_thread(
-            lambda: _start(argv, env, pass_fds, options.stdio, options.cwd)
-        )
+            handed.append((_env.STARTED, tell_end))
+        process, watch, method = _start_process(planned, key, env, handed, options)
         if payload_fd is not None:
             pipes.take(payload_fd)  # the handle closes it once the child has exited
         kept = (stem, key, payload_fd)
-        child = Child._started(name, popen, kept, options, pipes.take(started) if timed else None)
+        child = Child._started(
+            name, process, kept, options, pipes.take(started) if timed else None, (watch, method)
+        )
         return child, pipes.take(ready) if early else None, payload_fd
+
+
+def _start_process(
+    planned: tuple[str, list[str], str | None],
+    key: bytes,
+    env: dict[str, str],
+    handed: list[tuple[str, int]],
+    options: Options,
+) -> tuple[Process, Watch, str]:
+    """Start the process, warm where asked and possible: (it, how to watch it, the method)."""
+    mode, argv, module = planned
+    if methods.chosen(options.start) == methods.WARM:
+        for _ in range(2):  # a zygote found dead at the fork is replaced once
+            zygote = warm.ready(mode, argv, key, options.start_timeout)
+            if zygote is None:
+                break
+            sys_path = None if mode == protocol.MAIN else _absolute_sys_path()
+            try:
+                process = zygote.start_child(
+                    env, handed, options.stdio, options.cwd, module, sys_path
+                )
+            except warm.Gone:
+                continue
+            except warm.Unusable as exc:  # it refuses: an import started a thread in it
+                warm.give_up(zygote, str(exc))
+                break
+            return process, zygote.watch, methods.WARM
+    reaper.prepare()  # a reaper that cannot run stops us before anything starts
+    for marker, fd in handed:
+        env[marker] = f"{env[marker]},{fd}" if marker in env else str(fd)
+    pass_fds = (int(env[_env.LIFELINE]), int(env[_env.REPORT]), *(fd for _, fd in handed))
+    popen = lifeline.from_long_lived_thread(
+        lambda: start_in_group(argv, env, pass_fds, options.stdio, options.cwd)
+    )
+    return popen, reaper.watch, methods.COLD
 
 
 class _Pipes:
@@ -312,68 +376,6 @@ def _prepare(
 def _absolute_sys_path() -> list[str]:
     cwd = os.getcwd()
     return [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
-
-
-def _child_env(
-    mode: str, extra: Mapping[str, str] | None, stem: str, key: bytes, lifeline_fd: int
-) -> dict[str, str]:
-    env = _env.without_markers(dict(os.environ))
-    if extra:
-        env.update(extra)
-    if mode == protocol.MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
-        _keep_module_findable(env)
-    env[_env.PAYLOAD] = protocol.payload_path(stem)
-    env[_env.KEY] = key.hex()
-    env[_env.PARENT] = str(os.getpid())
-    env[_env.DEPTH] = str(boot.depth() + 1)
-    env[_env.LIFELINE] = str(lifeline_fd)
-    env[_env.PRIVATE_DIR] = tmpdir.payload_dir()
-    if os.environ.get(_env.TMPDIR) and not (extra and _env.TMPDIR in extra):
-        env[_env.TMPDIR] = tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
-    if guardian.ensure_started():
-        env[_env.GUARDED] = "1"
-    return env
-
-
-def _keep_module_findable(env: dict[str, str]) -> None:
-    """``python -m pkg.mod`` finds pkg through the start directory; keep it on the path."""
-    start = sys.path[0] if sys.path else ""
-    if not start or not os.path.isabs(start) or start == os.getcwd():
-        return
-    old = env.get("PYTHONPATH")
-    env[_env.PYTHONPATH_SAVED] = _env.UNSET if old is None else old
-    env["PYTHONPATH"] = start if not old else start + os.pathsep + old
-
-
-# --- start -------------------------------------------------------------------------
-
-
-def _start(
-    argv: list[str],
-    env: dict[str, str],
-    pass_fds: tuple[int, ...],
-    stdio: tuple[Redirect, Redirect, Redirect],
-    cwd: str | os.PathLike[str] | None,
-) -> subprocess.Popen[bytes]:
-    with open_redirects(*stdio) as (stdin, stdout, stderr):
-        return subprocess.Popen(
-            argv,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            cwd=cwd,
-            close_fds=True,
-            pass_fds=pass_fds,
-            **_group_and_guard(),
-        )
-
-
-def _group_and_guard() -> dict[str, Any]:
-    """Popen arguments that make the child lead its own process group."""
-    if sys.version_info >= (3, 11):
-        return {"process_group": 0}  # keeps Popen on its fast vfork path
-    return {"preexec_fn": os.setpgrp}  # 3.9/3.10 have no process_group argument
 
 
 def _unlink_quietly(path: str) -> None:

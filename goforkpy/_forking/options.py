@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import _checks
 from .._process.limits import Limits
+from . import methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,7 +17,17 @@ if TYPE_CHECKING:
 class Options:
     """How to start one child: the process options of ``spawn``, checked."""
 
-    __slots__ = ("cwd", "env", "grace", "limits", "pass_fds", "start_timeout", "stdio", "timeout")
+    __slots__ = (
+        "cwd",
+        "env",
+        "grace",
+        "limits",
+        "pass_fds",
+        "start",
+        "start_timeout",
+        "stdio",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -29,6 +40,7 @@ class Options:
         cwd: str | os.PathLike[str] | None = None,
         limits: Limits | None = None,
         pass_fds: tuple[int, ...] = (),
+        start: str | None = None,
     ) -> None:
         self.timeout = _checks.timeout("timeout", timeout)
         self.start_timeout = _checks.timeout("start_timeout", start_timeout)
@@ -39,3 +51,4 @@ class Options:
             raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
         self.stdio, self.env, self.cwd, self.limits = stdio, env, cwd, limits
         self.pass_fds = pass_fds
+        self.start = methods.check(start)

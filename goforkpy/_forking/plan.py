@@ -1,4 +1,4 @@
-"""Where a function lives decides how its child starts: the launch mode and command line.
+"""Where a function lives decides how its child starts: launch mode, command line, environment.
 
 - ``MAIN``: defined in the main script, which the child re-runs with the
   interpreter's flags and the original command line (``sys.orig_argv``,
@@ -21,7 +21,7 @@ from . import protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Callable, Mapping
 
 # The folder holding the goforkpy package: a child imports this very copy of it.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -106,3 +106,39 @@ def _script_path(arg: str) -> str:
     if os.path.isabs(main_file) and main_file.endswith(os.sep + os.path.normpath(arg)):
         return main_file
     return os.path.join(_env.START_CWD, arg)
+
+
+def child_env(mode: str, extra: Mapping[str, str] | None, key: bytes) -> dict[str, str]:
+    """The environment of a child (or zygote) of ``mode``: ours, ``extra``, the markers.
+
+    The caller adds the markers of one child's own files and descriptors.
+    """
+    from .._process import guardian, lifeline
+    from . import boot, reports, tmpdir
+
+    env = _env.without_markers(dict(os.environ))
+    if extra:
+        env.update(extra)
+    if mode == protocol.MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
+        _keep_module_findable(env)
+    env[_env.KEY] = key.hex()
+    env[_env.PARENT] = str(os.getpid())
+    env[_env.DEPTH] = str(boot.depth() + 1)
+    env[_env.LIFELINE] = str(lifeline.read_end())
+    env[_env.REPORT] = str(reports.write_end())
+    env[_env.PRIVATE_DIR] = tmpdir.payload_dir()
+    if os.environ.get(_env.TMPDIR) and not (extra and _env.TMPDIR in extra):
+        env[_env.TMPDIR] = tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
+    if guardian.ensure_started():
+        env[_env.GUARDED] = "1"
+    return env
+
+
+def _keep_module_findable(env: dict[str, str]) -> None:
+    """``python -m pkg.mod`` finds pkg through the start directory; keep it on the path."""
+    start = sys.path[0] if sys.path else ""
+    if not start or not os.path.isabs(start) or start == os.getcwd():
+        return
+    old = env.get("PYTHONPATH")
+    env[_env.PYTHONPATH_SAVED] = _env.UNSET if old is None else old
+    env["PYTHONPATH"] = start if not old else start + os.pathsep + old

@@ -10,7 +10,14 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable, Iterator, Tuple, Union
+    from typing import IO, Any, Callable, Iterator, Protocol, Tuple, Union
+
+    class Piped(Protocol):
+        """A started process's ends of its pipes (``Popen`` or a warm child's stand-in)."""
+
+        stdin: IO[bytes] | None
+        stdout: IO[bytes] | None
+        stderr: IO[bytes] | None
 
     Redirect = Union[None, int, IO[Any], str, "os.PathLike[str]"]
     Resolved = Union[None, int, IO[Any]]
@@ -32,6 +39,63 @@ def open_redirects(
             _resolve("stdout", stdout, "wb", opened),
             _resolve("stderr", stderr, "wb", opened),
         )
+
+
+@contextlib.contextmanager
+def child_ends(
+    stdin: Redirect, stdout: Redirect, stderr: Redirect
+) -> Iterator[tuple[list[int | None], list[IO[bytes] | None]]]:
+    """The three redirects as descriptors for a child that is not ours to exec.
+
+    Yields (the child's descriptors for streams 0-2, ``None`` where closed;
+    our ends of its pipes as file objects, as ``Popen`` would have them).
+    What the child gets is closed here after the block; our ends too if the
+    block raised.
+    """
+    with open_redirects(stdin, stdout, stderr) as resolved, contextlib.ExitStack() as opened:
+        ends: list[int | None] = []
+        ours: list[IO[bytes] | None] = [None, None, None]
+        try:
+            for number, value in enumerate(resolved):
+                ends.append(_child_end(number, value, ends, ours, opened))
+            yield ends, ours
+        except BaseException:
+            for stream in ours:
+                if stream is not None:
+                    stream.close()
+            raise
+
+
+def _child_end(
+    number: int,
+    value: Resolved,
+    ends: list[int | None],
+    ours: list[IO[bytes] | None],
+    opened: contextlib.ExitStack,
+) -> int | None:
+    if value is None:
+        return number if _is_open(number) else None  # inherit ours, as they are now
+    if value == PIPE:
+        read, write = os.pipe()
+        theirs, mine = (read, write) if number == 0 else (write, read)
+        opened.callback(os.close, theirs)
+        ours[number] = open(mine, "wb" if number == 0 else "rb")  # noqa: SIM115
+        return theirs
+    if value == DEVNULL:
+        fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        opened.callback(os.close, fd)
+        return fd
+    if value == STDOUT:
+        return ends[1]
+    return value if isinstance(value, int) else value.fileno()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _resolve(stream: str, value: Redirect, mode: str, opened: contextlib.ExitStack) -> Resolved:
@@ -60,7 +124,7 @@ class Streams:
 
     TAIL_LINES = 20
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: Piped) -> None:
         self._popen = popen
         self._threads: list[threading.Thread] | None = None
         self._out: list[bytes] = []

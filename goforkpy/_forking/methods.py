@@ -1,0 +1,59 @@
+"""Start methods: how a child comes to be (``cold``, ``warm``), and the default one."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .. import _env
+
+COLD, WARM = "cold", "warm"
+METHODS = (COLD, WARM)
+
+_lock = threading.Lock()
+_default: str | None = None
+
+
+def check(start: str | None, what: str = "start") -> str | None:
+    """``start`` if it names a start method (or is ``None``), else a ``ValueError``."""
+    if start is None or start in METHODS:
+        return start
+    raise ValueError(
+        f"{what}={start!r} is not a start method; pass 'cold' (a fresh interpreter per "
+        "child) or 'warm' (a fork of a zygote that already ran your imports)"
+    )
+
+
+def set_start_method(method: str) -> None:
+    """Make ``method`` (``"cold"`` or ``"warm"``) the default for every later child.
+
+    Calls with ``start=`` still choose for themselves.
+
+    Raises:
+        ValueError: ``method`` is not a start method.
+    """
+    global _default
+    if method is None:
+        raise ValueError("set_start_method(None): pass 'cold' or 'warm'")
+    checked = check(method, "method")
+    with _lock:
+        _default = checked
+
+
+def get_start_method() -> str:
+    """The default start method: set by ``set_start_method``, else ``GOFORKPY_START``,
+    else ``"cold"``.
+
+    Raises:
+        ValueError: ``GOFORKPY_START`` names no start method.
+    """
+    global _default
+    with _lock:
+        if _default is None:
+            _default = check(os.environ.get(_env.START) or COLD, _env.START) or COLD
+        return _default
+
+
+def chosen(start: str | None) -> str:
+    """The method a call uses: its own ``start=``, or the default."""
+    return start if start is not None else get_start_method()

@@ -1,0 +1,121 @@
+"""How a zygote learns that one of its children ended: two twins behind one face.
+
+``PidfdExits`` (Linux): a pidfd per child tells of its exit while it stays
+unreaped; the zygote reaps it only once the parent has recorded the exit
+(``release``), so until then its pid cannot be reused and a signal the parent
+sends can never reach another process. ``SignalExits`` (any POSIX system):
+SIGCHLD wakes the zygote, which reaps at once with ``waitpid``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+    Exits = Union["PidfdExits", "SignalExits"]
+
+
+def _returncode(status: int) -> int:
+    return os.waitstatus_to_exitcode(status)
+
+
+class PidfdExits:
+    """One pidfd per child; each becomes readable when its child exits."""
+
+    def __init__(self) -> None:
+        self._pidfds: dict[int, int] = {}  # pidfd -> pid
+        self._unreaped: dict[int, int] = {}  # pid -> pidfd, exited or not
+
+    def add(self, pid: int) -> list[int]:
+        """Watch ``pid``; the descriptors to add to the zygote's selector."""
+        pidfd = os.pidfd_open(pid)
+        self._pidfds[pidfd], self._unreaped[pid] = pid, pidfd
+        return [pidfd]
+
+    def fds(self) -> list[int]:
+        return []
+
+    def ended(self, fd: int) -> list[tuple[int, int]]:
+        """(pid, returncode) for the child whose pidfd ``fd`` became readable."""
+        pid = self._pidfds.pop(fd)
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is None:  # pragma: no cover - a pidfd is readable only after the exit
+            self._pidfds[fd] = pid
+            return []
+        code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+        return [(pid, code)]
+
+    def release(self, pid: int) -> None:
+        """The parent recorded the exit: reap the child now."""
+        pidfd = self._unreaped.pop(pid, None)
+        if pidfd is None:
+            return
+        os.close(pidfd)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    def close_in_child(self) -> None:
+        for pidfd in self._pidfds:
+            os.close(pidfd)
+        self._pidfds.clear()
+        self._unreaped.clear()
+
+
+class SignalExits:
+    """SIGCHLD writes to a wake-up pipe; every exited child is reaped at once."""
+
+    def __init__(self) -> None:
+        self._wake_r, wake_w = os.pipe()
+        for fd in (self._wake_r, wake_w):
+            os.set_blocking(fd, False)
+        self._wake_w = wake_w
+        signal.signal(signal.SIGCHLD, _ignore)  # a handler, so the wake-up fd is written
+        signal.set_wakeup_fd(wake_w)
+
+    def add(self, pid: int) -> list[int]:
+        return []
+
+    def fds(self) -> list[int]:
+        return [self._wake_r]
+
+    def ended(self, fd: int) -> list[tuple[int, int]]:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        found = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            found.append((pid, _returncode(status)))
+        return found
+
+    def release(self, pid: int) -> None:
+        """Already reaped when it was reported."""
+
+    def close_in_child(self) -> None:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """SIGCHLD's handler: the wake-up fd does the work."""
+
+
+def new() -> Exits:
+    from ..._process import platform
+
+    return PidfdExits() if platform.watch_exit_supported() else SignalExits()

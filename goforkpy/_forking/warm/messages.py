@@ -1,0 +1,96 @@
+"""The frames a parent and its zygote exchange: a length, a ``marshal`` body, descriptors.
+
+Both ends are one socketpair made by the parent, so only it and the zygote
+can write to them; ``marshal`` is enough (and loads nothing). Descriptors
+travel with a frame's first bytes (SCM_RIGHTS) and arrive close-on-exec.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import socket
+import struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Sequence
+
+_HEADER = struct.Struct("!II")  # body length, descriptor count
+_MAX_FDS = 16
+_FD_SIZE = 4  # a descriptor in SCM_RIGHTS is a C int
+_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+
+# Requests, parent -> zygote, each answered on the same socket.
+FORK = "fork"  # (FORK, request dict) with the child's descriptors: -> FORKED | REFUSED | FAILED
+FORKED = "forked"  # (FORKED, pid)
+REFUSED = "refused"  # (REFUSED, why): the zygote can no longer fork safely
+FAILED = "failed"  # (FAILED, errno, strerror): fork(2) failed
+# Notices, zygote -> parent, on the second socket.
+READY = "ready"  # (READY, zygote pid): it waits for requests
+EXITED = "exited"  # (EXITED, pid, returncode)
+# Parent -> zygote on the notices socket: the parent has recorded the exit.
+RELEASE = "release"  # (RELEASE, pid): the zygote may reap it now
+
+
+def send(sock: socket.socket, message: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
+    """Send one frame; ``fds`` go with it (the sender keeps its own copies)."""
+    body = marshal.dumps(message)
+    data = _HEADER.pack(len(body), len(fds)) + body
+    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack_fds(fds))] if fds else []
+    sent = sock.sendmsg([data], rights)
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+def receive(sock: socket.socket) -> tuple[tuple[Any, ...], list[int]] | None:
+    """The next frame and the descriptors that came with it; ``None`` at EOF."""
+    room = socket.CMSG_SPACE(_MAX_FDS * _FD_SIZE)
+    head, ancillary, _, _ = sock.recvmsg(_HEADER.size, room, _CLOEXEC)
+    fds = _unpack_fds(ancillary)
+    if not head:
+        _close(fds)
+        return None
+    try:
+        head += _exactly(sock, _HEADER.size - len(head))
+        size, _count = _HEADER.unpack(head)
+        return marshal.loads(_exactly(sock, size)), fds
+    except BaseException:
+        _close(fds)
+        raise
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = sock.recv(size)
+        if not chunk:
+            raise ConnectionError("the other end closed in the middle of a frame")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _pack_fds(fds: Sequence[int]) -> bytes:
+    import sys
+
+    return b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder) for fd in fds)
+
+
+def _unpack_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    import sys
+
+    fds = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % _FD_SIZE
+            fds += [
+                int.from_bytes(data[i : i + _FD_SIZE], sys.byteorder)
+                for i in range(0, usable, _FD_SIZE)
+            ]
+    return fds
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)

@@ -1,0 +1,226 @@
+"""The zygote's side: wait, fork on request, report how each child ended.
+
+``serve()`` runs where a cold child would dispatch (``fork.init()`` in a
+re-run script, or goforkpy's entry point). In the zygote it never returns; in
+each child it forks it returns, with the child's own standard streams,
+directory, environment and markers in place, and the child dispatches as a
+cold one would.
+
+A zygote stays single-threaded: a fork copies only the thread that calls it,
+so a lock another thread held would stay locked in the child for good. If
+the program's own imports started a thread, the zygote refuses to fork and
+the parent starts cold children instead.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import sys
+
+from ... import _env
+from . import exits, messages
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+_REQUEST, _RELEASE, _LIFELINE, _EXIT, _EXIT_ONCE = range(5)
+
+
+def serve(booting: bool) -> None:
+    """Be a zygote until a fork returns here in a new child (the zygote never returns).
+
+    ``booting``: this is goforkpy's entry point (not a re-run script), so
+    functions may come by value and modules are imported on request.
+    """
+    requests_fd, notices_fd = _env.MARKED.zygote or (-1, -1)
+    requests, notices = socket.socket(fileno=requests_fd), socket.socket(fileno=notices_fd)
+    for sock in (requests, notices):
+        sock.set_inheritable(False)
+    _preload(booting)
+    zygote = _Zygote(requests, notices)
+    zygote.refusal = running_thread()
+    messages.send(notices, (messages.READY, os.getpid()))
+    zygote.run()
+
+
+def running_thread() -> str | None:
+    """Why this process must not fork: a thread other than ours runs (its name), or None."""
+    import threading
+
+    if len(sys._current_frames()) <= 1:
+        return None
+    me = threading.get_ident()
+    names = [thread.name for thread in threading.enumerate() if thread.ident != me]
+    name = repr(names[0]) if names else "a thread started with _thread"
+    return (
+        f"the program's imports started the thread {name}, and a fork would copy only one "
+        "thread (a lock the other held would stay locked in the child); starting children "
+        "cold instead. Start threads after fork.init(), or use start='cold'"
+    )
+
+
+def _preload(booting: bool) -> None:
+    """What a child would otherwise load itself: once here, for all of them.
+
+    Then the garbage collector leaves what is loaded alone (``gc.freeze``), so
+    collections in the children do not copy the zygote's pages.
+    """
+    import gc
+
+    if booting:  # functions may come by value
+        import importlib
+
+        try:
+            importlib.import_module("cloudpickle")
+        except ImportError:  # pragma: no cover - a dependency; by-value calls say so
+            pass
+    gc.collect()
+    gc.freeze()
+
+
+class _Zygote:
+    def __init__(self, requests: socket.socket, notices: socket.socket) -> None:
+        self.requests, self.notices = requests, notices
+        self.refusal: str | None = None
+        self.exits = exits.new()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(requests, selectors.EVENT_READ, _REQUEST)
+        self.selector.register(notices, selectors.EVENT_READ, _RELEASE)
+        lifeline = _env.MARKED.lifeline
+        if lifeline is not None:
+            self.selector.register(lifeline, selectors.EVENT_READ, _LIFELINE)
+        for fd in self.exits.fds():
+            self.selector.register(fd, selectors.EVENT_READ, _EXIT)
+
+    def run(self) -> None:
+        """Serve until asked to fork; return in the child (the zygote itself exits here)."""
+        while True:
+            for key, _ in self.selector.select():
+                if key.data == _REQUEST and self._answer():
+                    return  # we are the new child
+                if key.data == _RELEASE:
+                    self._release()
+                elif key.data == _LIFELINE:
+                    _lifeline_ended(key.fd)
+                elif key.data in (_EXIT, _EXIT_ONCE):
+                    if key.data == _EXIT_ONCE:
+                        self.selector.unregister(key.fd)
+                    for pid, code in self.exits.ended(key.fd):
+                        messages.send(self.notices, (messages.EXITED, pid, code))
+
+    def _answer(self) -> bool:
+        """Handle one request; True in a child just forked."""
+        received = messages.receive(self.requests)
+        if received is None:
+            _end_family()  # the parent let go of us: it is exiting, or shutting us down
+        (_, request), fds = received
+        try:
+            if self.refusal is None:
+                self._import(request)
+            if self.refusal is not None:
+                messages.send(self.requests, (messages.REFUSED, self.refusal))
+                return False
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                messages.send(self.requests, (messages.FAILED, exc.errno, exc.strerror))
+                return False
+            if pid == 0:
+                self._become_child(request, fds)
+                fds = []  # placed, or closed
+                return True
+            for fd in self.exits.add(pid):
+                self.selector.register(fd, selectors.EVENT_READ, _EXIT_ONCE)
+            messages.send(self.requests, (messages.FORKED, pid))
+            return False
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _import(self, request: dict[str, Any]) -> None:
+        """Import the function's module here, once, for every later child of it."""
+        module = request["module"]
+        if module is None or module in sys.modules:
+            return
+        sys.path[:] = request["sys_path"]
+        try:
+            __import__(module)
+        except BaseException:
+            pass
+        self.refusal = running_thread()
+
+    def _release(self) -> None:
+        received = messages.receive(self.notices)
+        if received is None:
+            _end_family()
+        (_, pid), fds = received
+        for fd in fds:
+            os.close(fd)
+        self.exits.release(pid)
+
+    def _become_child(self, request: dict[str, Any], fds: list[int]) -> None:
+        """In the new child: let go of the zygote's machinery, take on the request's setup."""
+        os.setpgid(0, 0)
+        zygote = os.getppid()
+        self.selector.close()
+        self.exits.close_in_child()
+        self.requests.close()
+        self.notices.close()
+        placed = _place(fds, request["stdio"])
+        env = request["env"]
+        for name, fd in zip(request["handed"], placed):
+            env[name] = f"{env[name]},{fd}" if name in env else str(fd)
+            if name == _env.PASSED:
+                os.set_inheritable(fd, True)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(env)
+        _env.reread()
+        from .. import boot
+
+        boot.guard_warm_child(zygote)
+
+
+def _place(fds: list[int], stdio: list[int]) -> list[int]:
+    """Put the child's standard streams in place; the other descriptors, where they landed.
+
+    ``stdio[n]`` indexes ``fds`` for stream ``n``, or is -1: that stream is closed.
+    """
+    import fcntl
+
+    lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]  # clear of 0-2
+    for fd in fds:
+        os.close(fd)
+    for number, index in enumerate(stdio):
+        if index < 0:
+            try:
+                os.close(number)
+            except OSError:
+                pass
+        else:
+            os.dup2(lifted[index], number)  # inheritable, as a standard stream is
+    used = {index for index in stdio if index >= 0}
+    for index in used:
+        os.close(lifted[index])
+    return [fd for index, fd in enumerate(lifted) if index not in used]
+
+
+def _lifeline_ended(fd: int) -> None:
+    try:
+        if os.read(fd, 4096):
+            return  # nobody writes to it; only EOF, when the parent dies, means something
+    except OSError:
+        pass
+    from .. import boot
+
+    boot.orphaned()
+
+
+def _end_family() -> NoReturn:
+    """The parent closed its end: kill every child and what it started, then leave."""
+    from .. import boot
+
+    boot.orphaned()

@@ -1,0 +1,359 @@
+"""The parent's side of warm starts: one zygote per launch path, asked for children.
+
+A parent has at most two zygotes: one that re-ran the main script down to
+``fork.init()`` (for functions defined there), and one started from
+goforkpy's entry point (for functions in modules, which it imports on
+request and keeps, and for functions sent by value). Each is started on
+first need (or by ``fork.warm_up()``), and replaced if it dies.
+
+Where a zygote cannot serve (it could not start, or the program's imports
+started a thread in it), its launch path falls back to cold starts for the
+rest of the process, with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+
+from ... import _env
+from ..._errors import TimeoutExpired
+from ..._process import guardian, lifeline, reaper
+from ..._process.popen import start_in_group
+from ..._process.stdio import child_ends
+from .. import plan, protocol
+from . import messages
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable
+
+    from ..._process.stdio import Redirect
+
+    OnExit = Callable[[int], None]
+    OnZombie = Callable[[], None]
+
+_log = logging.getLogger("goforkpy")
+MAIN_PATH, BOOT_PATH = "main", "boot"
+
+
+class WarmProcess:
+    """What a warm child's handle needs of its process, as ``Popen`` gives it for a cold one."""
+
+    __slots__ = ("pid", "returncode", "stderr", "stdin", "stdout")
+
+    def __init__(self, pid: int, streams: list[IO[bytes] | None]) -> None:
+        self.pid, self.returncode = pid, None
+        self.stdin, self.stdout, self.stderr = streams
+
+
+class Unusable(Exception):
+    """This zygote refuses to make children; ``str`` says why."""
+
+
+class Gone(Unusable):
+    """This zygote has died: replace it."""
+
+
+class Zygote:
+    """One zygote: asked for children over one socket, telling of their exits on another."""
+
+    def __init__(self, path: str, pid: int, requests: socket.socket, notices: socket.socket):
+        self.path, self.pid = path, pid
+        self._requests, self._notices = requests, notices
+        self._asking = threading.Lock()  # one request (and its answer) at a time
+        self._sending = threading.Lock()  # releases come from two threads
+        self._lock = threading.Lock()  # guards what follows
+        self._watched: dict[int, tuple[OnExit, OnZombie]] = {}
+        self._exited_early: dict[int, int] = {}  # reported before its handle watched it
+        self._ready = threading.Event()
+        self.trouble: str | None = None  # why it cannot serve
+        self.dead = False
+
+    @classmethod
+    def start(cls, path: str, mode: str, argv: list[str], key: bytes) -> Zygote:
+        """Start a zygote for launch ``path``; it tells when it is ready (``wait_ready``)."""
+        requests, their_requests = socket.socketpair()
+        notices, their_notices = socket.socketpair()
+        try:
+            reaper.prepare()
+            env = plan.child_env(mode, None, key)
+            theirs = (their_requests.fileno(), their_notices.fileno())
+            env[_env.PAYLOAD] = ""  # a zygote reads no payload of its own
+            env[_env.ZYGOTE] = f"{theirs[0]},{theirs[1]}"
+            pass_fds = (int(env[_env.LIFELINE]), int(env[_env.REPORT]), *theirs)
+            popen = lifeline.from_long_lived_thread(lambda: start_in_group(argv, env, pass_fds))
+        except BaseException:
+            requests.close()
+            notices.close()
+            raise
+        finally:
+            their_requests.close()
+            their_notices.close()
+        popen.returncode = 0  # the reaper reaps it; Popen must never wait for it itself
+        self = cls(path, popen.pid, requests, notices)
+        reaper.watch(self.pid, self._zygote_exited, lambda: None)
+        guardian.watch(self.pid)
+        reaper.start_thread(self._read_notices, f"zygote-{self.pid}")
+        _log.debug("zygote %d started for %s", self.pid, _describe(path))
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until the zygote serves.
+
+        Raises:
+            Unusable: it died first, or refuses to fork.
+            TimeoutExpired: ``timeout`` seconds passed first.
+        """
+        if not self._ready.wait(timeout):
+            raise TimeoutExpired(
+                f"the zygote for {_describe(self.path)} (pid {self.pid}) was not ready "
+                f"after {timeout} s",
+                timeout=timeout,
+                pid=self.pid,
+            )
+        if self.trouble is not None:
+            raise Unusable(self.trouble)
+
+    # --- asking for a child -----------------------------------------------------------
+
+    def start_child(
+        self,
+        env: dict[str, str],
+        handed: list[tuple[str, int]],
+        stdio: tuple[Redirect, Redirect, Redirect],
+        cwd: str | os.PathLike[str] | None,
+        module: str | None,
+        sys_path: list[str] | None,
+    ) -> WarmProcess:
+        """Have the zygote fork a child set up as a cold one would be.
+
+        ``handed`` are (marker, descriptor) pairs: each descriptor is passed
+        and its number in the child set as the marker's value.
+
+        Raises:
+            Unusable: the zygote is gone or refuses (start cold instead).
+            OSError: the fork or a redirect failed, as ``Popen`` would raise it.
+        """
+        request: dict[str, Any] = {
+            "env": env,
+            "handed": [name for name, _ in handed],
+            "cwd": _directory(cwd),
+            "module": module,
+            "sys_path": sys_path,
+        }
+        with child_ends(*stdio) as (ends, ours):
+            fds: list[int] = []
+            request["stdio"] = [_index(fds, end) for end in ends]
+            fds += [fd for _, fd in handed]
+            answer = self._ask((messages.FORK, request), fds)
+            if answer[0] == messages.FORKED:
+                return WarmProcess(answer[1], ours)
+        for stream in ours:
+            if stream is not None:
+                stream.close()
+        if answer[0] == messages.FAILED:
+            raise OSError(answer[1], answer[2])
+        self.trouble = answer[1]
+        raise Unusable(answer[1])
+
+    def _ask(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
+        with self._asking:
+            try:
+                messages.send(self._requests, request, fds)
+                received = messages.receive(self._requests)
+            except OSError:
+                received = None
+        if received is None:
+            with self._lock:
+                self.dead = True  # the notices reader may not have seen it yet
+            raise Gone(f"the zygote (pid {self.pid}) is gone")
+        return received[0]
+
+    # --- exits ------------------------------------------------------------------------
+
+    def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
+        """Call ``on_zombie()`` then ``on_exit(returncode)`` once child ``pid`` has exited.
+
+        As with the reaper, the pid cannot be reused before ``on_zombie`` has run.
+        """
+        with self._lock:
+            code = self._exited_early.pop(pid, None)
+            if code is None and not self.dead:
+                self._watched[pid] = (on_exit, on_zombie)
+                return
+        if code is None:  # the zygote died meanwhile: so did its child
+            code = _kill_orphan(pid)
+        self._finish(pid, code, (on_exit, on_zombie))
+
+    def _read_notices(self) -> None:
+        try:
+            while True:
+                received = messages.receive(self._notices)
+                if received is None:
+                    break
+                message, fds = received
+                for fd in fds:
+                    os.close(fd)
+                if message[0] == messages.READY:
+                    self._ready.set()
+                elif message[0] == messages.EXITED:
+                    self._exited(message[1], message[2])
+        except OSError:
+            pass  # closed by shutdown
+        self._lost()
+
+    def _exited(self, pid: int, code: int) -> None:
+        with self._lock:
+            callbacks = self._watched.pop(pid, None)
+            if callbacks is None:
+                self._exited_early[pid] = code
+                return
+        self._finish(pid, code, callbacks)
+
+    def _finish(self, pid: int, code: int, callbacks: tuple[OnExit, OnZombie]) -> None:
+        on_exit, on_zombie = callbacks
+        on_zombie()  # the zygote holds it unreaped (Linux) until it is released
+        with self._sending:
+            try:
+                messages.send(self._notices, (messages.RELEASE, pid))
+            except OSError:
+                pass  # the zygote is gone: its children were reaped by init
+        on_exit(code)
+
+    def _lost(self) -> None:
+        """The zygote is gone: its children die with it (they cannot be reported on)."""
+        with self._lock:
+            self.dead = True
+            if self.trouble is None and not self._ready.is_set():
+                self.trouble = f"the zygote (pid {self.pid}) exited before it was ready"
+            watched, self._watched = self._watched, {}
+        self._ready.set()
+        for pid, callbacks in watched.items():
+            self._finish(pid, _kill_orphan(pid), callbacks)
+
+    def _zygote_exited(self, returncode: int) -> None:
+        guardian.forget(self.pid)
+        _log.debug("zygote %d ended (%s)", self.pid, protocol.how_it_ended(returncode))
+
+    def close(self) -> None:
+        """Let the zygote go: it kills the children it still has, and exits."""
+        self._requests.close()
+        with self._sending:
+            self._notices.shutdown(socket.SHUT_RDWR)
+
+
+def _kill_orphan(pid: int) -> int:
+    """End what is left of a child whose zygote died; its returncode, as we can know it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return -signal.SIGKILL
+
+
+def _index(fds: list[int], end: int | None) -> int:
+    if end is None:
+        return -1
+    fds.append(end)
+    return len(fds) - 1
+
+
+def _directory(cwd: str | os.PathLike[str] | None) -> str:
+    """The child's working directory, absolute: the zygote's own may differ from ours."""
+    here = os.getcwd()
+    if cwd is None:
+        return here
+    path = os.path.join(here, os.fspath(cwd))
+    if not os.path.isdir(path):
+        os.stat(path)  # FileNotFoundError, as Popen would raise
+        raise NotADirectoryError(20, "Not a directory", path)
+    return path
+
+
+def _describe(path: str) -> str:
+    return "the main script" if path == MAIN_PATH else "functions in modules or sent by value"
+
+
+# --- the zygotes of this process ---------------------------------------------------------
+
+_lock = threading.Lock()
+_zygotes: dict[str, Zygote] = {}
+_given_up: dict[str, str] = {}  # launch path -> why it starts cold from now on
+_owner = -1
+
+
+def path_of(mode: str) -> str:
+    return MAIN_PATH if mode == protocol.MAIN else BOOT_PATH
+
+
+def ready(mode: str, argv: list[str], key: bytes, timeout: float | None = None) -> Zygote | None:
+    """The serving zygote for children of ``mode``, started (or replaced) if need be.
+
+    ``None`` where this launch path starts cold (logged once, with the reason).
+
+    Raises:
+        TimeoutExpired: a starting zygote was not ready within ``timeout``.
+    """
+    path = path_of(mode)
+    with _lock:
+        _forget_if_forked()
+        if path in _given_up:
+            return None
+        zygote = _zygotes.get(path)
+        if zygote is None or zygote.dead:
+            if zygote is not None:
+                _log.info("zygote %d is gone; starting another", zygote.pid)
+            try:
+                zygote = _zygotes[path] = Zygote.start(path, mode, argv, key)
+            except Exception as exc:  # out of processes or descriptors: the cold start says
+                _give_up(path, f"the zygote could not start ({exc})")
+                return None
+    try:
+        zygote.wait_ready(timeout)
+    except Unusable as exc:
+        give_up(zygote, str(exc))
+        return None
+    return zygote
+
+
+def give_up(zygote: Zygote, why: str) -> None:
+    """Start ``zygote``'s launch path cold from now on, saying why once."""
+    with _lock:
+        if _zygotes.get(zygote.path) is zygote and zygote.path not in _given_up:
+            _give_up(zygote.path, why)
+
+
+def _give_up(path: str, why: str) -> None:
+    _given_up[path] = why
+    _log.warning("warm starts for %s fall back to cold: %s", _describe(path), why)
+
+
+def _forget_if_forked() -> None:
+    """A forked copy of this process (a snapshot) has no zygotes: they are its parent's."""
+    global _owner
+    if _owner != os.getpid():
+        _zygotes.clear()
+        _given_up.clear()
+        _owner = os.getpid()
+
+
+def shutdown() -> None:
+    """Let every zygote go, and forget why any path fell back to cold (for tests)."""
+    with _lock:
+        _forget_if_forked()
+        zygotes = list(_zygotes.values())
+        _zygotes.clear()
+        _given_up.clear()
+    for zygote in zygotes:
+        zygote.close()
+
+
+def pids() -> list[int]:
+    """The pids of this process's zygotes."""
+    with _lock:
+        _forget_if_forked()
+        return [zygote.pid for zygote in _zygotes.values() if not zygote.dead]
