@@ -15,6 +15,7 @@ from helpers import DEADLOCK_NET, RunScript
 import goforkpy as fork
 from goforkpy._coordination import messaging
 from goforkpy._forking import tmpdir
+from goforkpy._forking.warm import zygote
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -38,7 +39,8 @@ def _describe_fd(fd: int) -> str:
 
 def _leftovers(fds_before: set[int]) -> list[str]:
     problems = []
-    children = psutil.Process().children(recursive=True)
+    zygotes = set(zygote.pids())  # they serve the whole session; their children must go
+    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in zygotes]
     if children:
         problems.append(f"processes left: {[(c.pid, c.status()) for c in children]}")
     if _our_files():
@@ -51,10 +53,12 @@ def _leftovers(fds_before: set[int]) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_up() -> None:
-    """Start the reaper once, so its own fds are not counted as a test's leak."""
+    """Start the reaper and the zygote once, so their own fds are not counted as a
+    test's leak."""
     import workers  # noqa: F401 - registers the functions the tests fork
 
     fork.fork("add", 1, 1).wait()
+    fork.warm_up()
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +73,15 @@ def no_leftovers() -> Iterator[None]:
         time.sleep(0.02)
         problems = _leftovers(fds_before)
     assert not problems, "; ".join(problems)
+
+
+@pytest.fixture(params=["cold", "warm"])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with each start method as the default."""
+    from goforkpy._forking import methods
+
+    monkeypatch.setattr(methods, "_default", request.param)
+    return str(request.param)
 
 
 @pytest.fixture

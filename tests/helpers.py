@@ -62,3 +62,28 @@ class RunScript(Protocol):
         stdin: str | None = ...,
         command: list[str] | None = ...,
     ) -> subprocess.CompletedProcess[str]: ...
+
+
+def children() -> list[psutil.Process]:
+    """The processes started for this one: its children and its zygotes' children.
+
+    The zygotes themselves serve the whole session, and do not count.
+    """
+    from goforkpy._forking.warm import zygote
+
+    zygotes = set(zygote.pids())
+    found = []
+    for child in psutil.Process().children():
+        if child.pid not in zygotes:
+            found.append(child)
+        else:
+            found += child.children()
+    return found
+
+
+def unexpected_stderr(stderr: str) -> str:
+    """A script's stderr but for the one warning of a warm start falling back to cold
+    (a script that fails before ``init()`` fails in its zygote too)."""
+    return "".join(
+        line for line in stderr.splitlines(keepends=True) if "fall back to cold" not in line
+    )

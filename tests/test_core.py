@@ -48,7 +48,8 @@ def test_identity_and_markers_in_a_child() -> None:
 
 
 def test_module_child_stays_lean() -> None:
-    modules = fork.run("identity")["modules"]
+    # A cold child's own imports; a warm one has what its zygote preloaded.
+    modules = fork.spawn("identity", start="cold").result()["modules"]
     assert "cloudpickle" not in modules and "psutil" not in modules
     assert "pytest" not in modules, "the main program must not be re-run"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 import workers
-from helpers import DEADLOCK_NET, RunScript
+from helpers import DEADLOCK_NET, RunScript, children
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -234,7 +234,7 @@ def test_dropped_executor_shuts_down() -> None:
 def test_max_workers_default_and_lazy_start() -> None:
     with fork.Executor() as ex:
         assert ex._max_workers == len(os.sched_getaffinity(0))
-        assert psutil.Process().children() == [], "no worker before there is work"
+        assert children() == [], "no worker before there is work"
         ex.submit(workers.square, 1).result(DEADLOCK_NET)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import DEADLOCK_NET, RunScript, wait_gone
+from helpers import DEADLOCK_NET, RunScript, children, wait_gone
 
 import goforkpy as fork
 
@@ -237,8 +237,5 @@ def test_many_forks_leave_no_zombie_and_no_fd() -> None:
             batch.clear()
     for child in batch:
         child.wait(DEADLOCK_NET)
-    assert (
-        psutil.Process().children() == []
-        or wait_gone([c.pid for c in psutil.Process().children()], DEADLOCK_NET) == []
-    )
+    assert children() == [] or wait_gone([c.pid for c in children()], DEADLOCK_NET) == []
     assert len(os.listdir("/proc/self/fd")) == fds_before

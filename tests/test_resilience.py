@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DEADLOCK_NET, RunScript
+from helpers import DEADLOCK_NET, RunScript, children
 
 import goforkpy as fork
 from goforkpy._forking import tmpdir, wire
@@ -242,11 +242,10 @@ def test_a_complete_stale_set_says_so(run_script: RunScript) -> None:
     ],
 )  # fmt: skip
 def test_refused_before_anything_starts(call, error: type, text: str) -> None:  # type: ignore[no-untyped-def]
-    import psutil
 
     with pytest.raises(error, match=text):
         call()
-    assert psutil.Process().children() == []
+    assert children() == []
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,9 @@ class Executor(cf.Executor):
         initargs: arguments for ``initializer``.
         grace: seconds between SIGTERM and SIGKILL when running workers are
             ended (leaving a ``with`` block by an exception).
+        start: how workers start, ``"cold"`` or ``"warm"`` (default: the
+            start method, see ``fork.set_start_method``). Warm workers fork
+            from a zygote, so a crashed worker is replaced in milliseconds.
 
     Leaving a ``with`` block normally waits for the submitted work, as
     ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's
@@ -63,8 +66,10 @@ class Executor(cf.Executor):
         initargs: tuple[Any, ...] = (),
         *,
         grace: float = 5.0,
+        start: str | None = None,
     ) -> None:
         from .. import _checks
+        from .._forking import methods
         from .._process.platform import usable_cpus
 
         if max_workers is None:
@@ -78,7 +83,9 @@ class Executor(cf.Executor):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         self._grace = _checks.grace(grace)
         self._max_workers = max_workers
+        start = methods.check(start)
         self._pool = Pool(max_workers, max_tasks_per_child, task_timeout, initializer, initargs)
+        self._pool.start_method = start
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False, False)
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:

@@ -62,7 +62,7 @@ class Worker:
         self.pace = 1.0  # moving average of seconds per task
 
     @classmethod
-    def start(cls, initializer: bytes | None) -> Worker:
+    def start(cls, initializer: bytes | None, start: str | None = None) -> Worker:
         """Start a worker process, connected over a socketpair."""
         from .._forking.launch import launch
         from .._forking.options import Options
@@ -70,7 +70,7 @@ class Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             args = (initializer,)
-            options = Options(grace=1.0, pass_fds=(theirs.fileno(),))
+            options = Options(grace=1.0, pass_fds=(theirs.fileno(),), start=start)
             child = launch(WORKER_NAME, args, None, options)
         except BaseException:
             ours.close()

@@ -57,6 +57,7 @@ class Pool:
         initargs: tuple[Any, ...],
     ) -> None:
         self._max_workers, self._max_tasks = max_workers, max_tasks_per_child
+        self.start_method: str | None = None  # workers' start method; None: the default
         self._task_timeout = task_timeout
         self._init = (
             None
@@ -208,7 +209,7 @@ class Pool:
             self._workers.append(self._spawn())
 
     def _spawn(self) -> Worker:
-        worker = Worker.start(self._init)
+        worker = Worker.start(self._init, self.start_method)
         self._selector.register(worker.sock, selectors.EVENT_READ, worker)
         worker.child._when_exited(lambda _: self._note_exit(worker))
         return worker

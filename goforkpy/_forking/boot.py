@@ -108,7 +108,7 @@ def _guard_parent() -> None:
         # the parent now and watches the lifeline in its own loop.
         from .._process.platform import tie_to_parent
 
-        if marked.parent is not None and not tie_to_parent(marked.parent, not marked.guarded):
+        if marked.parent is None or not tie_to_parent(marked.parent, not marked.guarded, False):
             orphaned()
         return
     # A thread, so the child's start does not wait for ctypes to load.

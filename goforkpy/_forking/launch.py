@@ -16,7 +16,7 @@ import sys
 import threading
 
 from .. import _checks, _env
-from .._errors import ForkError, PayloadError
+from .._errors import ForkError, PayloadError, TimeoutExpired
 from .._process import lifeline, platform, reaper
 from .._process.limits import Limits
 from .._process.popen import start_in_group
@@ -153,7 +153,15 @@ def warm_up(timeout: float | None = None) -> None:
     key = _parent_key()
     for mode, argv in wanted.values():
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        warm.ready(mode, argv, key, left)
+        try:
+            warm.ready(mode, argv, key, left)
+        except TimeoutExpired as exc:
+            raise TimeoutExpired(
+                f"{str(exc).partition(' was not ready')[0]} was not ready after {timeout} s; "
+                "it goes on starting (what runs before fork.init() is slow, or stuck?)",
+                timeout=timeout,
+                pid=exc.pid,
+            ) from None
 
 
 def launch(

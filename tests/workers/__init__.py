@@ -5,6 +5,7 @@ Importing this package registers every one of them (the session fixture does).
 
 from . import messaging as messaging
 from . import processes as processes
+from . import warm as warm
 from .pool import (
     Dummy as Dummy,
 )

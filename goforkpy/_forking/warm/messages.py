@@ -33,10 +33,15 @@ EXITED = "exited"  # (EXITED, pid, returncode)
 RELEASE = "release"  # (RELEASE, pid): the zygote may reap it now
 
 
+def frame(message: tuple[Any, ...], fds: Sequence[int] = ()) -> bytes:
+    """``message`` as a frame's bytes (its descriptors travel beside them)."""
+    body = marshal.dumps(message)
+    return _HEADER.pack(len(body), len(fds)) + body
+
+
 def send(sock: socket.socket, message: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
     """Send one frame; ``fds`` go with it (the sender keeps its own copies)."""
-    body = marshal.dumps(message)
-    data = _HEADER.pack(len(body), len(fds)) + body
+    data = frame(message, fds)
     rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack_fds(fds))] if fds else []
     sent = sock.sendmsg([data], rights)
     if sent < len(data):

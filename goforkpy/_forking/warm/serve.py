@@ -14,6 +14,7 @@ the parent starts cold children instead.
 
 from __future__ import annotations
 
+import gc
 import os
 import selectors
 import socket
@@ -68,8 +69,6 @@ def _preload(booting: bool) -> None:
     Then the garbage collector leaves what is loaded alone (``gc.freeze``), so
     collections in the children do not copy the zygote's pages.
     """
-    import gc
-
     if booting:  # functions may come by value
         import importlib
 
@@ -84,6 +83,9 @@ def _preload(booting: bool) -> None:
 class _Zygote:
     def __init__(self, requests: socket.socket, notices: socket.socket) -> None:
         self.requests, self.notices = requests, notices
+        # Notices wait here while the parent is slow to read: a zygote blocked
+        # on a send would stop reading the releases the parent is sending.
+        self.outbox = bytearray()
         self.refusal: str | None = None
         self.exits = exits.new()
         self.selector = selectors.DefaultSelector()
@@ -98,18 +100,32 @@ class _Zygote:
     def run(self) -> None:
         """Serve until asked to fork; return in the child (the zygote itself exits here)."""
         while True:
-            for key, _ in self.selector.select():
+            for key, events in self.selector.select():
                 if key.data == _REQUEST and self._answer():
                     return  # we are the new child
                 if key.data == _RELEASE:
-                    self._release()
+                    if events & selectors.EVENT_WRITE:
+                        self._flush()
+                    if events & selectors.EVENT_READ:
+                        self._release()
                 elif key.data == _LIFELINE:
                     _lifeline_ended(key.fd)
                 elif key.data in (_EXIT, _EXIT_ONCE):
                     if key.data == _EXIT_ONCE:
                         self.selector.unregister(key.fd)
                     for pid, code in self.exits.ended(key.fd):
-                        messages.send(self.notices, (messages.EXITED, pid, code))
+                        self.outbox += messages.frame((messages.EXITED, pid, code))
+                    self._flush()
+
+    def _flush(self) -> None:
+        """Send what the outbox holds, as far as the parent takes it now; never block."""
+        try:
+            sent = self.notices.send(self.outbox, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        del self.outbox[:sent]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbox else 0)
+        self.selector.modify(self.notices, events, _RELEASE)
 
     def _answer(self) -> bool:
         """Handle one request; True in a child just forked."""
@@ -118,8 +134,6 @@ class _Zygote:
             _end_family()  # the parent let go of us: it is exiting, or shutting us down
         (_, request), fds = received
         try:
-            if self.refusal is None:
-                self._import(request)
             if self.refusal is not None:
                 messages.send(self.requests, (messages.REFUSED, self.refusal))
                 return False
@@ -135,22 +149,28 @@ class _Zygote:
             for fd in self.exits.add(pid):
                 self.selector.register(fd, selectors.EVENT_READ, _EXIT_ONCE)
             messages.send(self.requests, (messages.FORKED, pid))
-            return False
         finally:
             for fd in fds:
                 os.close(fd)
+        self._import(request)
+        return False
 
     def _import(self, request: dict[str, Any]) -> None:
-        """Import the function's module here, once, for every later child of it."""
+        """Import the function's module here, for every later child of it.
+
+        The first child imports it itself, as a cold child would (its
+        ``start_timeout`` counts that), while the zygote does the same.
+        """
         module = request["module"]
         if module is None or module in sys.modules:
             return
         sys.path[:] = request["sys_path"]
         try:
             __import__(module)
-        except BaseException:
+        except BaseException:  # each child imports it again, and reports the error
             pass
         self.refusal = running_thread()
+        gc.freeze()  # what the import made stays unshared by collections in the children
 
     def _release(self) -> None:
         received = messages.receive(self.notices)

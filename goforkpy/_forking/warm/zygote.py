@@ -309,7 +309,7 @@ def ready(mode: str, argv: list[str], key: bytes, timeout: float | None = None) 
                 _log.info("zygote %d is gone; starting another", zygote.pid)
             try:
                 zygote = _zygotes[path] = Zygote.start(path, mode, argv, key)
-            except Exception as exc:  # out of processes or descriptors: the cold start says
+            except OSError as exc:
                 _give_up(path, f"the zygote could not start ({exc})")
                 return None
     try:

@@ -39,7 +39,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
+def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) -> bool:
     """In a child: stay findable, and die with the parent; False if it is already gone.
 
     Makes the child a subreaper, so descendants that double-fork stay in its
@@ -49,9 +49,12 @@ def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
     in C code. The kernel fires it when the parent *thread* that started us
     exits, so parents start children from a thread that lives as long as
     they do. The parent may die before the arming, hence the pid check after.
+    A zygote is no subreaper (``subreaper=False``): it reaps only the
+    children it forked, and must not collect its children's orphans.
     """
     prctl = _prctl()
-    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if subreaper:
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if die_with_it:
         prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     return os.getppid() == parent_pid

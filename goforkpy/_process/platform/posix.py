@@ -26,7 +26,7 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
+def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) -> bool:
     """In a child: die with the parent where the OS can; False if it is already gone.
 
     Portable POSIX has no parent-death signal nor subreapers: the lifeline
