@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := goforkpy tests examples benchmarks
 
-.PHONY: demo test check suite portable bench clean
+.PHONY: demo test check suite portable warm bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ suite: $(STAMP)
 # The suite on the portable layer only (no pidfd, waitid, prctl, /proc, SO_PEERCRED, /dev/shm).
 portable: $(STAMP)
 	GOFORKPY_PLATFORM=posix $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suite with every child started warm, from a zygote, unless a test says otherwise.
+warm: $(STAMP)
+	GOFORKPY_START=warm $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -31,8 +31,11 @@ def main(rounds):
         queue.get()
         process.join()
 
+    fork.warm_up()
     contenders = {
         "goforkpy fork+result (tiny fn)": lambda: fork.fork("noop").result(),
+        "goforkpy warm fork+result": lambda: fork.spawn("noop", start="warm").result(),
+        "multiprocessing fork Process": lambda: mp_start_join(multiprocessing.get_context("fork")),
         "python -c pass": lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
         "multiprocessing spawn Process": lambda: mp_start_join(
             multiprocessing.get_context("spawn")
