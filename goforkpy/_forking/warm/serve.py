@@ -14,6 +14,7 @@ the parent starts cold children instead.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import selectors
@@ -69,6 +70,9 @@ def _preload(booting: bool) -> None:
     Then the garbage collector leaves what is loaded alone (``gc.freeze``), so
     collections in the children do not copy the zygote's pages.
     """
+    from ..wire import tag
+
+    tag.hmac_sha256(tag.new_key(), [b""], 0)  # loads the hash the child's payload needs
     if booting:  # functions may come by value
         import importlib
 
@@ -196,12 +200,20 @@ class _Zygote:
             if name == _env.PASSED:
                 os.set_inheritable(fd, True)
         os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(env)
+        _replace_environ(env)
         _env.reread()
         from .. import boot
 
         boot.guard_warm_child(zygote)
+
+
+def _replace_environ(env: dict[str, str]) -> None:
+    """Make ``os.environ`` exactly ``env``, touching only what differs (most of it does not)."""
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def _place(fds: list[int], stdio: list[int]) -> list[int]:
@@ -209,8 +221,6 @@ def _place(fds: list[int], stdio: list[int]) -> list[int]:
 
     ``stdio[n]`` indexes ``fds`` for stream ``n``, or is -1: that stream is closed.
     """
-    import fcntl
-
     lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]  # clear of 0-2
     for fd in fds:
         os.close(fd)
