@@ -67,17 +67,20 @@ class RunScript(Protocol):
 def children() -> list[psutil.Process]:
     """The processes started for this one: its children and its zygotes' children.
 
-    The zygotes themselves serve the whole session, and do not count.
+    The zygotes themselves (and the spare child each holds) serve the whole
+    session, and do not count.
     """
     from goforkpy._forking.warm import zygote
+
+    from goforkpy._process import lifeline
 
     zygotes = set(zygote.pids())
     found = []
     for child in psutil.Process().children():
         if child.pid not in zygotes:
             found.append(child)
-        else:
-            found += child.children()
+        else:  # a zygote's: ours once it is handed to us (until then a spare)
+            found += [young for young in child.children() if lifeline.live_child(young.pid)]
     return found
 
 

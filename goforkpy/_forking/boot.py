@@ -115,16 +115,14 @@ def _guard_parent() -> None:
     _thread.start_new_thread(_watch_parent, (fd, marked.parent, not marked.guarded))
 
 
-def guard_warm_child(zygote: int) -> None:
-    """In a child just forked from its zygote: die with the parent, or with the zygote.
+def mark_warm_child() -> None:
+    """In a child forked from its zygote, once its own markers are in place.
 
-    The lifeline still tells of the parent's death; the zygote, which alone
-    can reap us and report our exit, is the process the kernel ties us to.
+    It needs no watcher thread: it dies with its zygote (see ``warm.serve``),
+    and the zygote, which watches the lifeline, ends its whole family when
+    the parent goes.
     """
     _private_fds()
-    fd = _env.MARKED.lifeline
-    if fd is not None:
-        _thread.start_new_thread(_watch_parent, (fd, zygote, True))
 
 
 def _private_fds() -> None:

@@ -29,6 +29,7 @@ FAILED = "failed"  # (FAILED, errno, strerror): fork(2) failed
 # Notices, zygote -> parent, on the second socket.
 READY = "ready"  # (READY, zygote pid): it waits for requests
 EXITED = "exited"  # (EXITED, pid, returncode)
+SPARE = "spare"  # (SPARE, pid): forked ahead of the next request (not the parent's yet)
 # Parent -> zygote on the notices socket: the parent has recorded the exit.
 RELEASE = "release"  # (RELEASE, pid): the zygote may reap it now
 

@@ -85,12 +85,22 @@ def _preload(booting: bool) -> None:
 
 
 class _Zygote:
+    """The zygote's loop, and the spare child it keeps forked ahead of the next request.
+
+    The spare (an idea from Android's pool of unspecialised app processes)
+    takes the fork off the critical path: a request is handed to a child that
+    already exists, which then takes on the request's streams, directory and
+    environment, and a new spare is forked while it runs.
+    """
+
     def __init__(self, requests: socket.socket, notices: socket.socket) -> None:
         self.requests, self.notices = requests, notices
         # Notices wait here while the parent is slow to read: a zygote blocked
         # on a send would stop reading the releases the parent is sending.
         self.outbox = bytearray()
         self.refusal: str | None = None
+        self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
+        self.handed_out: set[int] = set()  # children the parent knows of
         self.exits = exits.new()
         self.selector = selectors.DefaultSelector()
         self.selector.register(requests, selectors.EVENT_READ, _REQUEST)
@@ -102,11 +112,13 @@ class _Zygote:
             self.selector.register(fd, selectors.EVENT_READ, _EXIT)
 
     def run(self) -> None:
-        """Serve until asked to fork; return in the child (the zygote itself exits here)."""
+        """Serve until a request reaches this process as a child; then return in it."""
         while True:
+            if self.spare is None and self.refusal is None and self._fork_spare():
+                return  # we are the spare, and a request came
             for key, events in self.selector.select():
                 if key.data == _REQUEST and self._answer():
-                    return  # we are the new child
+                    return  # forked for this request, with no spare at hand
                 if key.data == _RELEASE:
                     if events & selectors.EVENT_WRITE:
                         self._flush()
@@ -117,9 +129,95 @@ class _Zygote:
                 elif key.data in (_EXIT, _EXIT_ONCE):
                     if key.data == _EXIT_ONCE:
                         self.selector.unregister(key.fd)
-                    for pid, code in self.exits.ended(key.fd):
-                        self.outbox += messages.frame((messages.EXITED, pid, code))
-                    self._flush()
+                    self._ended(self.exits.ended(key.fd))
+
+    def _fork_spare(self) -> bool:
+        """Fork the next child ahead of its request; True in that child, once a request came."""
+        ours, theirs = socket.socketpair()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return False  # out of processes: the next request forks, and reports the error
+        if pid == 0:
+            ours.close()
+            self._leave_zygote()
+            received = messages.receive(theirs)
+            theirs.close()
+            if received is None:
+                os._exit(0)  # the zygote let go of us (it ends, or an import made us stale)
+            (_, request), fds = received
+            _take_on(request, fds)
+            return True
+        theirs.close()
+        self._watch(pid)
+        self.spare = (pid, ours)
+        self.outbox += messages.frame((messages.SPARE, pid))
+        self._flush()
+        return False
+
+    def _answer(self) -> bool:
+        """Handle one request; True in a child forked for it."""
+        received = messages.receive(self.requests)
+        if received is None:
+            _end_family()  # the parent let go of us: it is exiting, or shutting us down
+        (_, request), fds = received
+        try:
+            if self.refusal is not None:
+                messages.send(self.requests, (messages.REFUSED, self.refusal))
+                return False
+            pid = self._hand_to_spare(request, fds)
+            if pid is None:
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    messages.send(self.requests, (messages.FAILED, exc.errno, exc.strerror))
+                    return False
+                if pid == 0:
+                    self._leave_zygote()
+                    _take_on(request, fds)
+                    fds = []  # placed, or closed
+                    return True
+                self._watch(pid)
+            self.handed_out.add(pid)
+            messages.send(self.requests, (messages.FORKED, pid))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self._import(request)
+        return False
+
+    def _hand_to_spare(self, request: dict[str, Any], fds: list[int]) -> int | None:
+        """Pass the request to the spare; its pid, or None if there is none (or it died)."""
+        if self.spare is None:
+            return None
+        pid, sock = self.spare
+        self.spare = None
+        try:
+            messages.send(sock, (messages.FORK, request), fds)
+        except OSError:
+            return None  # it died; its exit is collected as a spare's
+        finally:
+            sock.close()
+        return pid
+
+    def _watch(self, pid: int) -> None:
+        for fd in self.exits.add(pid):
+            self.selector.register(fd, selectors.EVENT_READ, _EXIT_ONCE)
+
+    def _ended(self, ended: list[tuple[int, int]]) -> None:
+        """Tell the parent of its children's exits; a spare that died is only reaped."""
+        for pid, code in ended:
+            if pid in self.handed_out:
+                self.handed_out.discard(pid)
+                self.outbox += messages.frame((messages.EXITED, pid, code))
+            else:
+                if self.spare is not None and self.spare[0] == pid:
+                    self.spare[1].close()
+                    self.spare = None
+                self.exits.release(pid)
+        self._flush()
 
     def _flush(self) -> None:
         """Send what the outbox holds, as far as the parent takes it now; never block."""
@@ -131,39 +229,12 @@ class _Zygote:
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbox else 0)
         self.selector.modify(self.notices, events, _RELEASE)
 
-    def _answer(self) -> bool:
-        """Handle one request; True in a child just forked."""
-        received = messages.receive(self.requests)
-        if received is None:
-            _end_family()  # the parent let go of us: it is exiting, or shutting us down
-        (_, request), fds = received
-        try:
-            if self.refusal is not None:
-                messages.send(self.requests, (messages.REFUSED, self.refusal))
-                return False
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                messages.send(self.requests, (messages.FAILED, exc.errno, exc.strerror))
-                return False
-            if pid == 0:
-                self._become_child(request, fds)
-                fds = []  # placed, or closed
-                return True
-            for fd in self.exits.add(pid):
-                self.selector.register(fd, selectors.EVENT_READ, _EXIT_ONCE)
-            messages.send(self.requests, (messages.FORKED, pid))
-        finally:
-            for fd in fds:
-                os.close(fd)
-        self._import(request)
-        return False
-
     def _import(self, request: dict[str, Any]) -> None:
         """Import the function's module here, for every later child of it.
 
         The first child imports it itself, as a cold child would (its
-        ``start_timeout`` counts that), while the zygote does the same.
+        ``start_timeout`` counts that), while the zygote does the same; the
+        spare, forked before, is let go and a fresh one forked.
         """
         module = request["module"]
         if module is None or module in sys.modules:
@@ -173,6 +244,9 @@ class _Zygote:
             __import__(module)
         except BaseException:  # each child imports it again, and reports the error
             pass
+        if self.spare is not None:
+            self.spare[1].close()  # it leaves at EOF; its exit is collected as a spare's
+            self.spare = None
         self.refusal = running_thread()
         gc.freeze()  # what the import made stays unshared by collections in the children
 
@@ -185,26 +259,41 @@ class _Zygote:
             os.close(fd)
         self.exits.release(pid)
 
-    def _become_child(self, request: dict[str, Any], fds: list[int]) -> None:
-        """In the new child: let go of the zygote's machinery, take on the request's setup."""
+    def _leave_zygote(self) -> None:
+        """In a new child: its own process group, none of the zygote's machinery.
+
+        It dies with the zygote, which alone can reap it and report its exit
+        (the zygote in turn ends its whole family when the parent goes), and
+        keeps the descendants it orphans in its tree (a subreaper).
+        """
         os.setpgid(0, 0)
         zygote = os.getppid()
         self.selector.close()
         self.exits.close_in_child()
         self.requests.close()
         self.notices.close()
-        placed = _place(fds, request["stdio"])
-        env = request["env"]
-        for name, fd in zip(request["handed"], placed):
-            env[name] = f"{env[name]},{fd}" if name in env else str(fd)
-            if name == _env.PASSED:
-                os.set_inheritable(fd, True)
-        os.chdir(request["cwd"])
-        _replace_environ(env)
-        _env.reread()
-        from .. import boot
+        if self.spare is not None:
+            self.spare[1].close()
+        from ..._process.platform import tie_to_parent
 
-        boot.guard_warm_child(zygote)
+        if not tie_to_parent(zygote, die_with_it=True):
+            os._exit(1)  # the zygote is gone already
+
+
+def _take_on(request: dict[str, Any], fds: list[int]) -> None:
+    """Become the child the request describes: streams, descriptors, directory, environment."""
+    placed = _place(fds, request["stdio"])
+    env = request["env"]
+    for name, fd in zip(request["handed"], placed):
+        env[name] = f"{env[name]},{fd}" if name in env else str(fd)
+        if name == _env.PASSED:
+            os.set_inheritable(fd, True)
+    os.chdir(request["cwd"])
+    _replace_environ(env)
+    _env.reread()
+    from .. import boot
+
+    boot.mark_warm_child()
 
 
 def _replace_environ(env: dict[str, str]) -> None:

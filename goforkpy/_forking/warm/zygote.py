@@ -72,6 +72,7 @@ class Zygote:
         self._ready = threading.Event()
         self.trouble: str | None = None  # why it cannot serve
         self.dead = False
+        self.spare: int | None = None  # the child it forked ahead of our next request
 
     @classmethod
     def start(cls, path: str, mode: str, argv: list[str], key: bytes) -> Zygote:
@@ -151,6 +152,8 @@ class Zygote:
             fds += [fd for _, fd in handed]
             answer = self._ask((messages.FORK, request), fds)
             if answer[0] == messages.FORKED:
+                if self.spare == answer[1]:
+                    self.spare = None  # ours now
                 return WarmProcess(answer[1], ours)
         for stream in ours:
             if stream is not None:
@@ -202,6 +205,8 @@ class Zygote:
                     self._ready.set()
                 elif message[0] == messages.EXITED:
                     self._exited(message[1], message[2])
+                elif message[0] == messages.SPARE:
+                    self.spare = message[1]
         except OSError:
             pass  # closed by shutdown
         self._lost()
@@ -353,7 +358,8 @@ def shutdown() -> None:
 
 
 def pids() -> list[int]:
-    """The pids of this process's zygotes."""
+    """The pids of this process's zygotes, and of the spare children they hold."""
     with _lock:
         _forget_if_forked()
-        return [zygote.pid for zygote in _zygotes.values() if not zygote.dead]
+        live = [zygote for zygote in _zygotes.values() if not zygote.dead]
+    return [pid for zygote in live for pid in (zygote.pid, zygote.spare) if pid is not None]
