@@ -34,6 +34,7 @@ warm: $(STAMP)
 	GOFORKPY_START=warm $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

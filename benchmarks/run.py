@@ -185,12 +185,70 @@ def bench_start(rounds):
     tiny = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py")
     out = subprocess.run([sys.executable, tiny, str(rounds)], capture_output=True, text=True)
     medians = json.loads(out.stdout)
+    warm = {name: medians.pop(name) for name in list(medians) if "warm" in name or "fork P" in name}
     _report(
         "Cold start of a tiny function from a small script, with its result",
         medians,
         "python -c pass",
         "goforkpy <= 1.25x python -c pass",
     )
+    _report(
+        "Warm start of a tiny function from a small script, with its result",
+        warm,
+        "multiprocessing fork Process",
+        "goforkpy warm <= 1.0x multiprocessing fork (fresh memory at the speed of a bare fork)",
+    )
+
+
+def bench_warm_heavy(rounds):
+    """Run in benchmarks/heavy.py, a script that imports numpy and pandas at the top."""
+    import json
+    import subprocess
+
+    heavy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "heavy.py")
+    out = subprocess.run([sys.executable, heavy, str(rounds)], capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"\nWarm start from a numpy + pandas script: skipped ({out.stderr.strip()[-200:]})")
+        print("  (install the benchmark extras: pip install -e '.[bench]')")
+        return
+    found = json.loads(out.stdout)
+    _report(
+        "Warm start of a tiny function from a script importing numpy and pandas",
+        found["medians"],
+        "multiprocessing fork Process",
+        "warm <= 1.5x mp fork, <= 0.3x mp forkserver (same modules preloaded), "
+        "<= 0.05x goforkpy cold",
+    )
+    medians = found["medians"]
+    warm = medians["goforkpy warm fork+result"]
+    print(
+        f"  warm / forkserver = {warm / medians['multiprocessing forkserver Process']:.2f}x, "
+        f"warm / cold = {warm / medians['goforkpy cold fork+result']:.3f}x"
+    )
+    memory = found["memory"]
+    print(
+        f"  memory: zygote RSS {memory['zygote RSS'] / 2**20:.1f} MiB; unique memory (USS) of "
+        f"a warm child {memory['warm child USS'] / 2**20:.1f} MiB, of a cold child "
+        f"{memory['cold child USS'] / 2**20:.1f} MiB"
+    )
+
+
+def bench_many_warm(count=1000):
+    """1,000 warm children started, then all terminated and reaped."""
+    import signal
+
+    fork.warm_up()
+    start = time.perf_counter()
+    with fork.Manager() as manager:
+        for _ in range(count):
+            manager.spawn("sleepy_family", (0,), stdout=fork.DEVNULL, start="warm")
+        started = time.perf_counter() - start
+        manager.terminate_all()
+        codes = manager.wait_all()
+    total = time.perf_counter() - start
+    assert set(codes.values()) == {-signal.SIGTERM}, set(codes.values())
+    print(f"\n{count:,} warm children started, all terminated and reaped (target <= 2 s)")
+    print(f"  started in {started:.2f} s, all ended and reaped {total:.2f} s after the first start")
 
 
 def bench_import(rounds):
@@ -435,6 +493,8 @@ def main():
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPUs, {rounds} rounds, medians")
     bench_start(rounds)
+    bench_warm_heavy(max(5, rounds // 3))
+    bench_many_warm()
     bench_import(rounds)
     bench_big_echo(max(3, rounds // 3))
     bench_terminate(rounds)

@@ -161,15 +161,18 @@ def orphaned() -> NoReturn:
 
     This runs in a hurry, so it reads the process tree without psutil where
     the OS makes that cheap (Linux), rather than waiting for psutil to load.
+    Descendants die before their ancestors: were we stopped halfway (the
+    parent's guardian stops whole trees), what is left still hangs from our
+    tree, where the guardian finds it, instead of from init.
     """
     import signal
 
     from .._process.platform import descendant_pids
 
     try:
-        family = descendant_pids(os.getpid())
-        for sig in (signal.SIGSTOP, signal.SIGKILL):  # stopped, none can fork meanwhile
-            for member in family:
+        family = descendant_pids(os.getpid())  # every process listed after its parent
+        for sig, order in ((signal.SIGSTOP, family), (signal.SIGKILL, family[::-1])):
+            for member in order:  # all stopped first: none can fork meanwhile
                 try:
                     os.kill(member, sig)
                 except OSError:

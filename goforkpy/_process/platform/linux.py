@@ -134,7 +134,7 @@ def wait_unreaped(pid: int) -> int | None:
 
 
 def descendant_pids(pid: int) -> list[int]:
-    """Every descendant of ``pid``, from one pass over /proc/*/stat.
+    """Every descendant of ``pid`` (each after its parent), from one pass over /proc/*/stat.
 
     No psutil here: this runs when a parent has died, and must be quick.
     """

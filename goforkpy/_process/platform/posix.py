@@ -103,7 +103,7 @@ def pid_exists(pid: int) -> bool:
 
 
 def descendant_pids(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (psutil: portable POSIX has no cheaper way)."""
+    """Every descendant of ``pid``, each after its parent (psutil: POSIX has no cheaper way)."""
     import psutil
 
     try:

@@ -1,0 +1,93 @@
+"""The heavy script of the warm-start benchmark: `python benchmarks/heavy.py ROUNDS`.
+
+It imports numpy and pandas at the top, as a data script does, so a cold
+child pays for them again and a warm one does not. It is both the parent
+that measures and the script its children re-run. Prints one JSON object:
+contender -> median seconds, and the memory figures.
+"""
+
+import numpy  # noqa: F401 - the import bill under test
+import pandas  # noqa: F401
+
+import goforkpy as fork
+
+
+@fork.register
+def noop():
+    return None
+
+
+@fork.register
+def hold():
+    """Stay alive (for a memory reading) until the parent closes our stdin."""
+    import sys
+
+    print("ready", flush=True)
+    sys.stdin.read()
+
+
+def _mp_noop(queue):
+    queue.put(None)
+
+
+def _uss_of(start):
+    """Unique memory (USS) of a child started with ``start``, once it runs its function."""
+    import psutil
+
+    child = fork.spawn("hold", stdin=fork.PIPE, stdout=fork.PIPE, start=start)
+    child.stdout.readline()
+    uss = psutil.Process(child.pid).memory_full_info().uss
+    child.communicate()
+    return uss
+
+
+def main(rounds):
+    import json
+    import multiprocessing
+    import os
+    import sys
+    import time
+
+    import psutil
+
+    from goforkpy._forking.warm import zygote
+
+    def mp_start_join(context):
+        queue = context.SimpleQueue()
+        process = context.Process(target=_mp_noop, args=(queue,))
+        process.start()
+        queue.get()
+        process.join()
+
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(["__main__", "numpy", "pandas"])
+    mp_start_join(forkserver)  # its server starts (and preloads) outside the timing
+    fork.warm_up()
+    contenders = {
+        "goforkpy warm fork+result": lambda: fork.spawn("noop", start="warm").result(),
+        "multiprocessing fork Process": lambda: mp_start_join(multiprocessing.get_context("fork")),
+        "multiprocessing forkserver Process": lambda: mp_start_join(forkserver),
+        "goforkpy cold fork+result": lambda: fork.spawn("noop", start="cold").result(),
+    }
+    samples = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, action in contenders.items():
+            start = time.perf_counter()
+            action()
+            samples[name].append(time.perf_counter() - start)
+    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    (zygote_pid,) = [pid for pid in zygote.pids() if psutil.Process(pid).ppid() == os.getpid()]
+    memory = {
+        "zygote RSS": psutil.Process(zygote_pid).memory_info().rss,
+        "warm child USS": _uss_of("warm"),
+        "cold child USS": _uss_of("cold"),
+    }
+    print(json.dumps({"medians": medians, "memory": memory}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    fork.init()
+    import sys
+
+    main(int(sys.argv[1]))
