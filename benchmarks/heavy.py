@@ -41,6 +41,33 @@ def _uss_of(start):
     return uss
 
 
+_BARE_FORKS = """
+import os, sys, time
+import numpy, pandas, goforkpy
+times = []
+for _ in range(int(sys.argv[1])):
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    times.append(time.perf_counter() - start)
+print(sorted(times)[len(times) // 2])
+"""
+
+
+def _bare_fork_floor(rounds):
+    """The floor of any fork-based start from the zygote's image (these modules loaded):
+    fork, the child exits at once, reaped; measured in a process holding just that."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _BARE_FORKS, str(rounds)], capture_output=True, text=True
+    )
+    return float(out.stdout)
+
+
 def main(rounds):
     import json
     import multiprocessing
@@ -76,6 +103,7 @@ def main(rounds):
             action()
             samples[name].append(time.perf_counter() - start)
     medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    medians["bare os.fork + _exit + waitpid"] = _bare_fork_floor(5 * rounds)
     (zygote_pid,) = [pid for pid in zygote.pids() if psutil.Process(pid).ppid() == os.getpid()]
     memory = {
         "zygote RSS": psutil.Process(zygote_pid).memory_info().rss,

@@ -19,6 +19,12 @@ def echo(data):
 
 
 @fork.register
+def wait_forever():
+    """Sleep until ended: a child that costs nothing but its start."""
+    time.sleep(3600)
+
+
+@fork.register
 def sleepy_family(size):
     """A child with ``size`` sleeping grandchildren; prints their pids when ready."""
     import subprocess
@@ -220,10 +226,17 @@ def bench_warm_heavy(rounds):
         "<= 0.05x goforkpy cold",
     )
     medians = found["medians"]
-    warm = medians["goforkpy warm fork+result"]
+    warm, bare = medians["goforkpy warm fork+result"], medians["bare os.fork + _exit + waitpid"]
+    forkserver = medians["multiprocessing forkserver Process"]
     print(
-        f"  warm / forkserver = {warm / medians['multiprocessing forkserver Process']:.2f}x, "
+        f"  warm / forkserver = {warm / forkserver:.2f}x, "
         f"warm / cold = {warm / medians['goforkpy cold fork+result']:.3f}x"
+    )
+    print(
+        f"  floor: a bare fork of the zygote's image whose child exits at once, reaped, takes "
+        f"{bare * 1e3:.2f} ms ({bare / forkserver:.2f}x of forkserver): the kernel copies and "
+        "then tears down the page tables of every module loaded; a warm start adds one "
+        "message each way and the child's taking on its request"
     )
     memory = found["memory"]
     print(
@@ -238,17 +251,22 @@ def bench_many_warm(count=1000):
     import signal
 
     fork.warm_up()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with fork.Manager() as manager:
         for _ in range(count):
-            manager.spawn("sleepy_family", (0,), stdout=fork.DEVNULL, start="warm")
-        started = time.perf_counter() - start
+            manager.spawn("wait_forever", start="warm")
+        started, cpu = time.perf_counter() - start, time.process_time() - cpu
         manager.terminate_all()
         codes = manager.wait_all()
     total = time.perf_counter() - start
     assert set(codes.values()) == {-signal.SIGTERM}, set(codes.values())
     print(f"\n{count:,} warm children started, all terminated and reaped (target <= 2 s)")
     print(f"  started in {started:.2f} s, all ended and reaped {total:.2f} s after the first start")
+    print(
+        f"  floor: each start costs CPU in three processes (the parent's launch "
+        f"{cpu / count * 1e3:.2f} ms here; the zygote's fork; the child taking on its "
+        f"request), {started / count * 1e3:.2f} ms of wall time per start on {os.cpu_count()} CPUs"
+    )
 
 
 def bench_import(rounds):

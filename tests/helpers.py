@@ -71,7 +71,6 @@ def children() -> list[psutil.Process]:
     session, and do not count.
     """
     from goforkpy._forking.warm import zygote
-
     from goforkpy._process import lifeline
 
     zygotes = set(zygote.pids())
