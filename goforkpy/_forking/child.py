@@ -50,7 +50,8 @@ class Child(ExitWatch):
 
     ``returncode`` follows ``subprocess``: ``None`` while running, ``0`` for a
     returned result, ``1`` where the function raised, ``n`` for
-    ``SystemExit(n)``, ``-N`` for death by signal N.
+    ``SystemExit(n)``, ``-N`` for death by signal N. ``start`` names the
+    start method that made it: ``"cold"`` or ``"warm"``.
     """
 
     name: str

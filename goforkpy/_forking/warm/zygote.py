@@ -311,7 +311,7 @@ def ready(mode: str, argv: list[str], key: bytes, timeout: float | None = None) 
         zygote = _zygotes.get(path)
         if zygote is None or zygote.dead:
             if zygote is not None:
-                _log.info("zygote %d is gone; starting another", zygote.pid)
+                _log.debug("zygote %d is gone; starting another", zygote.pid)
             try:
                 zygote = _zygotes[path] = Zygote.start(path, mode, argv, key)
             except OSError as exc:
