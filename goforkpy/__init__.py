@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ._forking.launch import warm_up as warm_up
     from ._forking.methods import get_start_method as get_start_method
     from ._forking.methods import set_start_method as set_start_method
+    from ._forking.snapshot import snapshot as snapshot
     from ._process.limits import Limits as Limits
     from ._process.stdio import DEVNULL as DEVNULL
     from ._process.stdio import PIPE as PIPE
@@ -96,6 +97,7 @@ __all__ = [
     "shell",
     "shell_exec",
     "shell_run",
+    "snapshot",
     "spawn",
     "warm_up",
 ]
@@ -110,6 +112,7 @@ _LAZY = {
     "warm_up": "_forking.launch",
     "set_start_method": "_forking.methods",
     "get_start_method": "_forking.methods",
+    "snapshot": "_forking.snapshot",
     "Limits": "_process.limits",
     "Executor": "_executor.executor",
     "Manager": "_coordination.manager",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 # Where this process stands; see require_can_fork for what each allows.
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
+SNAPSHOT = "snapshot"  # a snapshot child (see snapshot.py): it runs one function, forks nothing
 _state = WAITING if _env.MARKED.is_child else PARENT
 
 _SETTLE = 0.05  # seconds a child runs before it arms the parent-death signal
@@ -79,6 +80,13 @@ def main() -> None:
 
 def require_can_fork() -> None:
     """Raise ``InitError`` where forking now would be a mistake."""
+    if _state == SNAPSHOT:
+        raise InitError(
+            "fork() was called in a snapshot child: it runs one function on a copy of its "
+            "parent's memory and leaves, and starts nothing (its parent's threads, which "
+            "goforkpy would need, are not in it); start children from the parent, or make "
+            "this one with start='cold' or 'warm'"
+        )
     if _state in (WAITING, BOOTING):
         raise InitError(
             "fork() was called in a child before fork.init() ran; call fork.init() "
@@ -401,10 +409,42 @@ def _die(message: str) -> NoReturn:
     _exit(1)
 
 
+def become_snapshot(markers: dict[str, str]) -> None:
+    """In a snapshot child: its markers (``is_child()``, ``ppid()``, where to report).
+
+    No watcher thread: with the guardian watching, a parent's death ends our
+    tree; without it, the kernel's parent-death signal, where there is one.
+    """
+    global _state
+    _state = SNAPSHOT
+    marked = _env.MARKED = _env.Markers(markers)  # type: ignore[arg-type]
+    if marked.parent is not None:
+        from .._process.platform import tie_to_parent
+
+        if not tie_to_parent(marked.parent, die_with_it=not marked.guarded):
+            orphaned()
+
+
+def run_and_leave(
+    fn: Callable[..., Any], args: Any, kwargs: Any, result_path: str, key: bytes
+) -> NoReturn:
+    """Run a snapshot's function, write its result and leave."""
+    _announce_start(_env.MARKED.started)
+    _finish(result_path, key, *_call(fn, args, kwargs))
+
+
+def leave_with(result_path: str, key: bytes, error: BaseException) -> NoReturn:
+    """A snapshot child that could not get ready: report ``error`` and leave."""
+    from .protocol import Result
+
+    _finish(result_path, key, Result.raised(error), 1)
+
+
 def _exit(code: int) -> NoReturn:
     from . import hooks
 
-    hooks.leaving()  # os._exit skips atexit, where these would otherwise run
+    if _state != SNAPSHOT:  # a snapshot's hooks are its parent's, about the parent's state
+        hooks.leaving()  # os._exit skips atexit, where these would otherwise run
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:

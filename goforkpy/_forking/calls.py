@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 
 
 def check(
-    name: str, fn: Callable[..., Any], args: Any, kwargs: Any, via: str
+    name: str, fn: Callable[..., Any], args: Any, kwargs: Any, via: str, *, pickled: bool = True
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The call as (args, kwargs), checked to bind to ``fn``'s signature."""
+    """The call as (args, kwargs), checked to bind to ``fn``'s signature.
+
+    ``pickled``: the arguments travel to another interpreter, so open files
+    and sockets are refused (a snapshot's stay in the same memory).
+    """
     if not isinstance(args, (tuple, list)):
         raise TypeError(
             f"spawn({name!r}, args=...) takes the function's arguments as a tuple or "
@@ -36,7 +40,8 @@ def check(
         )
     call = (tuple(args), dict(kwargs or {}))
     _check_binds(name, fn, call, via)
-    _refuse_os_handles(name, call)
+    if pickled:
+        _refuse_os_handles(name, call)
     return call
 
 

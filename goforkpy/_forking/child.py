@@ -34,15 +34,25 @@ if TYPE_CHECKING:
 
     from .._process.limits import Limits
     from .options import Options
-    from .warm.zygote import WarmProcess
 
-    Process = Union[subprocess.Popen[bytes], WarmProcess]
+    Process = Union[subprocess.Popen[bytes], "ForkedProcess"]
     # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode).
     Watch = Callable[[int, Callable[[int], None], Callable[[], None]], None]
 
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
 )
+
+
+class ForkedProcess:
+    """A child made by ``fork(2)`` (warm, or a snapshot): what its handle needs, as
+    ``Popen`` gives it for a cold one."""
+
+    __slots__ = ("pid", "returncode", "stderr", "stdin", "stdout")
+
+    def __init__(self, pid: int, streams: list[IO[bytes] | None]) -> None:
+        self.pid, self.returncode = pid, None
+        self.stdin, self.stdout, self.stderr = streams
 
 
 class Child(ExitWatch):

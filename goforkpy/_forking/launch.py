@@ -72,7 +72,7 @@ async def run_async(name: str, /, *args: Any, **kwargs: Any) -> Any:
 
 
 def spawn(
-    name: str,
+    name: str | Callable[..., Any],
     args: tuple[Any, ...] | list[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     *,
@@ -90,7 +90,7 @@ def spawn(
     """Like ``fork``, with process options.
 
     Args:
-        name: the registered name.
+        name: the registered name (with ``start="snapshot"``, any callable too).
         args: positional arguments for the function, as a tuple or list.
         kwargs: keyword arguments for the function, as a mapping.
         timeout: seconds the function may run, counted from the moment it
@@ -104,8 +104,9 @@ def spawn(
         env: variables added to (or overriding) the parent's environment.
         cwd: the child's working directory (default: the parent's).
         limits: a ``fork.Limits`` applied in the child before the function runs.
-        start: ``"cold"`` (a fresh interpreter) or ``"warm"`` (a fork of a
-            zygote that already ran the imports); default: the start method
+        start: ``"cold"`` (a fresh interpreter), ``"warm"`` (a fork of a
+            zygote that already ran the imports) or ``"snapshot"`` (a fork of
+            this process: see ``fork.snapshot``); default: the start method
             (``fork.set_start_method``, ``GOFORKPY_START``, else cold).
         start_timeout: seconds the child may take to start, up to the
             function's first line (default: no limit); the error says which
@@ -125,7 +126,11 @@ def spawn(
         limits=limits,
         start=start,
     )
-    return launch(name, args, kwargs, options, via="spawn")
+    if options.start == methods.SNAPSHOT:
+        from .snapshot import start as start_snapshot
+
+        return start_snapshot(name, args, kwargs, options)
+    return launch(name, args, kwargs, options, via="spawn")  # type: ignore[arg-type] # lookup says
 
 
 def warm_up(timeout: float | None = None) -> None:

@@ -7,20 +7,30 @@ import threading
 
 from .. import _env
 
-COLD, WARM = "cold", "warm"
-METHODS = (COLD, WARM)
+COLD, WARM, SNAPSHOT = "cold", "warm", "snapshot"
+METHODS = (COLD, WARM)  # what a default may be; a snapshot is asked for call by call
 
 _lock = threading.Lock()
 _default: str | None = None
 
 
-def check(start: str | None, what: str = "start") -> str | None:
-    """``start`` if it names a start method (or is ``None``), else a ``ValueError``."""
-    if start is None or start in METHODS:
+def check(start: str | None, what: str = "start", *, snapshot: bool = False) -> str | None:
+    """``start`` if it names a start method (or is ``None``), else a ``ValueError``.
+
+    ``snapshot``: ``"snapshot"`` is allowed too (a single child's, not a default's).
+    """
+    if start is None or start in METHODS or (snapshot and start == SNAPSHOT):
         return start
+    if start == SNAPSHOT:
+        raise ValueError(
+            f"{what}='snapshot' cannot be a default or a pool's: a snapshot forks the "
+            "calling process at one instant; use fork.snapshot(fn, ...) or "
+            "fork.spawn(fn, args, start='snapshot') for each one"
+        )
+    extra = ", or 'snapshot' (a fork of this very process)" if snapshot else ""
     raise ValueError(
         f"{what}={start!r} is not a start method; pass 'cold' (a fresh interpreter per "
-        "child) or 'warm' (a fork of a zygote that already ran your imports)"
+        f"child) or 'warm' (a fork of a zygote that already ran your imports){extra}"
     )
 
 

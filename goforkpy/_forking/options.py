@@ -51,4 +51,4 @@ class Options:
             raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
         self.stdio, self.env, self.cwd, self.limits = stdio, env, cwd, limits
         self.pass_fds = pass_fds
-        self.start = methods.check(start)
+        self.start = methods.check(start, snapshot=True)

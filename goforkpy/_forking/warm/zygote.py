@@ -25,11 +25,12 @@ from ..._process import guardian, lifeline, reaper
 from ..._process.popen import start_in_group
 from ..._process.stdio import child_ends
 from .. import plan, protocol
+from ..child import ForkedProcess
 from . import messages
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable
+    from typing import Any, Callable
 
     from ..._process.stdio import Redirect
 
@@ -38,16 +39,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("goforkpy")
 MAIN_PATH, BOOT_PATH = "main", "boot"
-
-
-class WarmProcess:
-    """What a warm child's handle needs of its process, as ``Popen`` gives it for a cold one."""
-
-    __slots__ = ("pid", "returncode", "stderr", "stdin", "stdout")
-
-    def __init__(self, pid: int, streams: list[IO[bytes] | None]) -> None:
-        self.pid, self.returncode = pid, None
-        self.stdin, self.stdout, self.stderr = streams
 
 
 class Unusable(Exception):
@@ -129,7 +120,7 @@ class Zygote:
         cwd: str | os.PathLike[str] | None,
         module: str | None,
         sys_path: list[str] | None,
-    ) -> WarmProcess:
+    ) -> ForkedProcess:
         """Have the zygote fork a child set up as a cold one would be.
 
         ``handed`` are (marker, descriptor) pairs: each descriptor is passed
@@ -154,7 +145,7 @@ class Zygote:
             if answer[0] == messages.FORKED:
                 if self.spare == answer[1]:
                     self.spare = None  # ours now
-                return WarmProcess(answer[1], ours)
+                return ForkedProcess(answer[1], ours)
         for stream in ours:
             if stream is not None:
                 stream.close()

@@ -36,6 +36,7 @@ if NATIVE:
     from .linux import is_sealed as is_sealed
     from .linux import new_sealable as new_sealable
     from .linux import peer_credentials as peer_credentials
+    from .linux import prepare_tie as prepare_tie
     from .linux import ram_tmpdir as ram_tmpdir
     from .linux import seal as seal
     from .linux import sealed_memory_supported as sealed_memory_supported
@@ -50,6 +51,7 @@ else:
     from .posix import is_sealed as is_sealed
     from .posix import new_sealable as new_sealable
     from .posix import peer_credentials as peer_credentials
+    from .posix import prepare_tie as prepare_tie
     from .posix import ram_tmpdir as ram_tmpdir
     from .posix import seal as seal
     from .posix import sealed_memory_supported as sealed_memory_supported

@@ -60,6 +60,11 @@ def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) ->
     return os.getppid() == parent_pid
 
 
+def prepare_tie() -> None:
+    """Load now what ``tie_to_parent`` needs (ctypes), for a child that must not import."""
+    _prctl()
+
+
 def group_and_tie_preexec() -> Callable[[], None]:
     """A ``preexec_fn`` for a short-lived command (a shell) we wait for.
 

@@ -35,6 +35,10 @@ def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) ->
     return os.getppid() == parent_pid
 
 
+def prepare_tie() -> None:
+    """Nothing to load: portable POSIX has no parent-death signal."""
+
+
 def group_and_tie_preexec() -> Callable[[], None]:
     """A ``preexec_fn`` for a short-lived command: it leads its own process group."""
     return os.setpgrp

@@ -1,0 +1,245 @@
+"""Snapshots: a fork of the test process itself, running one function on a copy of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+import pytest
+from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
+
+import goforkpy as fork
+
+
+def test_child_sees_the_memory_as_it_was_at_the_call() -> None:
+    table = list(range(1_000_000))
+    go_r, go_w = os.pipe()
+
+    def checksum() -> int:
+        os.read(go_r, 1)  # the parent has changed its table by now
+        return sum(table)
+
+    child = fork.snapshot(checksum)
+    for i in range(len(table)):
+        table[i] = -1
+    os.write(go_w, b"!")
+    os.close(go_r)
+    os.close(go_w)
+    assert child.result(DEADLOCK_NET) == sum(range(1_000_000))
+    assert sum(table) == -1_000_000
+    assert child.start == "snapshot" and child.name.endswith("checksum")
+
+
+def test_closures_and_unpicklable_arguments() -> None:
+    lock = threading.Lock()
+    numbers = (n * n for n in range(3))
+    outer = 40
+
+    def use(lk: Any, gen: Any, *, extra: int) -> tuple[bool, list[int], int]:
+        with lk:
+            return lk.locked(), list(gen), outer + extra
+
+    assert fork.snapshot(use, lock, numbers, extra=2).result(DEADLOCK_NET) == (True, [0, 1, 4], 42)
+    assert not lock.locked() and list(numbers) == [0, 1, 4], "the parent's own are untouched"
+
+
+def _segfault() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _exit_seven() -> None:
+    os._exit(7)
+
+
+def _raise() -> None:
+    raise KeyError("missing")
+
+
+def _sleep_forever() -> None:
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+CRASHES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
+    ("segfault", _segfault, fork.ChildCrashed, "SIGSEGV"),
+    ("os-exit", _exit_seven, fork.ChildCrashed, "code 7"),
+    ("raises", _raise, KeyError, "missing"),
+    ("system-exit", lambda: exit(3), fork.ChildCrashed, "SystemExit(3)"),
+    ("fork-inside", lambda: fork.fork("add", 1, 2), fork.InitError, "snapshot child"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fn", "error", "text"), [pytest.param(*row[1:], id=row[0]) for row in CRASHES]
+)
+def test_failures_leave_the_parent_untouched(
+    fn: Callable[[], Any], error: type[BaseException], text: str
+) -> None:
+    kept = {"state": [1, 2, 3]}
+    child = fork.snapshot(fn)
+    with pytest.raises(error, match=re.escape(text)):
+        child.result(DEADLOCK_NET)
+    assert kept == {"state": [1, 2, 3]} and not child.is_alive()
+
+
+def test_process_options_timeout_and_tree(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+
+    def report() -> str:
+        print(os.environ["SNAPSHOT_TEST"], os.getcwd(), os.getpgid(0) == os.getpid())
+        return "done"
+
+    child = fork.spawn(
+        report, start="snapshot", stdout=out, env={"SNAPSHOT_TEST": "seen"}, cwd=tmp_path
+    )
+    assert child.result(DEADLOCK_NET) == "done"
+    assert out.read_text().split() == ["seen", str(tmp_path), "True"]
+    assert "SNAPSHOT_TEST" not in os.environ
+
+    timed = fork.spawn(_sleep_forever, start="snapshot", stdout=fork.DEVNULL, timeout=0.2)
+    with pytest.raises(fork.TimeoutExpired, match="timeout"):
+        timed.result(DEADLOCK_NET)
+
+    def with_grandchild() -> None:
+        import subprocess
+
+        sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        print("ready", sleeper.pid, flush=True)
+        threading.Event().wait()
+
+    tree = fork.spawn(with_grandchild, start="snapshot", stdout=fork.PIPE)
+    (grandchild,) = ready(tree, close=True)
+    tree.terminate()
+    assert tree.returncode == -signal.SIGTERM
+    assert wait_gone([tree.pid, int(grandchild)], DEADLOCK_NET) == []
+
+
+def test_limits_apply_in_the_snapshot() -> None:
+    def grab() -> int:
+        return len(bytearray(512 << 20))
+
+    child = fork.spawn(grab, start="snapshot", limits=fork.Limits(memory="256M"))
+    with pytest.raises(MemoryError):
+        child.result(DEADLOCK_NET)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "text"),
+    [
+        (lambda: fork.snapshot(42), TypeError, "needs a callable"),  # type: ignore[arg-type]
+        (lambda: fork.set_start_method("snapshot"), ValueError, "cannot be a default"),
+        (lambda: fork.Executor(start="snapshot"), ValueError, "cannot be a default"),
+        (lambda: fork.spawn("nobody", start="snapshot"), fork.RegistryError, "nobody"),
+        (lambda: fork.spawn(len, "ab", start="snapshot"), TypeError, "tuple or list"),
+        (lambda: fork.spawn(len, (1, 2), start="snapshot"), TypeError, "len"),
+    ],
+)
+def test_bad_snapshot_calls(call: Callable[[], Any], error: type[BaseException], text: str) -> None:
+    with pytest.raises(error, match=text):
+        call()
+
+
+BUSY_SCRIPT = """
+import sys, threading, time, warnings
+import goforkpy as fork
+
+held = threading.Lock()
+stop = threading.Event()
+
+def hold_a_lock():
+    while not stop.is_set():
+        with held:
+            time.sleep(0.0005)
+
+def print_lines():
+    n = 0
+    while not stop.is_set():
+        print(f"parent {n}")  # buffered: pending output at many a fork
+        n += 1
+
+if __name__ == "__main__":
+    fork.init()
+    threads = [threading.Thread(target=t, name=t.__name__) for t in (hold_a_lock, print_lines)]
+    for t in threads:
+        t.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        children = [fork.snapshot(print, f"child {i}") for i in range(200)]
+        results = [child.result(60) for child in children]
+    stop.set()
+    for t in threads:
+        t.join()
+    sys.stdout.flush()
+    kinds = sorted({(w.category.__name__, "print_lines" in str(w.message)) for w in caught})
+    print("warnings", kinds, file=sys.stderr)
+"""
+
+
+def test_busy_threads_neither_hang_nor_double_output(run_script: RunScript) -> None:
+    done = run_script(BUSY_SCRIPT)
+    assert done.returncode == 0, done.stderr
+    # Each child writes its line at once; the parent's buffer flushes in blocks, so a
+    # child's line may land inside a parent's. Taken out, the parent's stream is whole.
+    children = re.findall(r"child (\d+)\n", done.stdout)
+    assert sorted(map(int, children)) == list(range(200))
+    parent = re.sub(r"child \d+\n", "", done.stdout)
+    count = parent.count("\n")
+    assert count > 0 and parent == "".join(f"parent {n}\n" for n in range(count))
+    assert "warnings [('RuntimeWarning', True)]" in done.stderr, "ours, naming the thread"
+
+
+def test_no_warning_without_threads_of_our_own(run_script: RunScript) -> None:
+    done = run_script(
+        """
+        import warnings
+        import goforkpy as fork
+
+        if __name__ == "__main__":
+            fork.init()
+            warnings.simplefilter("error", DeprecationWarning)  # Python's own fork warning
+            warnings.simplefilter("error", RuntimeWarning)  # ours
+            print(fork.snapshot(sum, [1, 2]).result(60), fork.snapshot(abs, -3).result(60))
+        """
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "3 3", "")
+
+
+SIGKILL_SCRIPT = """
+import os, subprocess, threading
+import goforkpy as fork
+
+def child():
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    print(os.getpid(), sleeper.pid, flush=True)
+    threading.Event().wait()
+
+if __name__ == "__main__":
+    fork.init()
+    fork.snapshot(child).wait()
+"""
+
+
+def test_snapshot_tree_dies_with_its_parent(tmp_path: Path) -> None:
+    script = tmp_path / "orphans.py"
+    script.write_text(SIGKILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = psutil.Popen([sys.executable, str(script)], stdout=-1, env=env)
+    pids = [int(p) for p in parent.stdout.readline().split()]
+    assert len(pids) == 2
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    assert wait_gone(pids, 1.0) == [], "survivors a second after the parent died"
+
+
+def test_python_fork_warning_never_reaches_the_caller() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert fork.snapshot(sum, [2, 3]).result(DEADLOCK_NET) == 5
