@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import warnings
@@ -243,3 +244,18 @@ def test_python_fork_warning_never_reaches_the_caller() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         assert fork.snapshot(sum, [2, 3]).result(DEADLOCK_NET) == 5
+
+
+def test_the_background_save_example(tmp_path: Path) -> None:
+    example = Path(fork.__file__).parent.parent / "examples" / "snapshot.py"
+    env = {**os.environ, "PYTHONPATH": str(example.parent.parent)}
+    done = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=DEADLOCK_NET,
+    )
+    assert done.returncode == 0, done.stderr
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("table-")]
+    assert len(verdicts) == 6 and all(line.endswith(", consistent") for line in verdicts)
