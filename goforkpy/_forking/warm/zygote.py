@@ -236,8 +236,13 @@ class Zygote:
         _log.debug("zygote %d ended (%s)", self.pid, protocol.how_it_ended(returncode))
 
     def close(self) -> None:
-        """Let the zygote go: it kills the children it still has, and exits."""
-        self._requests.close()
+        """Let the zygote go: it kills the children it still has, and exits.
+
+        Shut down, not only closed: a snapshot child may hold a copy of each socket.
+        """
+        with self._asking:
+            self._requests.shutdown(socket.SHUT_RDWR)
+            self._requests.close()
         with self._sending:
             self._notices.shutdown(socket.SHUT_RDWR)
 
@@ -335,6 +340,20 @@ def _forget_if_forked() -> None:
         _zygotes.clear()
         _given_up.clear()
         _owner = os.getpid()
+
+
+def _let_go_after_fork() -> None:
+    """In a forked copy: close the parent's zygote sockets (its copies would keep a
+    zygote the parent lets go of waiting for the end of its requests)."""
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    for zygote in list(_zygotes.values()):
+        zygote._requests.close()
+        zygote._notices.close()
+    _forget_if_forked()
+
+
+os.register_at_fork(after_in_child=_let_go_after_fork)
 
 
 def shutdown() -> None:
