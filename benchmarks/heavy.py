@@ -26,10 +26,6 @@ def hold():
     sys.stdin.read()
 
 
-def _mp_noop(queue):
-    queue.put(None)
-
-
 def _uss_of(start):
     """Unique memory (USS) of a child started with ``start``, once it runs its function."""
     import psutil
@@ -73,18 +69,11 @@ def main(rounds):
     import multiprocessing
     import os
     import sys
-    import time
 
     import psutil
+    from starting import medians, mp_start_join
 
     from goforkpy._forking.warm import zygote
-
-    def mp_start_join(context):
-        queue = context.SimpleQueue()
-        process = context.Process(target=_mp_noop, args=(queue,))
-        process.start()
-        queue.get()
-        process.join()
 
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["__main__", "numpy", "pandas"])
@@ -96,21 +85,15 @@ def main(rounds):
         "multiprocessing forkserver Process": lambda: mp_start_join(forkserver),
         "goforkpy cold fork+result": lambda: fork.spawn("noop", start="cold").result(),
     }
-    samples = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, action in contenders.items():
-            start = time.perf_counter()
-            action()
-            samples[name].append(time.perf_counter() - start)
-    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
-    medians["bare os.fork + _exit + waitpid"] = _bare_fork_floor(5 * rounds)
+    found = medians(contenders, rounds)
+    found["bare os.fork + _exit + waitpid"] = _bare_fork_floor(5 * rounds)
     (zygote_pid,) = [pid for pid in zygote.pids() if psutil.Process(pid).ppid() == os.getpid()]
     memory = {
         "zygote RSS": psutil.Process(zygote_pid).memory_info().rss,
         "warm child USS": _uss_of("warm"),
         "cold child USS": _uss_of("cold"),
     }
-    print(json.dumps({"medians": medians, "memory": memory}))
+    print(json.dumps({"medians": found, "memory": memory}))
     sys.stdout.flush()
 
 

@@ -13,23 +13,13 @@ def noop():
     return None
 
 
-def _mp_noop(queue):
-    queue.put(None)
-
-
 def main(rounds):
     import json
     import multiprocessing
     import subprocess
     import sys
-    import time
 
-    def mp_start_join(context):
-        queue = context.SimpleQueue()
-        process = context.Process(target=_mp_noop, args=(queue,))
-        process.start()
-        queue.get()
-        process.join()
+    from starting import medians, mp_start_join
 
     fork.warm_up()
     contenders = {
@@ -44,14 +34,7 @@ def main(rounds):
             multiprocessing.get_context("forkserver")
         ),
     }
-    samples = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, action in contenders.items():
-            start = time.perf_counter()
-            action()
-            samples[name].append(time.perf_counter() - start)
-    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
-    print(json.dumps(medians))
+    print(json.dumps(medians(contenders, rounds)))
 
 
 if __name__ == "__main__":
