@@ -115,6 +115,15 @@ class Markers:
     def is_child(self) -> bool:
         return self.payload is not None
 
+    def keep_private(self) -> None:
+        """The descriptors the parent gave us are ours alone, not our subprocesses'."""
+        for fd in (self.ready, self.started, self.report, self.payload_fd):
+            if fd is not None:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass  # not open: reading or writing it fails later, and says so
+
 
 def _fd(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None

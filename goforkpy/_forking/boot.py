@@ -20,6 +20,7 @@ import sys
 
 from .. import _env
 from .._errors import InitError, PayloadError, RegistryError
+from .._process.family import end_family_and_die
 from .registry import registered
 
 TYPE_CHECKING = False
@@ -102,7 +103,7 @@ def require_can_fork() -> None:
 
 def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
-    _private_fds()
+    _env.MARKED.keep_private()
     marked = _env.MARKED
     fd = marked.lifeline
     if fd is None:
@@ -117,31 +118,10 @@ def _guard_parent() -> None:
         from .._process.platform import tie_to_parent
 
         if marked.parent is None or not tie_to_parent(marked.parent, not marked.guarded, False):
-            orphaned()
+            end_family_and_die()
         return
     # A thread, so the child's start does not wait for ctypes to load.
     _thread.start_new_thread(_watch_parent, (fd, marked.parent, not marked.guarded))
-
-
-def mark_warm_child() -> None:
-    """In a child forked from its zygote, once its own markers are in place.
-
-    It needs no watcher thread: it dies with its zygote (see ``warm.serve``),
-    and the zygote, which watches the lifeline, ends its whole family when
-    the parent goes.
-    """
-    _private_fds()
-
-
-def _private_fds() -> None:
-    """The descriptors our parent gave us are ours alone, not our subprocesses'."""
-    marked = _env.MARKED
-    for private in (marked.ready, marked.started, marked.report, marked.payload_fd):
-        if private is not None:
-            try:
-                os.set_inheritable(private, False)
-            except OSError:
-                pass  # not open: reading or writing it fails later, and says so
 
 
 def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
@@ -151,43 +131,17 @@ def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     import select
 
     if select.select([fd], [], [], _SETTLE)[0]:
-        orphaned()  # EOF already: nobody ever writes to the lifeline
+        end_family_and_die()  # EOF already: nobody ever writes to the lifeline
     from .._process.platform import tie_to_parent
 
     if parent is not None and not tie_to_parent(parent, die_with_it):
-        orphaned()
+        end_family_and_die()
     try:
         while os.read(fd, 4096):
             pass  # nobody writes: only EOF, when the parent's end closes, ends this
     except OSError:
         return  # user code closed the fd; the parent-death signal still stands
-    orphaned()
-
-
-def orphaned() -> NoReturn:
-    """The parent is gone: stop and kill every descendant, then ourselves.
-
-    This runs in a hurry, so it reads the process tree without psutil where
-    the OS makes that cheap (Linux), rather than waiting for psutil to load.
-    Descendants die before their ancestors: were we stopped halfway (the
-    parent's guardian stops whole trees), what is left still hangs from our
-    tree, where the guardian finds it, instead of from init.
-    """
-    import signal
-
-    from .._process.platform import descendant_pids
-
-    try:
-        family = descendant_pids(os.getpid())  # every process listed after its parent
-        for sig, order in ((signal.SIGSTOP, family), (signal.SIGKILL, family[::-1])):
-            for member in order:  # all stopped first: none can fork meanwhile
-                try:
-                    os.kill(member, sig)
-                except OSError:
-                    pass  # already gone
-    finally:
-        os.kill(os.getpid(), signal.SIGKILL)
-    raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
+    end_family_and_die()
 
 
 def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -422,7 +376,7 @@ def become_snapshot(markers: dict[str, str]) -> None:
         from .._process.platform import tie_to_parent
 
         if not tie_to_parent(marked.parent, die_with_it=not marked.guarded):
-            orphaned()
+            end_family_and_die()
 
 
 def run_and_leave(

@@ -13,14 +13,13 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import threading
 
 from .. import _checks, _env
 from .._errors import ForkError, PayloadError, TimeoutExpired
 from .._process import lifeline, platform, reaper
 from .._process.limits import Limits
 from .._process.popen import start_in_group
-from . import boot, calls, methods, plan, protocol, tmpdir, wire
+from . import boot, calls, handover, methods, plan, protocol, tmpdir, wire
 from .child import Child
 from .options import Options
 from .registry import lookup, registered
@@ -37,9 +36,6 @@ if TYPE_CHECKING:
 _OUT_OF_RESOURCES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 # Payloads from this size on are written while the child starts.
 _WRITE_WHILE_STARTING = 1 << 20
-_key_lock = threading.Lock()
-_key: bytes | None = None
-_key_pid = -1
 
 
 _DEFAULTS = Options()
@@ -155,7 +151,7 @@ def warm_up(timeout: float | None = None) -> None:
         wanted.setdefault(warm.path_of(mode), (mode, argv))
     if not wanted:
         wanted[warm.BOOT_PATH] = (protocol.VALUE, plan.boot_command())
-    key = _parent_key()
+    key = handover.parent_key()
     for mode, argv in wanted.values():
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
@@ -181,7 +177,7 @@ def launch(
     fn = lookup(name, via)
     call = calls.check(name, fn, args, kwargs, via)
     mode, argv, module, qualname = plan.plan(fn)
-    key = _parent_key()
+    key = handover.parent_key()
     applied = options.limits._to_apply() if options.limits is not None else ()
     stem, assembled = _prepare(mode, name, fn, module, qualname, call, applied, key)
     path = protocol.payload_path(stem)
@@ -227,7 +223,7 @@ def _start_child(
     (stem, key), (early, sealed) = files, how
     env = plan.child_env(planned[0], options.env, key)
     env[_env.PAYLOAD] = protocol.payload_path(stem)
-    with _Pipes() as pipes:
+    with handover.Pipes() as pipes:
         handed = [(_env.PASSED, fd) for fd in options.pass_fds]  # (marker, fd) for the child
         if early:
             wait_end, ready = pipes.make()
@@ -284,37 +280,6 @@ def _start_process(
     return popen, reaper.watch, methods.COLD
 
 
-class _Pipes:
-    """Pipes made for one start: the parent keeps one end of each, the other
-    end goes to the child and is closed here once it has started (or failed)."""
-
-    def __init__(self) -> None:
-        self._close: list[int] = []
-
-    def add(self, fd: int) -> int:
-        """Close ``fd`` too at the end of the block, unless taken."""
-        self._close.append(fd)
-        return fd
-
-    def make(self) -> tuple[int, int]:
-        """A new pipe: (read end, write end)."""
-        read, write = os.pipe()
-        self._close += [read, write]
-        return read, write
-
-    def take(self, fd: int) -> int:
-        """Keep ``fd`` open past the end of the block: the caller owns it now."""
-        self._close.remove(fd)
-        return fd
-
-    def __enter__(self) -> _Pipes:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for fd in self._close:
-            os.close(fd)
-
-
 def _write_payload(
     name: str, path: str, key: bytes, assembled: Assembled, sealed_fd: int | None = None
 ) -> None:
@@ -357,14 +322,6 @@ def _write_while_starting(
 
 
 # --- prepare -----------------------------------------------------------------------
-
-
-def _parent_key() -> bytes:
-    global _key, _key_pid
-    with _key_lock:
-        if _key is None or _key_pid != os.getpid():
-            _key, _key_pid = wire.new_key(), os.getpid()
-        return _key
 
 
 def _prepare(

@@ -23,7 +23,7 @@ import threading
 from .. import _env
 from .._process import lifeline, reaper
 from .._process.stdio import child_ends
-from . import boot, calls, protocol, tmpdir
+from . import boot, calls, handover, protocol, tmpdir
 from .child import Child, ForkedProcess
 from .options import Options
 from .registry import lookup
@@ -79,13 +79,11 @@ def start(
         )
     name = getattr(fn, "__qualname__", None) or repr(fn)
     call = calls.check(name, fn, args, kwargs, "spawn", pickled=False)
-    from .launch import _parent_key, _Pipes
-
-    key, stem = _parent_key(), tmpdir.new_stem()
+    key, stem = handover.parent_key(), tmpdir.new_stem()
     limits = options.limits._to_apply() if options.limits is not None else ()
     markers = _markers(key)
     reaper.prepare()
-    with _Pipes() as pipes, child_ends(*options.stdio) as (ends, ours):
+    with handover.Pipes() as pipes, child_ends(*options.stdio) as (ends, ours):
         started = None
         if options.timeout is not None or options.start_timeout is not None:
             started, tell = pipes.make()

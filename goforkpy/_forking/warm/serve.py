@@ -22,6 +22,7 @@ import socket
 import sys
 
 from ... import _env
+from ..._process.family import end_family_and_die
 from . import exits, messages
 
 TYPE_CHECKING = False
@@ -290,10 +291,7 @@ def _take_on(request: dict[str, Any], fds: list[int]) -> None:
             os.set_inheritable(fd, True)
     os.chdir(request["cwd"])
     _replace_environ(env)
-    _env.reread()
-    from .. import boot
-
-    boot.mark_warm_child()
+    _env.reread().keep_private()
 
 
 def _replace_environ(env: dict[str, str]) -> None:
@@ -333,13 +331,9 @@ def _lifeline_ended(fd: int) -> None:
             return  # nobody writes to it; only EOF, when the parent dies, means something
     except OSError:
         pass
-    from .. import boot
-
-    boot.orphaned()
+    end_family_and_die()
 
 
 def _end_family() -> NoReturn:
     """The parent closed its end: kill every child and what it started, then leave."""
-    from .. import boot
-
-    boot.orphaned()
+    end_family_and_die()

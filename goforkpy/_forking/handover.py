@@ -1,0 +1,53 @@
+"""What a parent hands each new child, whatever its start method: the process's key,
+and the pipes made for one start."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from . import wire
+
+_key_lock = threading.Lock()
+_key: bytes | None = None
+_key_pid = -1
+
+
+def parent_key() -> bytes:
+    """This process's key, which tags every payload and result between it and its children."""
+    global _key, _key_pid
+    with _key_lock:
+        if _key is None or _key_pid != os.getpid():
+            _key, _key_pid = wire.new_key(), os.getpid()
+        return _key
+
+
+class Pipes:
+    """Pipes made for one start: the parent keeps one end of each, the other
+    end goes to the child and is closed here once it has started (or failed)."""
+
+    def __init__(self) -> None:
+        self._close: list[int] = []
+
+    def add(self, fd: int) -> int:
+        """Close ``fd`` too at the end of the block, unless taken."""
+        self._close.append(fd)
+        return fd
+
+    def make(self) -> tuple[int, int]:
+        """A new pipe: (read end, write end)."""
+        read, write = os.pipe()
+        self._close += [read, write]
+        return read, write
+
+    def take(self, fd: int) -> int:
+        """Keep ``fd`` open past the end of the block: the caller owns it now."""
+        self._close.remove(fd)
+        return fd
+
+    def __enter__(self) -> Pipes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in self._close:
+            os.close(fd)
