@@ -18,6 +18,10 @@ from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
 
+# Other tests leave threads behind (tqdm's monitor); the warning about them is tested
+# on its own, in a process of its own.
+pytestmark = pytest.mark.filterwarnings("ignore:fork.snapshot.*threads of its own:RuntimeWarning")
+
 
 def test_child_sees_the_memory_as_it_was_at_the_call() -> None:
     table = list(range(1_000_000))
