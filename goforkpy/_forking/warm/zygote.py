@@ -87,9 +87,19 @@ class Zygote:
             their_notices.close()
         popen.returncode = 0  # the reaper reaps it; Popen must never wait for it itself
         self = cls(path, popen.pid, requests, notices)
-        reaper.watch(self.pid, self._zygote_exited, lambda: None)
+        try:
+            reaper.watch(self.pid, self._zygote_exited, lambda: None)
+        except BaseException:
+            os.kill(self.pid, signal.SIGKILL)  # unwatched, it would be nobody's to reap
+            reaper.reap(self.pid)
+            self.close()
+            raise
         guardian.watch(self.pid)
-        reaper.start_thread(self._read_notices, f"zygote-{self.pid}")
+        try:
+            reaper.start_thread(self._read_notices, f"zygote-{self.pid}")
+        except BaseException:
+            self.close()  # the zygote ends itself (and the reaper reaps it)
+            raise
         _log.debug("zygote %d started for %s", self.pid, _describe(path))
         return self
 
