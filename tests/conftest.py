@@ -37,12 +37,22 @@ def _describe_fd(fd: int) -> str:
         return "?"
 
 
+def _status(process: psutil.Process) -> str | None:
+    """Its status, or ``None`` if it has gone (and been reaped) since it was listed."""
+    try:
+        return str(process.status())
+    except psutil.NoSuchProcess:
+        return None
+
+
 def _leftovers(fds_before: set[int]) -> list[str]:
     problems = []
     zygotes = set(zygote.pids())  # they serve the whole session; their children must go
     children = [c for c in psutil.Process().children(recursive=True) if c.pid not in zygotes]
-    if children:
-        problems.append(f"processes left: {[(c.pid, c.status()) for c in children]}")
+    left = [(c.pid, _status(c)) for c in children]
+    left = [(pid, status) for pid, status in left if status is not None]
+    if left:
+        problems.append(f"processes left: {left}")
     if _our_files():
         problems.append(f"payload/result files left: {_our_files()}")
     new_fds = _open_fds() - fds_before
