@@ -56,9 +56,10 @@ def main():
         try:
             print(f"  {child.name}: returned {child.result()!r}")
         except fork.ChildCrashed as exc:
-            print(f"  {child.name}: crashed ({exc.signal or exc.returncode}), parent unharmed")
-        except MemoryError:
-            print(f"  {child.name}: hit its memory limit (MemoryError)")
+            print(
+                f"  {child.name}: crashed ({exc.reason}: {exc.signal or exc.returncode}), ", end=""
+            )
+            print(f"peak memory {exc.rusage.max_rss >> 20} MiB; the parent is unharmed")
         except fork.TimeoutExpired as exc:
             print(f"  {child.name}: ran past {exc.timeout} s and its tree was ended")
     print(f"all settled in {time.monotonic() - started:.1f} s; no process left behind")

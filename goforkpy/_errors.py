@@ -46,7 +46,16 @@ class ChildCrashed(ForkError):
         pid: the child's pid.
         returncode: subprocess-style: ``-N`` for death by signal N.
         signal: the signal's name (``"SIGSEGV"``) or ``None`` for a plain exit.
+        reason: why, in one word: ``"signal"`` (a fatal fault, or a signal from
+            outside), ``"memory-limit"``, ``"cpu-limit"``, ``"oom-killer"``
+            (where the platform tells), ``"exit"`` (``os._exit``, or an exit
+            before a result) or ``"lost-parent"``.
+        traceback: the Python stack of every thread at a fatal signal
+            (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT), whether or not stderr
+            was captured; else ``None``.
         stderr_tail: the last lines of the child's stderr where it was captured.
+        rusage: what the child used (``.max_rss``, ``.user_time``,
+            ``.system_time``), where it is known.
         name: the registered name of the function the child ran.
     """
 
@@ -59,6 +68,9 @@ class ChildCrashed(ForkError):
         signal: str | None = None,
         stderr_tail: str | None = None,
         name: str | None = None,
+        reason: str | None = None,
+        traceback: str | None = None,
+        rusage: object = None,
     ) -> None:
         super().__init__(message)
         self.pid = pid
@@ -66,6 +78,9 @@ class ChildCrashed(ForkError):
         self.signal = signal
         self.stderr_tail = stderr_tail
         self.name = name
+        self.reason = reason
+        self.traceback = traceback
+        self.rusage = rusage
 
 
 class TimeoutExpired(ForkError, TimeoutError):

@@ -20,15 +20,15 @@ import goforkpy as fork
         pytest.param(
             fork.Limits(memory="256M"),
             ("allocate", (1 << 30,)),
-            MemoryError,
-            None,
+            fork.ChildCrashed,
+            lambda e: e.reason == "memory-limit" and "Limits(memory='256M')" in str(e),
             id="memory",
         ),
         pytest.param(
             fork.Limits(cpu_seconds=1),
             ("spin", ()),
             fork.ChildCrashed,
-            lambda e: e.signal in ("SIGXCPU", "SIGKILL"),
+            lambda e: e.signal in ("SIGXCPU", "SIGKILL") and e.reason == "cpu-limit",
             id="cpu",
         ),
         pytest.param(

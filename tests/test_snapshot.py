@@ -131,8 +131,9 @@ def test_limits_apply_in_the_snapshot() -> None:
         return len(bytearray(512 << 20))
 
     child = fork.spawn(grab, start="snapshot", limits=fork.Limits(memory="256M"))
-    with pytest.raises(MemoryError):
+    with pytest.raises(fork.ChildCrashed, match="out of memory") as caught:
         child.result(DEADLOCK_NET)
+    assert caught.value.reason == "memory-limit"
 
 
 @pytest.mark.parametrize(

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from .options import Options
 
     Process = Union[subprocess.Popen[bytes], "ForkedProcess"]
-    # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode).
-    Watch = Callable[[int, Callable[[int], None], Callable[[], None]], None]
+    from .._process.usage import Usage
+
+    # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode, usage).
+    Watch = Callable[[int, Callable[[int, "Usage | None"], None], Callable[[], None]], None]
 
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
@@ -83,6 +85,7 @@ class Child(ExitWatch):
     _deadlines: Deadlines
     _leads_group = True  # every child leads its own process group
     _limits: Limits | None
+    _rusage: Usage | None
 
     def __init__(self) -> None:
         raise TypeError(_NO_PUBLIC_CONSTRUCTOR)
@@ -114,6 +117,7 @@ class Child(ExitWatch):
         self._grace, self._limits = options.grace, options.limits
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
+        self._rusage = None
         self._ending = None
         self._outcome = None
         self._settling = None
@@ -144,11 +148,17 @@ class Child(ExitWatch):
     def _abandon(self) -> None:
         """Kill and reap at once: for a child the reaper could not take on."""
         _kill_group_leftovers(self.pid)
-        returncode = reaper.reap(self.pid)
+        returncode, usage = reaper.reap(self.pid)
         self._zombie()
-        self._exited(returncode)
+        self._exited(returncode, usage)
 
     # --- state ---------------------------------------------------------------
+
+    @property
+    def rusage(self) -> Usage | None:
+        """Once it has exited, what it used (``.max_rss`` bytes, ``.user_time`` and
+        ``.system_time`` seconds, from ``wait4``); ``None`` while it runs."""
+        return self._rusage if self._returncode is not None else None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child to exit and return its returncode.
@@ -355,10 +365,15 @@ class Child(ExitWatch):
         with self._lock:
             self._exited_already = True
 
-    def _exited(self, returncode: int) -> None:
+    def _exited(self, returncode: int, usage: Usage | None = None) -> None:
+        from .._process.usage import LOST_PARENT
+
+        lost_parent = usage is LOST_PARENT
+        self._rusage = usage = None if lost_parent else usage
         _kill_group_leftovers(self.pid)
         _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
         ending = Ending(self.name, self.pid, returncode, self._limits)
+        ending.rusage, ending.lost_parent = usage, lost_parent
         ending.payload_unread = self._payload_left_unread()
         ending.report, sealed_result = reports.take(self.pid)
         ending.frame = self._read_result(sealed_result)

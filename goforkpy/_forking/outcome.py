@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .._errors import ChildCrashed
     from .._process.limits import Limits
+    from .._process.usage import Usage
 
 
 class Ending:
@@ -31,7 +32,9 @@ class Ending:
         "payload_unread",
         "pid",
         "report",
+        "lost_parent",
         "returncode",
+        "rusage",
         "stderr_tail",
     )
 
@@ -41,6 +44,8 @@ class Ending:
         self.payload_unread = False  # its payload was still there: it never reached init()
         self.report: str | None = None  # why it left no result, in its own words
         self.stderr_tail: Callable[[], str | None] = lambda: None
+        self.rusage: Usage | None = None  # what wait4 said it used
+        self.lost_parent = False  # its zygote died: it was killed with it
 
     def outcome(self) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, exception)``; call once (the raw bytes go)."""
@@ -56,7 +61,7 @@ class Ending:
             return False, PayloadError(f"the result of {self.name!r} {exc}")
         memory = getattr(self.limits, "memory", None)
         if memory is not None and _out_of_memory(result):
-            return False, _memory_limit_error(memory, result)
+            return False, self._memory_limit_passed(memory, result)
         ok, value = result.outcome(self.name)
         if not ok and value is None:  # SystemExit(n), n != 0
             value = self._crashed(f"exited with SystemExit({result.fields[0]}) without a result")
@@ -71,7 +76,11 @@ class Ending:
                 "@fork.register functions and before other work"
             )
         if rc >= 0 and self.report is not None:
-            return self._crashed(f"exited with code {rc}: it {self.report}{self._under_limits()}")
+            short = getattr(self.limits, "memory", None) is not None and "memory" in self.report
+            return self._crashed(
+                f"exited with code {rc}: it {self.report}{self._under_limits()}",
+                "memory-limit" if short else None,
+            )
         if rc >= 0:
             how = f"exited with code {rc} without a result (os._exit or a crash)"
         else:
@@ -82,14 +91,54 @@ class Ending:
         """Words naming the limits the child ran under, where it had any."""
         return f" (it ran under fork.{self.limits!r})" if self.limits is not None else ""
 
-    def _crashed(self, what: str) -> ChildCrashed:
+    def _crashed(self, what: str, reason: str | None = None) -> ChildCrashed:
+        reason = reason or self._reason()
+        if reason == "oom-killer":
+            what += (
+                " (the kernel's OOM killer ended it: the machine or its cgroup ran out of memory)"
+            )
+        elif reason == "lost-parent":
+            what += " (its zygote died, and it with it)"
         return protocol.crashed(
             f"child {self.name!r} (pid {self.pid}) {what}",
             name=self.name,
             pid=self.pid,
             returncode=self.returncode,
             stderr_tail=self.stderr_tail(),
+            reason=reason,
+            rusage=self.rusage,
         )
+
+    def _reason(self) -> str:
+        """Why it died without a result, in one word (see ``ChildCrashed.reason``)."""
+        import signal
+
+        if self.returncode >= 0:
+            return "exit"
+        killed_by = -self.returncode
+        if getattr(self.limits, "cpu_seconds", None) is not None and killed_by in (
+            signal.SIGXCPU,
+            signal.SIGKILL,
+        ):
+            return "cpu-limit"
+        if self.lost_parent:
+            return "lost-parent"
+        if killed_by == signal.SIGKILL and _oom_killed():
+            return "oom-killer"
+        return "signal"
+
+    def _memory_limit_passed(self, limit: int, result: Result) -> ChildCrashed:
+        from .._process.limits import describe_size
+
+        what = result.typename.removeprefix("builtins.")
+        error = self._crashed(
+            f"ran out of memory under fork.Limits(memory={describe_size(limit)!r})"
+            + (f": {what}: {result.message}" if result.message else f": {what}")
+            + "; raise the limit if the function needs more",
+            "memory-limit",
+        )
+        error.__cause__ = RemoteTraceback(result.traceback)
+        return error
 
 
 def _out_of_memory(result: Result) -> bool:
@@ -99,14 +148,8 @@ def _out_of_memory(result: Result) -> bool:
     )
 
 
-def _memory_limit_error(limit: int, result: Result) -> MemoryError:
-    from .._process.limits import describe_size
+def _oom_killed() -> bool:
+    """True if the kernel's OOM killer has struck since we last looked, where it says."""
+    from .._process import platform
 
-    what = result.typename.removeprefix("builtins.")
-    error = MemoryError(
-        f"the child ran out of memory under fork.Limits(memory={describe_size(limit)!r})"
-        + (f": {what}: {result.message}" if result.message else "")
-        + "; raise the limit if the function needs more"
-    )
-    error.__cause__ = RemoteTraceback(result.traceback)
-    return error
+    return platform.oom_kills_since_last_look()

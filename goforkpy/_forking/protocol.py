@@ -182,13 +182,16 @@ def rebuild_exception(
 
 
 def crashed(
-    what: str, *, name: str, pid: int, returncode: int | None, stderr_tail: str | None = None
+    what: str, *, name: str, pid: int, returncode: int | None, **fields: Any
 ) -> ChildCrashed:
-    """The error for a child (or worker) that died without a result; ``what`` says how."""
+    """The error for a child (or worker) that died without a result; ``what`` says how.
+
+    ``fields`` are more of ``ChildCrashed``'s (``reason``, ``traceback``,
+    ``stderr_tail``, ``rusage``); ``reason`` defaults to what the returncode says.
+    """
     signal = signal_name(-returncode) if returncode is not None and returncode < 0 else None
-    return ChildCrashed(
-        what, pid=pid, returncode=returncode, signal=signal, stderr_tail=stderr_tail, name=name
-    )
+    fields.setdefault("reason", "exit" if signal is None else "signal")
+    return ChildCrashed(what, pid=pid, returncode=returncode, signal=signal, name=name, **fields)
 
 
 def how_it_ended(returncode: int) -> str:

@@ -152,7 +152,7 @@ def _reap_soon(starter: subprocess.Popen[bytes]) -> None:
     from .._errors import ForkError
     from . import reaper
 
-    def reaped(returncode: int) -> None:
+    def reaped(returncode: int, usage: object) -> None:
         starter.returncode = returncode
 
     try:

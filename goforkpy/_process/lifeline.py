@@ -126,6 +126,9 @@ def _install_once() -> None:
     from . import tree  # noqa: F401
 
     atexit.register(terminate_all)
+    from . import platform
+
+    platform.note_oom_kills()  # so that a child the OOM killer ends can be told apart
     for name in _EXIT_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:

@@ -25,12 +25,15 @@ import threading
 
 from .._errors import ForkError
 from . import platform
+from .usage import from_rusage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-    OnExit = Callable[[int], None]
+    from .usage import Usage
+
+    OnExit = Callable[[int, "Usage | None"], None]
     OnZombie = Callable[[], None]
 
 UNKNOWN_STATUS = 0  # someone else reaped it (SIGCHLD ignored): subprocess says 0 too
@@ -39,16 +42,14 @@ UNKNOWN_STATUS = 0  # someone else reaped it (SIGCHLD ignored): subprocess says 
 _RECHECK = 1.0
 
 
-def reap(pid: int) -> int:
-    """Reap ``pid`` (blocking until it exits) and return its subprocess-style returncode."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return UNKNOWN_STATUS
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            continue
-        return os.waitstatus_to_exitcode(status)
+def reap(pid: int) -> tuple[int, Usage | None]:
+    """Reap ``pid`` (blocking until it exits): its subprocess-style returncode and its
+    resource use (``None`` where someone else reaped it)."""
+    try:
+        _, status, used = os.wait4(pid, 0)
+    except ChildProcessError:
+        return UNKNOWN_STATUS, None
+    return os.waitstatus_to_exitcode(status), from_rusage(used)
 
 
 def start_thread(target: Callable[..., None], name: str, *args: object) -> None:
@@ -94,9 +95,9 @@ class _ThreadPerChild:
     @staticmethod
     def _wait(jobs: queue.SimpleQueue[tuple[int, OnExit, OnZombie]]) -> None:
         pid, on_exit, on_zombie = jobs.get()
-        returncode = reap(pid)
+        ended = reap(pid)
         _safely(on_zombie)
-        _safely(on_exit, returncode)
+        _safely(on_exit, *ended)
 
     def forget_after_fork(self) -> None:
         """In a forked copy of this process the spare threads are gone."""
@@ -172,7 +173,7 @@ class _PidfdSelector:
             pass  # it was never registered (see _take_pending)
         os.close(pidfd)
         _safely(on_zombie)
-        _safely(on_exit, reap(pid))
+        _safely(on_exit, *reap(pid))
 
     def _recheck(
         self, selector: selectors.BaseSelector, watched: dict[int, tuple[int, OnExit, OnZombie]]
@@ -206,7 +207,7 @@ class _PidfdSelector:
         self.__init__()  # type: ignore[misc]
 
 
-def _safely(callback: Callable[..., None], *args: int) -> None:
+def _safely(callback: Callable[..., None], *args: object) -> None:
     try:
         callback(*args)
     except Exception:  # pragma: no cover - a bug in a callback must not stop reaping
@@ -241,8 +242,8 @@ def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
     """Reap ``pid`` (a child of this process) once it exits.
 
     ``on_zombie()`` runs when it has exited, before it is reaped where the
-    platform can tell (while its pid cannot be reused); ``on_exit(returncode)``
-    runs after.
+    platform can tell (while its pid cannot be reused); ``on_exit(returncode,
+    usage)`` runs after, with what ``wait4`` said it used.
 
     Raises:
         ForkError: no watcher thread could be started; nothing is watching ``pid``.

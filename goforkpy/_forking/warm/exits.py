@@ -14,13 +14,19 @@ import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Union
+    import resource
+    from typing import Tuple, Union
 
     Exits = Union["PidfdExits", "SignalExits"]
+    Used = Tuple[int, float, float]  # ru_maxrss, ru_utime, ru_stime
 
 
 def _returncode(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
+
+
+def _used(rusage: resource.struct_rusage) -> Used:
+    return rusage.ru_maxrss, rusage.ru_utime, rusage.ru_stime
 
 
 class PidfdExits:
@@ -49,16 +55,16 @@ class PidfdExits:
         code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
         return [(pid, code)]
 
-    def release(self, pid: int) -> None:
-        """The parent recorded the exit: reap the child now."""
+    def release(self, pid: int) -> Used | None:
+        """The parent recorded the exit: reap the child now; what it used."""
         pidfd = self._unreaped.pop(pid, None)
         if pidfd is None:
-            return
+            return None
         os.close(pidfd)
         try:
-            os.waitpid(pid, 0)
+            return _used(os.wait4(pid, 0)[2])
         except ChildProcessError:
-            pass
+            return None
 
     def close_in_child(self) -> None:
         for pidfd in self._pidfds:
@@ -71,6 +77,7 @@ class SignalExits:
     """SIGCHLD writes to a wake-up pipe; every exited child is reaped at once."""
 
     def __init__(self) -> None:
+        self._used: dict[int, Used] = {}  # reaped, until released
         self._wake_r, wake_w = os.pipe()
         for fd in (self._wake_r, wake_w):
             os.set_blocking(fd, False)
@@ -93,18 +100,21 @@ class SignalExits:
         found = []
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            self._used[pid] = _used(rusage)
             found.append((pid, _returncode(status)))
         return found
 
-    def release(self, pid: int) -> None:
-        """Already reaped when it was reported."""
+    def release(self, pid: int) -> Used | None:
+        """Reaped already, when it was reported: what it used."""
+        return self._used.pop(pid, None)
 
     def close_in_child(self) -> None:
+        self._used.clear()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.close(self._wake_r)

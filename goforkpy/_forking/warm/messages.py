@@ -28,10 +28,11 @@ REFUSED = "refused"  # (REFUSED, why): the zygote can no longer fork safely
 FAILED = "failed"  # (FAILED, errno, strerror): fork(2) failed
 # Notices, zygote -> parent, on the second socket.
 READY = "ready"  # (READY, zygote pid): it waits for requests
-EXITED = "exited"  # (EXITED, pid, returncode)
+EXITED = "exited"  # (EXITED, pid, returncode): not yet reaped, until RELEASE
+REAPED = "reaped"  # (REAPED, pid, (ru_maxrss, ru_utime, ru_stime) or None)
 SPARE = "spare"  # (SPARE, pid): forked ahead of the next request (not the parent's yet)
 # Parent -> zygote on the notices socket: the parent has recorded the exit.
-RELEASE = "release"  # (RELEASE, pid): the zygote may reap it now
+RELEASE = "release"  # (RELEASE, pid): the zygote may reap it now, and says REAPED
 
 
 def frame(message: tuple[Any, ...], fds: Sequence[int] = ()) -> bytes:

@@ -258,7 +258,9 @@ class _Zygote:
         (_, pid), fds = received
         for fd in fds:
             os.close(fd)
-        self.exits.release(pid)
+        used = self.exits.release(pid)
+        self.outbox += messages.frame((messages.REAPED, pid, used))
+        self._flush()
 
     def _leave_zygote(self) -> None:
         """In a new child: its own process group, none of the zygote's machinery.

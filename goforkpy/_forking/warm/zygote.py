@@ -24,6 +24,7 @@ from ..._errors import TimeoutExpired
 from ..._process import guardian, lifeline, reaper
 from ..._process.popen import start_in_group
 from ..._process.stdio import child_ends
+from ..._process.usage import LOST_PARENT, usage_of
 from .. import plan, protocol
 from ..child import ForkedProcess
 from . import messages
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
     from ..._process.stdio import Redirect
+    from ..._process.usage import Usage
 
-    OnExit = Callable[[int], None]
+    OnExit = Callable[[int, "Usage | None"], None]
     OnZombie = Callable[[], None]
 
 _log = logging.getLogger("goforkpy")
@@ -60,6 +62,7 @@ class Zygote:
         self._lock = threading.Lock()  # guards what follows
         self._watched: dict[int, tuple[OnExit, OnZombie]] = {}
         self._exited_early: dict[int, int] = {}  # reported before its handle watched it
+        self._reaping: dict[int, tuple[int, OnExit]] = {}  # released, not yet reaped
         self._ready = threading.Event()
         self.trouble: str | None = None  # why it cannot serve
         self.dead = False
@@ -180,7 +183,8 @@ class Zygote:
     # --- exits ------------------------------------------------------------------------
 
     def watch(self, pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
-        """Call ``on_zombie()`` then ``on_exit(returncode)`` once child ``pid`` has exited.
+        """Call ``on_zombie()`` once child ``pid`` has exited, ``on_exit(returncode, usage)``
+        once it is reaped.
 
         As with the reaper, the pid cannot be reused before ``on_zombie`` has run.
         """
@@ -190,8 +194,10 @@ class Zygote:
                 self._watched[pid] = (on_exit, on_zombie)
                 return
         if code is None:  # the zygote died meanwhile: so did its child
-            code = _kill_orphan(pid)
-        self._finish(pid, code, (on_exit, on_zombie))
+            on_zombie()
+            on_exit(_kill_orphan(pid), LOST_PARENT)
+        else:
+            self._release(pid, code, (on_exit, on_zombie))
 
     def _read_notices(self) -> None:
         try:
@@ -206,6 +212,8 @@ class Zygote:
                     self._ready.set()
                 elif message[0] == messages.EXITED:
                     self._exited(message[1], message[2])
+                elif message[0] == messages.REAPED:
+                    self._reaped(message[1], message[2])
                 elif message[0] == messages.SPARE:
                     self.spare = message[1]
         except OSError:
@@ -218,17 +226,24 @@ class Zygote:
             if callbacks is None:
                 self._exited_early[pid] = code
                 return
-        self._finish(pid, code, callbacks)
+        self._release(pid, code, callbacks)
 
-    def _finish(self, pid: int, code: int, callbacks: tuple[OnExit, OnZombie]) -> None:
+    def _release(self, pid: int, code: int, callbacks: tuple[OnExit, OnZombie]) -> None:
+        """The exit is recorded (``on_zombie``): let the zygote reap the child now."""
         on_exit, on_zombie = callbacks
         on_zombie()  # the zygote holds it unreaped (Linux) until it is released
+        with self._lock:
+            self._reaping[pid] = (code, on_exit)
         with self._sending:
             try:
                 messages.send(self._notices, (messages.RELEASE, pid))
             except OSError:
-                pass  # the zygote is gone: its children were reaped by init
-        on_exit(code)
+                pass  # the zygote is gone: _lost finishes it
+
+    def _reaped(self, pid: int, used: tuple[int, float, float] | None) -> None:
+        with self._lock:
+            code, on_exit = self._reaping.pop(pid)
+        on_exit(code, None if used is None else usage_of(*used))
 
     def _lost(self) -> None:
         """The zygote is gone: its children die with it (they cannot be reported on)."""
@@ -237,11 +252,15 @@ class Zygote:
             if self.trouble is None and not self._ready.is_set():
                 self.trouble = f"the zygote (pid {self.pid}) exited before it was ready"
             watched, self._watched = self._watched, {}
+            reaping, self._reaping = self._reaping, {}
         self._ready.set()
-        for pid, callbacks in watched.items():
-            self._finish(pid, _kill_orphan(pid), callbacks)
+        for pid, (on_exit, on_zombie) in watched.items():
+            on_zombie()
+            on_exit(_kill_orphan(pid), LOST_PARENT)
+        for code, on_exit in reaping.values():
+            on_exit(code, None)
 
-    def _zygote_exited(self, returncode: int) -> None:
+    def _zygote_exited(self, returncode: int, usage: Usage | None) -> None:
         guardian.forget(self.pid)
         _log.debug("zygote %d ended (%s)", self.pid, protocol.how_it_ended(returncode))
 

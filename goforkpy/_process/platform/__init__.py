@@ -34,7 +34,10 @@ if NATIVE:
     from .linux import group_and_tie_preexec as group_and_tie_preexec
     from .linux import has_exited as has_exited
     from .linux import is_sealed as is_sealed
+    from .linux import max_rss_bytes as max_rss_bytes
     from .linux import new_sealable as new_sealable
+    from .linux import note_oom_kills as note_oom_kills
+    from .linux import oom_kills_since_last_look as oom_kills_since_last_look
     from .linux import peer_credentials as peer_credentials
     from .linux import prepare_tie as prepare_tie
     from .linux import ram_tmpdir as ram_tmpdir
@@ -49,7 +52,10 @@ else:
     from .posix import group_and_tie_preexec as group_and_tie_preexec
     from .posix import has_exited as has_exited
     from .posix import is_sealed as is_sealed
+    from .posix import max_rss_bytes as max_rss_bytes
     from .posix import new_sealable as new_sealable
+    from .posix import note_oom_kills as note_oom_kills
+    from .posix import oom_kills_since_last_look as oom_kills_since_last_look
     from .posix import peer_credentials as peer_credentials
     from .posix import prepare_tie as prepare_tie
     from .posix import ram_tmpdir as ram_tmpdir

@@ -30,6 +30,11 @@ def watch_exit_supported() -> bool:
     return _pidfd_ok
 
 
+def max_rss_bytes(reported: int) -> int:
+    """``ru_maxrss`` in bytes: Linux reports kilobytes."""
+    return reported * 1024
+
+
 def usable_cpus() -> int:
     """How many CPUs this process may run on (its affinity mask, not the machine's)."""
     return len(os.sched_getaffinity(0)) or 1
@@ -191,3 +196,47 @@ def is_sealed(fd: int) -> bool:
         return fcntl.fcntl(fd, fcntl.F_GET_SEALS) & needed == needed
     except OSError:
         return False  # not a memfd
+
+
+_oom_seen: int | None = None
+
+
+def oom_kills_since_last_look() -> bool:
+    """True if the OOM killer has ended a process of our cgroup since the last call.
+
+    Read from the cgroup's ``memory.events`` (v2) or ``memory.oom_control``
+    (v1); False where neither can be read (a container that hides them).
+    """
+    global _oom_seen
+    count = _oom_kill_count()
+    if count is None:
+        return False
+    seen, _oom_seen = _oom_seen, count
+    return seen is not None and count > seen
+
+
+def _oom_kill_count() -> int | None:
+    try:
+        with open("/proc/self/cgroup") as f:
+            groups = dict(line.strip().split(":", 2)[1:] for line in f if line.count(":") >= 2)
+    except OSError:
+        return None
+    places = []
+    if "" in groups:  # cgroup v2: "0::/path"
+        places.append(f"/sys/fs/cgroup{groups['']}/memory.events")
+    if "memory" in groups:  # cgroup v1
+        places.append(f"/sys/fs/cgroup/memory{groups['memory']}/memory.oom_control")
+    for place in places:
+        try:
+            with open(place) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def note_oom_kills() -> None:
+    """Remember the OOM killer's count now, for ``oom_kills_since_last_look``."""
+    oom_kills_since_last_look()

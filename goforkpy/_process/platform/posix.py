@@ -21,6 +21,13 @@ def watch_exit_supported() -> bool:
     return False
 
 
+def max_rss_bytes(reported: int) -> int:
+    """``ru_maxrss`` in bytes: macOS reports bytes, Linux and the BSDs kilobytes."""
+    import sys
+
+    return reported if sys.platform == "darwin" else reported * 1024
+
+
 def usable_cpus() -> int:
     """How many CPUs this process may run on."""
     return os.cpu_count() or 1
@@ -131,3 +138,12 @@ def seal(fd: int) -> None:
 
 def is_sealed(fd: int) -> bool:
     return False
+
+
+def oom_kills_since_last_look() -> bool:
+    """Portable POSIX does not say when the kernel killed a process for memory."""
+    return False
+
+
+def note_oom_kills() -> None:
+    """Nothing to remember: see ``oom_kills_since_last_look``."""
