@@ -26,6 +26,7 @@ PRIVATE_DIR = "GOFORKPY_DIR"  # the parent's private directory, which the child 
 REPORT = "GOFORKPY_REPORT"  # fd of the socket a child reports on (see _forking.reports)
 PAYLOAD_FD = "GOFORKPY_PAYLOAD_FD"  # fd of the sealed memfd a big payload travels in
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
+FAULTS = "GOFORKPY_FAULTS"  # fd of the private file a fatal signal's Python stacks go to
 PASSED = "GOFORKPY_FDS"  # comma-separated fds passed on to the function (Executor workers)
 ZYGOTE = "GOFORKPY_ZYGOTE"  # "<requests fd>,<notices fd>": this process is a zygote
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
@@ -45,6 +46,7 @@ MARKERS = (
     PYTHONPATH_SAVED,
     PASSED,
     ZYGOTE,
+    FAULTS,
 )
 # Every launch sets these; a process with only some of them was not started by
 # goforkpy (they were left in an environment), so it is no child.
@@ -69,6 +71,7 @@ class Markers:
 
     __slots__ = (
         "depth",
+        "faults",
         "guarded",
         "key",
         "lifeline",
@@ -108,6 +111,7 @@ class Markers:
         self.report = _fd(environ.get(REPORT)) if complete else None
         self.payload_fd = _fd(environ.get(PAYLOAD_FD)) if complete else None
         self.passed = _fds(environ.get(PASSED)) if complete else ()
+        self.faults = _fd(environ.get(FAULTS)) if complete else None
         zygote = _fds(environ.get(ZYGOTE)) if complete else ()
         self.zygote = (zygote[0], zygote[1]) if len(zygote) == 2 else None
 
@@ -117,7 +121,7 @@ class Markers:
 
     def keep_private(self) -> None:
         """The descriptors the parent gave us are ours alone, not our subprocesses'."""
-        for fd in (self.ready, self.started, self.report, self.payload_fd):
+        for fd in (self.ready, self.started, self.report, self.payload_fd, self.faults):
             if fd is not None:
                 try:
                     os.set_inheritable(fd, False)
@@ -135,6 +139,18 @@ def _fds(value: str | None) -> tuple[int, ...]:
 
 
 MARKED = Markers(os.environ)
+
+
+def record_faults(marked: Markers) -> None:
+    """Have a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) write the Python
+    stack of every thread to the file the parent gave us, never to the user's stderr."""
+    if marked.faults is not None:
+        import faulthandler  # built in: loading it costs microseconds
+
+        try:
+            faulthandler.enable(file=marked.faults, all_threads=True)
+        except (OSError, ValueError):
+            pass  # not open: the crash is reported without the stacks
 
 
 def reread() -> Markers:

@@ -105,6 +105,7 @@ def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
     _env.MARKED.keep_private()
     marked = _env.MARKED
+    _env.record_faults(marked)
     fd = marked.lifeline
     if fd is None:
         return
@@ -372,6 +373,7 @@ def become_snapshot(markers: dict[str, str]) -> None:
     global _state
     _state = SNAPSHOT
     marked = _env.MARKED = _env.Markers(markers)  # type: ignore[arg-type]
+    _env.record_faults(marked)
     if marked.parent is not None:
         from .._process.platform import tie_to_parent
 

@@ -79,6 +79,7 @@ class Child(ExitWatch):
     _exited_already: bool
     _ending: Ending | None  # what it left, once reaped
     _payload_fd: int | None  # the sealed memfd its payload travels in, if it does
+    _faults: int  # the private file where a fatal signal leaves its Python stacks
     _outcome: tuple[bool, Any] | None
     _settling: threading.Event | None  # set once _outcome is made
     _streams: Streams
@@ -95,7 +96,7 @@ class Child(ExitWatch):
         cls,
         name: str,
         popen: Process,
-        files: tuple[str, bytes, int | None],
+        files: tuple[str, bytes, int | None, int],
         options: Options,
         started: int | None,
         how: tuple[Watch, str] = (reaper.watch, "cold"),
@@ -113,7 +114,7 @@ class Child(ExitWatch):
         watch, self.start = how
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
-        self._stem, self._key, self._payload_fd = files
+        self._stem, self._key, self._payload_fd, self._faults = files
         self._grace, self._limits = options.grace, options.limits
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
@@ -374,6 +375,8 @@ class Child(ExitWatch):
         _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
         ending = Ending(self.name, self.pid, returncode, self._limits)
         ending.rusage, ending.lost_parent = usage, lost_parent
+        ending.traceback = _read_faults(self._faults, returncode)
+        ending.stderr_piped = self.stderr is not None
         ending.payload_unread = self._payload_left_unread()
         ending.report, sealed_result = reports.take(self.pid)
         ending.frame = self._read_result(sealed_result)
@@ -414,6 +417,27 @@ class Child(ExitWatch):
         if self._deadlines.passed:
             return False, self._deadlines.error(self.name, self.pid)
         return self._ending.outcome()
+
+
+def _read_faults(fd: int, returncode: int) -> str | None:
+    """The stacks a fatal signal left in the fault file (then closed), or ``None``."""
+    try:
+        if -returncode not in _fatal_signals():
+            return None
+        text = os.pread(fd, 1 << 16, 0).decode("utf-8", "replace").strip()
+        return text or None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _fatal_signals() -> frozenset[int]:
+    return frozenset(
+        int(getattr(signal, name))
+        for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT")
+        if hasattr(signal, name)
+    )
 
 
 def _set_if_pending(future: Any) -> None:

@@ -35,7 +35,9 @@ class Ending:
         "lost_parent",
         "returncode",
         "rusage",
+        "stderr_piped",
         "stderr_tail",
+        "traceback",
     )
 
     def __init__(self, name: str, pid: int, returncode: int, limits: Limits | None) -> None:
@@ -46,6 +48,8 @@ class Ending:
         self.stderr_tail: Callable[[], str | None] = lambda: None
         self.rusage: Usage | None = None  # what wait4 said it used
         self.lost_parent = False  # its zygote died: it was killed with it
+        self.traceback: str | None = None  # every thread's stack at a fatal signal
+        self.stderr_piped = False  # its stderr was captured (stderr=PIPE)
 
     def outcome(self) -> tuple[bool, Any]:
         """``(True, value)`` or ``(False, exception)``; call once (the raw bytes go)."""
@@ -104,10 +108,19 @@ class Ending:
             name=self.name,
             pid=self.pid,
             returncode=self.returncode,
-            stderr_tail=self.stderr_tail(),
+            stderr_tail=self._stderr_tail(),
             reason=reason,
             rusage=self.rusage,
+            traceback=self.traceback,
         )
+
+    def _stderr_tail(self) -> str | None:
+        """A captured stderr's last lines, then the fatal error where there was one (which
+        Python writes to stderr, unless, as here, it goes to the child's fault file)."""
+        tail = self.stderr_tail()
+        if not self.stderr_piped or self.traceback is None:
+            return tail
+        return self.traceback if tail is None else f"{tail}\n{self.traceback}"
 
     def _reason(self) -> str:
         """Why it died without a result, in one word (see ``ChildCrashed.reason``)."""

@@ -193,3 +193,35 @@ def _sleep_then(seconds: float, value: str) -> str:
 @fork.register
 def slow_to_unpickle(seconds: float) -> SlowToUnpickle:
     return SlowToUnpickle(seconds)
+
+
+@fork.register
+def crash(how: str) -> None:
+    """Die the way ``how`` says, from a nested frame, with a second thread running."""
+    import signal
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(60,), name="bystander", daemon=True).start()
+
+    def deep_in_the_stack() -> None:
+        if how == "segfault":
+            import ctypes
+
+            ctypes.string_at(0)
+        elif how == "abort":
+            os.abort()
+        elif how in ("SIGFPE", "SIGBUS"):
+            signal.raise_signal(getattr(signal, how))
+        elif how == "os-exit":
+            os._exit(3)
+        elif how == "memory":
+            bytearray(1 << 30)
+        elif how == "cpu":
+            while True:
+                pass
+        elif how == "wait":
+            print("ready", flush=True)
+            threading.Event().wait()
+
+    deep_in_the_stack()

@@ -293,7 +293,9 @@ def _take_on(request: dict[str, Any], fds: list[int]) -> None:
             os.set_inheritable(fd, True)
     os.chdir(request["cwd"])
     _replace_environ(env)
-    _env.reread().keep_private()
+    marked = _env.reread()
+    marked.keep_private()
+    _env.record_faults(marked)
 
 
 def _replace_environ(env: dict[str, str]) -> None:

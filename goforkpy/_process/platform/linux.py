@@ -240,3 +240,8 @@ def _oom_kill_count() -> int | None:
 def note_oom_kills() -> None:
     """Remember the OOM killer's count now, for ``oom_kills_since_last_look``."""
     oom_kills_since_last_look()
+
+
+def fault_file() -> int:
+    """A private, anonymous file (in no directory) for a child's crash stacks."""
+    return os.memfd_create("goforkpy-faults", os.MFD_CLOEXEC)

@@ -147,3 +147,12 @@ def oom_kills_since_last_look() -> bool:
 
 def note_oom_kills() -> None:
     """Nothing to remember: see ``oom_kills_since_last_look``."""
+
+
+def fault_file() -> int:
+    """A private file (0600, unlinked at once) for a child's crash stacks."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="goforkpy-faults-")
+    os.unlink(path)
+    return fd
