@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, Union
 
+    from .._process.limits import Limits
+
     Progress = Union[bool, Callable[[int, int], None]]
 
 
@@ -46,6 +48,14 @@ class Executor(cf.Executor):
         start: how workers start, ``"cold"`` or ``"warm"`` (default: the
             start method, see ``fork.set_start_method``). Warm workers fork
             from a zygote, so a crashed worker is replaced in milliseconds.
+        limits: a ``fork.Limits`` for every worker (``cpu_seconds`` counts
+            over a worker's life, not per task). A task that runs out of
+            memory under it fails with ``ChildCrashed(reason="memory-limit")``.
+        max_worker_memory: bytes (or a size such as ``"1G"``): a worker whose
+            resident memory passed it after a task leaves, and a fresh one
+            takes its place.
+        capture_output: give each finished future ``.stdout`` and ``.stderr``
+            (str): what its own task printed, C extensions' output included.
 
     Leaving a ``with`` block normally waits for the submitted work, as
     ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's
@@ -67,10 +77,15 @@ class Executor(cf.Executor):
         *,
         grace: float = 5.0,
         start: str | None = None,
+        limits: Limits | None = None,
+        max_worker_memory: int | str | None = None,
+        capture_output: bool = False,
     ) -> None:
         from .. import _checks
         from .._forking import methods
+        from .._process.limits import Limits, parse_size
         from .._process.platform import usable_cpus
+        from .handles import Settings
 
         if max_workers is None:
             max_workers = usable_cpus()
@@ -83,9 +98,13 @@ class Executor(cf.Executor):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         self._grace = _checks.grace(grace)
         self._max_workers = max_workers
-        start = methods.check(start)
+        settings = Settings(methods.check(start), limits, None, bool(capture_output), self._grace)
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
+        if max_worker_memory is not None:
+            settings.max_memory = parse_size("max_worker_memory", max_worker_memory)
         self._pool = Pool(max_workers, max_tasks_per_child, task_timeout, initializer, initargs)
-        self._pool.start_method = start
+        self._pool.settings = settings
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False, False)
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:

@@ -3,8 +3,9 @@
 Every frame is ``length (8) | kind (1) | task id (8) | body``. The pool sends
 ``T`` (a task: a function and a batch of calls, pickled) and ``Q`` (quit); a
 worker says ``S`` once it is up (its initializer done), then answers ``R``
-(the batch's results) or ``E`` (a task raised: an error record); or it says
-``I`` once, instead of ``S``: its initializer raised. Small frames go out as one
+(the batch's results) or ``E`` (a task raised: an error record), each after
+an ``O`` (what the task printed) where output is captured; or it says ``I``
+once, instead of ``S``: its initializer raised. Small frames go out as one
 buffer; big bodies are written and received without intermediate copies.
 """
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 TASK, QUIT, RESULT, ERROR, INIT_FAILED, STARTED = b"T", b"Q", b"R", b"E", b"I", b"S"
+OUTPUT = b"O"  # marshal of (stdout bytes, stderr bytes) of the task that follows
 HEADER = 17
 _SMALL = 1 << 16
 

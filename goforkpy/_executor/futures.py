@@ -11,12 +11,19 @@ if TYPE_CHECKING:
 
 
 class TaskFuture(cf.Future["Any"]):
-    """A Future whose ``cancel()`` also stops the task while it runs."""
+    """A Future whose ``cancel()`` also stops the task while it runs.
+
+    ``pid`` is the worker's once the task started; ``stdout`` and ``stderr``
+    what the task printed, once it is done, where the Executor captures output.
+    """
 
     def __init__(self, size: int, single: bool) -> None:
         super().__init__()
         self.size, self.single = size, single
         self.kill: Callable[[TaskFuture], None] | None = None  # set while running
+        self.pid: int | None = None
+        self.stdout: str | None = None
+        self.stderr: str | None = None
 
     def cancel(self) -> bool:
         if super().cancel():

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .._errors import ChildCrashed
     from .._forking.child import Child
+    from .._process.limits import Limits
     from .futures import TaskFuture
 
 # How many tasks a worker holds (running + queued), by how long its tasks take:
@@ -28,14 +29,33 @@ _AHEAD_LONG = 1
 _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
 
 
+class Settings:
+    """How a pool's workers start and are kept: the Executor's options for them."""
+
+    __slots__ = ("capture", "grace", "limits", "max_memory", "start")
+
+    def __init__(
+        self,
+        start: str | None = None,
+        limits: Limits | None = None,
+        max_memory: int | None = None,
+        capture: bool = False,
+        grace: float = 5.0,
+    ) -> None:
+        self.start, self.limits, self.max_memory = start, limits, max_memory
+        self.capture, self.grace = capture, grace
+
+
 class Task:
     """A batch of calls, from submission until its future is settled."""
 
-    __slots__ = ("body", "fn_name", "future", "id", "started")
+    __slots__ = ("body", "fn_name", "future", "id", "interrupted", "started", "terminated")
 
     def __init__(self, task_id: int, future: TaskFuture, body: list[Any], fn_name: str) -> None:
         self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
         self.started = 0.0  # when its worker reached it; 0 until then
+        # Past task_timeout: when TimeoutExpired was raised in it, then SIGTERM sent.
+        self.interrupted = self.terminated = 0.0
 
     def crash_error(self, child: Child, code: int) -> ChildCrashed:
         """What this task's future fails with when its worker dies (``code``)."""
@@ -65,15 +85,17 @@ class Worker:
         self.pace = 1.0  # moving average of seconds per task
 
     @classmethod
-    def start(cls, initializer: bytes | None, start: str | None = None) -> Worker:
+    def start(cls, initializer: bytes | None, settings: Settings) -> Worker:
         """Start a worker process, connected over a socketpair."""
         from .._forking.launch import launch
         from .._forking.options import Options
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            args = (initializer,)
-            options = Options(grace=1.0, pass_fds=(theirs.fileno(),), start=start)
+            args = (initializer, settings.capture)
+            options = Options(
+                grace=1.0, pass_fds=(theirs.fileno(),), start=settings.start, limits=settings.limits
+            )
             child = launch(WORKER_NAME, args, None, options)
         except BaseException:
             ours.close()

@@ -14,8 +14,11 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import itertools
+import logging
+import marshal
 import os
 import selectors
+import signal
 import threading
 import time
 import weakref
@@ -24,7 +27,8 @@ from .._errors import TimeoutExpired
 from .._forking import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, cancel_and_notify, settle
-from .handles import Task, Worker, stop_all
+from .handles import Settings, Task, Worker, stop_all
+from .worker import INTERRUPT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +36,14 @@ if TYPE_CHECKING:
 
 
 _running: weakref.WeakSet[Pool] = weakref.WeakSet()
+_log = logging.getLogger("goforkpy")
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # it ended meanwhile; the reaper says how
 
 
 def _finish_at_exit() -> None:
@@ -57,7 +69,7 @@ class Pool:
         initargs: tuple[Any, ...],
     ) -> None:
         self._max_workers, self._max_tasks = max_workers, max_tasks_per_child
-        self.start_method: str | None = None  # workers' start method; None: the default
+        self.settings = Settings()  # how workers start and are kept
         self._task_timeout = task_timeout
         self._init = (
             None
@@ -209,7 +221,7 @@ class Pool:
             self._workers.append(self._spawn())
 
     def _spawn(self) -> Worker:
-        worker = Worker.start(self._init, self.start_method)
+        worker = Worker.start(self._init, self.settings)
         self._selector.register(worker.sock, selectors.EVENT_READ, worker)
         worker.child._when_exited(lambda _: self._note_exit(worker))
         return worker
@@ -242,6 +254,7 @@ class Pool:
     def _begin(self, worker: Worker, task: Task) -> None:
         """The worker has reached ``task``: it is running now."""
         task.started = time.monotonic()
+        task.future.pid = worker.child.pid
         if task.future.set_running_or_notify_cancel():
             task.future.kill = self._request_kill
 
@@ -279,6 +292,11 @@ class Pool:
             if worker.inflight:
                 self._begin(worker, worker.inflight[0])
             return
+        if kind == frames.OUTPUT:
+            out, err = marshal.loads(body)
+            head = worker.inflight[0].future
+            head.stdout, head.stderr = (b.decode("utf-8", "replace") for b in (out, err))
+            return
         task = worker.inflight.popleft()
         now = time.monotonic()
         worker.pace = 0.8 * worker.pace + 0.2 * (now - max(task.started, worker.last_result))
@@ -291,7 +309,48 @@ class Pool:
             results = wire.loads(body)
             settle(task.future, value=results[0] if task.future.single else results)
         else:
-            settle(task.future, error=protocol.rebuild_exception(task.fn_name, *wire.loads(body)))
+            error = protocol.rebuild_exception(task.fn_name, *wire.loads(body))
+            settle(task.future, error=self._memory_limit(worker, task, error))
+        self._recycle_if_big(worker)
+
+    def _memory_limit(self, worker: Worker, task: Task, error: BaseException) -> BaseException:
+        """A MemoryError under the workers' ``Limits(memory=...)``: say it is the limit."""
+        limit = getattr(self.settings.limits, "memory", None)
+        if limit is None or not isinstance(error, MemoryError):
+            return error
+        from .._process.limits import describe_size
+
+        crashed = protocol.crashed(
+            f"task {task.fn_name} ran out of memory in its worker (pid {worker.child.pid}) "
+            f"under fork.Limits(memory={describe_size(limit)!r}); raise the limit if it "
+            "needs more",
+            name=task.fn_name,
+            pid=worker.child.pid,
+            returncode=None,
+            reason="memory-limit",
+        )
+        crashed.__cause__ = error
+        _log.warning("%s", crashed)
+        return crashed
+
+    def _recycle_if_big(self, worker: Worker) -> None:
+        """After a task: a worker past ``max_worker_memory`` leaves, a fresh one follows."""
+        limit = self.settings.max_memory
+        if limit is None or worker.retiring:
+            return
+        from .._process.platform import resident_bytes
+
+        resident = resident_bytes(worker.child.pid)
+        if resident is not None and resident > limit:
+            worker.retiring = True
+            worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
+            self._flush(worker)
+            _log.debug(
+                "worker %d leaves: resident memory %d bytes passed max_worker_memory=%d",
+                worker.child.pid,
+                resident,
+                limit,
+            )
 
     # --- endings ------------------------------------------------------------------------
 
@@ -345,30 +404,52 @@ class Pool:
                 self._bury(worker, cf.CancelledError())
 
     def _expire(self) -> None:
+        """Tasks past ``task_timeout``, in steps: TimeoutExpired raised in the task (its
+        future fails now), SIGTERM to the worker's tree after ``grace``, SIGKILL after
+        another ``grace`` (a task stuck in C code cannot take the first step)."""
         if self._task_timeout is None:
             return
-        now = time.monotonic()
+        now, grace = time.monotonic(), self.settings.grace
         for worker in list(self._workers):
             head = worker.inflight[0] if worker.inflight else None
-            if head is not None and head.started and now - head.started >= self._task_timeout:
-                self._bury(
-                    worker,
-                    TimeoutExpired(
-                        f"task {head.fn_name} ran past task_timeout={self._task_timeout} s; "
-                        f"its worker (pid {worker.child.pid}) was killed",
-                        timeout=self._task_timeout,
-                        pid=worker.child.pid,
-                        name=head.fn_name,
-                    ),
-                )
+            if head is None or not head.started:
+                continue
+            if not head.interrupted and now - head.started >= self._task_timeout:
+                head.interrupted = now
+                settle(head.future, error=self._timed_out(worker, head))
+                _signal(worker.child.pid, INTERRUPT)
+            elif head.interrupted and not head.terminated and now - head.interrupted >= grace:
+                head.terminated = now
+                worker.child.send_signal(signal.SIGTERM)
+            elif head.terminated and now - head.terminated >= grace:
+                self._bury(worker, None)
+
+    def _timed_out(self, worker: Worker, task: Task) -> TimeoutExpired:
+        _log.debug("task %s ran past task_timeout in worker %d", task.fn_name, worker.child.pid)
+        return TimeoutExpired(
+            f"task {task.fn_name} ran past task_timeout={self._task_timeout} s; TimeoutExpired "
+            f"was raised in it, and its worker (pid {worker.child.pid}) is ended if it does "
+            f"not stop within grace={self.settings.grace} s",
+            timeout=self._task_timeout,
+            pid=worker.child.pid,
+            name=task.fn_name,
+        )
 
     def _next_deadline(self) -> float | None:
         if self._task_timeout is None:
             return None
-        starts = [w.inflight[0].started for w in self._workers if w.inflight and w.up]
-        if not starts:
-            return None
-        return max(0.0, min(starts) + self._task_timeout - time.monotonic())
+        grace, moments = self.settings.grace, []
+        for worker in self._workers:
+            head = worker.inflight[0] if worker.inflight and worker.up else None
+            if head is None or not head.started:
+                continue
+            if head.terminated:
+                moments.append(head.terminated + grace)
+            elif head.interrupted:
+                moments.append(head.interrupted + grace)
+            else:
+                moments.append(head.started + self._task_timeout)
+        return max(0.0, min(moments) - time.monotonic()) if moments else None
 
     def _break(self, error: BaseException) -> None:
         """An initializer failed (or the manager did): fail everything, take no more."""

@@ -7,28 +7,47 @@ stay the user's), in the frames of ``_protocol``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
 
 from .. import _env
 from .._forking import wire
 from .._forking.protocol import Result
 from .._forking.registry import register_func
-from .frames import ERROR, INIT_FAILED, QUIT, RESULT, STARTED, frame, frame_parts, read_frame
+from .frames import (
+    ERROR,
+    INIT_FAILED,
+    OUTPUT,
+    QUIT,
+    RESULT,
+    STARTED,
+    frame,
+    frame_parts,
+    read_frame,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 
-def serve(initializer: bytes | None) -> None:
+INTERRUPT = signal.SIGUSR2  # the pool's "past task_timeout": raise TimeoutExpired in the task
+_running: list[int] = []  # the id of the task running now, if one is
+
+
+def serve(initializer: bytes | None, capture: bool = False) -> None:
     """The worker loop: run each task batch in turn, answer, until told to quit.
 
     Its socket is the one descriptor passed on to it (a warm worker's has a
-    number of the zygote's choosing, so it is not an argument).
+    number of the zygote's choosing, so it is not an argument). With
+    ``capture``, what each task writes to fds 1 and 2 goes back with its answer.
     """
     (fd,) = _env.MARKED.passed
     os.set_inheritable(fd, False)  # what tasks start must not hold our end open
+    signal.signal(INTERRUPT, _interrupt)
     sock = socket.socket(fileno=fd)
+    outputs = _Capture() if capture else None
     with sock, sock.makefile("rb", buffering=1 << 16) as stream:
         if initializer is not None and not _initialize(sock, initializer):
             return
@@ -38,8 +57,67 @@ def serve(initializer: bytes | None) -> None:
             if received is None or received[0] == QUIT:
                 return
             _, task_id, body = received
-            for part in _run(task_id, body):
+            if outputs is None:
+                answer = _run(task_id, body)
+            else:
+                with outputs:
+                    answer = _run(task_id, body)
+                answer.insert(0, frame(OUTPUT, task_id, outputs.taken()))
+            for part in answer:
                 sock.sendall(part)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """The task ran past ``task_timeout``: raise in it (its ``finally`` blocks run)."""
+    if _running:
+        from .._errors import TimeoutExpired
+
+        raise TimeoutExpired(
+            "the task ran past the Executor's task_timeout", pid=os.getpid(), timeout=None
+        )
+
+
+class _Capture:
+    """Fds 1 and 2 sent into two private files while a task runs, then put back."""
+
+    def __init__(self) -> None:
+        from .._process import platform
+
+        self._sinks = (platform.fault_file(), platform.fault_file())  # private, anonymous
+        self._saved: list[int] = []
+
+    def __enter__(self) -> None:
+        _flush_std()
+        self._saved = [os.dup(1), os.dup(2)]
+        os.dup2(self._sinks[0], 1)
+        os.dup2(self._sinks[1], 2)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _flush_std()
+        for number, saved in zip((1, 2), self._saved):
+            os.dup2(saved, number)
+            os.close(saved)
+
+    def taken(self) -> bytes:
+        """What the task wrote (marshalled), the files emptied for the next one."""
+        import marshal
+
+        written = []
+        for sink in self._sinks:
+            size = os.lseek(sink, 0, os.SEEK_END)
+            written.append(os.pread(sink, size, 0) if size else b"")
+            os.ftruncate(sink, 0)
+            os.lseek(sink, 0, os.SEEK_SET)
+        return marshal.dumps(tuple(written))
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass  # a closed or broken stream: what it held is lost, as it would be
 
 
 def _initialize(sock: socket.socket, blob: bytes) -> bool:
@@ -57,7 +135,11 @@ def _run(task_id: int, body: bytes) -> list[Any]:
     try:
         fn, calls = wire.loads(body)
         del body
-        results = [fn(*args, **kwargs) for args, kwargs in calls]
+        _running.append(task_id)
+        try:
+            results = [fn(*args, **kwargs) for args, kwargs in calls]
+        finally:
+            _running.clear()
     except BaseException as exc:
         return [frame(ERROR, task_id, _error_record(exc))]
     try:

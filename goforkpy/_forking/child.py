@@ -8,6 +8,7 @@ stays on disk or in the process table whether or not anybody waits.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode, usage).
     Watch = Callable[[int, Callable[[int, "Usage | None"], None], Callable[[], None]], None]
 
+_log = logging.getLogger("goforkpy")
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
 )
@@ -125,6 +127,7 @@ class Child(ExitWatch):
         self._streams = Streams(popen)
         self._deadlines = Deadlines(options.start_timeout, options.timeout)
         self._watch(started, watch)
+        _log.debug("child %r (pid %d) started %s", name, self.pid, self.start)
         return self
 
     def _watch(self, started: int | None, watch: Watch) -> None:
@@ -273,6 +276,7 @@ class Child(ExitWatch):
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the child's process group (to the child alone if it has none)."""
+        _log.debug("child %r (pid %d) sent signal %d", self.name, self.pid, sig)
         with self._lock:
             if self._exited_already:
                 return
@@ -318,6 +322,8 @@ class Child(ExitWatch):
             if self._returncode is not None or self._exited_already:
                 return
             self._deadlines.passed = which
+        deadline = "start_timeout" if which == "start" else "timeout"
+        _log.debug("child %r (pid %d) ran past its %s; ending it", self.name, self.pid, deadline)
         self.terminate()
 
     def __enter__(self) -> Child:
@@ -384,6 +390,7 @@ class Child(ExitWatch):
         self._ending = ending
         self._popen.returncode = returncode  # Popen must never waitpid it again
         hooks.reaped(self.pid)
+        _log.debug("child %r (pid %d) %s", self.name, self.pid, protocol.how_it_ended(returncode))
         self._record_exit(returncode)
 
     def _payload_left_unread(self) -> bool:

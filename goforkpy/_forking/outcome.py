@@ -103,6 +103,12 @@ class Ending:
             )
         elif reason == "lost-parent":
             what += " (its zygote died, and it with it)"
+        if reason in ("memory-limit", "cpu-limit", "oom-killer"):
+            import logging
+
+            logging.getLogger("goforkpy").warning(
+                "child %r (pid %d) %s (%s)", self.name, self.pid, what, reason
+            )
         return protocol.crashed(
             f"child {self.name!r} (pid {self.pid}) {what}",
             name=self.name,

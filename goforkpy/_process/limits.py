@@ -110,20 +110,10 @@ class Limits:
 def _parse(field: str, value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and field in _SIZED:
-        import re
-
-        match = re.fullmatch(_SIZE, value, re.IGNORECASE)
-        if match is None:
-            raise ValueError(
-                f"Limits({field}={value!r}): write a size as a number with an optional "
-                "unit K, M, G or T (powers of 1024), e.g. '512M' or '2GiB'"
-            )
-        number, unit = match.groups()
-        value = int(float(number) * _UNITS[unit.upper()])
+    if field in _SIZED:
+        return parse_size(f"Limits({field}=...)", value)
     if isinstance(value, bool) or not isinstance(value, int):
-        kind = "an int or a size string like '512M'" if field in _SIZED else "an int"
-        raise TypeError(f"Limits({field}={value!r}): expected {kind}")
+        raise TypeError(f"Limits({field}={value!r}): expected an int")
     if value <= 0:
         raise ValueError(f"Limits({field}={value}): must be positive; use None for no limit")
     if value > _LARGEST:
@@ -131,6 +121,34 @@ def _parse(field: str, value: object) -> int | None:
             f"Limits({field}={value}): too large for an rlimit (at most {_LARGEST}); "
             "use None for no limit"
         )
+    return value
+
+
+def parse_size(label: str, value: object) -> int:
+    """A size in bytes, from an int or a string like ``"512M"``; ``label`` names it in errors.
+
+    Raises:
+        TypeError: neither an int nor a string.
+        ValueError: a string that is no size, a size that is not positive or is
+            too large for an rlimit.
+    """
+    if isinstance(value, str):
+        import re
+
+        match = re.fullmatch(_SIZE, value, re.IGNORECASE)
+        if match is None:
+            raise ValueError(
+                f"{label}: {value!r} is no size; write a number with an optional "
+                "unit K, M, G or T (powers of 1024), e.g. '512M' or '2GiB'"
+            )
+        number, unit = match.groups()
+        value = int(float(number) * _UNITS[unit.upper()])
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{label}: expected an int or a size string like '512M', not {value!r}")
+    if value <= 0:
+        raise ValueError(f"{label}: {value} must be positive; use None for no limit")
+    if value > _LARGEST:
+        raise ValueError(f"{label}: {value} is too large (at most {_LARGEST}); use None")
     return value
 
 

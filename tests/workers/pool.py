@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
 from typing import Any
 
 from .results import segfault
@@ -72,3 +74,40 @@ class Dummy:
 
 def make_dummy(_: object) -> Dummy:
     return Dummy()
+
+
+_hoard: list[bytearray] = []
+
+
+def hoard(megabytes: int) -> int:
+    """Keep ``megabytes`` of memory in the worker, after the task; return its pid."""
+    _hoard.append(bytearray(megabytes << 20))
+    return os.getpid()
+
+
+def allocate_in_task(size: int) -> int:
+    return len(bytearray(size))
+
+
+def chatty(tag: str) -> str:
+    """Write to stdout and stderr from Python and at the fd level, as C code does."""
+    print(f"{tag} out")
+    print(f"{tag} err", file=sys.stderr)
+    os.write(1, f"{tag} fd1\n".encode())
+    return tag
+
+
+def slow_with_cleanup(path: str) -> None:
+    try:
+        time.sleep(300)
+    finally:
+        with open(path, "w") as f:
+            f.write("cleaned up")
+
+
+def deaf_and_stuck() -> None:
+    """Stands in for C code that never returns to Python: it hears neither the
+    interrupt that raises TimeoutExpired nor SIGTERM; only SIGKILL ends it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(300)

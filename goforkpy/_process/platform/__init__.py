@@ -42,6 +42,7 @@ if NATIVE:
     from .linux import peer_credentials as peer_credentials
     from .linux import prepare_tie as prepare_tie
     from .linux import ram_tmpdir as ram_tmpdir
+    from .linux import resident_bytes as resident_bytes
     from .linux import seal as seal
     from .linux import sealed_memory_supported as sealed_memory_supported
     from .linux import tie_to_parent as tie_to_parent
@@ -61,6 +62,7 @@ else:
     from .posix import peer_credentials as peer_credentials
     from .posix import prepare_tie as prepare_tie
     from .posix import ram_tmpdir as ram_tmpdir
+    from .posix import resident_bytes as resident_bytes
     from .posix import seal as seal
     from .posix import sealed_memory_supported as sealed_memory_supported
     from .posix import tie_to_parent as tie_to_parent

@@ -245,3 +245,12 @@ def note_oom_kills() -> None:
 def fault_file() -> int:
     """A private, anonymous file (in no directory) for a child's crash stacks."""
     return os.memfd_create("goforkpy-faults", os.MFD_CLOEXEC)
+
+
+def resident_bytes(pid: int) -> int | None:
+    """The resident memory of ``pid`` now, in bytes (``None`` if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -156,3 +156,13 @@ def fault_file() -> int:
     fd, path = tempfile.mkstemp(prefix="goforkpy-faults-")
     os.unlink(path)
     return fd
+
+
+def resident_bytes(pid: int) -> int | None:
+    """The resident memory of ``pid`` now, in bytes (``None`` if it is gone)."""
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
