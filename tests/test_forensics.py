@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any
 
 import pytest
@@ -73,18 +74,43 @@ def test_why_a_child_died(
 
 
 @pytest.mark.parametrize(
-    ("how", "sig", "stacks"),
-    [("segfault", "SIGSEGV", "Segmentation fault"), ("abort", "SIGABRT", "Aborted")],
+    ("how", "limits", "reason", "sig", "stacks"), [pytest.param(*w[1:], id=w[0]) for w in WAYS]
 )
-def test_why_an_executor_worker_died(how: str, sig: str, stacks: str) -> None:
-    with fork.Executor(max_workers=1) as pool:
+def test_why_an_executor_task_failed(
+    how: str, limits: Any, reason: str, sig: str | None, stacks: str | None
+) -> None:
+    with fork.Executor(max_workers=1, limits=limits) as pool:
+        future = pool.submit(crash, how)
+        if how == "wait":
+            while future.pid is None or not future.running():  # the worker has reached it
+                threading.Event().wait(0.01)
+            os.kill(future.pid, signal.SIGKILL)
         with pytest.raises(fork.ChildCrashed) as caught:
-            pool.submit(crash, how).result(DEADLOCK_NET)
+            future.result(DEADLOCK_NET)
         assert pool.submit(abs, -1).result(DEADLOCK_NET) == 1, "the pool goes on"
     error = caught.value
-    assert (error.reason, error.signal) == ("signal", sig)
-    assert stacks in error.traceback and FATAL in error.traceback
-    assert error.rusage is not None and error.rusage.max_rss > 1 << 20
+    assert error.reason == reason and error.pid == future.pid
+    assert sig is None or error.signal == sig or (reason == "cpu-limit" and error.signal)
+    if stacks is None:
+        assert error.traceback is None
+    else:
+        assert stacks in error.traceback and FATAL in error.traceback
+    if reason != "memory-limit":  # that one is a task's error: its worker lives on
+        assert error.rusage is not None and error.rusage.max_rss > 1 << 20
+
+
+@pytest.mark.parametrize("start", ["cold", "warm", "executor"])
+def test_a_timeout_is_no_crash(start: str) -> None:
+    if start == "executor":
+        with fork.Executor(max_workers=1, task_timeout=0.3, grace=0.3) as pool:
+            future = pool.submit(crash, "wait")
+            with pytest.raises(fork.TimeoutExpired, match="task_timeout"):
+                future.result(DEADLOCK_NET)
+        return
+    child = fork.spawn("crash", ("wait",), timeout=0.3, start=start, stdout=fork.DEVNULL)
+    with pytest.raises(fork.TimeoutExpired, match="timeout"):
+        child.result(DEADLOCK_NET)
+    assert child.returncode is not None and child.rusage is not None
 
 
 def test_a_snapshot_crash_leaves_its_stacks() -> None:

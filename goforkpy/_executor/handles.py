@@ -60,6 +60,7 @@ class Task:
     def crash_error(self, child: Child, code: int) -> ChildCrashed:
         """What this task's future fails with when its worker dies (``code``)."""
         ending = child._ending  # what the worker left: its stacks at a fatal signal
+        fields = {} if ending is None else {"reason": ending.reason()}
         return protocol.crashed(
             f"the worker running {self.fn_name} (pid {child.pid}) {protocol.how_it_ended(code)}",
             name=self.fn_name,
@@ -67,6 +68,7 @@ class Task:
             returncode=code,
             traceback=None if ending is None else ending.traceback,
             rusage=child.rusage,
+            **fields,
         )
 
 

@@ -96,7 +96,7 @@ class Ending:
         return f" (it ran under fork.{self.limits!r})" if self.limits is not None else ""
 
     def _crashed(self, what: str, reason: str | None = None) -> ChildCrashed:
-        reason = reason or self._reason()
+        reason = reason or self.reason()
         if reason == "oom-killer":
             what += (
                 " (the kernel's OOM killer ended it: the machine or its cgroup ran out of memory)"
@@ -128,7 +128,7 @@ class Ending:
             return tail
         return self.traceback if tail is None else f"{tail}\n{self.traceback}"
 
-    def _reason(self) -> str:
+    def reason(self) -> str:
         """Why it died without a result, in one word (see ``ChildCrashed.reason``)."""
         import signal
 
