@@ -130,3 +130,18 @@ def test_forensic_fields_survive_pickling() -> None:
     for field in ("reason", "signal", "traceback", "rusage", "returncode", "pid"):
         assert getattr(copy, field) == getattr(caught.value, field)
     assert child.rusage is not None and child.rusage.user_time >= 0
+
+
+def test_a_sigkill_from_the_oom_killer_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's count of OOM kills (the cgroup's) rose while the child died of SIGKILL.
+
+    The count is faked: making the kernel's OOM killer strike would endanger the machine.
+    """
+    from goforkpy._process import platform
+
+    rises = iter([True])
+    monkeypatch.setattr(platform, "oom_kills_since_last_look", lambda: next(rises, False))
+    child = _dies("cold", "wait", None, None)
+    with pytest.raises(fork.ChildCrashed, match="OOM killer") as caught:
+        child.result(DEADLOCK_NET)
+    assert (caught.value.reason, caught.value.signal) == ("oom-killer", "SIGKILL")

@@ -239,7 +239,7 @@ if __name__ == "__main__":
     try:
         child.result(timeout=60)
     except fork.ChildCrashed as exc:
-        print("running child:", exc.signal)
+        print("running child:", exc.signal, exc.reason)
     replaced = fork.spawn("parent_pid")
     print("replaced:", replaced.result() != zygote, replaced.start)
 """
@@ -248,7 +248,7 @@ if __name__ == "__main__":
 def test_dead_zygote_is_replaced(run_script: RunScript) -> None:
     done = run_script(DEAD_ZYGOTE_SCRIPT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["running child: SIGKILL", "replaced: True warm"]
+    assert done.stdout.splitlines() == ["running child: SIGKILL lost-parent", "replaced: True warm"]
 
 
 def test_warm_up_waits_for_the_zygote(run_script: RunScript) -> None:

@@ -176,10 +176,16 @@ def _refuse_shared(root: str) -> None:
 
 def _sweep(dir_fd: int) -> None:
     """Remove files left by parents that died before they could."""
+    swept = 0
     for entry in os.listdir(dir_fd):
         owner, dash, _ = entry.partition("-")
         if dash and owner.isdigit() and not pid_exists(int(owner)):
             try:
                 os.unlink(entry, dir_fd=dir_fd)
+                swept += 1
             except FileNotFoundError:
                 pass  # another process swept it first
+    if swept:
+        import logging
+
+        logging.getLogger("goforkpy").debug("swept %d files left by dead processes", swept)
