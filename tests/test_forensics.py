@@ -113,7 +113,9 @@ def test_a_timeout_is_no_crash(start: str) -> None:
     assert child.returncode is not None and child.rusage is not None
 
 
+@pytest.mark.filterwarnings("ignore:fork.snapshot.*threads of its own:RuntimeWarning")
 def test_a_snapshot_crash_leaves_its_stacks() -> None:
+    """(Other tests leave tqdm's monitor thread behind: the warning about it is expected.)"""
     child = fork.snapshot(crash, "segfault")
     with pytest.raises(fork.ChildCrashed) as caught:
         child.result(DEADLOCK_NET)
