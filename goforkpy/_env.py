@@ -26,7 +26,7 @@ PRIVATE_DIR = "GOFORKPY_DIR"  # the parent's private directory, which the child 
 REPORT = "GOFORKPY_REPORT"  # fd of the socket a child reports on (see _forking.reports)
 PAYLOAD_FD = "GOFORKPY_PAYLOAD_FD"  # fd of the sealed memfd a big payload travels in
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
-FAULTS = "GOFORKPY_FAULTS"  # fd of the private file a fatal signal's Python stacks go to
+FAULTS = "GOFORKPY_FAULTS"  # the private file a fatal signal's Python stacks go to
 PASSED = "GOFORKPY_FDS"  # comma-separated fds passed on to the function (Executor workers)
 ZYGOTE = "GOFORKPY_ZYGOTE"  # "<requests fd>,<notices fd>": this process is a zygote
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
@@ -111,7 +111,7 @@ class Markers:
         self.report = _fd(environ.get(REPORT)) if complete else None
         self.payload_fd = _fd(environ.get(PAYLOAD_FD)) if complete else None
         self.passed = _fds(environ.get(PASSED)) if complete else ()
-        self.faults = _fd(environ.get(FAULTS)) if complete else None
+        self.faults = environ.get(FAULTS) if complete else None
         zygote = _fds(environ.get(ZYGOTE)) if complete else ()
         self.zygote = (zygote[0], zygote[1]) if len(zygote) == 2 else None
 
@@ -121,7 +121,7 @@ class Markers:
 
     def keep_private(self) -> None:
         """The descriptors the parent gave us are ours alone, not our subprocesses'."""
-        for fd in (self.ready, self.started, self.report, self.payload_fd, self.faults):
+        for fd in (self.ready, self.started, self.report, self.payload_fd):
             if fd is not None:
                 try:
                     os.set_inheritable(fd, False)
@@ -143,14 +143,18 @@ MARKED = Markers(os.environ)
 
 def record_faults(marked: Markers) -> None:
     """Have a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) write the Python
-    stack of every thread to the file the parent gave us, never to the user's stderr."""
-    if marked.faults is not None:
-        import faulthandler  # built in: loading it costs microseconds
+    stack of every thread to the private file the parent named, never to the user's
+    stderr (the parent reads it, and removes it, when it reaps us)."""
+    if not marked.faults:
+        return
+    import faulthandler  # built in: loading it costs microseconds
 
-        try:
-            faulthandler.enable(file=marked.faults, all_threads=True)
-        except (OSError, ValueError):
-            pass  # not open: the crash is reported without the stacks
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(marked.faults, flags, 0o600)  # stays open for as long as we live
+        faulthandler.enable(file=fd, all_threads=True)
+    except (OSError, ValueError):
+        pass  # no room, or no directory: a crash is reported without the stacks
 
 
 def reread() -> Markers:

@@ -83,7 +83,7 @@ class _Capture:
     def __init__(self) -> None:
         from .._process import platform
 
-        self._sinks = (platform.fault_file(), platform.fault_file())  # private, anonymous
+        self._sinks = (platform.anonymous_file(), platform.anonymous_file())  # private, anonymous
         self._saved: list[int] = []
 
     def __enter__(self) -> None:

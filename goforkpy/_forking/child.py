@@ -81,7 +81,6 @@ class Child(ExitWatch):
     _exited_already: bool
     _ending: Ending | None  # what it left, once reaped
     _payload_fd: int | None  # the sealed memfd its payload travels in, if it does
-    _faults: int  # the private file where a fatal signal leaves its Python stacks
     _outcome: tuple[bool, Any] | None
     _settling: threading.Event | None  # set once _outcome is made
     _streams: Streams
@@ -98,7 +97,7 @@ class Child(ExitWatch):
         cls,
         name: str,
         popen: Process,
-        files: tuple[str, bytes, int | None, int],
+        files: tuple[str, bytes, int | None],
         options: Options,
         started: int | None,
         how: tuple[Watch, str] = (reaper.watch, "cold"),
@@ -116,7 +115,7 @@ class Child(ExitWatch):
         watch, self.start = how
         self.name, self.pid, self._popen = name, popen.pid, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
-        self._stem, self._key, self._payload_fd, self._faults = files
+        self._stem, self._key, self._payload_fd = files
         self._grace, self._limits = options.grace, options.limits
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
@@ -381,7 +380,8 @@ class Child(ExitWatch):
         _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
         ending = Ending(self.name, self.pid, returncode, self._limits)
         ending.rusage, ending.lost_parent = usage, lost_parent
-        ending.traceback = _read_faults(self._faults, returncode)
+        faults = protocol.faults_path(protocol.payload_path(self._stem))
+        ending.traceback = _read_faults(faults, returncode)
         ending.stderr_piped = self.stderr is not None
         ending.payload_unread = self._payload_left_unread()
         ending.report, sealed_result = reports.take(self.pid)
@@ -426,17 +426,21 @@ class Child(ExitWatch):
         return self._ending.outcome()
 
 
-def _read_faults(fd: int, returncode: int) -> str | None:
-    """The stacks a fatal signal left in the fault file (then closed), or ``None``."""
+def _read_faults(path: str, returncode: int) -> str | None:
+    """The stacks a fatal signal left in the child's fault file (then removed), or ``None``."""
     try:
         if -returncode not in _fatal_signals():
             return None
-        text = os.pread(fd, 1 << 16, 0).decode("utf-8", "replace").strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            text = os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
+        finally:
+            os.close(fd)
         return text or None
     except OSError:
         return None
     finally:
-        os.close(fd)
+        _unlink(path)
 
 
 def _fatal_signals() -> frozenset[int]:

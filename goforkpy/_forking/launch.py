@@ -223,6 +223,7 @@ def _start_child(
     (stem, key), (early, sealed) = files, how
     env = plan.child_env(planned[0], options.env, key)
     env[_env.PAYLOAD] = protocol.payload_path(stem)
+    env[_env.FAULTS] = protocol.faults_path(env[_env.PAYLOAD])
     with handover.Pipes() as pipes:
         handed = [(_env.PASSED, fd) for fd in options.pass_fds]  # (marker, fd) for the child
         if early:
@@ -231,8 +232,6 @@ def _start_child(
         payload_fd = pipes.add(platform.new_sealable("goforkpy-payload")) if sealed else None
         if payload_fd is not None:
             handed.append((_env.PAYLOAD_FD, payload_fd))
-        faults = pipes.add(platform.fault_file())
-        handed.append((_env.FAULTS, faults))
         timed = options.timeout is not None or options.start_timeout is not None
         if timed:
             started, tell_end = pipes.make()
@@ -240,7 +239,7 @@ def _start_child(
         process, watch, method = _start_process(planned, key, env, handed, options)
         if payload_fd is not None:
             pipes.take(payload_fd)  # the handle closes it once the child has exited
-        kept = (stem, key, payload_fd, pipes.take(faults))
+        kept = (stem, key, payload_fd)
         child = Child._started(
             name, process, kept, options, pipes.take(started) if timed else None, (watch, method)
         )

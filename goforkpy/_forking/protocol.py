@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 PAYLOAD_SUFFIX = ".in"
 RESULT_SUFFIX = ".out"
+FAULTS_SUFFIX = ".faults"  # where a fatal signal leaves the child's Python stacks
 
 # Launch modes: where the child finds the function.
 MAIN = "main"  # the re-run main script registered it: look it up by name
@@ -48,6 +49,11 @@ def payload_path(stem: str) -> str:
 def result_path(payload: str) -> str:
     """The result file that belongs to the payload file ``payload``."""
     return payload[: -len(PAYLOAD_SUFFIX)] + RESULT_SUFFIX
+
+
+def faults_path(payload: str) -> str:
+    """The crash-stacks file that belongs to the payload file ``payload``."""
+    return payload[: -len(PAYLOAD_SUFFIX)] + FAULTS_SUFFIX
 
 
 def socket_name(pid: int) -> str:

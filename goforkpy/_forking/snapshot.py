@@ -21,7 +21,7 @@ import sys
 import threading
 
 from .. import _env
-from .._process import lifeline, platform, reaper
+from .._process import lifeline, reaper
 from .._process.stdio import child_ends
 from . import boot, calls, handover, protocol, tmpdir
 from .child import Child, ForkedProcess
@@ -84,8 +84,7 @@ def start(
     markers = _markers(key)
     reaper.prepare()
     with handover.Pipes() as pipes, child_ends(*options.stdio) as (ends, ours):
-        faults = pipes.add(platform.fault_file())
-        markers[_env.FAULTS] = str(faults)
+        markers[_env.FAULTS] = protocol.faults_path(protocol.payload_path(stem))
         started = None
         if options.timeout is not None or options.start_timeout is not None:
             started, tell = pipes.make()
@@ -95,7 +94,7 @@ def start(
         if pid == 0:
             _be_the_child(fn, call, (ends, cwd, options.env), markers, (stem, key), limits)
         process = ForkedProcess(pid, ours)
-        kept = (stem, key, None, pipes.take(faults))
+        kept = (stem, key, None)
         taken = None if started is None else pipes.take(started)
         return Child._started(name, process, kept, options, taken, (reaper.watch, "snapshot"))
 
@@ -107,7 +106,7 @@ def _markers(key: bytes) -> dict[str, str]:
     import io  # noqa: F401
     import resource  # noqa: F401
 
-    from .._process import guardian
+    from .._process import guardian, platform
     from .._process.limits import apply  # noqa: F401
     from . import hooks, reports, telling, wire  # noqa: F401
 

@@ -30,8 +30,8 @@ NATIVE = sys.platform.startswith("linux") and _chosen != "posix"
 from .posix import pid_exists as pid_exists  # noqa: E402
 
 if NATIVE:
+    from .linux import anonymous_file as anonymous_file
     from .linux import descendant_pids as descendant_pids
-    from .linux import fault_file as fault_file
     from .linux import group_and_tie_preexec as group_and_tie_preexec
     from .linux import has_exited as has_exited
     from .linux import is_sealed as is_sealed
@@ -50,8 +50,8 @@ if NATIVE:
     from .linux import wait_unreaped as wait_unreaped
     from .linux import watch_exit_supported as watch_exit_supported
 else:
+    from .posix import anonymous_file as anonymous_file
     from .posix import descendant_pids as descendant_pids
-    from .posix import fault_file as fault_file
     from .posix import group_and_tie_preexec as group_and_tie_preexec
     from .posix import has_exited as has_exited
     from .posix import is_sealed as is_sealed

@@ -242,9 +242,9 @@ def note_oom_kills() -> None:
     oom_kills_since_last_look()
 
 
-def fault_file() -> int:
-    """A private, anonymous file (in no directory) for a child's crash stacks."""
-    return os.memfd_create("goforkpy-faults", os.MFD_CLOEXEC)
+def anonymous_file() -> int:
+    """A private, anonymous file (in no directory): a worker's captured output."""
+    return os.memfd_create("goforkpy-capture", os.MFD_CLOEXEC)
 
 
 def resident_bytes(pid: int) -> int | None:

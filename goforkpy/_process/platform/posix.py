@@ -149,11 +149,11 @@ def note_oom_kills() -> None:
     """Nothing to remember: see ``oom_kills_since_last_look``."""
 
 
-def fault_file() -> int:
-    """A private file (0600, unlinked at once) for a child's crash stacks."""
+def anonymous_file() -> int:
+    """A private file (0600, unlinked at once): a worker's captured output."""
     import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="goforkpy-faults-")
+    fd, path = tempfile.mkstemp(prefix="goforkpy-capture-")
     os.unlink(path)
     return fd
 
