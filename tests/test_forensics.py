@@ -24,7 +24,7 @@ FATAL = "in deep_in_the_stack"  # the frame the stacks must show
 WAYS: list[tuple[str, str, Any, str, str | None, str | None]] = [
     ("segfault", "segfault", None, "signal", "SIGSEGV", "Segmentation fault"),
     ("abort", "abort", None, "signal", "SIGABRT", "Aborted"),
-    ("fpe", "SIGFPE", None, "signal", "SIGFPE", "Floating point exception"),
+    ("fpe", "SIGFPE", None, "signal", "SIGFPE", "Floating"),  # "-point" on 3.13, " point" before
     ("bus-error", "SIGBUS", None, "signal", "SIGBUS", "Bus error"),
     ("os-exit", "os-exit", None, "exit", None, None),
     ("memory-limit", "memory", fork.Limits(memory="256M"), "memory-limit", None, None),

@@ -89,6 +89,16 @@ class Ending:
             how = f"exited with code {rc} without a result (os._exit or a crash)"
         else:
             how = protocol.how_it_ended(rc)
+        memory = getattr(self.limits, "memory", None)
+        if memory is not None and _like_no_memory(rc):
+            from .._process.limits import describe_size
+
+            return self._crashed(
+                f"{how}: it most likely ran out of memory under "
+                f"fork.Limits(memory={describe_size(memory)!r}) (Python aborts, or exits "
+                "without a word, when even reporting needs memory it cannot have)",
+                "memory-limit",
+            )
         return self._crashed(how + self._under_limits())
 
     def _under_limits(self) -> str:
@@ -165,6 +175,13 @@ def _out_of_memory(result: Result) -> bool:
     return result.typename == "builtins.MemoryError" or any(
         sign in result.message for sign in ("failed to map segment", "Cannot allocate memory")
     )
+
+
+def _like_no_memory(returncode: int) -> bool:
+    """How a child that ran out of address space ends when it cannot even say so."""
+    import signal
+
+    return returncode > 0 or -returncode in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS)
 
 
 def _oom_killed() -> bool:
