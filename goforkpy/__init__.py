@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._coordination.shell import shell_run as shell_run
     from ._executor.executor import Executor as Executor
     from ._forking.child import Child as Child
+    from ._forking.isolated import isolated as isolated
     from ._forking.launch import fork as fork
     from ._forking.launch import run as run
     from ._forking.launch import run_async as run_async
@@ -83,6 +84,7 @@ __all__ = [
     "get_start_method",
     "init",
     "is_child",
+    "isolated",
     "kill_tree",
     "pid",
     "ppid",
@@ -113,6 +115,7 @@ _LAZY = {
     "set_start_method": "_forking.methods",
     "get_start_method": "_forking.methods",
     "snapshot": "_forking.snapshot",
+    "isolated": "_forking.isolated",
     "Limits": "_process.limits",
     "Executor": "_executor.executor",
     "Manager": "_coordination.manager",

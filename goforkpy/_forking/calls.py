@@ -107,7 +107,7 @@ def _read_signature(fn: Callable[..., Any]) -> inspect.Signature | None:
 
 def _hint(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], via: str) -> str:
     options = sorted(SPAWN_OPTIONS & set(kwargs))
-    if not options or via == "spawn":
+    if not options or via in ("spawn", "isolated"):
         return ""
     rest = {k: v for k, v in kwargs.items() if k not in SPAWN_OPTIONS}
     given = ", ".join(f"{option}={kwargs[option]!r}" for option in options)

@@ -174,9 +174,27 @@ def launch(
 ) -> Child:
     """Start ``name`` with ``options``; ``via`` names the caller in error messages."""
     boot.require_can_fork()
-    fn = lookup(name, via)
+    return launch_function(name, lookup(name, via), args, kwargs, options, via)
+
+
+def launch_function(
+    name: str,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...] | list[Any],
+    kwargs: Mapping[str, Any] | None,
+    options: Options,
+    via: str,
+    *,
+    rerun_main: bool = True,
+) -> Child:
+    """Start ``fn``, known as ``name``, with ``options``.
+
+    ``rerun_main``: a function of the main script may start by re-running it
+    up to ``fork.init()`` (registered functions); otherwise it is sent by value.
+    """
+    boot.require_can_fork()
     call = calls.check(name, fn, args, kwargs, via)
-    mode, argv, module, qualname = plan.plan(fn)
+    mode, argv, module, qualname = plan.plan(fn, rerun_main=rerun_main)
     key = handover.parent_key()
     applied = options.limits._to_apply() if options.limits is not None else ()
     stem, assembled = _prepare(mode, name, fn, module, qualname, call, applied, key)

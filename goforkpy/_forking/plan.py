@@ -35,20 +35,26 @@ _BOOT_CODE = ";".join(
 )
 
 
-def plan(fn: Callable[..., Any]) -> tuple[str, list[str], str | None, str]:
-    """(mode, argv, module, qualname) for starting ``fn``."""
+def plan(
+    fn: Callable[..., Any], *, rerun_main: bool = True
+) -> tuple[str, list[str], str | None, str]:
+    """(mode, argv, module, qualname) for starting ``fn``.
+
+    ``rerun_main``: a function of the main script may start by re-running the
+    script up to ``fork.init()``, which only finds registered functions.
+    """
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", "")
     if module == "__main__":
-        argv = _main_command()
+        argv = _main_command() if rerun_main else None
         if argv is not None:
             return protocol.MAIN, argv, None, qualname
-    elif module is not None and _importable(fn, module, qualname):
+    elif module is not None and importable(fn, module, qualname):
         return protocol.MODULE, boot_command(), module, qualname
     return protocol.VALUE, boot_command(), None, qualname
 
 
-def _importable(fn: Callable[..., Any], module: str, qualname: str) -> bool:
+def importable(fn: object, module: str, qualname: str) -> bool:
     """True where importing ``module`` in the child finds ``fn`` at ``qualname``."""
     found: Any = sys.modules.get(module)
     if getattr(found, "__spec__", None) is None or "<locals>" in qualname:

@@ -1,0 +1,174 @@
+"""``fork.isolated``: a function that runs in a goforkpy child wherever it is called.
+
+The wrapper holds the function and checked process options, and pickles small:
+by reference where it (or the function) can be imported from a module, by
+value (cloudpickle) otherwise, so it travels to threads, process pools,
+joblib and Dask workers alike. Each call starts a child on the machine where
+it is made, as ``fork.run`` does.
+
+Watchers see each call's child start and end: the Dask plugin uses them to
+know which child belongs to which task, without this module knowing Dask.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .._process.limits import Limits
+from . import methods
+from .options import Options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Protocol, TypeVar, Union
+
+    from .child import Child
+
+    Settings = tuple[Union[float, None], float, Union[Limits, None], Union[str, None]]
+    F = TypeVar("F", bound=Callable[..., Any])
+
+    class Watcher(Protocol):
+        def started(self, child: Child) -> None: ...
+        def ended(self, child: Child) -> None: ...
+
+
+_watchers: list[Watcher] = []
+
+
+def add_watcher(watcher: Watcher) -> None:
+    """Tell ``watcher`` of every isolated call's child, from now on."""
+    _watchers.append(watcher)
+
+
+def remove_watcher(watcher: Watcher) -> None:
+    try:
+        _watchers.remove(watcher)
+    except ValueError:
+        pass
+
+
+def isolated(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    timeout: float | None = None,
+    grace: float = 5.0,
+    limits: Limits | None = None,
+    start: str | None = None,
+) -> Any:
+    """Wrap ``fn`` so that each call runs it in a goforkpy child, where it is called.
+
+    Use it as ``fork.isolated(fn, timeout=10)``, or as a decorator, with or
+    without arguments. The wrapper keeps ``fn``'s ``__name__``,
+    ``__qualname__``, ``__doc__`` and ``__module__`` (``__wrapped__`` is
+    ``fn``) and can be pickled: by reference where it or ``fn`` can be
+    imported from a module, by value otherwise. So it can be handed to
+    threads, ``concurrent.futures``, joblib, Celery or Dask, and each call
+    returns or raises as ``fork.run`` does: the function's exception, or
+    ``ChildCrashed`` and ``TimeoutExpired`` while the caller stays up.
+
+    Args:
+        fn: the function; any picklable callable.
+        timeout: seconds each call's function may run (start-up not counted);
+            then its process tree is terminated and ``TimeoutExpired`` raised.
+        grace: seconds between SIGTERM and SIGKILL when terminating.
+        limits: a ``fork.Limits`` applied in each child.
+        start: ``"cold"``, ``"warm"`` or ``"snapshot"``; default: the start
+            method in force at each call.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or an option has the wrong type.
+        ValueError: an option's value is out of range.
+    """
+    settings: Settings = (timeout, grace, limits, start)
+    Options(timeout=timeout, grace=grace, limits=limits, start=start)  # bad options fail here
+    if fn is None:
+        return functools.partial(_wrap, settings=settings)
+    return _wrap(fn, settings)
+
+
+def _wrap(fn: F, settings: Settings) -> F:
+    if not callable(fn):
+        raise TypeError(
+            f"fork.isolated() wraps a callable, not {fn!r}; pass the function itself, "
+            "or use @fork.isolated(timeout=...) as a decorator"
+        )
+    return Isolated(fn, settings)  # type: ignore[return-value] # it calls like fn
+
+
+class Isolated:
+    """A function that runs in a goforkpy child at each call (see ``fork.isolated``)."""
+
+    __wrapped__: Callable[..., Any]
+    __qualname__: str
+
+    def __init__(self, fn: Callable[..., Any], settings: Settings) -> None:
+        functools.update_wrapper(self, fn)
+        timeout, grace, limits, start = settings
+        self._isolated = settings
+        self._options = Options(timeout=timeout, grace=grace, limits=limits, start=start)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fn, options = self.__wrapped__, self._options
+        if options.start == methods.SNAPSHOT:
+            from .snapshot import start as start_snapshot
+
+            child = start_snapshot(fn, args, kwargs, options)
+        else:
+            from .launch import launch_function
+
+            name = getattr(fn, "__qualname__", None) or repr(fn)
+            child = launch_function(name, fn, args, kwargs, options, "isolated", rerun_main=False)
+        with child:  # an interrupted wait ends the child's tree
+            for watcher in _watchers:
+                watcher.started(child)
+            try:
+                return child.result()
+            finally:
+                for watcher in _watchers:
+                    watcher.ended(child)
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """As a method, the instance is the first argument, as for a function."""
+        if instance is None:
+            return self
+        import types
+
+        return types.MethodType(self, instance)
+
+    def __repr__(self) -> str:
+        timeout, grace, limits, start = self._isolated
+        shown = [f"timeout={timeout}"] if timeout is not None else []
+        shown += [f"grace={grace}"] if grace != 5.0 else []
+        shown += [f"limits={limits!r}"] if limits is not None else []
+        shown += [f"start={start!r}"] if start is not None else []
+        return f"<isolated {self.__wrapped__!r}{''.join(', ' + item for item in shown)}>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        if _importable(self):
+            return self.__qualname__  # by reference: the decorated name in its module
+        fn = self.__wrapped__
+        if _importable(fn):
+            return _rebuild, (fn, self._isolated)
+        import cloudpickle
+
+        return _rebuild_by_value, (cloudpickle.dumps(fn), self._isolated)
+
+
+def _importable(obj: object) -> bool:
+    """True where ``obj`` is found by importing its module (not a script's ``__main__``)."""
+    from .plan import importable
+
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", "")
+    return module not in (None, "__main__") and importable(obj, module, qualname)
+
+
+def _rebuild(fn: Callable[..., Any], settings: Settings) -> Isolated:
+    return Isolated(fn, settings)
+
+
+def _rebuild_by_value(data: bytes, settings: Settings) -> Isolated:
+    import pickle
+
+    return Isolated(pickle.loads(data), settings)
