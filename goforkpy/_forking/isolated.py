@@ -150,7 +150,7 @@ class Isolated:
         fn = self.__wrapped__
         if _importable(fn):
             return _rebuild, (fn, self._isolated)
-        import cloudpickle
+        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
         return _rebuild_by_value, (cloudpickle.dumps(fn), self._isolated)
 
