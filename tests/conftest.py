@@ -45,17 +45,27 @@ def _status(process: psutil.Process) -> str | None:
         return None
 
 
+def _resource_tracker() -> tuple[int | None, int | None]:
+    """(pid, fd) of multiprocessing's resource tracker: the stdlib starts it for
+    spawned processes (Dask's workers) and keeps it for the session."""
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+    return getattr(tracker, "_pid", None), getattr(tracker, "_fd", None)
+
+
 def _leftovers(fds_before: set[int]) -> list[str]:
     problems = []
-    zygotes = set(zygote.pids())  # they serve the whole session; their children must go
-    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in zygotes]
+    tracker_pid, tracker_fd = _resource_tracker()
+    kept = {*zygote.pids(), tracker_pid}  # they serve the whole session; their children must go
+    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in kept]
     left = [(c.pid, _status(c)) for c in children]
     left = [(pid, status) for pid, status in left if status is not None]
     if left:
         problems.append(f"processes left: {left}")
     if _our_files():
         problems.append(f"payload/result files left: {_our_files()}")
-    new_fds = _open_fds() - fds_before
+    new_fds = _open_fds() - fds_before - {tracker_fd}
     if new_fds:
         problems.append(f"fds left open: {[(fd, _describe_fd(fd)) for fd in sorted(new_fds)]}")
     return problems

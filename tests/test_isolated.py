@@ -219,3 +219,28 @@ def test_a_main_script_s_function_travels_by_value(run_script: RunScript) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["16"]
+
+
+def test_the_core_never_imports_dask(run_script: RunScript) -> None:
+    done = run_script(
+        f"""
+        import sys
+        sys.path.insert(0, {TESTS!r})
+        import goforkpy as fork
+        from workers.isolation import double
+
+        assert double(1)[0] == 2 and fork.isolated(print) is not None
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
+        sys.modules["distributed"] = None  # as if the extra were not installed
+        try:
+            import goforkpy.dask
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[]",
+        "goforkpy.dask needs Dask distributed, which is not installed; "
+        "pip install 'goforkpy[dask]'",
+    ]
