@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import DEADLOCK_NET, RunScript
+from helpers import DEADLOCK_NET, RunScript, resource_tracker
 
 import goforkpy as fork
 from goforkpy._coordination import messaging
@@ -45,18 +45,9 @@ def _status(process: psutil.Process) -> str | None:
         return None
 
 
-def _resource_tracker() -> tuple[int | None, int | None]:
-    """(pid, fd) of multiprocessing's resource tracker: the stdlib starts it for
-    spawned processes (Dask's workers) and keeps it for the session."""
-    from multiprocessing import resource_tracker
-
-    tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
-    return getattr(tracker, "_pid", None), getattr(tracker, "_fd", None)
-
-
 def _leftovers(fds_before: set[int]) -> list[str]:
     problems = []
-    tracker_pid, tracker_fd = _resource_tracker()
+    tracker_pid, tracker_fd = resource_tracker()
     kept = {*zygote.pids(), tracker_pid}  # they serve the whole session; their children must go
     children = [c for c in psutil.Process().children(recursive=True) if c.pid not in kept]
     left = [(c.pid, _status(c)) for c in children]

@@ -74,13 +74,25 @@ def children() -> list[psutil.Process]:
     from goforkpy._process import lifeline
 
     zygotes = set(zygote.pids())
+    tracker, _ = resource_tracker()
     found = []
     for child in psutil.Process().children():
+        if child.pid == tracker:
+            continue
         if child.pid not in zygotes:
             found.append(child)
         else:  # a zygote's: ours once it is handed to us (until then a spare)
             found += [young for young in child.children() if lifeline.live_child(young.pid)]
     return found
+
+
+def resource_tracker() -> tuple[int | None, int | None]:
+    """(pid, fd) of multiprocessing's resource tracker: the stdlib starts it for
+    spawned processes (Dask's workers) and keeps it for the session."""
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+    return getattr(tracker, "_pid", None), getattr(tracker, "_fd", None)
 
 
 def unexpected_stderr(stderr: str) -> str:

@@ -176,3 +176,24 @@ def test_the_cluster_leaves_nothing_when_it_closes() -> None:
 def test_bad_settings_are_refused(settings: dict[str, Any], words: str) -> None:
     with pytest.raises(ValueError, match=words):
         goforkpy.dask.Isolation(**settings)
+
+
+@pytest.mark.parametrize("where", ["own cluster", "scheduler address"])
+def test_the_example(where: str, client: Client) -> None:
+    import subprocess
+    import sys
+
+    example = Path(fork.__file__).parent.parent / "examples" / "dask_cluster.py"
+    address = [client.scheduler.address] if where == "scheduler address" else []
+    done = subprocess.run(
+        [sys.executable, str(example), *address],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(example.parent.parent)},
+        timeout=DEADLOCK_NET,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "45 records parsed, 5 crashed the parser:"
+    assert lines[1:6] == [f"  !corrupt-{i}: signal (SIGSEGV)" for i in range(10, 51, 10)]
+    assert lines[-1] == "workers restarted: none"
