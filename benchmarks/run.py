@@ -641,6 +641,9 @@ def main():
     bench_messaging(max(3, rounds // 3))
     bench_executor(max(3, rounds // 3))
     bench_executor_health(max(3, rounds // 3))
+    import on_dask  # here, not at the top: a re-run of this script imports no more than it needs
+
+    on_dask.bench_dask(max(3, rounds // 5))
 
 
 if __name__ == "__main__":
