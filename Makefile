@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := goforkpy tests examples benchmarks
 
-.PHONY: demo test check suite portable warm bench clean
+.PHONY: demo test check suite docs package portable warm bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
-test: check suite
+test: check suite docs package
 
 check: $(STAMP)
 	$(BIN)/ruff check $(SOURCES)
@@ -24,6 +24,22 @@ check: $(STAMP)
 
 suite: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The documentation site, into site/; --strict fails on a broken reference or link.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The sdist and the wheel, into dist/; the wheel installed into a clean venv runs the
+# quick start, from outside the source tree, so what would be published is what is tested.
+package: $(STAMP)
+	rm -rf dist .venv-wheel
+	$(BIN)/python -m build --outdir dist . > /dev/null
+	$(BIN)/python -m venv .venv-wheel
+	.venv-wheel/bin/python -m pip install --quiet --disable-pip-version-check dist/*.whl
+	cd examples && env -u PYTHONPATH ../.venv-wheel/bin/python -c \
+	    "import goforkpy, sys; assert '/.venv-wheel/' in goforkpy.__file__, goforkpy.__file__"
+	cd examples && env -u PYTHONPATH ../.venv-wheel/bin/python quickstart.py > /dev/null
+	@echo "dist/: $$(ls dist | tr '\n' ' ')- the wheel runs the quick start"
 
 # The suite on the portable layer only (no pidfd, waitid, prctl, /proc, SO_PEERCRED, /dev/shm).
 portable: $(STAMP)
@@ -38,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf .venv .venv-* .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv .venv-* .mypy_cache .ruff_cache .pytest_cache .hypothesis site dist

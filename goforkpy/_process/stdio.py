@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     Resolved = Union[None, int, IO[Any]]
 
 PIPE = subprocess.PIPE
+"""``stdin=``/``stdout=``/``stderr=``: a pipe to the child, as ``Child.stdin`` and so on."""
 STDOUT = subprocess.STDOUT
+"""``stderr=``: the child's stderr goes where its stdout goes."""
 DEVNULL = subprocess.DEVNULL
+"""``stdin=``/``stdout=``/``stderr=``: ``/dev/null``."""
 _SPECIAL = frozenset({PIPE, STDOUT, DEVNULL})
 
 
