@@ -20,7 +20,7 @@ from helpers import DEADLOCK_NET
 import goforkpy as fork
 
 ROOT = Path(fork.__file__).resolve().parent.parent
-PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 _BLOCK = re.compile(r"^```python(?: title=\"(?P<title>[^\"]+)\")?\n(?P<code>.*?)^```$", re.M | re.S)
 # what a block needs that is not in every install
 _NEEDS = {"distributed": "dask.distributed", "pebble": "pebble", "loky": "loky", "tqdm": "tqdm"}
