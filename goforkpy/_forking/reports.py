@@ -22,12 +22,13 @@ import socket
 import sys
 import threading
 
+from .._process import passing
+
 _lock = threading.Lock()
 _pair: tuple[socket.socket, socket.socket] | None = None
 _owner_pid = -1
 _reasons: dict[int, str] = {}
 _results: dict[int, int] = {}  # pid -> fd of its sealed result
-_FD_SIZE = 4  # an fd in SCM_RIGHTS is a C int
 
 
 def write_end() -> int:
@@ -63,7 +64,7 @@ def take(pid: int) -> tuple[str | None, int | None]:
 
 
 def _drain(receiving: socket.socket) -> None:
-    room = socket.CMSG_SPACE(_FD_SIZE) + socket.CMSG_SPACE(12)
+    room = passing.room(1) + socket.CMSG_SPACE(12)
     while True:
         try:
             data, ancillary, _, _ = receiving.recvmsg(1024, room)
@@ -76,20 +77,13 @@ def _drain(receiving: socket.socket) -> None:
 
 
 def _ancillary(ancillary: list[tuple[int, int, bytes]]) -> tuple[list[int], int | None]:
-    fds: list[int] = []
+    """(the descriptors passed, the sender's pid where the kernel said it)."""
     sender = None
+    credentials = getattr(socket, "SCM_CREDENTIALS", None)
     for level, kind, data in ancillary:
-        if level != socket.SOL_SOCKET:
-            continue
-        if kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % _FD_SIZE
-            fds += [
-                int.from_bytes(data[i : i + _FD_SIZE], sys.byteorder)
-                for i in range(0, usable, _FD_SIZE)
-            ]
-        elif kind == getattr(socket, "SCM_CREDENTIALS", None):
+        if level == socket.SOL_SOCKET and kind == credentials:
             sender = int.from_bytes(data[:4], sys.byteorder, signed=True)  # struct ucred
-    return fds, sender
+    return passing.received(ancillary), sender
 
 
 def _file(pid: int, kind: str, text: str, fds: list[int]) -> None:

@@ -184,18 +184,9 @@ def _be_the_child(
 
 def _take_streams(ends: list[int | None]) -> None:
     """Put the child's standard streams in place, with fresh ``sys`` stream objects."""
-    import fcntl
+    from .._process import streams
 
-    lifted = [None if end is None else fcntl.fcntl(end, fcntl.F_DUPFD_CLOEXEC, 3) for end in ends]
-    for number, fd in enumerate(lifted):
-        if fd is None:
-            try:
-                os.close(number)
-            except OSError:
-                pass
-        else:
-            os.dup2(fd, number)
-            os.close(fd)
+    streams.install(ends)
     sys.stdin = _fresh(0, "r", sys.stdin)
     sys.stdout = _fresh(1, "w", sys.stdout)
     sys.stderr = _fresh(2, "w", sys.stderr)

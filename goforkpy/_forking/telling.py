@@ -11,7 +11,6 @@ On the child's path: builtins only, and the C module ``_socket`` when sending.
 from __future__ import annotations
 
 import os
-import sys
 
 from .. import _env
 
@@ -41,8 +40,10 @@ def _send_parent(kind: str, text: str, fd: int | None = None) -> bool:
         return False
     import _socket
 
+    from .._process import passing
+
     line = f"{os.getpid()} {kind} {' '.join(text.split())}"[:_REPORT_LINE]
-    rights = [] if fd is None else [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _fd_bytes(fd))]
+    rights = [] if fd is None else [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, passing.pack([fd]))]
     sock = _socket.socket(fileno=report)
     try:
         sock.sendmsg([line.encode("ascii", "replace")], rights)
@@ -58,11 +59,7 @@ def load_what_reporting_needs() -> None:
     a module may no longer load when the result cannot be written."""
     import _socket  # noqa: F401
 
-    from .._process import platform  # noqa: F401
-
-
-def _fd_bytes(fd: int) -> bytes:
-    return fd.to_bytes(4, sys.byteorder)  # a C int, as SCM_RIGHTS carries it
+    from .._process import passing, platform  # noqa: F401
 
 
 def send_sealed(path: str, key: bytes, assembled: Any) -> bool:

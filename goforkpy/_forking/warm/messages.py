@@ -12,13 +12,14 @@ import os
 import socket
 import struct
 
+from ..._process import passing
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Sequence
 
 _HEADER = struct.Struct("!II")  # body length, descriptor count
 _MAX_FDS = 16
-_FD_SIZE = 4  # a descriptor in SCM_RIGHTS is a C int
 _CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 
 # Requests, parent -> zygote, each answered on the same socket.
@@ -44,7 +45,7 @@ def frame(message: tuple[Any, ...], fds: Sequence[int] = ()) -> bytes:
 def send(sock: socket.socket, message: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
     """Send one frame; ``fds`` go with it (the sender keeps its own copies)."""
     data = frame(message, fds)
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack_fds(fds))] if fds else []
+    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passing.pack(fds))] if fds else []
     sent = sock.sendmsg([data], rights)
     if sent < len(data):
         sock.sendall(data[sent:])
@@ -52,9 +53,9 @@ def send(sock: socket.socket, message: tuple[Any, ...], fds: Sequence[int] = ())
 
 def receive(sock: socket.socket) -> tuple[tuple[Any, ...], list[int]] | None:
     """The next frame and the descriptors that came with it; ``None`` at EOF."""
-    room = socket.CMSG_SPACE(_MAX_FDS * _FD_SIZE)
+    room = passing.room(_MAX_FDS)
     head, ancillary, _, _ = sock.recvmsg(_HEADER.size, room, _CLOEXEC)
-    fds = _unpack_fds(ancillary)
+    fds = passing.received(ancillary)
     if not head:
         _close(fds)
         return None
@@ -76,26 +77,6 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
-
-
-def _pack_fds(fds: Sequence[int]) -> bytes:
-    import sys
-
-    return b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder) for fd in fds)
-
-
-def _unpack_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
-    import sys
-
-    fds = []
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % _FD_SIZE
-            fds += [
-                int.from_bytes(data[i : i + _FD_SIZE], sys.byteorder)
-                for i in range(0, usable, _FD_SIZE)
-            ]
-    return fds
 
 
 def _close(fds: list[int]) -> None:

@@ -22,6 +22,7 @@ import socket
 import sys
 
 from ... import _env
+from ..._process import streams
 from ..._process.family import end_family_and_die
 from . import exits, messages
 
@@ -315,14 +316,7 @@ def _place(fds: list[int], stdio: list[int]) -> list[int]:
     lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]  # clear of 0-2
     for fd in fds:
         os.close(fd)
-    for number, index in enumerate(stdio):
-        if index < 0:
-            try:
-                os.close(number)
-            except OSError:
-                pass
-        else:
-            os.dup2(lifted[index], number)  # inheritable, as a standard stream is
+    streams.install([lifted[index] if index >= 0 else None for index in stdio])
     used = {index for index in stdio if index >= 0}
     for index in used:
         os.close(lifted[index])
