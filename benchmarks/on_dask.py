@@ -27,6 +27,16 @@ def parse(record):
     return len(record.split(","))
 
 
+def hold(path):
+    """Write this process's pid to ``path``, then wait for ever."""
+    import threading
+
+    with open(path + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.rename(path + ".tmp", path)
+    threading.Event().wait()
+
+
 isolated_burn = fork.isolated(burn)
 isolated_parse = fork.isolated(parse, timeout=60)
 
@@ -75,6 +85,7 @@ def bench_dask(rounds, tasks=1000, crashing=(200, 20)):
         client.register_plugin(goforkpy.dask.Isolation())
         client.register_plugin(counter)
         _throughput(client, rounds, tasks, cores)
+        _cancel(client, rounds)
         _crashes(client, *crashing)
 
 
@@ -118,6 +129,32 @@ def _empty_call(calls=200):
         isolated_burn(0.0)
         times.append(time.perf_counter() - start)
     return sorted(times)[calls // 2]
+
+
+def _cancel(client, rounds):
+    """From ``client.cancel`` of a running isolated task to its child gone."""
+    import tempfile
+
+    import psutil
+
+    samples = []
+    with tempfile.TemporaryDirectory() as directory:
+        for number in range(rounds):
+            path = os.path.join(directory, f"ready-{number}")
+            future = client.submit(fork.isolated(hold), path, pure=False)
+            while not os.path.exists(path):
+                time.sleep(0.001)
+            with open(path) as file:
+                child = psutil.Process(int(file.read()))
+            start = time.perf_counter()
+            client.cancel(future)
+            child.wait(60)
+            samples.append(time.perf_counter() - start)
+    median = sorted(samples)[len(samples) // 2]
+    print(
+        f"\nDask: client.cancel of a running isolated task to its child gone: {median * 1e3:.1f} ms"
+    )
+    print("  target: < 1 s (plain Dask leaves the task running)")
 
 
 def _crashes(client, total, bad, deadline=180):
