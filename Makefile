@@ -7,9 +7,12 @@ SOURCES := goforkpy tests examples benchmarks
 
 .PHONY: demo test check suite docs package portable warm bench clean
 
+# EXTRAS: what the venv needs; a venv that only runs the suite can do with test,progress,dask.
+EXTRAS ?= dev
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 demo: $(STAMP)
