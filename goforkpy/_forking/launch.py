@@ -173,7 +173,6 @@ def launch(
     via: str = "spawn",
 ) -> Child:
     """Start ``name`` with ``options``; ``via`` names the caller in error messages."""
-    boot.require_can_fork()
     return launch_function(name, lookup(name, via), args, kwargs, options, via)
 
 

@@ -5,7 +5,8 @@ sealed memfd a big result travels in. Every send is one datagram that never
 blocks; if it cannot be sent, the parent falls back to the exit status or the
 result file.
 
-On the child's path: builtins only, and the C module ``_socket`` when sending.
+On the child's path: builtins only, the C module ``_socket`` and the small
+``_process.passing`` when sending.
 """
 
 from __future__ import annotations
