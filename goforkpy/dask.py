@@ -45,6 +45,8 @@ __all__ = ["Isolation"]
 _log = logging.getLogger("goforkpy")
 # task states that mean its result is no longer wanted
 _ABANDONED = frozenset({"released", "cancelled", "forgotten", "rescheduled"})
+# task states of a task still wanted ("resumed": cancelled, then asked for again)
+_RUNNING = frozenset({"executing", "long-running", "resumed"})
 
 
 class Isolation(WorkerPlugin):
@@ -154,8 +156,11 @@ class Isolation(WorkerPlugin):
             return None
 
     def _cancelled(self, key: Any) -> bool:
-        task = None if self._worker is None else self._worker.state.tasks.get(key)
-        return task is not None and task.state == "cancelled"
+        """True once the worker no longer runs ``key`` for anyone (cancelled, or gone)."""
+        if self._worker is None:
+            return False
+        task = self._worker.state.tasks.get(key)
+        return task is None or task.state not in _RUNNING
 
     def _end(self, children: list[Child]) -> None:
         """End ``children``'s trees, off the caller's thread (the worker's event loop)."""
