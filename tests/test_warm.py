@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -305,6 +306,40 @@ if __name__ == "__main__":
         parent.wait()
         parent.stdout.close()
         assert wait_gone(pids, 1.0) == [], "survivors a second after the parent died"
+
+
+def test_a_zygote_whose_parent_dies_mid_conversation_leaves_quietly() -> None:
+    """The parent is SIGKILLed just after a warm start, with the zygote's notices (a new
+    spare) still unread: the zygote's next read finds its socket reset. It ends its
+    family and leaves, without a word on the stderr it shares with the parent."""
+    script = """
+import threading
+import goforkpy as fork
+
+@fork.register
+def wait():
+    threading.Event().wait()
+
+if __name__ == "__main__":
+    fork.init()
+    child = fork.spawn("wait", start="warm")
+    print(child.pid, flush=True)
+    threading.Event().wait()
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    for _ in range(20):  # the zygote's spare notice is unread at the kill more often than not
+        parent = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=-1, stderr=-1, env=env, text=True
+        )
+        assert parent.stdout is not None and parent.stderr is not None
+        child = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait()
+        stderr = parent.stderr.read()  # EOF once the zygote and its children are gone
+        parent.stdout.close()
+        parent.stderr.close()
+        assert stderr == "", stderr
+        assert wait_gone([child], DEADLOCK_NET) == []
 
 
 def test_first_warm_child_of_a_module_counts_its_import(

@@ -116,22 +116,31 @@ class _Zygote:
     def run(self) -> None:
         """Serve until a request reaches this process as a child; then return in it."""
         while True:
-            if self.spare is None and self.refusal is None and self._fork_spare():
-                return  # we are the spare, and a request came
-            for key, events in self.selector.select():
-                if key.data == _REQUEST and self._answer():
+            try:
+                if self.spare is None and self.refusal is None and self._fork_spare():
+                    return  # we are the spare, and a request came
+                if self._serve_ready():
                     return  # forked for this request, with no spare at hand
-                if key.data == _RELEASE:
-                    if events & selectors.EVENT_WRITE:
-                        self._flush()
-                    if events & selectors.EVENT_READ:
-                        self._release()
-                elif key.data == _LIFELINE:
-                    _lifeline_ended(key.fd)
-                elif key.data in (_EXIT, _EXIT_ONCE):
-                    if key.data == _EXIT_ONCE:
-                        self.selector.unregister(key.fd)
-                    self._ended(self.exits.ended(key.fd))
+            except ConnectionError:  # reset or broken: the parent died mid-conversation
+                _end_family()
+
+    def _serve_ready(self) -> bool:
+        """Handle what the selector says is ready; True in a child forked for a request."""
+        for key, events in self.selector.select():
+            if key.data == _REQUEST and self._answer():
+                return True
+            if key.data == _RELEASE:
+                if events & selectors.EVENT_WRITE:
+                    self._flush()
+                if events & selectors.EVENT_READ:
+                    self._release()
+            elif key.data == _LIFELINE:
+                _lifeline_ended(key.fd)
+            elif key.data in (_EXIT, _EXIT_ONCE):
+                if key.data == _EXIT_ONCE:
+                    self.selector.unregister(key.fd)
+                self._ended(self.exits.ended(key.fd))
+        return False
 
     def _fork_spare(self) -> bool:
         """Fork the next child ahead of its request; True in that child, once a request came."""
