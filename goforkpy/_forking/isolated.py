@@ -81,8 +81,8 @@ def isolated(
         ValueError: an option's value is out of range.
     """
     settings: Settings = (timeout, grace, limits, start)
-    Options(timeout=timeout, grace=grace, limits=limits, start=start)  # bad options fail here
-    if fn is None:
+    if fn is None:  # a decorator with arguments: bad options fail here, not at decoration
+        Options(timeout=timeout, grace=grace, limits=limits, start=start)
         return functools.partial(_wrap, settings=settings)
     return _wrap(fn, settings)
 
