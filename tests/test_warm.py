@@ -20,6 +20,7 @@ import pytest
 from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
+from goforkpy import _state
 from goforkpy._forking import methods
 from goforkpy._forking.warm import zygote as warm
 
@@ -205,8 +206,8 @@ def test_zygote_that_cannot_start_means_a_cold_start(
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(warm, "start_in_group", no_processes)
-    monkeypatch.setattr(warm, "_zygotes", {})  # the session's zygotes stay as they were
-    monkeypatch.setattr(warm, "_given_up", {})
+    # the session's zygotes stay as they were
+    monkeypatch.setattr(warm, "_zygotes", _state.Local(warm._Zygotes))
     with caplog.at_level(logging.WARNING, logger="goforkpy"):
         child = fork.spawn("add", (1, 2), start="warm")
         again = fork.spawn("add", (3, 4), start="warm")

@@ -30,6 +30,7 @@ from .. import _checks
 from .._errors import IPCError, TimeoutExpired
 from .._forking import hooks, protocol, tmpdir
 from .._process.platform import pid_exists
+from .._state import Local
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,8 +81,12 @@ class _Connection:
         self.lock = threading.Lock()
 
 
-_connections: dict[tuple[int, str], _Connection] = {}
-_connections_lock = threading.Lock()
+def _close_all(connections: dict[tuple[int, str], _Connection], handing: bool) -> None:
+    for connection in connections.values():  # a forked copy's: the original's
+        connection.sock.close()
+
+
+_connections: Local[dict[tuple[int, str], _Connection]] = Local(dict, _close_all)
 
 
 def send(pid: int, data: bytes | str, group: str = "default", timeout: float = 5.0) -> None:
@@ -161,8 +166,9 @@ def _group_bytes(group: str) -> bytes:
 
 
 def _connect(pid: int, group: str, deadline: float | None, timeout: float) -> _Connection:
-    with _connections_lock:
-        known = _connections.get((pid, group))
+    connections = _connections.get()
+    with _connections.lock:
+        known = connections.get((pid, group))
     if known is not None:
         return known
     path, delay = socket_path(pid), 0.001
@@ -215,8 +221,9 @@ def _check_receiver(sock: socket.socket, pid: int, path: str) -> None:
 
 
 def _remember(key: tuple[int, str], connection: _Connection) -> _Connection:
-    with _connections_lock:
-        existing = _connections.setdefault(key, connection)
+    connections = _connections.get()
+    with _connections.lock:
+        existing = connections.setdefault(key, connection)
     if existing is not connection:
         connection.sock.close()  # another thread connected first: share its connection
     return existing
@@ -224,17 +231,20 @@ def _remember(key: tuple[int, str], connection: _Connection) -> _Connection:
 
 def forget(pid: int) -> None:
     """Close our connections to ``pid`` (it exited)."""
-    with _connections_lock:
-        gone = [key for key in _connections if key[0] == pid]
-        connections = [_connections.pop(key) for key in gone]
-    for connection in connections:
+    known = _connections.peek()
+    if known is None:
+        return
+    with _connections.lock:
+        gone = [known.pop(key) for key in [key for key in known if key[0] == pid]]
+    for connection in gone:
         connection.sock.close()
 
 
 def _forget(key: tuple[int, str], connection: _Connection) -> None:
-    with _connections_lock:
-        if _connections.get(key) is connection:
-            del _connections[key]
+    connections = _connections.get()
+    with _connections.lock:
+        if connections.get(key) is connection:
+            del connections[key]
     connection.sock.close()
 
 
@@ -283,6 +293,11 @@ class _Inbox:
             pass
         self._listener.close()
 
+    def disown(self) -> None:
+        """In a forked copy: close the original's listening socket; its file stays, the
+        original's to remove."""
+        self._listener.close()
+
     def _accept(self) -> None:
         from .._process import platform
 
@@ -321,8 +336,19 @@ def _read_int(stream: Any, size: int) -> int | None:
     return int.from_bytes(raw, "little") if len(raw) == size else None
 
 
-_inbox: _Inbox | None = None
-_inbox_lock = threading.Lock()
+def _new_inbox() -> _Inbox:
+    global _closing_registered
+    if not _closing_registered:  # once: a forked copy inherits these
+        _closing_registered = True
+        import atexit
+
+        atexit.register(close_inbox)
+        hooks.on_leaving.append(close_inbox)  # a child leaves by os._exit: no atexit
+    return _Inbox()
+
+
+_closing_registered = False
+_inbox: Local[_Inbox] = Local(_new_inbox, lambda inbox, handing: inbox.disown())
 
 
 def receive(group: str = "default", timeout: float | None = None) -> Message:
@@ -333,15 +359,7 @@ def receive(group: str = "default", timeout: float | None = None) -> Message:
     Raises:
         TimeoutExpired: nothing arrived within ``timeout`` seconds.
     """
-    global _inbox
-    with _inbox_lock:
-        if _inbox is None:
-            _inbox = _Inbox()
-            import atexit
-
-            atexit.register(close_inbox)
-            hooks.on_leaving.append(close_inbox)  # a child leaves by os._exit: no atexit
-        inbox = _inbox
+    inbox = _inbox.get()
     limit = _checks.wait_timeout("timeout", timeout)
     try:
         return inbox.queue(group).get(timeout=limit)
@@ -353,20 +371,9 @@ def receive(group: str = "default", timeout: float | None = None) -> Message:
 
 def close_inbox() -> None:
     """Stop listening and remove this process's socket file."""
-    global _inbox
-    with _inbox_lock:
-        inbox, _inbox = _inbox, None
+    inbox = _inbox.take()
     if inbox is not None:
         inbox.close()
 
 
 hooks.on_reaped.append(forget)  # a reaped child's connections are dead
-
-
-def _after_fork() -> None:
-    """A forked copy shares neither our inbox nor our connections."""
-    global _inbox, _connections
-    _inbox, _connections = None, {}
-
-
-os.register_at_fork(after_in_child=_after_fork)

@@ -4,22 +4,16 @@ and the pipes made for one start."""
 from __future__ import annotations
 
 import os
-import threading
 
+from .._state import Local
 from . import wire
 
-_key_lock = threading.Lock()
-_key: bytes | None = None
-_key_pid = -1
+_key: Local[bytes] = Local(wire.new_key)  # a forked copy's children get another
 
 
 def parent_key() -> bytes:
     """This process's key, which tags every payload and result between it and its children."""
-    global _key, _key_pid
-    with _key_lock:
-        if _key is None or _key_pid != os.getpid():
-            _key, _key_pid = wire.new_key(), os.getpid()
-        return _key
+    return _key.get()
 
 
 class Pipes:

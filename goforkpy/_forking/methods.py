@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import threading
 
 from .. import _env
+from .._state import Lock
 
 COLD, WARM, SNAPSHOT = "cold", "warm", "snapshot"
 METHODS = (COLD, WARM)  # what a default may be; a snapshot is asked for call by call
 
-_lock = threading.Lock()
+_lock = Lock()
 _default: str | None = None
 
 

@@ -6,9 +6,8 @@ On the child's start-up path (a re-run script registers its functions before
 
 from __future__ import annotations
 
-import _thread
-
 from .._errors import RegistryError
+from .._state import Lock
 
 TYPE_CHECKING = False  # typing costs a child milliseconds; only checkers import it
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 _MappingProxy = type(type.__dict__)  # types.MappingProxyType, without importing types
 
 _functions: dict[str, Callable[..., Any]] = {}
-_lock = _thread.allocate_lock()
+_lock = Lock()
 
 
 def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

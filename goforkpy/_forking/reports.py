@@ -23,33 +23,37 @@ import sys
 import threading
 
 from .._process import passing
+from .._state import Local, close_quietly
 
-_lock = threading.Lock()
-_pair: tuple[socket.socket, socket.socket] | None = None
-_owner_pid = -1
-_reasons: dict[int, str] = {}
-_results: dict[int, int] = {}  # pid -> fd of its sealed result
+
+class _Reports:
+    """This process's socketpair, and what its children sent, kept by pid until asked for."""
+
+    def __init__(self) -> None:
+        self.receiving, self.sending = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if hasattr(socket, "SO_PASSCRED"):
+            self.receiving.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.receiving.setblocking(False)
+        self.sending.setblocking(False)  # a child never waits on a full socket
+        self.lock = threading.Lock()
+        self.reasons: dict[int, str] = {}
+        self.results: dict[int, int] = {}  # pid -> fd of its sealed result
+
+    def disown(self, handing: bool) -> None:
+        """In a forked copy: close the original's ends (the sending one stays in a child
+        that is handed it) and the results it held."""
+        close_quietly(self.receiving.detach(), *self.results.values())
+        sending = self.sending.detach()  # detached: dropping the object must not close it
+        if not handing:
+            close_quietly(sending)
+
+
+_reports: Local[_Reports] = Local(_Reports, _Reports.disown)
 
 
 def write_end() -> int:
     """The sending end to pass to a child (the socketpair is made on first use)."""
-    global _pair, _owner_pid
-    with _lock:
-        if _pair is None or _owner_pid != os.getpid():
-            if _pair is not None:  # a forked copy's duplicates of its parent's pair
-                for end in _pair:
-                    end.close()
-                for fd in _results.values():
-                    os.close(fd)
-                _results.clear()
-            receiving, sending = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-            if hasattr(socket, "SO_PASSCRED"):
-                receiving.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            receiving.setblocking(False)
-            sending.setblocking(False)  # a child never waits on a full socket
-            _pair, _owner_pid = (receiving, sending), os.getpid()
-            _reasons.clear()
-        return _pair[1].fileno()
+    return _reports.get().sending.fileno()
 
 
 def take(pid: int) -> tuple[str | None, int | None]:
@@ -57,23 +61,25 @@ def take(pid: int) -> tuple[str | None, int | None]:
 
     The caller owns the fd.
     """
-    with _lock:
-        if _pair is not None and _owner_pid == os.getpid():
-            _drain(_pair[0])
-        return _reasons.pop(pid, None), _results.pop(pid, None)
+    reports = _reports.peek()
+    if reports is None:
+        return None, None
+    with reports.lock:
+        _drain(reports)
+        return reports.reasons.pop(pid, None), reports.results.pop(pid, None)
 
 
-def _drain(receiving: socket.socket) -> None:
+def _drain(reports: _Reports) -> None:
     room = passing.room(1) + socket.CMSG_SPACE(12)
     while True:
         try:
-            data, ancillary, _, _ = receiving.recvmsg(1024, room)
+            data, ancillary, _, _ = reports.receiving.recvmsg(1024, room)
         except (BlockingIOError, InterruptedError):
             return
         fds, sender = _ancillary(ancillary)
         claimed, kind, text = [*data.decode("ascii", "replace").split(" ", 2), "", ""][:3]
         pid = sender if sender is not None else int(claimed) if claimed.isdigit() else -1
-        _file(pid, kind, text, fds)
+        _file(reports, pid, kind, text, fds)
 
 
 def _ancillary(ancillary: list[tuple[int, int, bytes]]) -> tuple[list[int], int | None]:
@@ -86,14 +92,14 @@ def _ancillary(ancillary: list[tuple[int, int, bytes]]) -> tuple[list[int], int 
     return passing.received(ancillary), sender
 
 
-def _file(pid: int, kind: str, text: str, fds: list[int]) -> None:
+def _file(reports: _Reports, pid: int, kind: str, text: str, fds: list[int]) -> None:
     """Keep what ``pid`` sent for its handle; close what nobody will take."""
     if kind == "why":
-        _reasons[pid] = text
+        reports.reasons[pid] = text
     elif kind == "result" and fds:
-        old = _results.pop(pid, None)
+        old = reports.results.pop(pid, None)
         if old is not None:
             os.close(old)
-        _results[pid], fds = fds[0], fds[1:]
+        reports.results[pid], fds = fds[0], fds[1:]
     for fd in fds:
         os.close(fd)

@@ -23,6 +23,7 @@ import threading
 from .. import _env
 from .._process import lifeline, reaper
 from .._process.stdio import child_ends
+from .._state import handing_over
 from . import boot, calls, handover, protocol, tmpdir
 from .child import Child, ForkedProcess
 from .options import Options
@@ -144,7 +145,7 @@ def _fork(name: str) -> int:
             RuntimeWarning,
             stacklevel=4,
         )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), handing_over():
         warnings.simplefilter("ignore", DeprecationWarning)
         return os.fork()
 

@@ -24,24 +24,35 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 
 from .. import _env
 from .._errors import PayloadError
 from .._process import platform
 from .._process.platform import pid_exists
+from .._state import Local, close_quietly
 from .wire.files import open_private_dir
 
-_lock = threading.Lock()
-_dir: str | None = None
-_dir_fd = -1
-_dir_pid = -1  # a forked copy of this process opens, checks and sweeps again
 _base_dir: str | None = None
+
+
+class _Private:
+    """The private directory, opened and checked, and swept of what dead processes left."""
+
+    def __init__(self) -> None:
+        inherited = _env.MARKED.private_dir
+        self.path, self.fd = _open_inherited(inherited) if inherited else _open_own()
+        _sweep(self.fd)
+
+    def disown(self, handing: bool) -> None:
+        close_quietly(self.fd)  # a forked copy opens, checks and sweeps for itself
+
+
+_private: Local[_Private] = Local(_Private, _Private.disown)
 
 
 def payload_dir() -> str:
     """The private directory's path, created and checked on first use."""
-    return _opened()[0]
+    return _private.get().path
 
 
 def new_stem() -> str:
@@ -59,24 +70,11 @@ def base() -> str:
 
 def forget() -> None:
     """Close the directory and forget the choice: the next use chooses and checks again."""
-    global _dir, _dir_fd, _base_dir
-    with _lock:
-        if _dir_fd >= 0:
-            os.close(_dir_fd)
-        _dir, _dir_fd, _base_dir = None, -1, None
-
-
-def _opened() -> tuple[str, int]:
-    global _dir, _dir_fd, _dir_pid
-    with _lock:
-        if _dir is None or _dir_pid != os.getpid():
-            if _dir_fd >= 0:
-                os.close(_dir_fd)  # a forked copy's: the parent keeps its own
-            inherited = _env.MARKED.private_dir
-            _dir, _dir_fd = _open_inherited(inherited) if inherited else _open_own()
-            _dir_pid = os.getpid()
-            _sweep(_dir_fd)
-        return _dir, _dir_fd
+    global _base_dir
+    private = _private.take()
+    if private is not None:
+        os.close(private.fd)
+    _base_dir = None
 
 
 def _open_inherited(path: str) -> tuple[str, int]:

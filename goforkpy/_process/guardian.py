@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 
+from .._state import Local, close_quietly
 from . import platform
 
 # Runs in `python -I -S -c`: nothing but builtins, so it is up in milliseconds.
@@ -90,39 +91,44 @@ for pid in stopped:
 """
 MARK = "# goforkpy guardian"
 
-_lock = threading.Lock()
-_pipe_w = -1
-_owner_pid = -1
+
+class _Watchdog:
+    """This process's guardian, as the write end of the pipe it reads (-1: none could start)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # a new one with each process's own guardian
+        self.write_end = _start()
+
+    def tell(self, line: bytes) -> None:
+        with self.lock:
+            if self.write_end >= 0:
+                try:
+                    os.write(self.write_end, line)
+                except OSError:
+                    self.write_end = -1  # it is gone: lifelines (and PDEATHSIG) remain
+
+    def disown(self, handing: bool) -> None:
+        """In a forked copy: let go of the pipe, or the guardian would never see EOF."""
+        if self.write_end >= 0:
+            close_quietly(self.write_end)
+
+
+_guardian: Local[_Watchdog] = Local(_Watchdog, _Watchdog.disown)
 
 
 def ensure_started() -> bool:
     """Start this process's guardian if it is not running; True if it is."""
-    global _pipe_w, _owner_pid
-    with _lock:
-        if _owner_pid != os.getpid():
-            _pipe_w, _owner_pid = _start(), os.getpid()
-        return _pipe_w >= 0
+    return _guardian.get().write_end >= 0
 
 
 def watch(pid: int) -> None:
     """Have the guardian end this child's tree if we die before it ends."""
-    _tell(b"+%d\n" % pid)
+    _guardian.get().tell(b"+%d\n" % pid)
 
 
 def forget(pid: int) -> None:
     """The child was reaped: its pid may be reused, so stop watching it."""
-    _tell(b"-%d\n" % pid)
-
-
-def _tell(line: bytes) -> None:
-    global _pipe_w
-    ensure_started()
-    with _lock:
-        if _pipe_w >= 0:
-            try:
-                os.write(_pipe_w, line)
-            except OSError:
-                _pipe_w = -1  # the guardian is gone: lifelines (and PDEATHSIG) remain
+    _guardian.get().tell(b"-%d\n" % pid)
 
 
 def _start() -> int:
@@ -159,17 +165,3 @@ def _reap_soon(starter: subprocess.Popen[bytes]) -> None:
         reaper.watch(starter.pid, reaped, lambda: None)
     except ForkError:
         starter.wait()  # no reaper thread to be had: a few milliseconds here instead
-
-
-def _forget_after_fork() -> None:
-    """A forked copy must not hold the pipe: the guardian would never see EOF."""
-    global _pipe_w, _owner_pid
-    if _pipe_w >= 0:
-        try:
-            os.close(_pipe_w)
-        except OSError:
-            pass
-    _pipe_w, _owner_pid = -1, -1
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)

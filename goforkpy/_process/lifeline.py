@@ -30,6 +30,7 @@ import os
 import signal
 import threading
 
+from .._state import Local, close_quietly
 from . import guardian
 
 TYPE_CHECKING = False
@@ -40,12 +41,27 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-_lock = threading.Lock()
-_pipe: tuple[int, int] | None = None
-_owner_pid = -1
-_live: dict[int, ExitWatch] = {}
 _handlers_installed = False
 _EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class _Lifeline:
+    """This process's lifeline pipe, and its children still running (pid -> handle)."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self.lock = threading.Lock()
+        self.live: dict[int, ExitWatch] = {}
+
+    def disown(self, handing: bool) -> None:
+        """In a forked copy: the write end must go, or the original's children would never
+        see EOF; the read end stays where the copy is a child that is handed it."""
+        close_quietly(self.write_end)
+        if not handing:
+            close_quietly(self.read_end)
+
+
+_lifeline: Local[_Lifeline] = Local(_Lifeline, _Lifeline.disown)
 
 
 def read_end() -> int:
@@ -54,30 +70,8 @@ def read_end() -> int:
     Exit handling is installed here too, before any child exists, so a signal
     arriving just after the first child starts still finds it in place.
     """
-    global _pipe, _owner_pid
     _install_once()
-    with _lock:
-        if _pipe is None or _owner_pid != os.getpid():
-            _pipe, _owner_pid = os.pipe(), os.getpid()
-        return _pipe[0]
-
-
-def _forget_after_fork() -> None:
-    """A forked copy must not hold its parent's write end: it would keep the lifeline alive.
-
-    The read end stays open: this also runs in the moment between fork and
-    exec of a child we start with a ``preexec_fn``, which passes that end on.
-    """
-    global _pipe, _live, _launcher
-    if _pipe is not None:
-        try:
-            os.close(_pipe[1])
-        except OSError:
-            pass
-    _pipe, _live, _launcher = None, {}, None
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    return _lifeline.get().read_end
 
 
 # --- live children and exit handling ----------------------------------------------
@@ -85,21 +79,24 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def track(child: ExitWatch) -> None:
     """Remember a started child until it is reaped; the guardian watches its group."""
-    with _lock:
-        _live[child.pid] = child
+    lifeline = _lifeline.get()
+    with lifeline.lock:
+        lifeline.live[child.pid] = child
     guardian.watch(child.pid)
 
 
 def live_child(pid: int) -> ExitWatch | None:
     """The running goforkpy child with this pid, if there is one."""
-    with _lock:
-        return _live.get(pid)
+    lifeline = _lifeline.get()
+    with lifeline.lock:
+        return lifeline.live.get(pid)
 
 
 def untrack(child: ExitWatch) -> None:
     """Forget a reaped child (its group is already dead)."""
-    with _lock:
-        _live.pop(child.pid, None)
+    lifeline = _lifeline.get()
+    with lifeline.lock:
+        lifeline.live.pop(child.pid, None)
     guardian.forget(child.pid)
 
 
@@ -107,8 +104,11 @@ def terminate_all() -> None:
     """Terminate every live child's tree at once: one walk, the longest grace of theirs."""
     from . import tree  # imported already, by _install_once
 
-    with _lock:
-        children = list(_live.values())
+    lifeline = _lifeline.peek()
+    if lifeline is None:
+        return
+    with lifeline.lock:
+        children = list(lifeline.live.values())
     if children:
         tree.end_handles(children, signal.SIGTERM, max(child._grace for child in children))
 
@@ -143,8 +143,6 @@ def _end_children_then_die(signum: int, frame: Any) -> None:
 
 
 # --- the launcher thread -------------------------------------------------------------
-
-_launcher: _Launcher | None = None
 
 
 class _Launcher:
@@ -181,11 +179,9 @@ class _Launcher:
 
 def from_long_lived_thread(start: Callable[[], T]) -> T:
     """Run ``start`` (which starts a child) on a thread that lives as long as the process."""
-    global _launcher
     if threading.current_thread() is threading.main_thread():
         return start()
-    with _lock:
-        if _launcher is None:
-            _launcher = _Launcher()
-        launcher = _launcher
-    return launcher.call(start)
+    return _launcher.get().call(start)
+
+
+_launcher: Local[_Launcher] = Local(_Launcher)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from .._state import handing_over
 from .stdio import open_redirects
 
 TYPE_CHECKING = False
@@ -23,7 +24,7 @@ def start_in_group(
     cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Run ``argv`` leading its own process group, with only ``pass_fds`` inherited."""
-    with open_redirects(*stdio) as (stdin, stdout, stderr):
+    with open_redirects(*stdio) as (stdin, stdout, stderr), handing_over():
         return subprocess.Popen(
             argv,
             stdin=stdin,
@@ -41,4 +42,6 @@ def _own_group() -> dict[str, Any]:
     """Popen arguments that make the child lead its own process group."""
     if sys.version_info >= (3, 11):
         return {"process_group": 0}  # keeps Popen on its fast vfork path
-    return {"preexec_fn": os.setpgrp}  # 3.9/3.10 have no process_group argument
+    # 3.9/3.10 have no process_group argument; with a preexec_fn, subprocess runs the
+    # at-fork hooks in the child before the exec, hence handing_over() above.
+    return {"preexec_fn": os.setpgrp}

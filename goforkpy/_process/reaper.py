@@ -24,6 +24,7 @@ import selectors
 import threading
 
 from .._errors import ForkError
+from .._state import Local, close_quietly
 from . import platform
 from .usage import from_rusage
 
@@ -92,16 +93,15 @@ class _ThreadPerChild:
                     return
             self.prepare()
 
+    def disown(self, handing: bool) -> None:
+        """In a forked copy the spare threads are gone; nothing else is held."""
+
     @staticmethod
     def _wait(jobs: queue.SimpleQueue[tuple[int, OnExit, OnZombie]]) -> None:
         pid, on_exit, on_zombie = jobs.get()
         ended = reap(pid)
         _safely(on_zombie)
         _safely(on_exit, *ended)
-
-    def forget_after_fork(self) -> None:
-        """In a forked copy of this process the spare threads are gone."""
-        self.__init__()  # type: ignore[misc]
 
 
 class _PidfdSelector:
@@ -111,7 +111,9 @@ class _PidfdSelector:
         self._lock = threading.Lock()
         self._pending: list[tuple[int, int, OnExit, OnZombie]] = []
         self._running = False
-        self._wake_w = -1
+        self._wake: tuple[int, int] = (-1, -1)
+        self._selector: selectors.BaseSelector | None = None
+        self._watched: dict[int, tuple[int, OnExit, OnZombie]] = {}  # pid -> (pidfd, ...)
 
     def prepare(self) -> None:
         with self._lock:
@@ -128,7 +130,7 @@ class _PidfdSelector:
             os.close(pidfd)
             raise
         try:
-            os.write(self._wake_w, b"\0")
+            os.write(self._wake[1], b"\0")
         except BlockingIOError:
             pass  # the pipe is full of wake-ups already
 
@@ -146,10 +148,10 @@ class _PidfdSelector:
             os.close(wake_r)
             os.close(wake_w)
             raise
-        self._wake_w, self._running = wake_w, True
+        self._wake, self._selector, self._running = (wake_r, wake_w), selector, True
 
     def _run(self, selector: selectors.BaseSelector, wake_r: int) -> None:
-        watched: dict[int, tuple[int, OnExit, OnZombie]] = {}  # pid -> (pidfd, callbacks)
+        watched = self._watched  # only this thread changes it
         while True:
             ready = selector.select(_RECHECK if watched else None)
             for key, _ in ready:
@@ -202,9 +204,12 @@ class _PidfdSelector:
             except (KeyError, ValueError, OSError):  # pragma: no cover - a misused descriptor
                 pass  # the recheck still finds its exit
 
-    def forget_after_fork(self) -> None:
-        """In a forked copy of this process the thread is gone: start afresh."""
-        self.__init__()  # type: ignore[misc]
+    def disown(self, handing: bool) -> None:
+        """In a forked copy the thread is gone: close what it held (no child is handed any)."""
+        close_quietly(*self._wake, *(pidfd for pidfd, _, _ in self._watched.values()))
+        close_quietly(*(pidfd for pidfd, _, _, _ in self._pending))
+        if self._selector is not None:
+            self._selector.close()  # its epoll descriptor, where it has one
 
 
 def _safely(callback: Callable[..., None], *args: object) -> None:
@@ -216,17 +221,13 @@ def _safely(callback: Callable[..., None], *args: object) -> None:
         traceback.print_exc()
 
 
-_reaper: _PidfdSelector | _ThreadPerChild | None = None
-_reaper_lock = threading.Lock()
+def _new_reaper() -> _PidfdSelector | _ThreadPerChild:
+    return _PidfdSelector() if platform.watch_exit_supported() else _ThreadPerChild()
 
 
-def _the_reaper() -> _PidfdSelector | _ThreadPerChild:
-    global _reaper
-    with _reaper_lock:
-        if _reaper is None:
-            _reaper = _PidfdSelector() if platform.watch_exit_supported() else _ThreadPerChild()
-            os.register_at_fork(after_in_child=_reaper.forget_after_fork)
-        return _reaper
+_reaper: Local[_PidfdSelector | _ThreadPerChild] = Local(
+    _new_reaper, lambda reaper, handing: reaper.disown(handing)
+)
 
 
 def prepare() -> None:
@@ -235,7 +236,7 @@ def prepare() -> None:
     Raises:
         ForkError: no watcher thread could be started (nothing was changed).
     """
-    _the_reaper().prepare()
+    _reaper.get().prepare()
 
 
 def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
@@ -249,4 +250,4 @@ def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
         ForkError: no watcher thread could be started; nothing is watching ``pid``.
         OSError: no pidfd could be had (out of file descriptors).
     """
-    _the_reaper().watch(pid, on_exit, on_zombie)
+    _reaper.get().watch(pid, on_exit, on_zombie)

@@ -25,6 +25,7 @@ from ..._process import guardian, lifeline, reaper
 from ..._process.popen import start_in_group
 from ..._process.stdio import child_ends
 from ..._process.usage import LOST_PARENT, usage_of
+from ..._state import Local
 from .. import plan, protocol
 from ..child import ForkedProcess
 from . import messages
@@ -310,10 +311,24 @@ def _describe(path: str) -> str:
 
 # --- the zygotes of this process ---------------------------------------------------------
 
-_lock = threading.Lock()
-_zygotes: dict[str, Zygote] = {}
-_given_up: dict[str, str] = {}  # launch path -> why it starts cold from now on
-_owner = -1
+
+class _Zygotes:
+    """This process's zygotes by launch path, and the paths that start cold from now on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.serving: dict[str, Zygote] = {}
+        self.given_up: dict[str, str] = {}  # launch path -> why it starts cold from now on
+
+    def disown(self, handing: bool) -> None:
+        """In a forked copy: close (never shut down) the original's zygote sockets, or a
+        zygote it lets go of would go on waiting for the end of its requests."""
+        for zygote in self.serving.values():
+            zygote._requests.close()
+            zygote._notices.close()
+
+
+_zygotes: Local[_Zygotes] = Local(_Zygotes, _Zygotes.disown)
 
 
 def path_of(mode: str) -> str:
@@ -328,19 +343,18 @@ def ready(mode: str, argv: list[str], key: bytes, timeout: float | None = None) 
     Raises:
         TimeoutExpired: a starting zygote was not ready within ``timeout``.
     """
-    path = path_of(mode)
-    with _lock:
-        _forget_if_forked()
-        if path in _given_up:
+    path, zygotes = path_of(mode), _zygotes.get()
+    with zygotes.lock:
+        if path in zygotes.given_up:
             return None
-        zygote = _zygotes.get(path)
+        zygote = zygotes.serving.get(path)
         if zygote is None or zygote.dead:
             if zygote is not None:
                 _log.debug("zygote %d is gone; starting another", zygote.pid)
             try:
-                zygote = _zygotes[path] = Zygote.start(path, mode, argv, key)
+                zygote = zygotes.serving[path] = Zygote.start(path, mode, argv, key)
             except OSError as exc:
-                _give_up(path, f"the zygote could not start ({exc})")
+                _give_up(zygotes, path, f"the zygote could not start ({exc})")
                 return None
     try:
         zygote.wait_ready(timeout)
@@ -352,53 +366,27 @@ def ready(mode: str, argv: list[str], key: bytes, timeout: float | None = None) 
 
 def give_up(zygote: Zygote, why: str) -> None:
     """Start ``zygote``'s launch path cold from now on, saying why once."""
-    with _lock:
-        if _zygotes.get(zygote.path) is zygote and zygote.path not in _given_up:
-            _give_up(zygote.path, why)
+    zygotes = _zygotes.get()
+    with zygotes.lock:
+        if zygotes.serving.get(zygote.path) is zygote and zygote.path not in zygotes.given_up:
+            _give_up(zygotes, zygote.path, why)
 
 
-def _give_up(path: str, why: str) -> None:
-    _given_up[path] = why
+def _give_up(zygotes: _Zygotes, path: str, why: str) -> None:
+    zygotes.given_up[path] = why
     _log.warning("warm starts for %s fall back to cold: %s", _describe(path), why)
-
-
-def _forget_if_forked() -> None:
-    """A forked copy of this process (a snapshot) has no zygotes: they are its parent's."""
-    global _owner
-    if _owner != os.getpid():
-        _zygotes.clear()
-        _given_up.clear()
-        _owner = os.getpid()
-
-
-def _let_go_after_fork() -> None:
-    """In a forked copy: close the parent's zygote sockets (its copies would keep a
-    zygote the parent lets go of waiting for the end of its requests)."""
-    global _lock
-    _lock = threading.Lock()  # another thread may have held it at the fork
-    for zygote in list(_zygotes.values()):
-        zygote._requests.close()
-        zygote._notices.close()
-    _forget_if_forked()
-
-
-os.register_at_fork(after_in_child=_let_go_after_fork)
 
 
 def shutdown() -> None:
     """Let every zygote go, and forget why any path fell back to cold (for tests)."""
-    with _lock:
-        _forget_if_forked()
-        zygotes = list(_zygotes.values())
-        _zygotes.clear()
-        _given_up.clear()
-    for zygote in zygotes:
+    zygotes = _zygotes.take()
+    for zygote in [] if zygotes is None else zygotes.serving.values():
         zygote.close()
 
 
 def pids() -> list[int]:
     """The pids of this process's zygotes, and of the spare children they hold."""
-    with _lock:
-        _forget_if_forked()
-        live = [zygote for zygote in _zygotes.values() if not zygote.dead]
+    zygotes = _zygotes.get()
+    with zygotes.lock:
+        live = [zygote for zygote in zygotes.serving.values() if not zygote.dead]
     return [pid for zygote in live for pid in (zygote.pid, zygote.spare) if pid is not None]

@@ -1,0 +1,150 @@
+"""What belongs to this process alone, and what a forked copy of it gets instead.
+
+Programs fork after using goforkpy: multiprocessing's fork context, gunicorn
+``--preload``, Celery's prefork pool, a plain ``os.fork()``. The copy has
+only the thread that forked. A lock another thread held at that instant
+stays held in it for good, and the helpers, pipes, sockets, zygotes and
+children it inherited are the original's, not its own. So everything goforkpy
+keeps for "this process" lives in a ``Local``, made on first use, and every
+module-level lock is a ``Lock``. One hook, registered here once, gives a
+forked copy a fresh, empty set of each, whatever any thread was doing::
+
+    original                          forked copy (after the fork hook)
+    --------                          ---------------------------------
+    Local(guardian) = <pipe to it>    Local(guardian) = empty, disowned:
+    Local(zygotes)  = {main: ...}       the original's ends closed
+    Lock (held by a thread)           Lock = a new, unheld one
+
+A ``Local``'s ``disown(value, handing)`` runs in the copy at once, so it
+takes no lock and starts no thread. It closes the original's descriptors,
+except, where ``handing`` is true, those that a child is handed: the copy
+is then a child being started (a snapshot, or on Python < 3.11 a cold child
+between fork and exec, where ``subprocess`` runs these hooks), and needs
+them. Such launches fork inside ``handing_over()``.
+
+This module is on every child's start-up path: it imports only ``os`` and
+``_thread``.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Generic, Iterator, TypeVar
+
+    T = TypeVar("T")
+else:
+    T = None
+
+    class Generic:  # typing costs a child's start-up; this is all Local[...] needs
+        def __class_getitem__(cls, item: object) -> type:
+            return cls
+
+
+_locks: list[Lock] = []
+_locals: list[Local] = []  # type: ignore[type-arg]
+_handing = 0  # launches forking right now that hand descriptors to the new process
+
+
+class Lock:
+    """A lock for module-level state that a forked copy of the process gets anew, unheld.
+
+    Made at import time only (each is kept for the life of the process).
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        _locks.append(self)
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+class Local(Generic[T]):
+    """A value that belongs to this process: made on first use, never seen by a forked copy.
+
+    ``make()`` builds it (under ``lock``); in a forked copy the value is
+    handed to ``disown(value, handing)`` (see the module docstring) and the
+    next ``get()`` makes a new one.
+    """
+
+    __slots__ = ("_disown", "_make", "_value", "lock")
+
+    def __init__(
+        self, make: Callable[[], T], disown: Callable[[T, bool], None] | None = None
+    ) -> None:
+        self._make, self._disown = make, disown
+        self._value: T | None = None
+        self.lock = Lock()
+        _locals.append(self)
+
+    def get(self) -> T:
+        """This process's value, made now if there is none."""
+        with self.lock:
+            if self._value is None:
+                self._value = self._make()
+            return self._value
+
+    def peek(self) -> T | None:
+        """This process's value if it was made, else ``None``; never makes one."""
+        return self._value
+
+    def take(self) -> T | None:
+        """Remove this process's value and return it (``None`` if none was made)."""
+        with self.lock:
+            value, self._value = self._value, None
+            return value
+
+    def _forget_in_copy(self, handing: bool) -> None:
+        value, self._value = self._value, None
+        if value is not None and self._disown is not None:
+            try:
+                self._disown(value, handing)
+            except Exception:
+                pass  # nothing may stop the other resets; at worst a descriptor stays open
+
+
+class handing_over:
+    """Fork inside this block where the new process is a child handed our descriptors."""
+
+    def __enter__(self) -> None:
+        global _handing
+        _handing += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _handing
+        _handing -= 1
+
+
+def close_quietly(*fds: int) -> None:
+    """Close descriptors of the original in a copy; one already closed is no error."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _after_fork_in_copy() -> None:
+    global _handing
+    handing, _handing = _handing > 0, 0
+    for lock in _locks:
+        lock._lock = _thread.allocate_lock()
+    for local in _locals:
+        local._forget_in_copy(handing)
+
+
+def all_locals() -> Iterator[Local]:  # type: ignore[type-arg]
+    """Every ``Local`` (for tests that check a copy starts empty)."""
+    return iter(list(_locals))
+
+
+os.register_at_fork(after_in_child=_after_fork_in_copy)
