@@ -17,6 +17,10 @@ module ``__getattr__`` below.
 
 from __future__ import annotations
 
+from ._child.boot import init as init
+from ._child.boot import is_child as is_child
+from ._child.boot import pid as pid
+from ._child.boot import ppid as ppid
 from ._errors import ChildCrashed as ChildCrashed
 from ._errors import ForkError as ForkError
 from ._errors import InitError as InitError
@@ -25,14 +29,10 @@ from ._errors import PayloadError as PayloadError
 from ._errors import RegistryError as RegistryError
 from ._errors import ShellError as ShellError
 from ._errors import TimeoutExpired as TimeoutExpired
-from ._forking import registry as _registry
-from ._forking.boot import init as init
-from ._forking.boot import is_child as is_child
-from ._forking.boot import pid as pid
-from ._forking.boot import ppid as ppid
-from ._forking.registry import register as register
-from ._forking.registry import register_func as register_func
-from ._forking.registry import registered as registered
+from ._shared import registry as _registry
+from ._shared.registry import register as register
+from ._shared.registry import register_func as register_func
+from ._shared.registry import registered as registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,16 +45,16 @@ if TYPE_CHECKING:
     from ._coordination.shell import shell_exec as shell_exec
     from ._coordination.shell import shell_run as shell_run
     from ._executor.executor import Executor as Executor
-    from ._forking.child import Child as Child
-    from ._forking.isolated import isolated as isolated
-    from ._forking.launch import fork as fork
-    from ._forking.launch import run as run
-    from ._forking.launch import run_async as run_async
-    from ._forking.launch import spawn as spawn
-    from ._forking.launch import warm_up as warm_up
-    from ._forking.methods import get_start_method as get_start_method
-    from ._forking.methods import set_start_method as set_start_method
-    from ._forking.snapshot import snapshot as snapshot
+    from ._launch.api import fork as fork
+    from ._launch.api import run as run
+    from ._launch.api import run_async as run_async
+    from ._launch.api import spawn as spawn
+    from ._launch.api import warm_up as warm_up
+    from ._launch.isolated import isolated as isolated
+    from ._launch.methods import get_start_method as get_start_method
+    from ._launch.methods import set_start_method as set_start_method
+    from ._launch.snapshot import snapshot as snapshot
+    from ._parent.child import Child as Child
     from ._process.limits import Limits as Limits
     from ._process.stdio import DEVNULL as DEVNULL
     from ._process.stdio import PIPE as PIPE
@@ -106,16 +106,16 @@ __all__ = [
 
 # public name -> private module that defines it, imported on first access
 _LAZY = {
-    "Child": "_forking.child",
-    "fork": "_forking.launch",
-    "run": "_forking.launch",
-    "spawn": "_forking.launch",
-    "run_async": "_forking.launch",
-    "warm_up": "_forking.launch",
-    "set_start_method": "_forking.methods",
-    "get_start_method": "_forking.methods",
-    "snapshot": "_forking.snapshot",
-    "isolated": "_forking.isolated",
+    "Child": "_parent.child",
+    "fork": "_launch.api",
+    "run": "_launch.api",
+    "spawn": "_launch.api",
+    "run_async": "_launch.api",
+    "warm_up": "_launch.api",
+    "set_start_method": "_launch.methods",
+    "get_start_method": "_launch.methods",
+    "snapshot": "_launch.snapshot",
+    "isolated": "_launch.isolated",
     "Limits": "_process.limits",
     "Executor": "_executor.executor",
     "Manager": "_coordination.manager",

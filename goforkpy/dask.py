@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
 
 from ._checks import grace as _check_grace
 from ._checks import timeout as _check_timeout
-from ._forking import isolated, methods
+from ._launch import isolated, methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from distributed import Worker
 
-    from ._forking.child import Child
+    from ._parent.child import Child
 
 __all__ = ["Isolation"]
 

@@ -14,8 +14,8 @@ from helpers import DEADLOCK_NET, RunScript, resource_tracker
 
 import goforkpy as fork
 from goforkpy._coordination import messaging
-from goforkpy._forking import tmpdir
-from goforkpy._forking.warm import zygote
+from goforkpy._launch import zygote
+from goforkpy._shared import tmpdir
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -89,7 +89,7 @@ def no_leftovers() -> Iterator[None]:
 @pytest.fixture(params=["cold", "warm"])
 def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test once with each start method as the default."""
-    from goforkpy._forking import methods
+    from goforkpy._launch import methods
 
     monkeypatch.setattr(methods, "_default", request.param)
     return str(request.param)

@@ -18,7 +18,7 @@ from helpers import children
 
 import goforkpy as fork
 from goforkpy._errors import RemoteTraceback
-from goforkpy._forking import wire
+from goforkpy._shared import wire
 
 
 def _sigkill_from_outside() -> fork.Child:

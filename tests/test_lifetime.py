@@ -82,7 +82,7 @@ def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
 STALLED_WRITE_SCRIPT = """
 import threading
 import goforkpy as fork
-from goforkpy._forking import wire
+from goforkpy._shared import wire
 
 @fork.register
 def size(data):

@@ -14,8 +14,8 @@ from helpers import DEADLOCK_NET
 
 import goforkpy as fork
 from goforkpy._coordination import messaging
-from goforkpy._forking import tmpdir
 from goforkpy._process import platform
+from goforkpy._shared import tmpdir
 
 
 def test_ten_thousand_messages_arrive_in_order() -> None:

@@ -16,14 +16,14 @@ import pytest
 from helpers import DEADLOCK_NET, RunScript, children
 
 import goforkpy as fork
-from goforkpy._forking import tmpdir, wire
 from goforkpy._process import platform
+from goforkpy._shared import tmpdir, wire
 
 NO_THREAD_SCRIPT = """
 import os, threading
 import psutil
 import goforkpy as fork
-from goforkpy._forking import tmpdir
+from goforkpy._shared import tmpdir
 
 @fork.register
 def add(a, b):
@@ -83,7 +83,7 @@ def test_a_sticky_shared_base_is_fine(tmp_path: Path, use_base) -> None:  # type
 
 def _plant_fifo(monkeypatch: pytest.MonkeyPatch, suffix: str) -> Path:
     """Make the next child's file ``suffix`` a FIFO before anything is written to it."""
-    from goforkpy._forking import tmpdir
+    from goforkpy._shared import tmpdir
 
     stem = tmpdir.new_stem()
     monkeypatch.setattr(tmpdir, "new_stem", lambda: stem)

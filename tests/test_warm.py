@@ -21,8 +21,8 @@ from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
 from goforkpy import _state
-from goforkpy._forking import methods
-from goforkpy._forking.warm import zygote as warm
+from goforkpy._launch import methods
+from goforkpy._launch import zygote as warm
 
 
 def test_start_method_default_and_choice(monkeypatch: pytest.MonkeyPatch) -> None:

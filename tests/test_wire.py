@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from goforkpy import PayloadError
-from goforkpy._forking import tmpdir, wire
+from goforkpy._shared import tmpdir, wire
 
 
 @pytest.mark.parametrize("size", [0, 100, 5 << 20], ids=["empty", "small", "large"])

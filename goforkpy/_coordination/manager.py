@@ -14,7 +14,7 @@ import threading
 
 from .. import _checks
 from .._errors import TimeoutExpired
-from .._forking.child import Child
+from .._parent.child import Child
 from .._process import tree
 from .._process.handle import ExitWatch
 
@@ -122,7 +122,7 @@ class Manager:
         With ``max_running``, blocks until fewer than that many of this
         Manager's children are running.
         """
-        from .._forking.launch import fork
+        from .._launch.api import fork
 
         return self._start(lambda: fork(name, *args, **kwargs))
 
@@ -132,7 +132,7 @@ class Manager:
         With ``max_running``, blocks until fewer than that many of this
         Manager's children are running.
         """
-        from .._forking.launch import spawn
+        from .._launch.api import spawn
 
         return self._start(lambda: spawn(name, *args, **options))
 

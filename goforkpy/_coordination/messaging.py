@@ -28,8 +28,8 @@ import time
 
 from .. import _checks
 from .._errors import IPCError, TimeoutExpired
-from .._forking import hooks, protocol, tmpdir
 from .._process.platform import pid_exists
+from .._shared import hooks, protocol, tmpdir
 from .._state import Local
 
 TYPE_CHECKING = False

@@ -13,7 +13,7 @@ import time
 import weakref
 
 from .._errors import TimeoutExpired
-from .._forking import registry
+from .._shared import registry
 from .futures import TaskFuture
 from .pool import Pool
 
@@ -82,7 +82,7 @@ class Executor(cf.Executor):
         capture_output: bool = False,
     ) -> None:
         from .. import _checks
-        from .._forking import methods
+        from .._launch import methods
         from .._process.limits import Limits, parse_size
         from .._process.platform import usable_cpus
         from .handles import Settings

@@ -7,7 +7,7 @@ import socket
 import time
 
 from .._errors import TimeoutExpired
-from .._forking import protocol
+from .._shared import protocol
 from . import frames
 from .worker import NAME as WORKER_NAME
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .._errors import ChildCrashed
-    from .._forking.child import Child
+    from .._parent.child import Child
     from .._process.limits import Limits
     from .futures import TaskFuture
 
@@ -89,8 +89,8 @@ class Worker:
     @classmethod
     def start(cls, initializer: bytes | None, settings: Settings) -> Worker:
         """Start a worker process, connected over a socketpair."""
-        from .._forking.launch import launch
-        from .._forking.options import Options
+        from .._launch.api import launch
+        from .._launch.record import Options
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

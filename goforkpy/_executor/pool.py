@@ -24,7 +24,7 @@ import time
 import weakref
 
 from .._errors import TimeoutExpired
-from .._forking import protocol, wire
+from .._shared import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, cancel_and_notify, settle
 from .handles import Settings, Task, Worker, stop_all

@@ -12,9 +12,9 @@ import socket
 import sys
 
 from .. import _env
-from .._forking import wire
-from .._forking.protocol import Result
-from .._forking.registry import register_func
+from .._shared import wire
+from .._shared.protocol import Result
+from .._shared.registry import register_func
 from .frames import (
     ERROR,
     INIT_FAILED,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
+from .._shared import wire
 from .._state import Local
-from . import wire
 
 _key: Local[bytes] = Local(wire.new_key)  # a forked copy's children get another
 

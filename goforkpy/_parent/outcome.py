@@ -10,8 +10,8 @@ the exception to raise, once, when somebody asks.
 from __future__ import annotations
 
 from .._errors import InitError, PayloadError, RemoteTraceback
-from . import protocol, wire
-from .protocol import Result
+from .._shared import protocol, wire
+from .._shared.protocol import Result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import os
 import socket
 import struct
 
-from ..._process import passing
+from .._process import passing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

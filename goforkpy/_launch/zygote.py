@@ -19,23 +19,24 @@ import signal
 import socket
 import threading
 
-from ... import _env
-from ..._errors import TimeoutExpired
-from ..._process import guardian, lifeline, reaper
-from ..._process.popen import start_in_group
-from ..._process.stdio import child_ends
-from ..._process.usage import LOST_PARENT, usage_of
-from ..._state import Local
-from .. import plan, protocol
-from ..child import ForkedProcess
-from . import messages
+from .. import _env
+from .._errors import TimeoutExpired
+from .._parent.child import ForkedProcess
+from .._process import guardian, lifeline, reaper
+from .._process.popen import start_in_group
+from .._process.stdio import child_ends
+from .._process.usage import LOST_PARENT, usage_of
+from .._shared import protocol
+from .._shared import zygote_messages as messages
+from .._state import Local
+from . import plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from ..._process.stdio import Redirect
-    from ..._process.usage import Usage
+    from .._process.stdio import Redirect
+    from .._process.usage import Usage
 
     OnExit = Callable[[int, "Usage | None"], None]
     OnZombie = Callable[[], None]

@@ -65,7 +65,7 @@ def load_what_reporting_needs() -> None:
 
 def send_sealed(path: str, key: bytes, assembled: Any) -> bool:
     """Send a big result in a sealed memfd, where the platform has them; False: use the file."""
-    from . import wire
+    from .._shared import wire
 
     if assembled[1] < wire.SEALED_FROM:
         return False  # small: a file is quicker, and loads nothing more

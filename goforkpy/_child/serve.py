@@ -21,10 +21,11 @@ import selectors
 import socket
 import sys
 
-from ... import _env
-from ..._process import streams
-from ..._process.family import end_family_and_die
-from . import exits, messages
+from .. import _env
+from .._process import streams
+from .._process.family import end_family_and_die
+from .._shared import zygote_messages as messages
+from . import exits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def _preload(booting: bool) -> None:
     Then the garbage collector leaves what is loaded alone (``gc.freeze``), so
     collections in the children do not copy the zygote's pages.
     """
-    from ..wire import tag
+    from .._shared.wire import tag
 
     tag.hmac_sha256(tag.new_key(), [b""], 0)  # loads the hash the child's payload needs
     if booting:  # functions may come by value
@@ -287,7 +288,7 @@ class _Zygote:
         self.notices.close()
         if self.spare is not None:
             self.spare[1].close()
-        from ..._process.platform import tie_to_parent
+        from .._process.platform import tie_to_parent
 
         if not tie_to_parent(zygote, die_with_it=True):
             os._exit(1)  # the zygote is gone already

@@ -15,23 +15,25 @@ import os
 import sys
 
 from .. import _checks, _env
+from .._child import boot
 from .._errors import ForkError, PayloadError, TimeoutExpired
+from .._parent.child import Child
 from .._process import lifeline, platform, reaper
 from .._process.limits import Limits
 from .._process.popen import start_in_group
-from . import boot, calls, handover, methods, plan, protocol, tmpdir, wire
-from .child import Child
-from .options import Options
-from .registry import lookup, registered
-from .warm import zygote as warm
+from .._shared import protocol, tmpdir, wire
+from .._shared.registry import lookup, registered
+from . import calls, handover, methods, plan
+from . import zygote as warm
+from .record import Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
+    from .._parent.child import Process, Watch
     from .._process.stdio import Redirect
-    from .child import Process, Watch
-    from .wire import Assembled
+    from .._shared.wire import Assembled
 
 _OUT_OF_RESOURCES = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 # Payloads from this size on are written while the child starts.

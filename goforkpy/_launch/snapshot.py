@@ -21,13 +21,15 @@ import sys
 import threading
 
 from .. import _env
+from .._child import boot
+from .._parent.child import Child, ForkedProcess
 from .._process import lifeline, reaper
 from .._process.stdio import child_ends
+from .._shared import protocol, tmpdir
+from .._shared.registry import lookup
 from .._state import handing_over
-from . import boot, calls, handover, protocol, tmpdir
-from .child import Child, ForkedProcess
-from .options import Options
-from .registry import lookup
+from . import calls, handover
+from .record import Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,9 +109,11 @@ def _markers(key: bytes) -> dict[str, str]:
     import io  # noqa: F401
     import resource  # noqa: F401
 
+    from .._child import telling
+    from .._parent import reports
     from .._process import guardian, platform
     from .._process.limits import apply  # noqa: F401
-    from . import hooks, reports, telling, wire  # noqa: F401
+    from .._shared import hooks, wire  # noqa: F401
 
     telling.load_what_reporting_needs()
     platform.prepare_tie()

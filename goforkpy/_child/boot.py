@@ -21,14 +21,14 @@ import sys
 from .. import _env
 from .._errors import InitError, PayloadError, RegistryError
 from .._process.family import end_family_and_die
-from .registry import registered
+from .._shared.registry import registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
 
-    from . import protocol
-    from .protocol import Result
+    from .._shared import protocol
+    from .._shared.protocol import Result
 
 # Where this process stands; see require_can_fork for what each allows.
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
@@ -173,7 +173,7 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) 
 
 
 def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
-    from .protocol import Result, result_path
+    from .._shared.protocol import Result, result_path
 
     path, key = _take_markers()
     _finish(result_path(path), key, Result.raised(error, traceback_text), 1)
@@ -181,7 +181,7 @@ def _report_early(error: BaseException, traceback_text: str) -> NoReturn:
 
 def _take_markers() -> tuple[str, bytes]:
     """(the payload path, the parent's key: empty if malformed), the markers removed."""
-    from .wire import KEY_SIZE
+    from .._shared.wire import KEY_SIZE
 
     path, key_hex = _env.MARKED.payload or "", _env.MARKED.key or ""
     _env.remove_markers()
@@ -211,11 +211,12 @@ elif _env.MARKED.stale:
 def _dispatch() -> NoReturn:
     global _state
     # Loaded now, not on the way out: under Limits(open_files=...) nothing more may load.
-    from . import hooks, protocol, telling, wire  # noqa: F401 - a parent never needs them
-    from .protocol import Result
+    from .._shared import hooks, protocol, wire  # noqa: F401 - a parent never needs them
+    from .._shared.protocol import Result
+    from . import telling
 
     if _env.MARKED.zygote is not None:
-        from .warm.serve import serve
+        from .serve import serve
 
         serve(booting=_state == BOOTING)  # returns in each child it forks
     marked = _env.MARKED
@@ -251,7 +252,7 @@ def _dispatch() -> NoReturn:
 
 
 def _read_payload(path: str, key: bytes) -> Any:
-    from . import wire
+    from .._shared import wire
 
     sealed = _env.MARKED.payload_fd
     try:
@@ -293,7 +294,7 @@ def _await_payload(fd: int) -> None:
 
 def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
     """Find the function: by import path, or by registered name after a re-run."""
-    from . import protocol
+    from .._shared import protocol
 
     if meta.mode == protocol.MODULE:
         found: Any = sys.modules[meta.module or ""]
@@ -311,7 +312,7 @@ def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
 
 def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
     """Run the function: (its result, the exit code)."""
-    from .protocol import Result
+    from .._shared.protocol import Result
 
     try:
         value = fn(*args, **kwargs)
@@ -323,7 +324,7 @@ def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
 
 
 def _exit_result(code: object) -> tuple[Result, int]:
-    from .protocol import Result
+    from .._shared.protocol import Result
 
     if code is None:
         return Result.exited(0), 0
@@ -335,8 +336,9 @@ def _exit_result(code: object) -> tuple[Result, int]:
 
 def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     """Write the result file, then exit with ``code``."""
-    from . import telling, wire
-    from .protocol import Result
+    from .._shared import wire
+    from .._shared.protocol import Result
+    from . import telling
 
     try:
         try:
@@ -391,13 +393,13 @@ def run_and_leave(
 
 def leave_with(result_path: str, key: bytes, error: BaseException) -> NoReturn:
     """A snapshot child that could not get ready: report ``error`` and leave."""
-    from .protocol import Result
+    from .._shared.protocol import Result
 
     _finish(result_path, key, Result.raised(error), 1)
 
 
 def _exit(code: int) -> NoReturn:
-    from . import hooks
+    from .._shared import hooks
 
     if _state != SNAPSHOT:  # a snapshot's hooks are its parent's, about the parent's state
         hooks.leaving()  # os._exit skips atexit, where these would otherwise run

@@ -126,6 +126,6 @@ def _ignore(signum: int, frame: object) -> None:
 
 
 def new() -> Exits:
-    from ..._process import platform
+    from .._process import platform
 
     return PidfdExits() if platform.watch_exit_supported() else SignalExits()

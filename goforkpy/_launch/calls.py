@@ -11,7 +11,7 @@ process, are refused by name.
 from __future__ import annotations
 
 from .._errors import PayloadError
-from . import wire
+from .._shared import wire
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

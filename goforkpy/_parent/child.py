@@ -22,7 +22,8 @@ from .._errors import (
 from .._process import reaper
 from .._process.handle import ExitWatch
 from .._process.stdio import Streams
-from . import hooks, protocol, reports, wire
+from .._shared import hooks, protocol, wire
+from . import reports
 from .deadlines import Deadlines
 from .outcome import Ending
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
     import psutil
 
+    from .._launch.record import Options
     from .._process.limits import Limits
-    from .options import Options
 
     Process = Union[subprocess.Popen[bytes], "ForkedProcess"]
     from .._process.usage import Usage

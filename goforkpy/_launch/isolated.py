@@ -16,13 +16,13 @@ import functools
 
 from .._process.limits import Limits
 from . import methods
-from .options import Options
+from .record import Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Protocol, TypeVar, Union
 
-    from .child import Child
+    from .._parent.child import Child
 
     Settings = tuple[Union[float, None], float, Union[Limits, None], Union[str, None]]
     F = TypeVar("F", bound=Callable[..., Any])
@@ -115,7 +115,7 @@ class Isolated:
 
             child = start_snapshot(fn, args, kwargs, options)
         else:
-            from .launch import launch_function
+            from .api import launch_function
 
             name = getattr(fn, "__qualname__", None) or repr(fn)
             child = launch_function(name, fn, args, kwargs, options, "isolated", rerun_main=False)

@@ -17,7 +17,7 @@ import sys
 
 from .. import _env
 from .._errors import ForkError
-from . import protocol
+from .._shared import protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ _BOOT_CODE = ";".join(
     [
         "import sys",
         f"sys.path.insert(0,{_PACKAGE_PARENT!r})",
-        "from goforkpy._forking.boot import main",
+        "from goforkpy._child.boot import main",
         "main()",
     ]
 )
@@ -119,8 +119,10 @@ def child_env(mode: str, extra: Mapping[str, str] | None, key: bytes) -> dict[st
 
     The caller adds the markers of one child's own files and descriptors.
     """
+    from .._child import boot
+    from .._parent import reports
     from .._process import guardian, lifeline
-    from . import boot, reports, tmpdir
+    from .._shared import tmpdir
 
     env = _env.without_markers(dict(os.environ))
     if extra:
