@@ -73,7 +73,7 @@ def main(rounds):
     import psutil
     from starting import medians, mp_start_join
 
-    from goforkpy._launch import zygote
+    from goforkpy._launch import warm as zygote
 
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["__main__", "numpy", "pandas"])

@@ -48,12 +48,12 @@ if TYPE_CHECKING:
     from ._launch.api import fork as fork
     from ._launch.api import run as run
     from ._launch.api import run_async as run_async
+    from ._launch.api import snapshot as snapshot
     from ._launch.api import spawn as spawn
-    from ._launch.api import warm_up as warm_up
     from ._launch.isolated import isolated as isolated
     from ._launch.methods import get_start_method as get_start_method
     from ._launch.methods import set_start_method as set_start_method
-    from ._launch.snapshot import snapshot as snapshot
+    from ._launch.warm import warm_up as warm_up
     from ._parent.child import Child as Child
     from ._process.limits import Limits as Limits
     from ._process.stdio import DEVNULL as DEVNULL
@@ -111,10 +111,10 @@ _LAZY = {
     "run": "_launch.api",
     "spawn": "_launch.api",
     "run_async": "_launch.api",
-    "warm_up": "_launch.api",
+    "warm_up": "_launch.warm",
     "set_start_method": "_launch.methods",
     "get_start_method": "_launch.methods",
-    "snapshot": "_launch.snapshot",
+    "snapshot": "_launch.api",
     "isolated": "_launch.isolated",
     "Limits": "_process.limits",
     "Executor": "_executor.executor",

@@ -129,6 +129,53 @@ class Markers:
                     pass  # not open: reading or writing it fails later, and says so
 
 
+def write_markers(
+    *,
+    payload: str,
+    key: bytes,
+    parent: int,
+    depth: int,
+    lifeline: int,
+    report: int,
+    private_dir: str,
+    guarded: bool,
+    faults: str = "",
+    zygote: tuple[int, int] | None = None,
+) -> dict[str, str]:
+    """A child's markers as environment variables: the inverse of ``Markers``.
+
+    Descriptors made for one start are added with ``hand_fds``.
+    """
+    written = {
+        PAYLOAD: payload,
+        KEY: key.hex(),
+        PARENT: str(parent),
+        DEPTH: str(depth),
+        LIFELINE: str(lifeline),
+        REPORT: str(report),
+        PRIVATE_DIR: private_dir,
+    }
+    if guarded:
+        written[GUARDED] = "1"
+    if faults:
+        written[FAULTS] = faults
+    if zygote is not None:
+        written[ZYGOTE] = f"{zygote[0]},{zygote[1]}"
+    return written
+
+
+# The markers a descriptor handed to one child goes in; PASSED lists several.
+FD_MARKERS = (READY, STARTED, PAYLOAD_FD, PASSED)
+
+
+def hand_fds(environ: dict[str, str], handed: list[tuple[str, int]]) -> None:
+    """Record in ``environ`` where each (marker, descriptor) of ``handed`` is in the child."""
+    for marker, fd in handed:
+        assert marker in FD_MARKERS, marker
+        listed = environ.get(marker) if marker == PASSED else None
+        environ[marker] = f"{listed},{fd}" if listed else str(fd)
+
+
 def _fd(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 

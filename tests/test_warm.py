@@ -21,8 +21,7 @@ from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
 from goforkpy import _state
-from goforkpy._launch import methods
-from goforkpy._launch import zygote as warm
+from goforkpy._launch import methods, warm, zygote
 
 
 def test_start_method_default_and_choice(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,7 +204,7 @@ def test_zygote_that_cannot_start_means_a_cold_start(
     def no_processes(*args: object, **kwargs: object) -> None:
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(warm, "start_in_group", no_processes)
+    monkeypatch.setattr(zygote, "start_in_group", no_processes)
     # the session's zygotes stay as they were
     monkeypatch.setattr(warm, "_zygotes", _state.Local(warm._Zygotes))
     with caplog.at_level(logging.WARNING, logger="goforkpy"):

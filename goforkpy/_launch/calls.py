@@ -65,9 +65,6 @@ def _is_mapping(value: Any) -> bool:
     return isinstance(value, Mapping)
 
 
-SPAWN_OPTIONS = frozenset(
-    {"timeout", "start_timeout", "grace", "stdin", "stdout", "stderr", "env", "cwd", "limits"}
-)
 _signatures: dict[Callable[..., Any], inspect.Signature | None] = {}
 
 
@@ -106,10 +103,12 @@ def _read_signature(fn: Callable[..., Any]) -> inspect.Signature | None:
 
 
 def _hint(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], via: str) -> str:
-    options = sorted(SPAWN_OPTIONS & set(kwargs))
+    from .record import OPTION_NAMES
+
+    options = [option for option in OPTION_NAMES if option in kwargs]
     if not options or via in ("spawn", "isolated"):
         return ""
-    rest = {k: v for k, v in kwargs.items() if k not in SPAWN_OPTIONS}
+    rest = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
     given = ", ".join(f"{option}={kwargs[option]!r}" for option in options)
     return (
         f"; fork.{via}() passes every keyword to the function. For process "

@@ -1,10 +1,11 @@
 """What a parent hands each new child, whatever its start method: the process's key,
-and the pipes made for one start."""
+its markers, and the pipes made for one start."""
 
 from __future__ import annotations
 
 import os
 
+from .. import _env
 from .._shared import wire
 from .._state import Local
 
@@ -14,6 +15,37 @@ _key: Local[bytes] = Local(wire.new_key)  # a forked copy's children get another
 def parent_key() -> bytes:
     """This process's key, which tags every payload and result between it and its children."""
     return _key.get()
+
+
+def markers(
+    key: bytes, *, payload: str, faults: str = "", zygote: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """The markers of a child of this process (or of a zygote, given its sockets).
+
+    The one writer of them; ``_env.Markers`` in the child reads them back.
+    """
+    from .._child import boot
+    from .._parent import reports
+    from .._process import guardian, lifeline
+    from .._shared import tmpdir
+
+    return _env.write_markers(
+        payload=payload,
+        key=key,
+        parent=os.getpid(),
+        depth=boot.depth() + 1,
+        lifeline=lifeline.read_end(),
+        report=reports.write_end(),
+        private_dir=tmpdir.payload_dir(),
+        guarded=guardian.ensure_started(),
+        faults=faults,
+        zygote=zygote,
+    )
+
+
+def kept_open(written: dict[str, str]) -> tuple[int, ...]:
+    """The descriptors ``markers`` named, which the new process must inherit."""
+    return int(written[_env.LIFELINE]), int(written[_env.REPORT])
 
 
 class Pipes:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 
 from .._process.limits import Limits
-from . import methods
 from .record import Options
 
 TYPE_CHECKING = False
@@ -109,16 +108,9 @@ class Isolated:
         self._options = Options(timeout=timeout, grace=grace, limits=limits, start=start)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        fn, options = self.__wrapped__, self._options
-        if options.start == methods.SNAPSHOT:
-            from .snapshot import start as start_snapshot
+        from .api import launch
 
-            child = start_snapshot(fn, args, kwargs, options)
-        else:
-            from .api import launch_function
-
-            name = getattr(fn, "__qualname__", None) or repr(fn)
-            child = launch_function(name, fn, args, kwargs, options, "isolated", rerun_main=False)
+        child = launch(self.__wrapped__, args, kwargs, self._options, "isolated", rerun_main=False)
         with child:  # an interrupted wait ends the child's tree
             for watcher in _watchers:
                 watcher.started(child)

@@ -35,10 +35,18 @@ _BOOT_CODE = ";".join(
 )
 
 
-def plan(
-    fn: Callable[..., Any], *, rerun_main: bool = True
-) -> tuple[str, list[str], str | None, str]:
-    """(mode, argv, module, qualname) for starting ``fn``.
+class Planned:
+    """How a child of one function starts: its launch mode, the command line that starts
+    it, and the module and qualified name the child finds the function by."""
+
+    __slots__ = ("argv", "mode", "module", "qualname")
+
+    def __init__(self, mode: str, argv: list[str], module: str | None, qualname: str) -> None:
+        self.mode, self.argv, self.module, self.qualname = mode, argv, module, qualname
+
+
+def plan(fn: Callable[..., Any], *, rerun_main: bool = True) -> Planned:
+    """How to start ``fn``.
 
     ``rerun_main``: a function of the main script may start by re-running the
     script up to ``fork.init()``, which only finds registered functions.
@@ -48,10 +56,10 @@ def plan(
     if module == "__main__":
         argv = _main_command() if rerun_main else None
         if argv is not None:
-            return protocol.MAIN, argv, None, qualname
+            return Planned(protocol.MAIN, argv, None, qualname)
     elif module is not None and importable(fn, module, qualname):
-        return protocol.MODULE, boot_command(), module, qualname
-    return protocol.VALUE, boot_command(), None, qualname
+        return Planned(protocol.MODULE, boot_command(), module, qualname)
+    return Planned(protocol.VALUE, boot_command(), None, qualname)
 
 
 def importable(fn: object, module: str, qualname: str) -> bool:
@@ -114,31 +122,20 @@ def _script_path(arg: str) -> str:
     return os.path.join(_env.START_CWD, arg)
 
 
-def child_env(mode: str, extra: Mapping[str, str] | None, key: bytes) -> dict[str, str]:
-    """The environment of a child (or zygote) of ``mode``: ours, ``extra``, the markers.
-
-    The caller adds the markers of one child's own files and descriptors.
-    """
-    from .._child import boot
-    from .._parent import reports
-    from .._process import guardian, lifeline
-    from .._shared import tmpdir
-
+def child_env(
+    mode: str, extra: Mapping[str, str] | None, markers: dict[str, str]
+) -> dict[str, str]:
+    """The environment of a child (or zygote) of ``mode``: ours, ``extra``, ``markers``."""
     env = _env.without_markers(dict(os.environ))
     if extra:
         env.update(extra)
     if mode == protocol.MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:
         _keep_module_findable(env)
-    env[_env.KEY] = key.hex()
-    env[_env.PARENT] = str(os.getpid())
-    env[_env.DEPTH] = str(boot.depth() + 1)
-    env[_env.LIFELINE] = str(lifeline.read_end())
-    env[_env.REPORT] = str(reports.write_end())
-    env[_env.PRIVATE_DIR] = tmpdir.payload_dir()
     if os.environ.get(_env.TMPDIR) and not (extra and _env.TMPDIR in extra):
+        from .._shared import tmpdir
+
         env[_env.TMPDIR] = tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
-    if guardian.ensure_started():
-        env[_env.GUARDED] = "1"
+    env.update(markers)
     return env
 
 

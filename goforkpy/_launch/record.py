@@ -1,46 +1,67 @@
-"""How to start one child: ``spawn``'s process options, checked once, as one object."""
+"""A call to start, as one record: made once, then handed to its start method.
+
+``Options`` is the one definition of ``spawn``'s process options: their
+names (``OPTION_NAMES``, which ``spawn``'s signature, the hint for a stray
+option and the tests list), defaults and checks. ``Launch`` is one call:
+the function and its arguments (checked to bind), the options, and the
+files and key it is handed with. ``prepare`` makes it; a start method
+(``methods``) takes it from there, and nothing upstream branches on which.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .. import _checks
 from .._process.limits import Limits
-from . import methods
+from .._shared import protocol, tmpdir
+from . import calls, handover, methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import os
-    from typing import Mapping
+    from typing import Any, Callable, Mapping
 
     from .._process.stdio import Redirect
 
+# spawn's keyword options, in its order: the one list every other one derives from
+OPTION_NAMES = (
+    "timeout",
+    "grace",
+    "stdin",
+    "stdout",
+    "stderr",
+    "env",
+    "cwd",
+    "limits",
+    "start",
+    "start_timeout",
+)
+
 
 class Options:
-    """How to start one child: the process options of ``spawn``, checked."""
+    """How to start one child: the process options of ``spawn``, checked.
 
-    __slots__ = (
-        "cwd",
-        "env",
-        "grace",
-        "limits",
-        "pass_fds",
-        "start",
-        "start_timeout",
-        "stdio",
-        "timeout",
-    )
+    ``pass_fds`` is goforkpy's own (an Executor worker's socket): descriptors
+    handed to the function, listed in ``GOFORKPY_FDS``.
+    """
+
+    __slots__ = (*OPTION_NAMES, "pass_fds")
 
     def __init__(
         self,
         *,
         timeout: float | None = None,
-        start_timeout: float | None = None,
         grace: float = 5.0,
-        stdio: tuple[Redirect, Redirect, Redirect] = (None, None, None),
+        stdin: Redirect = None,
+        stdout: Redirect = None,
+        stderr: Redirect = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         limits: Limits | None = None,
-        pass_fds: tuple[int, ...] = (),
         start: str | None = None,
+        start_timeout: float | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.timeout = _checks.timeout("timeout", timeout)
         self.start_timeout = _checks.timeout("start_timeout", start_timeout)
@@ -49,6 +70,85 @@ class Options:
             raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
         if env is not None and not hasattr(env, "items"):
             raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
-        self.stdio, self.env, self.cwd, self.limits = stdio, env, cwd, limits
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.env, self.cwd, self.limits = env, cwd, limits
         self.pass_fds = pass_fds
         self.start = methods.check(start, snapshot=True)
+
+    @property
+    def stdio(self) -> tuple[Redirect, Redirect, Redirect]:
+        return self.stdin, self.stdout, self.stderr
+
+    @property
+    def timed(self) -> bool:
+        """True where a deadline watches the child (it tells when its function starts)."""
+        return self.timeout is not None or self.start_timeout is not None
+
+    def applied_limits(self) -> tuple[tuple[str, int], ...]:
+        """The limits as (rlimit name, value) pairs for the child to apply."""
+        return self.limits._to_apply() if self.limits is not None else ()
+
+
+DEFAULTS = Options()
+
+
+@dataclass
+class Launch:
+    """One call on its way to a child: what to run, how, and what it is handed.
+
+    ``stem`` names the child's files in the private directory (its payload,
+    result and crash stacks); ``key`` tags what passes between this process
+    and its children.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: Options
+    via: str  # the public call that made it, named in error messages
+    rerun_main: bool  # a main script's function may start by re-running the script
+    key: bytes
+    stem: str
+
+    @property
+    def payload_path(self) -> str:
+        return protocol.payload_path(self.stem)
+
+    @property
+    def result_path(self) -> str:
+        return protocol.result_path(self.payload_path)
+
+    @property
+    def faults_path(self) -> str:
+        return protocol.faults_path(self.payload_path)
+
+
+def prepare(
+    name: str,
+    fn: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    options: Options,
+    via: str,
+    *,
+    pickles: bool,
+    rerun_main: bool = True,
+) -> Launch:
+    """The record of one call to ``fn``, known as ``name``, checked: nothing has started.
+
+    ``pickles``: the arguments travel to another interpreter, so open files
+    and sockets are refused.
+    """
+    call_args, call_kwargs = calls.check(name, fn, args, kwargs, via, pickled=pickles)
+    return Launch(
+        name,
+        fn,
+        call_args,
+        call_kwargs,
+        options,
+        via,
+        rerun_main,
+        handover.parent_key(),
+        tmpdir.new_stem(),
+    )

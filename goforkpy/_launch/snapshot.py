@@ -23,111 +23,57 @@ import threading
 from .. import _env
 from .._child import boot
 from .._parent.child import Child, ForkedProcess
-from .._process import lifeline, reaper
+from .._process import reaper
 from .._process.stdio import child_ends
-from .._shared import protocol, tmpdir
-from .._shared.registry import lookup
 from .._state import handing_over
-from . import calls, handover
-from .record import Options
+from . import handover, methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable, Mapping, NoReturn
+    from typing import IO, Any, NoReturn
 
-_SNAPSHOT_OPTIONS = Options()
+    from .record import Launch
 
-
-def snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Child:
-    """Run ``fn(*args, **kwargs)`` in a fork of this process, on a snapshot of its memory.
-
-    The child sees this process's memory as it was at the call, copy-on-write,
-    while this process goes on at once and may change its own freely. ``fn``
-    may be any callable (a closure, a bound method) and the arguments
-    anything (locks, open sockets, generators): nothing is pickled on the way
-    in. The return value, or the exception, comes back through
-    ``Child.result()`` as from any child. For process options use
-    ``fork.spawn(fn, args, kwargs, start="snapshot", ...)``.
-
-    The child gets fresh ``sys.stdout``/``sys.stderr`` objects on the same
-    descriptors; objects that still hold the parent's streams (a
-    ``logging.StreamHandler`` made before) write into the parent's buffer.
-    If other threads of yours run, keep ``fn`` away from the locks they
-    take: the child has only the calling thread (a ``RuntimeWarning`` says
-    so; goforkpy's own threads hold no lock the child needs). Off Linux
-    there is no parent-death signal: without the guardian, a snapshot child
-    outlives a SIGKILLed parent.
-
-    Raises:
-        TypeError: ``fn`` is not callable.
-        InitError: called in a child before ``fork.init()``, or in a snapshot.
-    """
-    return start(fn, args, kwargs, _SNAPSHOT_OPTIONS)
+PICKLES = False  # the child runs on a copy of our memory: nothing travels
 
 
-def start(
-    fn: Callable[..., Any] | str,
-    args: tuple[Any, ...] | list[Any],
-    kwargs: Mapping[str, Any] | None,
-    options: Options,
-) -> Child:
-    """Fork this process to run ``fn`` (a callable, or a registered name) with ``options``."""
-    boot.require_can_fork()
-    if isinstance(fn, str):
-        fn = lookup(fn, "spawn")
-    if not callable(fn):
-        raise TypeError(
-            f"fork.snapshot() needs a callable, not {fn!r}; pass the function itself, "
-            "e.g. fork.snapshot(save, table)"
-        )
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    call = calls.check(name, fn, args, kwargs, "spawn", pickled=False)
-    key, stem = handover.parent_key(), tmpdir.new_stem()
-    limits = options.limits._to_apply() if options.limits is not None else ()
-    markers = _markers(key)
+def start(launch: Launch) -> Child:
+    """Fork this process to run ``launch``'s function on a copy of its memory."""
+    options = launch.options
+    _load_what_the_child_runs()
+    markers = handover.markers(launch.key, payload="", faults=launch.faults_path)
     reaper.prepare()
     with handover.Pipes() as pipes, child_ends(*options.stdio) as (ends, ours):
-        markers[_env.FAULTS] = protocol.faults_path(protocol.payload_path(stem))
         started = None
-        if options.timeout is not None or options.start_timeout is not None:
+        if options.timed:
             started, tell = pipes.make()
-            markers[_env.STARTED] = str(tell)
+            _env.hand_fds(markers, [(_env.STARTED, tell)])
         cwd = None if options.cwd is None else os.fspath(options.cwd)
-        pid = _fork(name)
+        pid = _fork(launch.name)
         if pid == 0:
-            _be_the_child(fn, call, (ends, cwd, options.env), markers, (stem, key), limits)
+            _be_the_child(launch, markers, ends, cwd)
         process = ForkedProcess(pid, ours)
-        kept = (stem, key, None)
+        kept = (launch.stem, launch.key, None)
         taken = None if started is None else pipes.take(started)
-        return Child._started(name, process, kept, options, taken, (reaper.watch, "snapshot"))
+        return Child._started(
+            launch.name, process, kept, options, taken, (reaper.watch, methods.SNAPSHOT)
+        )
 
 
-def _markers(key: bytes) -> dict[str, str]:
-    """The child's markers; what it will run is loaded now (an import in it could wait
-    forever on a lock another thread of ours held at the fork)."""
+def _load_what_the_child_runs() -> None:
+    """Import now what the child will run: an import in it could wait forever on a lock
+    another thread of ours held at the fork."""
     import fcntl  # noqa: F401
     import io  # noqa: F401
     import resource  # noqa: F401
 
     from .._child import telling
-    from .._parent import reports
-    from .._process import guardian, platform
+    from .._process import platform
     from .._process.limits import apply  # noqa: F401
     from .._shared import hooks, wire  # noqa: F401
 
     telling.load_what_reporting_needs()
     platform.prepare_tie()
-    markers = {
-        _env.PAYLOAD: "",
-        _env.KEY: key.hex(),
-        _env.PARENT: str(os.getpid()),
-        _env.DEPTH: str(boot.depth() + 1),
-        _env.LIFELINE: str(lifeline.read_end()),
-        _env.REPORT: str(reports.write_end()),
-    }
-    if guardian.ensure_started():
-        markers[_env.GUARDED] = "1"
-    return markers
 
 
 def _fork(name: str) -> int:
@@ -159,17 +105,13 @@ def _foreign(thread: threading.Thread) -> bool:
 
 
 def _be_the_child(
-    fn: Callable[..., Any],
-    call: tuple[tuple[Any, ...], dict[str, Any]],
-    where: tuple[list[int | None], str | None, Mapping[str, str] | None],
-    markers: dict[str, str],
-    files: tuple[str, bytes],
-    limits: tuple[tuple[str, int], ...],
+    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None
 ) -> NoReturn:
-    """In the child: take on the options, run ``fn``, write the result, leave. Never returns."""
-    ends, cwd, env = where
-    stem, key = files
-    result_path = protocol.result_path(protocol.payload_path(stem))
+    """In the child: take on the options, run the function, write the result, leave.
+
+    Never returns.
+    """
+    limits, env = launch.options.applied_limits(), launch.options.env
     try:
         os.setpgid(0, 0)
         _take_streams(ends)
@@ -183,8 +125,8 @@ def _be_the_child(
 
             apply(limits)
     except BaseException as exc:
-        boot.leave_with(result_path, key, exc)
-    boot.run_and_leave(fn, *call, result_path, key)
+        boot.leave_with(launch.result_path, launch.key, exc)
+    boot.run_and_leave(launch.fn, launch.args, launch.kwargs, launch.result_path, launch.key)
 
 
 def _take_streams(ends: list[int | None]) -> None:

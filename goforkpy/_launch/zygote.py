@@ -19,7 +19,6 @@ import signal
 import socket
 import threading
 
-from .. import _env
 from .._errors import TimeoutExpired
 from .._parent.child import ForkedProcess
 from .._process import guardian, lifeline, reaper
@@ -28,8 +27,7 @@ from .._process.stdio import child_ends
 from .._process.usage import LOST_PARENT, usage_of
 from .._shared import protocol
 from .._shared import zygote_messages as messages
-from .._state import Local
-from . import plan
+from . import handover, plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,11 +75,11 @@ class Zygote:
         notices, their_notices = socket.socketpair()
         try:
             reaper.prepare()
-            env = plan.child_env(mode, None, key)
             theirs = (their_requests.fileno(), their_notices.fileno())
-            env[_env.PAYLOAD] = ""  # a zygote reads no payload of its own
-            env[_env.ZYGOTE] = f"{theirs[0]},{theirs[1]}"
-            pass_fds = (int(env[_env.LIFELINE]), int(env[_env.REPORT]), *theirs)
+            # a zygote reads no payload of its own
+            markers = handover.markers(key, payload="", zygote=theirs)
+            env = plan.child_env(mode, None, markers)
+            pass_fds = (*handover.kept_open(markers), *theirs)
             popen = lifeline.from_long_lived_thread(lambda: start_in_group(argv, env, pass_fds))
         except BaseException:
             requests.close()
@@ -105,7 +103,7 @@ class Zygote:
         except BaseException:
             self.close()  # the zygote ends itself (and the reaper reaps it)
             raise
-        _log.debug("zygote %d started for %s", self.pid, _describe(path))
+        _log.debug("zygote %d started for %s", self.pid, describe(path))
         return self
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -117,7 +115,7 @@ class Zygote:
         """
         if not self._ready.wait(timeout):
             raise TimeoutExpired(
-                f"the zygote for {_describe(self.path)} (pid {self.pid}) was not ready "
+                f"the zygote for {describe(self.path)} (pid {self.pid}) was not ready "
                 f"after {timeout} s",
                 timeout=timeout,
                 pid=self.pid,
@@ -306,88 +304,8 @@ def _directory(cwd: str | os.PathLike[str] | None) -> str:
     return path
 
 
-def _describe(path: str) -> str:
+def describe(path: str) -> str:
     return "the main script" if path == MAIN_PATH else "functions in modules or sent by value"
 
 
 # --- the zygotes of this process ---------------------------------------------------------
-
-
-class _Zygotes:
-    """This process's zygotes by launch path, and the paths that start cold from now on."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.serving: dict[str, Zygote] = {}
-        self.given_up: dict[str, str] = {}  # launch path -> why it starts cold from now on
-
-    def disown(self, handing: bool) -> None:
-        """In a forked copy: close (never shut down) the original's zygote sockets, or a
-        zygote it lets go of would go on waiting for the end of its requests."""
-        for zygote in self.serving.values():
-            zygote._requests.close()
-            zygote._notices.close()
-
-
-_zygotes: Local[_Zygotes] = Local(_Zygotes, _Zygotes.disown)
-
-
-def path_of(mode: str) -> str:
-    return MAIN_PATH if mode == protocol.MAIN else BOOT_PATH
-
-
-def ready(mode: str, argv: list[str], key: bytes, timeout: float | None = None) -> Zygote | None:
-    """The serving zygote for children of ``mode``, started (or replaced) if need be.
-
-    ``None`` where this launch path starts cold (logged once, with the reason).
-
-    Raises:
-        TimeoutExpired: a starting zygote was not ready within ``timeout``.
-    """
-    path, zygotes = path_of(mode), _zygotes.get()
-    with zygotes.lock:
-        if path in zygotes.given_up:
-            return None
-        zygote = zygotes.serving.get(path)
-        if zygote is None or zygote.dead:
-            if zygote is not None:
-                _log.debug("zygote %d is gone; starting another", zygote.pid)
-            try:
-                zygote = zygotes.serving[path] = Zygote.start(path, mode, argv, key)
-            except OSError as exc:
-                _give_up(zygotes, path, f"the zygote could not start ({exc})")
-                return None
-    try:
-        zygote.wait_ready(timeout)
-    except Unusable as exc:
-        give_up(zygote, str(exc))
-        return None
-    return zygote
-
-
-def give_up(zygote: Zygote, why: str) -> None:
-    """Start ``zygote``'s launch path cold from now on, saying why once."""
-    zygotes = _zygotes.get()
-    with zygotes.lock:
-        if zygotes.serving.get(zygote.path) is zygote and zygote.path not in zygotes.given_up:
-            _give_up(zygotes, zygote.path, why)
-
-
-def _give_up(zygotes: _Zygotes, path: str, why: str) -> None:
-    zygotes.given_up[path] = why
-    _log.warning("warm starts for %s fall back to cold: %s", _describe(path), why)
-
-
-def shutdown() -> None:
-    """Let every zygote go, and forget why any path fell back to cold (for tests)."""
-    zygotes = _zygotes.take()
-    for zygote in [] if zygotes is None else zygotes.serving.values():
-        zygote.close()
-
-
-def pids() -> list[int]:
-    """The pids of this process's zygotes, and of the spare children they hold."""
-    zygotes = _zygotes.get()
-    with zygotes.lock:
-        live = [zygote for zygote in zygotes.serving.values() if not zygote.dead]
-    return [pid for zygote in live for pid in (zygote.pid, zygote.spare) if pid is not None]
