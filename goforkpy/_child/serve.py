@@ -298,8 +298,9 @@ def _take_on(request: dict[str, Any], fds: list[int]) -> None:
     """Become the child the request describes: streams, descriptors, directory, environment."""
     placed = _place(fds, request["stdio"])
     env = request["env"]
-    for name, fd in zip(request["handed"], placed):
-        env[name] = f"{env[name]},{fd}" if name in env else str(fd)
+    handed = list(zip(request["handed"], placed))
+    _env.hand_fds(env, handed)
+    for name, fd in handed:
         if name == _env.PASSED:
             os.set_inheritable(fd, True)
     os.chdir(request["cwd"])

@@ -23,12 +23,11 @@ import threading
 import time
 import weakref
 
-from .._errors import TimeoutExpired
 from .._shared import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, cancel_and_notify, settle
 from .handles import Settings, Task, Worker, stop_all
-from .worker import INTERRUPT
+from .upkeep import Upkeep
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,13 +36,6 @@ if TYPE_CHECKING:
 
 _running: weakref.WeakSet[Pool] = weakref.WeakSet()
 _log = logging.getLogger("goforkpy")
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass  # it ended meanwhile; the reaper says how
 
 
 def _finish_at_exit() -> None:
@@ -57,7 +49,7 @@ def _finish_at_exit() -> None:
 threading._register_atexit(_finish_at_exit)  # type: ignore[attr-defined]
 
 
-class Pool:
+class Pool(Upkeep):
     """Workers and the manager thread behind one ``fork.Executor``."""
 
     def __init__(
@@ -313,45 +305,6 @@ class Pool:
             settle(task.future, error=self._memory_limit(worker, task, error))
         self._recycle_if_big(worker)
 
-    def _memory_limit(self, worker: Worker, task: Task, error: BaseException) -> BaseException:
-        """A MemoryError under the workers' ``Limits(memory=...)``: say it is the limit."""
-        limit = getattr(self.settings.limits, "memory", None)
-        if limit is None or not isinstance(error, MemoryError):
-            return error
-        from .._process.limits import describe_size
-
-        crashed = protocol.crashed(
-            f"task {task.fn_name} ran out of memory in its worker (pid {worker.child.pid}) "
-            f"under fork.Limits(memory={describe_size(limit)!r}); raise the limit if it "
-            "needs more",
-            name=task.fn_name,
-            pid=worker.child.pid,
-            returncode=None,
-            reason="memory-limit",
-        )
-        crashed.__cause__ = error
-        _log.warning("%s", crashed)
-        return crashed
-
-    def _recycle_if_big(self, worker: Worker) -> None:
-        """After a task: a worker past ``max_worker_memory`` leaves, a fresh one follows."""
-        limit = self.settings.max_memory
-        if limit is None or worker.retiring:
-            return
-        from .._process.platform import resident_bytes
-
-        resident = resident_bytes(worker.child.pid)
-        if resident is not None and resident > limit:
-            worker.retiring = True
-            worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
-            self._flush(worker)
-            _log.debug(
-                "worker %d leaves: resident memory %d bytes passed max_worker_memory=%d",
-                worker.child.pid,
-                resident,
-                limit,
-            )
-
     # --- endings ------------------------------------------------------------------------
 
     def _bury(self, worker: Worker, reason: BaseException | None) -> None:
@@ -377,7 +330,6 @@ class Pool:
 
     def _end_all_workers(self, grace: float) -> None:
         """Terminate every worker's tree at once (one grace period); cancel their tasks."""
-        import signal
 
         from .._process.tree import end_handles
 
@@ -402,54 +354,6 @@ class Pool:
         for worker in list(self._workers):
             if worker.inflight and worker.inflight[0].future is future:
                 self._bury(worker, cf.CancelledError())
-
-    def _expire(self) -> None:
-        """Tasks past ``task_timeout``, in steps: TimeoutExpired raised in the task (its
-        future fails now), SIGTERM to the worker's tree after ``grace``, SIGKILL after
-        another ``grace`` (a task stuck in C code cannot take the first step)."""
-        if self._task_timeout is None:
-            return
-        now, grace = time.monotonic(), self.settings.grace
-        for worker in list(self._workers):
-            head = worker.inflight[0] if worker.inflight else None
-            if head is None or not head.started:
-                continue
-            if not head.interrupted and now - head.started >= self._task_timeout:
-                head.interrupted = now
-                settle(head.future, error=self._timed_out(worker, head))
-                _signal(worker.child.pid, INTERRUPT)
-            elif head.interrupted and not head.terminated and now - head.interrupted >= grace:
-                head.terminated = now
-                worker.child.send_signal(signal.SIGTERM)
-            elif head.terminated and now - head.terminated >= grace:
-                self._bury(worker, None)
-
-    def _timed_out(self, worker: Worker, task: Task) -> TimeoutExpired:
-        _log.debug("task %s ran past task_timeout in worker %d", task.fn_name, worker.child.pid)
-        return TimeoutExpired(
-            f"task {task.fn_name} ran past task_timeout={self._task_timeout} s; TimeoutExpired "
-            f"was raised in it, and its worker (pid {worker.child.pid}) is ended if it does "
-            f"not stop within grace={self.settings.grace} s",
-            timeout=self._task_timeout,
-            pid=worker.child.pid,
-            name=task.fn_name,
-        )
-
-    def _next_deadline(self) -> float | None:
-        if self._task_timeout is None:
-            return None
-        grace, moments = self.settings.grace, []
-        for worker in self._workers:
-            head = worker.inflight[0] if worker.inflight and worker.up else None
-            if head is None or not head.started:
-                continue
-            if head.terminated:
-                moments.append(head.terminated + grace)
-            elif head.interrupted:
-                moments.append(head.interrupted + grace)
-            else:
-                moments.append(head.started + self._task_timeout)
-        return max(0.0, min(moments) - time.monotonic()) if moments else None
 
     def _break(self, error: BaseException) -> None:
         """An initializer failed (or the manager did): fail everything, take no more."""

@@ -49,6 +49,8 @@ async def run_async(name: str, /, *args: Any, **kwargs: Any) -> Any:
     return await launch(name, args, kwargs, DEFAULTS, via="run_async").result_async()
 
 
+# Longer than most: its docstring documents each of the options, which are
+# spelled out in the signature for type checkers and help().
 def spawn(
     name: str | Callable[..., Any],
     args: tuple[Any, ...] | list[Any] = (),

@@ -21,9 +21,10 @@ import sys
 import threading
 
 from .. import _env
-from .._child import boot
-from .._parent.child import Child, ForkedProcess
+from .._child import run
+from .._parent.child import Child
 from .._process import reaper
+from .._process.handle import ForkedProcess
 from .._process.stdio import child_ends
 from .._state import handing_over
 from . import handover, methods
@@ -119,14 +120,14 @@ def _be_the_child(
             os.chdir(cwd)
         if env:
             os.environ.update(env)
-        boot.become_snapshot(markers)
+        run.become_snapshot(markers)
         if limits:
             from .._process.limits import apply
 
             apply(limits)
     except BaseException as exc:
-        boot.leave_with(launch.result_path, launch.key, exc)
-    boot.run_and_leave(launch.fn, launch.args, launch.kwargs, launch.result_path, launch.key)
+        run.leave_with(launch.result_path, launch.key, exc)
+    run.run_and_leave(launch.fn, launch.args, launch.kwargs, launch.result_path, launch.key)
 
 
 def _take_streams(ends: list[int | None]) -> None:

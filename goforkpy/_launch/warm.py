@@ -50,9 +50,7 @@ def create(
             break
         sys_path = None if planned.mode == protocol.MAIN else reexec.absolute_sys_path()
         try:
-            process = zygote.start_child(
-                env, handed, options.stdio, options.cwd, planned.module, sys_path
-            )
+            process = zygote.start_child(env, handed, options, planned.module, sys_path)
         except Gone:
             continue
         except Unusable as exc:  # it refuses: an import started a thread in it

@@ -20,8 +20,8 @@ import socket
 import threading
 
 from .._errors import TimeoutExpired
-from .._parent.child import ForkedProcess
 from .._process import guardian, lifeline, reaper
+from .._process.handle import ForkedProcess
 from .._process.popen import start_in_group
 from .._process.stdio import child_ends
 from .._process.usage import LOST_PARENT, usage_of
@@ -33,8 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-    from .._process.stdio import Redirect
     from .._process.usage import Usage
+    from .record import Options
 
     OnExit = Callable[[int, "Usage | None"], None]
     OnZombie = Callable[[], None]
@@ -129,12 +129,11 @@ class Zygote:
         self,
         env: dict[str, str],
         handed: list[tuple[str, int]],
-        stdio: tuple[Redirect, Redirect, Redirect],
-        cwd: str | os.PathLike[str] | None,
+        options: Options,
         module: str | None,
         sys_path: list[str] | None,
     ) -> ForkedProcess:
-        """Have the zygote fork a child set up as a cold one would be.
+        """Have the zygote fork a child set up as a cold one would be, by ``options``.
 
         ``handed`` are (marker, descriptor) pairs: each descriptor is passed
         and its number in the child set as the marker's value.
@@ -146,11 +145,11 @@ class Zygote:
         request: dict[str, Any] = {
             "env": env,
             "handed": [name for name, _ in handed],
-            "cwd": _directory(cwd),
+            "cwd": _directory(options.cwd),
             "module": module,
             "sys_path": sys_path,
         }
-        with child_ends(*stdio) as (ends, ours):
+        with child_ends(*options.stdio) as (ends, ours):
             fds: list[int] = []
             request["stdio"] = [_index(fds, end) for end in ends]
             fds += [fd for _, fd in handed]
@@ -162,10 +161,14 @@ class Zygote:
         for stream in ours:
             if stream is not None:
                 stream.close()
+        raise self._refused(answer)
+
+    def _refused(self, answer: tuple[Any, ...]) -> Exception:
+        """The error for an answer other than FORKED: the fork failed, or it refuses."""
         if answer[0] == messages.FAILED:
-            raise OSError(answer[1], answer[2])
+            return OSError(answer[1], answer[2])
         self.trouble = answer[1]
-        raise Unusable(answer[1])
+        return Unusable(answer[1])
 
     def _ask(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
         with self._asking:

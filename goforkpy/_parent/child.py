@@ -1,9 +1,10 @@
 """The ``Child`` handle: state, waiting, results, signals.
 
-A ``Child`` is made only by ``fork``/``spawn``. The reaper (``_reaper``) calls
-``_exited`` once, the moment the process ends: it records the returncode,
-takes the result file into memory and deletes what the child left, so nothing
-stays on disk or in the process table whether or not anybody waits.
+A ``Child`` is made only by a start method (``_launch``). Whatever watches its
+exit (``_process.reaper``, or its zygote) calls ``_exited`` once, the moment
+the process ends: it records the returncode and collects what the child left
+(``remains``), so nothing stays on disk or in the process table whether or
+not anybody waits.
 """
 
 from __future__ import annotations
@@ -16,48 +17,43 @@ import time
 
 from .. import _checks
 from .._errors import (
-    PayloadError,
     TimeoutExpired,
 )
 from .._process import reaper
-from .._process.handle import ExitWatch
+from .._process.handle import ExitWatch, ForkedProcess
 from .._process.stdio import Streams
-from .._shared import hooks, protocol, wire
-from . import reports
+from .._shared import hooks, protocol
+from . import remains
 from .deadlines import Deadlines
 from .outcome import Ending
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
-    from typing import IO, Any, Callable, Union
+    from typing import IO, Any, Callable, Protocol, Union
 
     import psutil
 
-    from .._launch.record import Options
     from .._process.limits import Limits
-
-    Process = Union[subprocess.Popen[bytes], "ForkedProcess"]
     from .._process.usage import Usage
 
+    Process = Union[subprocess.Popen[bytes], ForkedProcess]
     # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode, usage).
     Watch = Callable[[int, Callable[[int, "Usage | None"], None], Callable[[], None]], None]
+
+    class Options(Protocol):
+        """What a handle keeps of its launch's options (``_launch.record.Options``)."""
+
+        grace: float
+        limits: Limits | None
+        timeout: float | None
+        start_timeout: float | None
+
 
 _log = logging.getLogger("goforkpy")
 _NO_PUBLIC_CONSTRUCTOR = (
     "Child has no public constructor; start one with fork.fork() or fork.spawn()"
 )
-
-
-class ForkedProcess:
-    """A child made by ``fork(2)`` (warm, or a snapshot): what its handle needs, as
-    ``Popen`` gives it for a cold one."""
-
-    __slots__ = ("pid", "returncode", "stderr", "stdin", "stdout")
-
-    def __init__(self, pid: int, streams: list[IO[bytes] | None]) -> None:
-        self.pid, self.returncode = pid, None
-        self.stdin, self.stdout, self.stderr = streams
 
 
 class Child(ExitWatch):
@@ -151,7 +147,7 @@ class Child(ExitWatch):
 
     def _abandon(self) -> None:
         """Kill and reap at once: for a child the reaper could not take on."""
-        _kill_group_leftovers(self.pid)
+        remains.clear_group(self.pid)
         returncode, usage = reaper.reap(self.pid)
         self._zombie()
         self._exited(returncode, usage)
@@ -336,7 +332,7 @@ class Child(ExitWatch):
             self.wait()
 
     def __repr__(self) -> str:
-        return f"<Child {self.name!r} pid={self.pid} {describe_state(self._returncode)}>"
+        return f"<Child {self.name!r} pid={self.pid} {protocol.describe_state(self._returncode)}>"
 
     # --- asyncio -----------------------------------------------------------------
 
@@ -377,48 +373,18 @@ class Child(ExitWatch):
 
         lost_parent = usage is LOST_PARENT
         self._rusage = usage = None if lost_parent else usage
-        _kill_group_leftovers(self.pid)
-        _unlink(os.path.join(os.path.dirname(self._stem), protocol.socket_name(self.pid)))
+        remains.clear_group(self.pid)
         ending = Ending(self.name, self.pid, returncode, self._limits)
         ending.rusage, ending.lost_parent = usage, lost_parent
-        faults = protocol.faults_path(protocol.payload_path(self._stem))
-        ending.traceback = _read_faults(faults, returncode)
         ending.stderr_piped = self.stderr is not None
-        ending.payload_unread = self._payload_left_unread()
-        ending.report, sealed_result = reports.take(self.pid)
-        ending.frame = self._read_result(sealed_result)
         ending.stderr_tail = self._streams.stderr_tail
+        remains.collect(ending, self._stem, self._key, self._payload_fd)
+        self._payload_fd = None  # closed by collect
         self._ending = ending
         self._popen.returncode = returncode  # Popen must never waitpid it again
         hooks.reaped(self.pid)
         _log.debug("child %r (pid %d) %s", self.name, self.pid, protocol.how_it_ended(returncode))
         self._record_exit(returncode)
-
-    def _payload_left_unread(self) -> bool:
-        """True if the child never took its payload (it did not reach ``init()``)."""
-        if self._payload_fd is None:
-            return _unlink(protocol.payload_path(self._stem))
-        # A child that read its sealed payload moved the (shared) offset.
-        unread = os.lseek(self._payload_fd, 0, os.SEEK_CUR) == 0
-        os.close(self._payload_fd)
-        self._payload_fd = None
-        return unread
-
-    def _read_result(self, sealed: int | None) -> wire.Decoded | PayloadError | None:
-        """The child's result: from the sealed memfd it sent, or from its result file."""
-        result_file = protocol.result_path(protocol.payload_path(self._stem))
-        try:
-            if sealed is not None:
-                return wire.read_sealed(sealed, self._key, os.path.basename(result_file))
-            return wire.read_file(result_file, self._key, unlink=True)
-        except FileNotFoundError:
-            return None
-        except PayloadError as exc:
-            _unlink(result_file)
-            return exc
-        finally:
-            if sealed is not None:
-                os.close(sealed)
 
     def _settle(self) -> tuple[bool, Any]:
         assert self._ending is not None
@@ -427,58 +393,6 @@ class Child(ExitWatch):
         return self._ending.outcome()
 
 
-def _read_faults(path: str, returncode: int) -> str | None:
-    """The stacks a fatal signal left in the child's fault file (then removed), or ``None``."""
-    try:
-        if -returncode not in _fatal_signals():
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            text = os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
-        finally:
-            os.close(fd)
-        return text or None
-    except OSError:
-        return None
-    finally:
-        _unlink(path)
-
-
-def _fatal_signals() -> frozenset[int]:
-    return frozenset(
-        int(getattr(signal, name))
-        for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT")
-        if hasattr(signal, name)
-    )
-
-
 def _set_if_pending(future: Any) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _kill_group_leftovers(pgid: int) -> None:
-    """No orphans: what the child left running in its process group dies with it.
-
-    Safe after reaping: a pid is not handed out again while a group of that id exists.
-    """
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _unlink(path: str) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def describe_state(returncode: int | None) -> str:
-    if returncode is None:
-        return "running"
-    if returncode < 0:
-        return f"exited with {protocol.signal_name(-returncode)}"
-    return f"exited with code {returncode}"

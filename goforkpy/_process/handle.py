@@ -1,4 +1,5 @@
-"""What every process handle shares: an exit status, set once, and exit callbacks."""
+"""What every process handle shares (an exit status, set once, and exit callbacks), and
+the process record of a child made by ``fork(2)``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import IO, Any, Callable
 
     import psutil
 
@@ -69,3 +70,14 @@ class ExitWatch:
             callbacks, self._on_exit = self._on_exit, []
         for callback in callbacks:
             callback(self)
+
+
+class ForkedProcess:
+    """A child made by ``fork(2)`` (warm, or a snapshot): what its handle needs, as
+    ``Popen`` gives it for a cold one."""
+
+    __slots__ = ("pid", "returncode", "stderr", "stdin", "stdout")
+
+    def __init__(self, pid: int, streams: list[IO[bytes] | None]) -> None:
+        self.pid, self.returncode = pid, None
+        self.stdin, self.stdout, self.stderr = streams

@@ -215,3 +215,12 @@ def signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def describe_state(returncode: int | None) -> str:
+    """``running``, ``exited with SIGKILL`` or ``exited with code 3``, for a ``repr``."""
+    if returncode is None:
+        return "running"
+    if returncode < 0:
+        return f"exited with {signal_name(-returncode)}"
+    return f"exited with code {returncode}"

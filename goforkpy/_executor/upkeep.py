@@ -1,0 +1,130 @@
+"""Keeping a pool's workers in bounds: task timeouts in escalating steps, memory caps.
+
+A mixin of ``pool.Pool``, run on its manager thread like the rest of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+from .._errors import TimeoutExpired
+from .._shared import protocol
+from . import frames
+from .futures import settle
+from .worker import INTERRUPT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .handles import Settings, Task, Worker
+
+_log = logging.getLogger("goforkpy")
+
+
+class Upkeep:
+    """Timeouts and memory caps of a pool's workers (see ``pool.Pool``)."""
+
+    settings: Settings
+    _task_timeout: float | None
+    _workers: list[Worker]
+
+    if TYPE_CHECKING:
+
+        def _flush(self, worker: Worker) -> None: ...
+        def _bury(self, worker: Worker, reason: BaseException | None) -> None: ...
+
+    def _expire(self) -> None:
+        """Tasks past ``task_timeout``, in steps: TimeoutExpired raised in the task (its
+        future fails now), SIGTERM to the worker's tree after ``grace``, SIGKILL after
+        another ``grace`` (a task stuck in C code cannot take the first step)."""
+        if self._task_timeout is None:
+            return
+        now, grace = time.monotonic(), self.settings.grace
+        for worker in list(self._workers):
+            head = worker.inflight[0] if worker.inflight else None
+            if head is None or not head.started:
+                continue
+            if not head.interrupted and now - head.started >= self._task_timeout:
+                head.interrupted = now
+                settle(head.future, error=self._timed_out(worker, head))
+                _signal(worker.child.pid, INTERRUPT)
+            elif head.interrupted and not head.terminated and now - head.interrupted >= grace:
+                head.terminated = now
+                worker.child.send_signal(signal.SIGTERM)
+            elif head.terminated and now - head.terminated >= grace:
+                self._bury(worker, None)
+
+    def _timed_out(self, worker: Worker, task: Task) -> TimeoutExpired:
+        _log.debug("task %s ran past task_timeout in worker %d", task.fn_name, worker.child.pid)
+        return TimeoutExpired(
+            f"task {task.fn_name} ran past task_timeout={self._task_timeout} s; TimeoutExpired "
+            f"was raised in it, and its worker (pid {worker.child.pid}) is ended if it does "
+            f"not stop within grace={self.settings.grace} s",
+            timeout=self._task_timeout,
+            pid=worker.child.pid,
+            name=task.fn_name,
+        )
+
+    def _next_deadline(self) -> float | None:
+        if self._task_timeout is None:
+            return None
+        grace, moments = self.settings.grace, []
+        for worker in self._workers:
+            head = worker.inflight[0] if worker.inflight and worker.up else None
+            if head is None or not head.started:
+                continue
+            if head.terminated:
+                moments.append(head.terminated + grace)
+            elif head.interrupted:
+                moments.append(head.interrupted + grace)
+            else:
+                moments.append(head.started + self._task_timeout)
+        return max(0.0, min(moments) - time.monotonic()) if moments else None
+
+    def _memory_limit(self, worker: Worker, task: Task, error: BaseException) -> BaseException:
+        """A MemoryError under the workers' ``Limits(memory=...)``: say it is the limit."""
+        limit = getattr(self.settings.limits, "memory", None)
+        if limit is None or not isinstance(error, MemoryError):
+            return error
+        from .._process.limits import describe_size
+
+        crashed = protocol.crashed(
+            f"task {task.fn_name} ran out of memory in its worker (pid {worker.child.pid}) "
+            f"under fork.Limits(memory={describe_size(limit)!r}); raise the limit if it "
+            "needs more",
+            name=task.fn_name,
+            pid=worker.child.pid,
+            returncode=None,
+            reason="memory-limit",
+        )
+        crashed.__cause__ = error
+        _log.warning("%s", crashed)
+        return crashed
+
+    def _recycle_if_big(self, worker: Worker) -> None:
+        """After a task: a worker past ``max_worker_memory`` leaves, a fresh one follows."""
+        limit = self.settings.max_memory
+        if limit is None or worker.retiring:
+            return
+        from .._process.platform import resident_bytes
+
+        resident = resident_bytes(worker.child.pid)
+        if resident is not None and resident > limit:
+            worker.retiring = True
+            worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
+            self._flush(worker)
+            _log.debug(
+                "worker %d leaves: resident memory %d bytes passed max_worker_memory=%d",
+                worker.child.pid,
+                resident,
+                limit,
+            )
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # it ended meanwhile; the reaper says how
