@@ -1,7 +1,7 @@
 """``fork.Executor``: a ``concurrent.futures.Executor`` whose workers are goforkpy children.
 
-The public class is thin; the work happens in ``_Pool``, run by one manager
-thread (``_pool.py``). The pool owns no reference to the Executor, so an
+The public class is thin; the work happens in ``pool.Pool``, run by one manager
+thread. The pool owns no reference to the Executor, so an
 executor dropped without ``shutdown()`` is shut down by its finalizer.
 """
 

@@ -1,7 +1,7 @@
 """The executor's worker: a goforkpy child that runs tasks until told to stop.
 
 It talks to its pool over one end of a socketpair (never stdin/stdout, which
-stay the user's), in the frames of ``_protocol``.
+stay the user's), in the frames of ``frames``.
 """
 
 from __future__ import annotations

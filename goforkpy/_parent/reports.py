@@ -2,7 +2,7 @@
 
 Each process that forks has one datagram socketpair; every child gets the
 sending end. A child sends at most a few datagrams, ``<pid> <kind> <text>``,
-never blocking (``boot.tell_parent``):
+never blocking (``telling.tell_parent``):
 
 - ``why``: the reason it leaves no result (a full disk, ``Limits(file_size=
   ...)`` or ``Limits(open_files=...)``, no memory left), which it has nowhere

@@ -6,13 +6,13 @@ Four mechanisms, so that no single failure leaves an orphan:
   and watch it; the parent alone holds the write end, so when the parent
   dies by any means the children read EOF, kill their own descendants and
   exit.
-- The guardian (``_guardian``), a watchdog process that, once the parent is
+- The guardian (``guardian``), a watchdog process that, once the parent is
   gone, stops and kills every listed child's whole tree, found by parentage
   (so descendants that moved to groups or sessions of their own go too), and
   each child's process group: this catches children stuck in C code and
   whatever they started by other means.
 - On Linux, where the guardian could not start, ``PR_SET_PDEATHSIG`` (armed
-  by the child's watcher thread through ``_platform.tie_to_parent``), which
+  by the child's watcher thread through ``platform.tie_to_parent``), which
   works even in a child stuck in C code. The kernel fires it when the
   *thread* that started the child exits, so children are started either from
   the main thread or from one long-lived launcher thread, never from a

@@ -1,8 +1,40 @@
-"""The records that pass between a parent and its child, in one place.
+"""What passes between a parent and its child: the channels, and the records on them.
 
-Every route a child can take (the re-executed interpreter today, the
-executor's workers, and the zygote and snapshot routes to come) carries the
-same two records, and both sides import them from here; nobody slices a tuple:
+Every start method (cold, warm, snapshot) and the Executor's workers use the
+same channels and the same two records, and both sides import the records
+from here; nobody slices a tuple.
+
+The channels, each made for one child unless it says "per parent"::
+
+  channel (made by)          from -> to                        gone
+  -------------------------  --------------------------------  -------------------------------
+  markers                    parent env -> child _env.MARKED   init() takes them out of the env
+    (handover.markers)
+  payload: <stem>.in, or a   parent -> child run._load_call    the child unlinks it on reading,
+    sealed memfd (reexec)                                      the parent at reaping if unread
+  ready pipe (reexec,        parent: 1 byte -> child, before   after the byte; EOF: the parent
+    big payloads only)         it reads the payload            could not write the payload
+  started pipe (where a      child: 1 byte as its function     after the byte
+    deadline is set)           starts -> parent deadlines
+  result: <stem>.out, or a   child run._finish -> parent       unlinked at reaping
+    sealed memfd sent on       remains.collect
+    the report socket
+  report socket (reports,    child datagrams ("why",           lives with the parent
+    per parent)                "result") -> reports.take
+  lifeline pipe (lifeline,   nobody writes; the child's        EOF when the parent dies, by any
+    per parent)                watcher thread (a zygote's      means: the child ends its family
+                               loop) reads
+  crash stacks:              child faulthandler, at a fatal    unlinked at reaping
+    <stem>.faults              signal -> remains.collect
+  zygote sockets (per        requests: parent FORK -> zygote   closed when the parent lets go:
+    zygote: Zygote.start)      FORKED / FAILED / REFUSED;      the zygote ends its family
+                               notices: zygote READY, SPARE,
+                               EXITED, REAPED <-> RELEASE
+
+A snapshot child has no payload and no ready pipe: its call is in the
+memory it shares with its parent at the fork.
+
+The records:
 
 - ``Meta``: what to run and how, written by the parent at the head of the
   payload file (marshalled, so it holds plain data only).
@@ -13,9 +45,9 @@ same two records, and both sides import them from here; nobody slices a tuple:
   exception with ``Result.outcome``; a child that left no result at all
   becomes a ``ChildCrashed`` through ``crashed``.
 
-File names, in the private directory: a child's payload is ``<stem>.in``, its
-result ``<stem>.out``, and a process that receives messages listens on
-``<pid>-ipc.sock``.
+File names, in the private directory: a child's files are ``<stem>.in``,
+``<stem>.out`` and ``<stem>.faults`` (the stem starts with the parent's pid),
+and a process that receives messages listens on ``<pid>-ipc.sock``.
 
 This module is on the child's start-up path: it imports only builtins and
 ``_errors``; what only the parent needs loads inside its functions.

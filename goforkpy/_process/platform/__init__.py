@@ -1,8 +1,8 @@
 """Everything that differs between operating systems, behind one door.
 
 The rest of goforkpy imports OS-specific behaviour from here and never tests
-``sys.platform`` itself. ``_posix`` holds what any POSIX system does, with
-nothing but ``waitpid``, ``kill`` and process groups; ``_linux`` overrides it
+``sys.platform`` itself. ``posix`` holds what any POSIX system does, with
+nothing but ``waitpid``, ``kill`` and process groups; ``linux`` overrides it
 where Linux offers more (a RAM-backed /dev/shm, pidfds, ``waitid``, a
 parent-death signal, ``SO_PEERCRED``, /proc).
 

@@ -1,0 +1,127 @@
+"""Every name the maps mention exists: module docstrings and docs/architecture.md.
+
+A module docstring or the architecture page that names ``boot.tell_parent`` or
+``_reaper`` after that code moved sends a newcomer looking for nothing. Each
+name in double backticks (docstrings) or backticks (the page) whose first part
+is goforkpy's own (a module, the package, or a name in the module itself)
+must resolve; names of the standard library and other projects are not
+checked here.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import pkgutil
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import goforkpy
+
+ROOT = Path(goforkpy.__file__).parent
+_DOTTED = re.compile(r"^_?[A-Za-z]\w*(\.\w+)*(\(\))?$")
+_FILES = (".py", ".sock", ".in", ".out", ".faults", ".md", ".yml", ".toml")
+
+
+def _modules() -> dict[str, ModuleType]:
+    """Every goforkpy module, by its full name (goforkpy.dask only with distributed)."""
+    found = {"goforkpy": goforkpy}
+    for info in pkgutil.walk_packages([str(ROOT)], "goforkpy."):
+        try:
+            found[info.name] = importlib.import_module(info.name)
+        except ImportError:  # an optional extra that is not installed
+            pass
+    return found
+
+
+MODULES = _modules()
+
+
+def _by_last_part(part: str) -> list[object]:
+    if part in ("fork", "goforkpy"):
+        return [goforkpy]
+    return [module for name, module in MODULES.items() if name.rpartition(".")[2] == part]
+
+
+def _get(start: object, rest: list[str]) -> object | None:
+    """Follow ``rest`` from ``start`` (a module's submodules too); ``None`` where it breaks."""
+    found = start
+    for part in rest:
+        if hasattr(found, part):
+            found = getattr(found, part)
+        elif isinstance(found, ModuleType) and f"{found.__name__}.{part}" in MODULES:
+            found = MODULES[f"{found.__name__}.{part}"]
+        else:
+            return None
+    return found
+
+
+def _ours(name: str, home: ModuleType | None) -> list[object]:
+    """Where ``name``'s first part may come from, among goforkpy's own things."""
+    first = name.split(".")[0]
+    starts = _by_last_part(first)
+    if first[:1].isupper():  # a class: ``Child._started``, ``Zygote.watch``
+        starts += [vars(module)[first] for module in MODULES.values() if first in vars(module)]
+    if home is not None and hasattr(home, first):
+        starts.append(getattr(home, first))
+    if home is not None and "." not in name:  # ``_exited``: a member of a class here
+        starts += [
+            getattr(value, first)
+            for value in vars(home).values()
+            if isinstance(value, type) and hasattr(value, first)
+        ]
+    return starts
+
+
+def _stdlib(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def unresolved(names: list[str], home: ModuleType | None) -> list[str]:
+    missing = []
+    for raw in names:
+        name = raw.removesuffix("()")
+        if not _DOTTED.match(raw) or name.endswith(_FILES) or name.isupper():
+            continue
+        first, *rest = name.split(".")
+        starts = _ours(name, home)
+        if not starts:
+            if first.startswith("_") and home is not None and not _stdlib(first):
+                missing.append(raw)  # a private name of ours that is nowhere
+            continue
+        if "." not in name and home is not None and starts:
+            continue
+        if all(_get(start, rest) is None for start in starts):
+            missing.append(raw)
+    return missing
+
+
+def _docstring_names(module: ModuleType) -> list[str]:
+    source = Path(module.__file__ or "").read_text()
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    return re.findall(r"``([^`]+)``", doc)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_docstrings_name_what_exists(name: str) -> None:
+    module = MODULES[name]
+    assert unresolved(_docstring_names(module), module) == []
+
+
+def test_the_architecture_page_names_what_exists() -> None:
+    """In backticks, and the dotted names in its sequence diagrams."""
+    page = (ROOT.parent / "docs" / "architecture.md").read_text()
+    names = re.findall(r"`([^`\n]+)`", page)
+    for diagram in re.findall(r"```text\n(.*?)```", page, re.S):
+        names += re.findall(r"\b_?[A-Za-z]\w*(?:\.\w+)+", diagram)
+    assert unresolved(names, None) == []
+
+
+def test_a_stale_name_is_caught() -> None:
+    """The check itself can fail: names of modules that moved away are reported."""
+    names = ["boot.tell_parent", "warm.zygote", "_launch.cold", "Child._exited", "Child.gone"]
+    assert unresolved(names, None) == ["boot.tell_parent", "warm.zygote", "Child.gone"]
