@@ -1,8 +1,8 @@
 """The public calls that start children: ``fork``, ``run``, ``spawn``, ``snapshot``.
 
-Each becomes one ``Launch`` record (``record.prepare``: the arguments bound
+Each becomes one ``Launch`` record (``calls.prepare``: the arguments bound
 and checked, nothing started yet) and goes to the start method's unit
-(``methods.unit``), which starts and watches the child. Nothing here knows
+(``units.unit``), which starts and watches the child. Nothing here knows
 how a start method works.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from .._child import boot
 from .._shared.registry import lookup
-from . import methods
-from .record import DEFAULTS, OPTION_NAMES, Options, prepare
+from . import methods, units
+from .calls import prepare
+from .record import DEFAULTS, OPTION_NAMES, Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def launch(
     up to ``fork.init()`` (registered functions); otherwise it goes by value.
     """
     boot.require_can_fork()
-    method = methods.unit(options.start)
+    method = units.unit(options.start)
     name, fn = _resolve(target, via, callables=not method.PICKLES or via == "isolated")
     call = prepare(
         name, fn, args, kwargs, options, via, pickles=method.PICKLES, rerun_main=rerun_main

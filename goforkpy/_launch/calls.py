@@ -1,4 +1,4 @@
-"""Checking a call in the parent, before anything starts.
+"""Checking a call in the parent, before anything starts, and making its record.
 
 ``spawn`` takes the arguments as a tuple or list and a mapping; a call that
 cannot bind to the function's signature would start an interpreter only for
@@ -11,7 +11,9 @@ process, are refused by name.
 from __future__ import annotations
 
 from .._errors import PayloadError
-from .._shared import wire
+from .._shared import tmpdir, wire
+from . import handover
+from .record import OPTION_NAMES, Launch, Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,8 +105,6 @@ def _read_signature(fn: Callable[..., Any]) -> inspect.Signature | None:
 
 
 def _hint(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], via: str) -> str:
-    from .record import OPTION_NAMES
-
     options = [option for option in OPTION_NAMES if option in kwargs]
     if not options or via in ("spawn", "isolated"):
         return ""
@@ -113,4 +113,34 @@ def _hint(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], via: str) ->
     return (
         f"; fork.{via}() passes every keyword to the function. For process "
         f"options use fork.spawn({name!r}, {args!r}, {rest!r}, {given})"
+    )
+
+
+def prepare(
+    name: str,
+    fn: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    options: Options,
+    via: str,
+    *,
+    pickles: bool,
+    rerun_main: bool = True,
+) -> Launch:
+    """The record of one call to ``fn``, known as ``name``, checked: nothing has started.
+
+    ``pickles``: the arguments travel to another interpreter, so open files
+    and sockets are refused.
+    """
+    call_args, call_kwargs = check(name, fn, args, kwargs, via, pickled=pickles)
+    return Launch(
+        name,
+        fn,
+        call_args,
+        call_kwargs,
+        options,
+        via,
+        rerun_main,
+        handover.parent_key(),
+        tmpdir.new_stem(),
     )

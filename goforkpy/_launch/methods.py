@@ -1,10 +1,6 @@
-"""Start methods: how a child comes to be, one unit each, and the default one.
+"""Start methods by name (``cold``, ``warm``, ``snapshot``): checking one, and the default.
 
-Each start method is a module of this package (``cold``, ``warm``,
-``snapshot``) that implements ``StartMethod``; ``_UNITS`` is the one table
-that names them. A new start method is one module and one line here; the
-callers (``spawn``, ``isolated``, the Executor, the Manager) only ever ask
-``unit(start)`` and call its ``start``.
+What each does is its unit's (see ``units``).
 """
 
 from __future__ import annotations
@@ -14,28 +10,7 @@ import os
 from .. import _env
 from .._state import Lock
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Protocol
-
-    from .._parent.child import Child
-    from .record import Launch
-
-    class StartMethod(Protocol):
-        """What a start method's module provides."""
-
-        # Its children get their call pickled, in another interpreter (so open
-        # files and sockets are refused, and only registered or importable
-        # functions go by name).
-        PICKLES: bool
-
-        def start(self, launch: Launch) -> Child:
-            """Start the child ``launch`` describes; it is watched from then on."""
-            ...
-
-
 COLD, WARM, SNAPSHOT = "cold", "warm", "snapshot"
-_UNITS = {COLD: "cold", WARM: "warm", SNAPSHOT: "snapshot"}  # name -> module of this package
 METHODS = (COLD, WARM)  # what a default may be; a snapshot is asked for call by call
 
 _lock = Lock()
@@ -95,17 +70,3 @@ def get_start_method() -> str:
 def chosen(start: str | None) -> str:
     """The method a call uses: its own ``start=``, or the default."""
     return start if start is not None else get_start_method()
-
-
-_loaded: dict[str, StartMethod] = {}
-
-
-def unit(start: str | None) -> StartMethod:
-    """The start method a call uses (its own ``start=``, or the default), loaded on first use."""
-    name = chosen(start)
-    found = _loaded.get(name)
-    if found is None:
-        import importlib
-
-        found = _loaded[name] = importlib.import_module(f".{_UNITS[name]}", __package__)
-    return found

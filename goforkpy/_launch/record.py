@@ -4,8 +4,9 @@
 names (``OPTION_NAMES``, which ``spawn``'s signature, the hint for a stray
 option and the tests list), defaults and checks. ``Launch`` is one call:
 the function and its arguments (checked to bind), the options, and the
-files and key it is handed with. ``prepare`` makes it; a start method
-(``methods``) takes it from there, and nothing upstream branches on which.
+files and key it is handed with. ``calls.prepare`` makes it; a start
+method's unit (``units``) takes it from there, and nothing upstream
+branches on which.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 
 from .. import _checks
 from .._process.limits import Limits
-from .._shared import protocol, tmpdir
-from . import calls, handover, methods
+from .._shared import protocol
+from . import methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,33 +123,3 @@ class Launch:
     @property
     def faults_path(self) -> str:
         return protocol.faults_path(self.payload_path)
-
-
-def prepare(
-    name: str,
-    fn: Callable[..., Any],
-    args: Any,
-    kwargs: Any,
-    options: Options,
-    via: str,
-    *,
-    pickles: bool,
-    rerun_main: bool = True,
-) -> Launch:
-    """The record of one call to ``fn``, known as ``name``, checked: nothing has started.
-
-    ``pickles``: the arguments travel to another interpreter, so open files
-    and sockets are refused.
-    """
-    call_args, call_kwargs = calls.check(name, fn, args, kwargs, via, pickled=pickles)
-    return Launch(
-        name,
-        fn,
-        call_args,
-        call_kwargs,
-        options,
-        via,
-        rerun_main,
-        handover.parent_key(),
-        tmpdir.new_stem(),
-    )
