@@ -60,13 +60,20 @@ def _drain(stream: IO[str]) -> threading.Thread:
     return reader
 
 
-def _stop_and_check(master: subprocess.Popen[str], guardians_before: set[int]) -> None:
+def _stop_and_check(
+    master: subprocess.Popen[str], guardians_before: set[int], reader: threading.Thread | None
+) -> None:
     """SIGTERM the master; then none of its family or its helpers may be left."""
-    family = [p.pid for p in psutil.Process(master.pid).children(recursive=True)]
-    family += [p for p in _guardians() - guardians_before]
-    master.send_signal(signal.SIGTERM)
-    master.wait(DEADLOCK_NET)
-    assert wait_gone(family, DEADLOCK_NET) == [], "left running after the master stopped"
+    if master.poll() is None:
+        family = [p.pid for p in psutil.Process(master.pid).children(recursive=True)]
+        family += [p for p in _guardians() - guardians_before]
+        master.send_signal(signal.SIGTERM)
+        master.wait(DEADLOCK_NET)
+        assert wait_gone(family, DEADLOCK_NET) == [], "left running after the master stopped"
+    if reader is not None:
+        reader.join(DEADLOCK_NET)
+    assert master.stderr is not None
+    master.stderr.close()
 
 
 GUNICORN_APP = """
@@ -134,11 +141,7 @@ def test_gunicorn_preload_workers_serve_isolated_requests(tmp_path: Path, start:
         assert held[0][0] != other[0], "two workers each served an isolated request"
         assert {_get(port, str(x))[1] for x in range(6)} == {x * x for x in range(6)}
     finally:
-        if master.poll() is None:
-            _stop_and_check(master, guardians_before)
-        if reader is not None:
-            reader.join(DEADLOCK_NET)
-        master.stderr.close()  # type: ignore[union-attr]
+        _stop_and_check(master, guardians_before, reader)
     assert master.returncode == 0
 
 
@@ -214,8 +217,4 @@ def test_celery_prefork_tasks_call_isolated(tmp_path: Path, start: str) -> None:
         assert client.returncode == 0, client.stderr
         assert client.stdout.split() == [str(x * x) for x in range(8)]
     finally:
-        if worker.poll() is None:
-            _stop_and_check(worker, guardians_before)
-        if reader is not None:
-            reader.join(DEADLOCK_NET)
-        worker.stderr.close()  # type: ignore[union-attr]
+        _stop_and_check(worker, guardians_before, reader)
