@@ -67,7 +67,9 @@ def _ours(name: str, home: ModuleType | None) -> list[object]:
     if first[:1].isupper():  # a class: ``Child._started``, ``Zygote.watch``
         starts += [vars(module)[first] for module in MODULES.values() if first in vars(module)]
     if home is not None and hasattr(home, first):
-        starts.append(getattr(home, first))
+        value = getattr(home, first)
+        if getattr(value, "__module__", getattr(value, "__name__", "")).startswith("goforkpy"):
+            starts.append(value)  # ours (``sys`` imported here is the standard library's)
     if home is not None and "." not in name:  # ``_exited``: a member of a class here
         starts += [
             getattr(value, first)
