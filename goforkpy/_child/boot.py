@@ -81,6 +81,14 @@ def require_can_fork() -> None:
             "this one with start='cold' or 'warm'"
         )
     if run.stage in (run.WAITING, run.BOOTING):
+        importing = _module_being_imported()
+        if importing is not None:
+            raise InitError(
+                f"fork() was called while the module {importing!r} was being imported: a "
+                "child imports it again, so forking at import time would fork in every "
+                "child; move the call into a function, or under "
+                "`if __name__ == '__main__':`"
+            )
         raise InitError(
             "fork() was called in a child before fork.init() ran; call fork.init() "
             "right after your @fork.register functions, before any other work"
@@ -91,6 +99,17 @@ def require_can_fork() -> None:
             f"fork() nesting would reach depth {depth() + 1}, past the limit of {limit}; "
             f"end the recursion sooner, or raise {_env.MAX_DEPTH}"
         )
+
+
+def _module_being_imported() -> str | None:
+    """The module whose top level runs now, below the caller (not ``__main__``), if any."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if frame.f_code.co_name == "<module>" and name != "__main__":
+            return str(name)
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 def _guard_parent() -> None:

@@ -61,6 +61,28 @@ def _refuse_os_handles(name: str, call: tuple[tuple[Any, ...], dict[str, Any]]) 
             )
 
 
+def unpicklable(launch: Launch, error: PayloadError, *, main_is_shared: bool) -> PayloadError:
+    """The error for a call that would not pickle, naming the argument that would not.
+
+    Each argument is tried alone (only here, once the call has failed).
+    """
+    named = [(f"args[{i}]", value) for i, value in enumerate(launch.args)]
+    named += [(f"kwargs[{key!r}]", value) for key, value in launch.kwargs.items()]
+    named.append(("the function itself", launch.fn))
+    for what, value in named:
+        try:
+            wire.encode(value, main_is_shared=main_is_shared)
+        except PayloadError as exc:
+            cause = exc.__cause__ or exc
+            return PayloadError(
+                f"{what} of {launch.name!r}, a {type(value).__name__}, cannot be pickled "
+                f"({type(cause).__name__}: {cause}); pass picklable data, or run it with "
+                f"fork.snapshot({launch.name}, ...) or start='snapshot', which hands the "
+                "function any object, unpickled, in a fork of this process"
+            )
+    return error
+
+
 def _is_mapping(value: Any) -> bool:
     from collections.abc import Mapping
 

@@ -22,7 +22,7 @@ from .._errors import ForkError, PayloadError
 from .._parent.child import Child
 from .._process import platform
 from .._shared import protocol, wire
-from . import handover, plan
+from . import calls, handover, plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,7 +103,10 @@ def _serialise(launch: Launch, planned: plan.Planned) -> Assembled:
     where it goes by value)."""
     mode = planned.mode
     body = (launch.fn if mode == protocol.VALUE else None, launch.args, launch.kwargs)
-    kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
+    try:
+        kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
+    except PayloadError as exc:
+        raise calls.unpicklable(launch, exc, main_is_shared=mode == protocol.MAIN) from exc
     sys_path = None if mode == protocol.MAIN else absolute_sys_path()
     argv = None if mode == protocol.MAIN else list(sys.argv)
     limits = launch.options.applied_limits()

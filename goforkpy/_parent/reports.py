@@ -22,7 +22,7 @@ import socket
 import sys
 import threading
 
-from .._process import passing
+from .._process import lifeline, passing
 from .._state import Local, close_quietly
 
 
@@ -51,6 +51,20 @@ class _Reports:
 _reports: Local[_Reports] = Local(_Reports, _Reports.disown)
 
 
+def _close_at_exit() -> None:
+    """Once the children are ended, at exit: the pair is closed, not left to the collector."""
+    reports = _reports.take()
+    if reports is not None:
+        with reports.lock:
+            reports.receiving.close()
+            reports.sending.close()
+            for fd in reports.results.values():
+                os.close(fd)
+
+
+lifeline.after_children(_close_at_exit)
+
+
 def write_end() -> int:
     """The sending end to pass to a child (the socketpair is made on first use)."""
     return _reports.get().sending.fileno()
@@ -63,7 +77,7 @@ def take(pid: int) -> tuple[str | None, int | None]:
     """
     reports = _reports.peek()
     if reports is None:
-        return None, None
+        return None, None  # none made, or closed at exit
     with reports.lock:
         _drain(reports)
         return reports.reasons.pop(pid, None), reports.results.pop(pid, None)

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 _handlers_installed = False
+_exit_installed = False
+_exiting = False  # the interpreter is exiting: no more children
+_after_children: list[Callable[[], None]] = []
 _EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
@@ -71,6 +74,13 @@ def read_end() -> int:
     arriving just after the first child starts still finds it in place.
     """
     _install_once()
+    if _exiting:
+        from .._errors import ForkError
+
+        raise ForkError(
+            "the program is exiting, and its children have been ended: a thread that "
+            "is still running cannot start another; join your threads before exiting"
+        )
     return _lifeline.get().read_end
 
 
@@ -113,22 +123,39 @@ def terminate_all() -> None:
         tree.end_handles(children, signal.SIGTERM, max(child._grace for child in children))
 
 
+def after_children(callback: Callable[[], None]) -> None:
+    """At exit, once the live children are ended: ``callback()`` (a failure is skipped)."""
+    _after_children.append(callback)
+
+
+def _at_exit() -> None:
+    """No child is started from now on; the live ones end; then what waited for that."""
+    global _exiting
+    _exiting = True
+    terminate_all()
+    for callback in _after_children:
+        try:
+            callback()
+        except Exception:
+            pass  # exiting anyway; the next process's sweep removes what is left
+
+
 def _install_once() -> None:
-    global _handlers_installed
+    global _exit_installed, _handlers_installed
+    if not _exit_installed:  # from any thread: children started from daemon threads too
+        _exit_installed = True
+        import atexit
+
+        # terminate_all needs the tree walker; import it now, not at exit: an
+        # import inside an atexit handler can make CPython forget it is exiting
+        # on an uncaught KeyboardInterrupt, and exit with 1 instead of -SIGINT.
+        from . import platform, tree  # noqa: F401
+
+        atexit.register(_at_exit)
+        platform.note_oom_kills()  # so that a child the OOM killer ends can be told apart
     if _handlers_installed or threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread; retried next fork
     _handlers_installed = True
-    import atexit
-
-    # terminate_all needs the tree walker; import it now, not at exit: an
-    # import inside an atexit handler can make CPython forget it is exiting
-    # on an uncaught KeyboardInterrupt, and exit with 1 instead of -SIGINT.
-    from . import tree  # noqa: F401
-
-    atexit.register(terminate_all)
-    from . import platform
-
-    platform.note_oom_kills()  # so that a child the OOM killer ends can be told apart
     for name in _EXIT_SIGNALS:
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:

@@ -27,7 +27,7 @@ import stat
 
 from .. import _env
 from .._errors import PayloadError
-from .._process import platform
+from .._process import lifeline, platform
 from .._process.platform import pid_exists
 from .._state import Local, close_quietly
 from .wire.files import open_private_dir
@@ -42,12 +42,36 @@ class _Private:
         inherited = _env.MARKED.private_dir
         self.path, self.fd = _open_inherited(inherited) if inherited else _open_own()
         _sweep(self.fd)
+        global _exit_cleanup
+        if not _exit_cleanup:  # once: a forked copy inherits it
+            _exit_cleanup = True
+            lifeline.after_children(_remove_own_files)
 
     def disown(self, handing: bool) -> None:
         close_quietly(self.fd)  # a forked copy opens, checks and sweeps for itself
 
 
 _private: Local[_Private] = Local(_Private, _Private.disown)
+_exit_cleanup = False
+
+
+def _remove_own_files() -> None:
+    """At exit, once the children are ended: whatever files of theirs are still here.
+
+    The reaper collects a child's files as it reaps it, but at exit some may
+    not have been reaped yet (their files would otherwise wait for the next
+    process's sweep).
+    """
+    private = _private.peek()
+    if private is None:
+        return
+    prefix = f"{os.getpid()}-"
+    for entry in os.listdir(private.fd):
+        if entry.startswith(prefix):
+            try:
+                os.unlink(entry, dir_fd=private.fd)
+            except FileNotFoundError:
+                pass
 
 
 def payload_dir() -> str:

@@ -1,0 +1,129 @@
+"""Small faults a new user met (issue: nothing a child starts outlives it, item 6).
+
+Each has a test here: files left at exit by daemon threads inside goforkpy,
+goforkpy's own warnings under ``-X dev``, and an error for an argument that
+will not pickle that names the argument and the way around it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import pytest
+from helpers import RunScript
+
+import goforkpy as fork
+
+DAEMONS_AT_EXIT = """
+import os, sys, threading, time
+import goforkpy as fork
+from goforkpy._shared import tmpdir
+
+@fork.register
+def sleeper():
+    print("ready", flush=True)
+    time.sleep(60)
+
+def loop(started):
+    child = fork.spawn("sleeper", stdout=fork.PIPE)
+    child.stdout.readline()  # it runs, and its crash-stacks file exists
+    started.release()
+    child.result()
+
+if __name__ == "__main__":
+    fork.init()
+    started = threading.Semaphore(0)
+    for _ in range(3):
+        threading.Thread(target=loop, args=(started,), daemon=True).start()
+    for _ in range(3):
+        started.acquire()
+    print(tmpdir.payload_dir(), os.getpid(), flush=True)
+    sys.exit(0)  # with the daemon threads inside fork.spawn(...).result()
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_no_file_is_left_when_a_program_exits_with_threads_inside_run(
+    run_script: RunScript, attempt: int
+) -> None:
+    done = run_script(DAEMONS_AT_EXIT)
+    assert done.returncode == 0, done.stderr
+    directory, pid = done.stdout.split()
+    left = [name for name in os.listdir(directory) if name.startswith(f"{pid}-")]
+    assert left == []
+
+
+DEV_MODE = """
+import os
+import goforkpy as fork
+
+def square(x):
+    return x * x
+
+@fork.register
+def add(a, b):
+    return a + b
+
+if __name__ == "__main__":
+    fork.init()
+    assert fork.run("add", 1, 2) == 3
+    assert fork.isolated(square)(3) == 9
+    assert fork.spawn("add", (1, 1), start="warm").result() == 2
+    assert fork.snapshot(square, 4).result() == 16
+    with fork.Executor(2) as executor:
+        assert list(executor.map(square, range(3))) == [0, 1, 4]
+    print("done")
+"""
+
+
+def test_no_warning_of_ours_under_dev_mode(run_script: RunScript, tmp_path: object) -> None:
+    script = run_script(DEV_MODE)  # writes script.py and runs it plainly first
+    assert script.returncode == 0, script.stderr
+    done = run_script(
+        DEV_MODE,
+        command=[sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "script.py"],
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")
+
+
+@fork.register
+def takes(a: object, b: object, x: object = None) -> None:
+    """Never runs: its arguments do not pickle."""
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [((1, threading.Lock()), {}, "args[1]"), ((1, 2), {"x": threading.Lock()}, "kwargs['x']")],
+)
+def test_an_argument_that_will_not_pickle_is_named(
+    args: tuple[object, ...], kwargs: dict[str, object], named: str
+) -> None:
+    with pytest.raises(fork.PayloadError) as caught:
+        fork.run("takes", *args, **kwargs)
+    message = str(caught.value)
+    assert message.startswith(f"{named} of 'takes', a lock, cannot be pickled")
+    assert "fork.snapshot(takes, ...)" in message
+
+
+EAGER_MODULE = """
+import goforkpy as fork
+
+@fork.register
+def double(x):
+    return 2 * x
+
+print(fork.run("double", 21))  # at import time: the child imports this module again
+"""
+
+
+def test_forking_at_import_time_says_so(run_script: RunScript) -> None:
+    run_script(EAGER_MODULE, name="eager.py")  # writes it; run alone it forks from __main__
+    done = run_script("import eager\n", name="main.py")
+    assert done.returncode == 1
+    assert (
+        "InitError: fork() was called while the module 'eager' was being imported: a child "
+        "imports it again, so forking at import time would fork in every child; move the "
+        "call into a function, or under `if __name__ == '__main__':`"
+    ) in done.stderr
