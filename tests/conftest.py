@@ -63,7 +63,18 @@ def _leftovers(fds_before: set[int]) -> list[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _warm_up() -> None:
+def _default_sigint() -> None:
+    """Ctrl+C's default disposition, for the tests that send SIGINT: a suite started with
+    SIGINT ignored (``nohup``, ``&`` in a script) would pass SIG_IGN to every process
+    it starts, and Python raises no KeyboardInterrupt where SIGINT is ignored."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_up(_default_sigint: None) -> None:
     """Start the reaper and the zygote once, so their own fds are not counted as a
     test's leak."""
     import workers  # noqa: F401 - registers the functions the tests fork

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from helpers import RunScript
@@ -127,3 +128,29 @@ def test_forking_at_import_time_says_so(run_script: RunScript) -> None:
         "imports it again, so forking at import time would fork in every child; move the "
         "call into a function, or under `if __name__ == '__main__':`"
     ) in done.stderr
+
+
+def test_the_sigint_tests_pass_with_sigint_ignored_by_the_caller() -> None:
+    """As under ``nohup make test``: the suite sets the disposition its SIGINT tests need."""
+    import signal
+    import subprocess
+
+    tests = Path(__file__).parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tests / "test_trees.py::test_send_signal_goes_to_the_group"),
+            str(tests / "test_lifetime.py::test_parent_signal_ends_children_gracefully"),
+        ],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        capture_output=True,
+        text=True,
+        timeout=300,  # a deadlock net: a hang is the failure under test
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "3 passed" in done.stdout
