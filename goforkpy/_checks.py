@@ -1,8 +1,9 @@
 """Checks of the numbers users pass: timeouts, grace periods, pids.
 
-One place, so every entry point refuses the same bad values with the same
-words: NaN, negative and non-numeric seconds never reach a timer or a wait
-(where NaN would hang and ``inf`` would kill a timer thread).
+One place, so every entry point takes the same values by the same rule (see
+``seconds``): NaN, negative and non-numeric seconds never reach a timer or a
+wait (where NaN would hang), and no limit reaches them as ``None``, never as
+a number too big for the platform's clock (which would kill a timer thread).
 """
 
 from __future__ import annotations
@@ -15,45 +16,38 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def timeout(name: str, value: Any) -> float | None:
-    """A deadline in seconds: ``None`` or ``inf`` mean no limit; it must be positive."""
+def seconds(name: str, value: Any) -> float | None:
+    """Any timeout of the API, by the one rule: ``None``, ``inf`` or more than
+    ``threading.TIMEOUT_MAX`` mean no limit (``None``); any finite number >= 0 is a
+    limit (0 only polls); NaN, negative numbers and non-numbers are a ``ValueError``."""
     if value is None:
         return None
-    seconds = _number(name, value, "a positive number of seconds, or None for no limit")
-    if not seconds > 0:
-        raise ValueError(
-            f"{name}={value!r}: give a positive number of seconds, or None for no limit"
-        )
-    return None if math.isinf(seconds) else seconds
+    wanted = "a number of seconds >= 0, or None (or inf) for no limit"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r}: expected {wanted}")
+    given = float(value)
+    if math.isnan(given) or given < 0:
+        raise ValueError(f"{name}={value!r}: give {wanted}")
+    return None if given > _longest() else given
 
 
-def wait_timeout(name: str, value: Any) -> float | None:
-    """A wait's timeout: ``None`` or ``inf`` wait for ever; 0 only polls; never negative."""
-    if value is None:
-        return None
-    seconds = _number(name, value, "a number of seconds >= 0, or None to wait for ever")
-    if seconds < 0:
-        raise ValueError(f"{name}={value!r}: give a number of seconds >= 0, or None")
-    return None if math.isinf(seconds) else seconds
+# The deadlines of a child (``timeout``, ``start_timeout``, ``task_timeout``) and the
+# waits (``wait``, ``result``, ``send``, ``receive``) follow the one rule.
+timeout = wait_timeout = seconds
 
 
 def grace(value: Any) -> float:
-    """Seconds between SIGTERM and SIGKILL: finite and >= 0."""
-    seconds = _number("grace", value, "the seconds between SIGTERM and SIGKILL (>= 0)")
-    if not 0 <= seconds < math.inf:
-        raise ValueError(
-            f"grace={value!r}: give the seconds between SIGTERM and SIGKILL as a finite number >= 0"
-        )
-    return seconds
+    """Seconds between SIGTERM and SIGKILL, by the rule of ``seconds``; no limit is ``inf``
+    (SIGTERM, then wait for as long as it takes)."""
+    given = seconds("grace", value)
+    return math.inf if given is None else given
 
 
-def _number(name: str, value: Any, wanted: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}={value!r}: expected {wanted}")
-    seconds = float(value)
-    if math.isnan(seconds):
-        raise ValueError(f"{name}=nan: give {wanted}")
-    return seconds
+def _longest() -> float:
+    """The longest wait the platform's timers take (``threading.TIMEOUT_MAX``)."""
+    import threading  # loaded already wherever a timeout is checked
+
+    return threading.TIMEOUT_MAX
 
 
 def target_pid(pid: Any, what: str) -> int:

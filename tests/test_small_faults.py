@@ -7,10 +7,12 @@ will not pickle that names the argument and the way around it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import RunScript
@@ -154,3 +156,42 @@ def test_the_sigint_tests_pass_with_sigint_ignored_by_the_caller() -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:]
     assert "3 passed" in done.stdout
+
+
+NO_LIMIT = [math.inf, 1e100, 1e308, threading.TIMEOUT_MAX * 2]
+
+
+@pytest.mark.parametrize("value", NO_LIMIT)
+def test_a_timeout_past_the_clock_means_no_limit(value: float) -> None:
+    """API.md section 10: inf, or more than threading.TIMEOUT_MAX, is no limit anywhere."""
+    child = fork.spawn("add", (1, 2), timeout=value, start_timeout=value, grace=value)
+    assert child.wait(value) == 0 and child.result(value) == 3
+    with fork.Executor(1, task_timeout=value, grace=value) as executor:
+        assert executor.submit(abs, -3).result(value) == 3
+        assert list(executor.map(abs, [-1, -2], timeout=value)) == [1, 2]
+    assert fork.isolated(abs, timeout=value, grace=value)(-4) == 4
+    assert fork.shell("true", timeout=value, grace=value) == 0
+
+
+@pytest.mark.parametrize("value", [math.nan, -1, "5", True, None.__class__])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda v: fork.spawn("add", (1, 2), timeout=v),
+        lambda v: fork.spawn("add", (1, 2), start_timeout=v),
+        lambda v: fork.spawn("add", (1, 2), grace=v),
+        lambda v: fork.Executor(1, task_timeout=v),
+        lambda v: fork.isolated(abs, timeout=v),
+        lambda v: fork.receive(timeout=v),
+    ],
+    ids=["timeout", "start_timeout", "grace", "task_timeout", "isolated", "receive"],
+)
+def test_a_timeout_that_is_no_number_of_seconds_is_a_value_error(call: Any, value: object) -> None:
+    with pytest.raises(ValueError, match="seconds >= 0"):
+        call(value)
+
+
+def test_a_zero_timeout_polls() -> None:
+    child = fork.spawn("add", (1, 2))
+    child.wait(None)
+    assert child.wait(0) == 0 and child.result(0) == 3

@@ -12,6 +12,7 @@ import threading
 import time
 import weakref
 
+from .. import _checks
 from .._errors import TimeoutExpired
 from .._shared import registry
 from .futures import TaskFuture
@@ -81,7 +82,6 @@ class Executor(cf.Executor):
         max_worker_memory: int | str | None = None,
         capture_output: bool = False,
     ) -> None:
-        from .. import _checks
         from .._launch import methods
         from .._process.limits import Limits, parse_size
         from .._process.platform import usable_cpus
@@ -92,8 +92,7 @@ class Executor(cf.Executor):
         _check_positive("max_workers", max_workers, int)
         if max_tasks_per_child is not None:
             _check_positive("max_tasks_per_child", max_tasks_per_child, int)
-        if task_timeout is not None:
-            _check_positive("task_timeout", task_timeout, (int, float))
+        task_timeout = _checks.timeout("task_timeout", task_timeout)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         self._grace = _checks.grace(grace)
@@ -142,7 +141,8 @@ class Executor(cf.Executor):
         target = _resolve(fn)
         calls: list[Any] = [(args, {}) for args in zip(*iterables)]
         report = _progress_reporter(progress, len(calls))
-        deadline = None if timeout is None else time.monotonic() + timeout
+        limit = _checks.wait_timeout("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         futures = []
         for start in range(0, len(calls), chunksize):
             chunk = calls[start : start + chunksize]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 from concurrent.futures import _base
 
+from .. import _checks
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -24,6 +26,14 @@ class TaskFuture(cf.Future["Any"]):
         self.pid: int | None = None
         self.stdout: str | None = None
         self.stderr: str | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        """As ``Future.result``; ``timeout`` by goforkpy's one rule (inf: no limit)."""
+        return super().result(_checks.wait_timeout("timeout", timeout))
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """As ``Future.exception``; ``timeout`` by goforkpy's one rule (inf: no limit)."""
+        return super().exception(_checks.wait_timeout("timeout", timeout))
 
     def cancel(self) -> bool:
         if super().cancel():

@@ -6,6 +6,7 @@ A mixin of ``pool.Pool``, run on its manager thread like the rest of it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
@@ -81,6 +82,7 @@ class Upkeep:
                 moments.append(head.interrupted + grace)
             else:
                 moments.append(head.started + self._task_timeout)
+        moments = [moment for moment in moments if moment != math.inf]  # grace: no limit
         return max(0.0, min(moments) - time.monotonic()) if moments else None
 
     def _memory_limit(self, worker: Worker, task: Task, error: BaseException) -> BaseException:
