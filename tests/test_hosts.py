@@ -166,9 +166,20 @@ def square(x):
     return x * x
 
 
+def segfault():
+    import ctypes
+
+    ctypes.string_at(0)
+
+
 @app.task
 def isolated_square(x):
     return os.getpid(), fork.isolated(square)(x)
+
+
+@app.task
+def isolated_crash():
+    fork.isolated(segfault)()  # fails with ChildCrashed; the pool process stays
 
 
 @worker_init.connect
@@ -178,20 +189,39 @@ def use_goforkpy_before_the_pool_forks(**_):
 """
 
 CELERY_CLIENT = """
-from tasks import isolated_square
+import sys
+import goforkpy as fork
+from tasks import isolated_crash, isolated_square
 
-results = [isolated_square.delay(x) for x in range(8)]
-print(*[value for _, value in (r.get(timeout=60) for r in results)])
+if sys.argv[1] == "crash":
+    result = isolated_crash.delay()
+    result.get(timeout=60, propagate=False)
+    # Celery's JSON results keep an exception's type and message (not its fields)
+    print(type(result.result).__name__, "SIGSEGV" in str(result.result))
+else:
+    results = [isolated_square.delay(x) for x in range(8)]
+    print(*[value for _, value in (r.get(timeout=60) for r in results)])
 """
+
+
+def _pool_processes(worker: subprocess.Popen[str]) -> set[int]:
+    """The worker's pool processes: its children that are not goforkpy's own."""
+    return {
+        child.pid
+        for child in psutil.Process(worker.pid).children()
+        if not any("goforkpy" in part for part in child.cmdline())
+    }
 
 
 @pytest.mark.parametrize("start", ["cold", "warm"])
 def test_celery_prefork_tasks_call_isolated(tmp_path: Path, start: str) -> None:
+    """The app's directory is on sys.path only while Celery imports it (its cwd), as
+    with the ``celery`` console script: isolated calls find the module all the same."""
     for folder in ("queue", "results"):
         (tmp_path / folder).mkdir()
     (tmp_path / "tasks.py").write_text(textwrap.dedent(CELERY_TASKS))
     (tmp_path / "client.py").write_text(textwrap.dedent(CELERY_CLIENT))
-    env = _env(tmp_path, start)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GOFORKPY_START": start}
     guardians_before = _guardians()
     argv = [str(BIN / "celery"), "-A", "tasks", "worker", "--pool=prefork", "-c", "2"]
     worker = subprocess.Popen(
@@ -201,20 +231,28 @@ def test_celery_prefork_tasks_call_isolated(tmp_path: Path, start: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    reader = None
-    try:
-        assert worker.stderr is not None
-        _read_until(worker.stderr, " ready.")
-        reader = _drain(worker.stderr)
-        client = subprocess.run(
-            [sys.executable, "client.py"],
+
+    def client(what: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "client.py", what],
             cwd=tmp_path,
             env=env,
             capture_output=True,
             text=True,
             timeout=DEADLOCK_NET,
         )
-        assert client.returncode == 0, client.stderr
-        assert client.stdout.split() == [str(x * x) for x in range(8)]
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    reader = None
+    try:
+        assert worker.stderr is not None
+        _read_until(worker.stderr, " ready.")
+        reader = _drain(worker.stderr)
+        assert client("squares") == [str(x * x) for x in range(8)]
+        pool = _pool_processes(worker)
+        assert client("crash") == ["ChildCrashed", "True"]
+        assert client("squares") == [str(x * x) for x in range(8)]
+        assert _pool_processes(worker) == pool, "the pool processes stayed the same"
     finally:
         _stop_and_check(worker, guardians_before, reader)

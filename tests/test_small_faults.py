@@ -195,3 +195,28 @@ def test_a_zero_timeout_polls() -> None:
     child = fork.spawn("add", (1, 2))
     child.wait(None)
     assert child.wait(0) == 0 and child.result(0) == 3
+
+
+LENT_PATH = """
+import importlib, sys
+import goforkpy as fork
+
+if __name__ == "__main__":
+    fork.init()
+    sys.path.insert(0, sys.argv[1])
+    module = importlib.import_module("lent")  # as Celery and plugin loaders do:
+    sys.path.remove(sys.argv[1])  # the directory is on sys.path only for the import
+    for start in ("cold", "warm"):
+        print(start, fork.isolated(module.double, start=start)(21))
+"""
+
+
+def test_a_module_found_on_a_path_lent_for_its_import(
+    run_script: RunScript, tmp_path: Path
+) -> None:
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "lent.py").write_text("def double(x):\n    return 2 * x\n")
+    done = run_script(LENT_PATH, args=[str(apps)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cold", "42", "warm", "42"]

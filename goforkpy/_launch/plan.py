@@ -62,6 +62,35 @@ def plan(fn: Callable[..., Any], *, rerun_main: bool = True) -> Planned:
     return Planned(protocol.VALUE, boot_command(), None, qualname)
 
 
+def child_sys_path(module: str | None) -> list[str]:
+    """The ``sys.path`` of a child started from goforkpy's entry point: ours, absolute, and
+    the directory ``module`` was imported from where it is no longer on it.
+
+    Hosts such as Celery and plugin loaders put an application's directory on
+    ``sys.path`` only while they import it; the child must find the module
+    where we did.
+    """
+    cwd = os.getcwd()
+    path = [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
+    root = _imported_from(module) if module is not None else None
+    if root is not None and root not in path:
+        path.append(root)
+    return path
+
+
+def _imported_from(module: str) -> str | None:
+    """The ``sys.path`` entry under which ``module`` was found (``None`` if unknown)."""
+    spec = getattr(sys.modules.get(module), "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    if spec is None or not origin or not os.path.isabs(origin):
+        return None  # built in, frozen, or from a zip: nothing to add
+    levels = module.count(".") + (2 if spec.submodule_search_locations else 1)
+    root = origin
+    for _ in range(levels):
+        root = os.path.dirname(root)
+    return str(root)
+
+
 def importable(fn: object, module: str, qualname: str) -> bool:
     """True where importing ``module`` in the child finds ``fn`` at ``qualname``."""
     found: Any = sys.modules.get(module)

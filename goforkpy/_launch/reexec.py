@@ -107,7 +107,7 @@ def _serialise(launch: Launch, planned: plan.Planned) -> Assembled:
         kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
     except PayloadError as exc:
         raise calls.unpicklable(launch, exc, main_is_shared=mode == protocol.MAIN) from exc
-    sys_path = None if mode == protocol.MAIN else absolute_sys_path()
+    sys_path = None if mode == protocol.MAIN else plan.child_sys_path(planned.module)
     argv = None if mode == protocol.MAIN else list(sys.argv)
     limits = launch.options.applied_limits()
     fields = (mode, launch.name, planned.module, planned.qualname, sys_path, kind, limits, argv)
@@ -150,12 +150,6 @@ def _write_while_starting(
         pass  # the child is gone already; its exit tells how
     finally:
         os.close(ready)
-
-
-def absolute_sys_path() -> list[str]:
-    """Our ``sys.path``, with relative entries made absolute (a child may start elsewhere)."""
-    cwd = os.getcwd()
-    return [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
 
 
 def _unlink_quietly(path: str) -> None:

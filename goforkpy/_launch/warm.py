@@ -48,7 +48,7 @@ def create(
         zygote = ready(planned.mode, planned.argv, launch.key, options.start_timeout)
         if zygote is None:
             break
-        sys_path = None if planned.mode == protocol.MAIN else reexec.absolute_sys_path()
+        sys_path = None if planned.mode == protocol.MAIN else plan.child_sys_path(planned.module)
         try:
             process = zygote.start_child(env, handed, options, planned.module, sys_path)
         except Gone:
