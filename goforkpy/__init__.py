@@ -36,9 +36,9 @@ from ._shared.registry import registered as registered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._coordination.inbox import Message as Message
     from ._coordination.manager import Adopted as Adopted
     from ._coordination.manager import Manager as Manager
-    from ._coordination.messaging import Message as Message
     from ._coordination.messaging import receive as receive
     from ._coordination.messaging import send as send
     from ._coordination.shell import shell as shell
@@ -121,7 +121,7 @@ _LAZY = {
     "Manager": "_coordination.manager",
     "Adopted": "_coordination.manager",
     "kill_tree": "_process.tree",
-    "Message": "_coordination.messaging",
+    "Message": "_coordination.inbox",
     "send": "_coordination.messaging",
     "receive": "_coordination.messaging",
     "shell": "_coordination.shell",

@@ -214,3 +214,22 @@ def _refuse_foreign_socket(foreign: Path) -> None:
 def test_odd_pids_and_timeouts_are_refused(call, error: type, text: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=text):
         call()
+
+
+def test_order_holds_across_a_timed_out_send_and_the_next() -> None:
+    """API.md section 7: the receiver stalls until the sender's sends time out; the
+    sender goes on; every message arrives at most once, and none after a later one."""
+    with pytest.raises(fork.TimeoutExpired):
+        fork.receive("ordered", timeout=0.01)  # listening, but not reading yet
+    count = 3000
+    child = fork.spawn("send_through_timeouts", (count, 1024), stdout=fork.PIPE)
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"stalled\n"  # its queue and socket are full
+    numbers = []
+    while (data := fork.receive("ordered", timeout=DEADLOCK_NET).data) != b"end":
+        numbers.append(int(data.split()[0]))
+    timeouts = child.result(DEADLOCK_NET)
+    child.stdout.close()
+    assert timeouts >= 1
+    assert numbers == sorted(set(numbers)), "in order, none twice"
+    assert count - timeouts <= len(numbers) <= count

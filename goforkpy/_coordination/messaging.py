@@ -10,12 +10,11 @@ sender claims; the sender refuses a socket held by another user, or by a
 process other than the one it is sending to.
 
 A sender keeps one connection per receiver and group, and sends frames on it
-under a lock, so one sender's messages arrive in order and whole. Each
-connection has one reader thread that files messages into its group's
-queue, of bounded depth: a full queue stops that reader only, its socket
-buffers fill and its sender blocks (back-pressure rather than loss) while
-the other groups flow on. Socket files are removed when their process exits
-(or by the next sweep, if it was killed).
+under a lock, so one sender's messages arrive in order and whole; a send
+that timed out drops its connection, and the receiver (``inbox``) queues
+what that connection carried before anything of the sender's next one.
+Socket files are removed when their process exits (or by the next sweep, if
+it was killed).
 """
 
 from __future__ import annotations
@@ -29,47 +28,15 @@ import time
 from .. import _checks
 from .._errors import IPCError, TimeoutExpired
 from .._process.platform import pid_exists
-from .._shared import hooks, protocol, tmpdir
+from .._shared import hooks
 from .._state import Local
+from .inbox import Inbox, Message, socket_path
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+__all__ = ["Message", "close_inbox", "forget", "receive", "send", "socket_path"]
 
 _MAX_MESSAGE = 1 << 30
 _MAX_GROUP = 1024
-_QUEUE_DEPTH = 1024  # messages a group holds before its senders are made to wait
 _SMALL = 1 << 16  # below this, header and data go in one write
-
-
-class Message:
-    """A message received from another goforkpy process.
-
-    Attributes:
-        pid: the sender's pid.
-        group: the group it was sent to.
-        data: the payload, as bytes (a ``str`` was sent as UTF-8).
-    """
-
-    __slots__ = ("data", "group", "pid")
-
-    def __init__(self, pid: int, group: str, data: bytes) -> None:
-        self.pid, self.group, self.data = pid, group, data
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Message) and (self.pid, self.group, self.data) == (
-            other.pid,
-            other.group,
-            other.data,
-        )
-
-    def __repr__(self) -> str:
-        shown = self.data if len(self.data) <= 40 else self.data[:40] + b"..."
-        return f"Message(pid={self.pid}, group={self.group!r}, data={shown!r})"
-
-
-def socket_path(pid: int) -> str:
-    return os.path.join(tmpdir.payload_dir(), protocol.socket_name(pid))
 
 
 # --- sending ---------------------------------------------------------------------------
@@ -251,92 +218,7 @@ def _forget(key: tuple[int, str], connection: _Connection) -> None:
 # --- receiving --------------------------------------------------------------------------
 
 
-class _Inbox:
-    """This process's listening socket and its per-group queues."""
-
-    def __init__(self) -> None:
-        self.path = socket_path(os.getpid())
-        self._groups: dict[str, queue.Queue[Message]] = {}
-        self._lock = threading.Lock()
-        try:
-            os.unlink(self.path)  # left by a dead process that had our pid
-        except FileNotFoundError:
-            pass
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self._listener.bind(self.path)
-        except OSError as exc:
-            self._listener.close()
-            raise IPCError(
-                f"cannot listen at {self.path}: {exc.strerror}; set GOFORKPY_TMPDIR "
-                "to a short, writable path (Unix socket paths are limited to ~100 bytes)"
-            ) from exc
-        os.chmod(self.path, 0o600)
-        self._listener.listen(64)
-        threading.Thread(target=self._accept, name="goforkpy-inbox", daemon=True).start()
-
-    def queue(self, group: str) -> queue.Queue[Message]:
-        with self._lock:
-            found = self._groups.get(group)
-            if found is None:
-                found = self._groups[group] = queue.Queue(_QUEUE_DEPTH)
-            return found
-
-    def close(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        except OSError:
-            pass
-        self._listener.close()
-
-    def disown(self) -> None:
-        """In a forked copy: close the original's listening socket; its file stays, the
-        original's to remove."""
-        self._listener.close()
-
-    def _accept(self) -> None:
-        from .._process import platform
-
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            peer_pid, uid = platform.peer_credentials(conn)
-            if uid is not None and uid != os.geteuid():
-                conn.close()  # another user: the 0700 directory should have stopped them
-                continue
-            threading.Thread(target=self._read, args=(conn, peer_pid), daemon=True).start()
-
-    def _read(self, conn: socket.socket, peer_pid: int | None) -> None:
-        with conn, conn.makefile("rb", buffering=1 << 18) as stream:
-            claimed = _read_int(stream, 8)
-            group_size = _read_int(stream, 2)
-            if claimed is None or group_size is None:
-                return
-            sender = claimed if peer_pid is None else peer_pid  # the kernel's word first
-            group = stream.read(group_size).decode("utf-8", "replace")
-            waiting = self.queue(group)
-            while True:
-                data_size = _read_int(stream, 8)
-                if data_size is None:
-                    return
-                data = stream.read(data_size)
-                if len(data) != data_size:
-                    return  # the sender died mid-message: drop the partial frame
-                waiting.put(Message(sender, group, data))  # blocks this group's sender when full
-
-
-def _read_int(stream: Any, size: int) -> int | None:
-    raw = stream.read(size)
-    return int.from_bytes(raw, "little") if len(raw) == size else None
-
-
-def _new_inbox() -> _Inbox:
+def _new_inbox() -> Inbox:
     global _closing_registered
     if not _closing_registered:  # once: a forked copy inherits these
         _closing_registered = True
@@ -344,11 +226,11 @@ def _new_inbox() -> _Inbox:
 
         atexit.register(close_inbox)
         hooks.on_leaving.append(close_inbox)  # a child leaves by os._exit: no atexit
-    return _Inbox()
+    return Inbox()
 
 
 _closing_registered = False
-_inbox: Local[_Inbox] = Local(_new_inbox, lambda inbox, handing: inbox.disown())
+_inbox: Local[Inbox] = Local(_new_inbox, lambda inbox, handing: inbox.disown())
 
 
 def receive(group: str = "default", timeout: float | None = None) -> Message:

@@ -74,3 +74,22 @@ def flood_then(count: int, flooded: str, other: str) -> int:
     fork.send(parent, "after the flood", group=other, timeout=60)
     flooding.join()
     return count
+
+
+@fork.register
+def send_through_timeouts(count: int, size: int) -> int:
+    """Send ``count`` numbered messages with a short timeout, going on after each that
+    times out (a receiver that stalls); print ``stalled`` at the first, send ``end`` after
+    the last. Returns how many timed out."""
+    parent = fork.ppid()
+    assert parent is not None
+    padding, timeouts = b"." * size, 0
+    for number in range(count):
+        try:
+            fork.send(parent, b"%d " % number + padding, group="ordered", timeout=0.2)
+        except fork.IPCError:
+            timeouts += 1
+            if timeouts == 1:
+                print("stalled", flush=True)
+    fork.send(parent, b"end", group="ordered", timeout=60)
+    return timeouts
