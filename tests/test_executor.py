@@ -243,7 +243,7 @@ def test_max_workers_default_and_lazy_start() -> None:
     [
         ({"max_workers": 0}, ValueError, "max_workers must be greater than 0"),
         ({"max_tasks_per_child": -1}, ValueError, "max_tasks_per_child"),
-        ({"task_timeout": 0}, ValueError, "task_timeout"),
+        ({"task_timeout": -1}, ValueError, "task_timeout"),
         ({"initializer": 42}, TypeError, "initializer must be callable"),
     ],
 )

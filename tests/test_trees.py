@@ -104,8 +104,8 @@ def test_timeout_not_reached_changes_nothing() -> None:
 @pytest.mark.parametrize(
     ("options", "error", "text"),
     [
-        ({"timeout": 0}, ValueError, "timeout=0"),
-        ({"timeout": -1.5}, ValueError, "positive"),
+        ({"timeout": -1.5}, ValueError, r"timeout=-1\.5: give a number of seconds >= 0"),
+        ({"timeout": "5"}, ValueError, "timeout='5': expected a number of seconds"),
         ({"grace": -1}, ValueError, "grace=-1"),
         ({"limits": {"memory": 1}}, TypeError, r"fork\.Limits"),
     ],

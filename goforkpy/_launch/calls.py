@@ -70,17 +70,28 @@ def unpicklable(launch: Launch, error: PayloadError, *, main_is_shared: bool) ->
     named += [(f"kwargs[{key!r}]", value) for key, value in launch.kwargs.items()]
     named.append(("the function itself", launch.fn))
     for what, value in named:
-        try:
-            wire.encode(value, main_is_shared=main_is_shared)
-        except PayloadError as exc:
-            cause = exc.__cause__ or exc
+        why = _pickling_error(value, main_is_shared)
+        if why is not None:
             return PayloadError(
                 f"{what} of {launch.name!r}, a {type(value).__name__}, cannot be pickled "
-                f"({type(cause).__name__}: {cause}); pass picklable data, or run it with "
-                f"fork.snapshot({launch.name}, ...) or start='snapshot', which hands the "
-                "function any object, unpickled, in a fork of this process"
+                f"({why}); pass picklable data, or run it with fork.snapshot({launch.name}, "
+                "...) or start='snapshot', which hands the function any object, unpickled, "
+                "in a fork of this process"
             )
     return error
+
+
+def _pickling_error(value: Any, main_is_shared: bool) -> str | None:
+    """Why ``value`` will not pickle, in words (no exception kept: it would hold ``value``)."""
+    try:
+        wire.encode(value, main_is_shared=main_is_shared)
+    except PayloadError as exc:  # kept in no local: a cycle through this frame would
+        return _in_words(exc.__cause__ or exc)  # hold the value until a collection
+    return None
+
+
+def _in_words(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _is_mapping(value: Any) -> bool:

@@ -105,8 +105,8 @@ def _serialise(launch: Launch, planned: plan.Planned) -> Assembled:
     body = (launch.fn if mode == protocol.VALUE else None, launch.args, launch.kwargs)
     try:
         kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
-    except PayloadError as exc:
-        raise calls.unpicklable(launch, exc, main_is_shared=mode == protocol.MAIN) from exc
+    except PayloadError as exc:  # no "from": its frames would keep the arguments alive
+        raise calls.unpicklable(launch, exc, main_is_shared=mode == protocol.MAIN) from None
     sys_path = None if mode == protocol.MAIN else plan.child_sys_path(planned.module)
     argv = None if mode == protocol.MAIN else list(sys.argv)
     limits = launch.options.applied_limits()
