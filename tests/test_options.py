@@ -185,13 +185,22 @@ def test_every_start_method_honours_every_option(option: str, start: str, tmp_pa
     CHECKS[option](start, tmp_path)
 
 
-@pytest.mark.parametrize("via", ["fork", "run"])
+@pytest.mark.parametrize("via", ["fork", "run", "snapshot"])
 @pytest.mark.parametrize("option", OPTION_NAMES)
 def test_a_stray_option_names_the_spawn_call_meant(via: str, option: str) -> None:
-    call = getattr(fork, via)
+    call, target = getattr(fork, via), "add" if via != "snapshot" else _add
     with pytest.raises(TypeError, match=rf"fork\.{via}\(\) passes every keyword") as caught:
-        call("add", 1, 2, **{option: None})
-    assert f"fork.spawn('add', (1, 2), {{}}, {option}=None)" in str(caught.value)
+        call(target, 1, 2, **{option: None})
+    meant = (
+        f"fork.spawn('add', (1, 2), {{}}, {option}=None)"
+        if via != "snapshot"
+        else f"fork.spawn(_add, (1, 2), {{}}, start='snapshot', {option}=None)"
+    )
+    assert meant in str(caught.value)
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
 
 
 def test_markers_read_back_as_written() -> None:

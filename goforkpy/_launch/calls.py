@@ -143,9 +143,13 @@ def _hint(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], via: str) ->
         return ""
     rest = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
     given = ", ".join(f"{option}={kwargs[option]!r}" for option in options)
+    if via == "snapshot":  # the callable itself, not a registered name
+        target, given = name, f"start='snapshot', {given}"
+    else:
+        target = repr(name)
     return (
         f"; fork.{via}() passes every keyword to the function. For process "
-        f"options use fork.spawn({name!r}, {args!r}, {rest!r}, {given})"
+        f"options use fork.spawn({target}, {args!r}, {rest!r}, {given})"
     )
 
 
