@@ -264,3 +264,45 @@ def test_the_background_save_example(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     verdicts = [line for line in done.stdout.splitlines() if line.startswith("table-")]
     assert len(verdicts) == 6 and all(line.endswith(", consistent") for line in verdicts)
+
+
+NO_IMPORT_AFTER_FORK = """
+import os, sys
+import goforkpy as fork
+
+class Spy:
+    '''Records every import a process other than this one attempts.'''
+    def __init__(self, path):
+        self.parent, self.path = os.getpid(), path
+    def find_spec(self, name, path=None, target=None):
+        if os.getpid() != self.parent:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            os.write(fd, name.encode() + b"\\n")
+            os.close(fd)
+        return None
+
+def fail():
+    raise ValueError("raised in the child")
+
+if __name__ == "__main__":
+    fork.init()
+    open(sys.argv[1], "w").close()
+    sys.meta_path.insert(0, Spy(sys.argv[1]))
+    assert fork.snapshot(len, "four").result() == 4  # the first: nothing loaded before it
+    assert fork.snapshot(bytes, 4 << 20).result() == bytes(4 << 20)  # a big result
+    try:
+        fork.snapshot(fail).result()
+    except ValueError:
+        pass
+    assert fork.snapshot(dict, a=1).result() == {"a": 1}  # pickled, not marshalled
+    print("done")
+"""
+
+
+def test_a_snapshot_child_imports_nothing(run_script: RunScript, tmp_path: Path) -> None:
+    """An import in the child could wait for ever on the module lock of an import another
+    thread of the parent was in at the fork: what the child runs is loaded before it."""
+    log = tmp_path / "imports"
+    done = run_script(NO_IMPORT_AFTER_FORK, args=[str(log)])
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == ""

@@ -62,17 +62,24 @@ def start(launch: Launch) -> Child:
 
 
 def _load_what_the_child_runs() -> None:
-    """Import now what the child will run: an import in it could wait forever on a lock
-    another thread of ours held at the fork."""
+    """Import now what the child will run: an import in it could wait forever on the
+    module lock of an import another thread of ours was in at the fork (a reaper thread
+    checking a result's tag, say)."""
+    import _pickle  # noqa: F401 - results that do not marshal
+    import faulthandler  # noqa: F401 - the crash stacks
     import fcntl  # noqa: F401
+    import hashlib  # noqa: F401 - the tag of a big result
     import io  # noqa: F401
     import resource  # noqa: F401
+    import traceback  # noqa: F401 - a function that raised
 
     from .._child import telling
-    from .._process import platform
+    from .._process import platform, streams  # noqa: F401
     from .._process.limits import apply  # noqa: F401
-    from .._shared import hooks, wire  # noqa: F401
+    from .._shared import wire
+    from .._shared.wire import tag
 
+    tag.hmac_sha256(wire.new_key(), [b""], 0)  # finds the hash the result's tag needs
     telling.load_what_reporting_needs()
     platform.prepare_tie()
 
