@@ -1,14 +1,11 @@
-"""The parent's side of warm starts: one zygote per launch path, asked for children.
+"""The parent's side of one zygote: starting it, asking it for children, learning of
+their exits.
 
-A parent has at most two zygotes: one that re-ran the main script down to
-``fork.init()`` (for functions defined there), and one started from
-goforkpy's entry point (for functions in modules, which it imports on
-request and keeps, and for functions sent by value). Each is started on
-first need (or by ``fork.warm_up()``), and replaced if it dies.
-
-Where a zygote cannot serve (it could not start, or the program's imports
-started a thread in it), its launch path falls back to cold starts for the
-rest of the process, with one warning.
+A ``Zygote`` is asked over one socket (``FORK``, answered ``FORKED``,
+``FAILED`` or ``REFUSED``) and tells over another (``READY``, ``SPARE``,
+``EXITED``, ``REAPED``, to which the parent answers ``RELEASE``): see
+``zygote_messages`` and, for the other side, ``serve``. Which zygotes this
+process keeps, and when it falls back to cold starts, is ``warm``'s.
 """
 
 from __future__ import annotations
