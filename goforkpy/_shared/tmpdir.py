@@ -16,8 +16,10 @@ an unpredictable name is made instead, and a warning logged once. A child
 works in its parent's directory (``GOFORKPY_DIR``), so a whole tree of
 processes shares one.
 
-Files are named ``<parent pid>-<random>.in`` (payload) and ``.out``
-(result); the first use in a process sweeps away files whose parent is dead.
+Files are named ``<parent pid>-<random>.in`` (payload), ``.out`` (result)
+and ``.faults`` (crash stacks); the first use in a process sweeps away files
+whose parent is dead, and at exit, once its children are ended, a process
+removes what is left of its own.
 """
 
 from __future__ import annotations
