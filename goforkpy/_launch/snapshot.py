@@ -61,10 +61,16 @@ def start(launch: Launch) -> Child:
         )
 
 
+_loaded = False
+
+
 def _load_what_the_child_runs() -> None:
-    """Import now what the child will run: an import in it could wait forever on the
-    module lock of an import another thread of ours was in at the fork (a reaper thread
-    checking a result's tag, say)."""
+    """Import now, once, what the child will run: an import in it could wait for ever on
+    the module lock of an import another thread of ours was in at the fork (a reaper
+    thread checking a result's tag, say)."""
+    global _loaded
+    if _loaded:
+        return
     import _pickle  # noqa: F401 - results that do not marshal
     import faulthandler  # noqa: F401 - the crash stacks
     import fcntl  # noqa: F401
@@ -76,12 +82,13 @@ def _load_what_the_child_runs() -> None:
     from .._child import telling
     from .._process import platform, streams  # noqa: F401
     from .._process.limits import apply  # noqa: F401
-    from .._shared import wire
+    from .._shared import hooks  # noqa: F401
     from .._shared.wire import tag
 
-    tag.hmac_sha256(wire.new_key(), [b""], 0)  # finds the hash the result's tag needs
+    tag.load_hash()
     telling.load_what_reporting_needs()
     platform.prepare_tie()
+    _loaded = True
 
 
 def _fork(name: str) -> int:

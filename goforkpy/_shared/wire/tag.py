@@ -172,6 +172,12 @@ def _segment_count(total: int) -> int:
 _small_sha256: Callable[[bytes], Any] | None = None
 
 
+def load_hash() -> None:
+    """Find now the hash a small tag needs, for a process that is about to fork (an
+    import after the fork could wait for ever on a lock another thread held)."""
+    _sha256_for(0)
+
+
 def _sha256_for(total: int) -> Callable[[bytes], Any]:
     global _small_sha256
     if total >= LARGE:
