@@ -37,12 +37,14 @@ _BOOT_CODE = ";".join(
 
 class Planned:
     """How a child of one function starts: its launch mode, the command line that starts
-    it, and the module and qualified name the child finds the function by."""
+    it, the module and qualified name the child finds the function by, and (from
+    goforkpy's entry point) the ``sys.path`` it takes (``child_sys_path``)."""
 
-    __slots__ = ("argv", "mode", "module", "qualname")
+    __slots__ = ("argv", "mode", "module", "qualname", "sys_path")
 
     def __init__(self, mode: str, argv: list[str], module: str | None, qualname: str) -> None:
         self.mode, self.argv, self.module, self.qualname = mode, argv, module, qualname
+        self.sys_path = None if mode == protocol.MAIN else child_sys_path(module)
 
 
 def plan(fn: Callable[..., Any], *, rerun_main: bool = True) -> Planned:

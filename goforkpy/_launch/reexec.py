@@ -107,10 +107,10 @@ def _serialise(launch: Launch, planned: plan.Planned) -> Assembled:
         kind, chunks, buffers = wire.encode(body, main_is_shared=mode == protocol.MAIN)
     except PayloadError as exc:  # no "from": its frames would keep the arguments alive
         raise calls.unpicklable(launch, exc, main_is_shared=mode == protocol.MAIN) from None
-    sys_path = None if mode == protocol.MAIN else plan.child_sys_path(planned.module)
     argv = None if mode == protocol.MAIN else list(sys.argv)
     limits = launch.options.applied_limits()
-    fields = (mode, launch.name, planned.module, planned.qualname, sys_path, kind, limits, argv)
+    module, qualname, sys_path = planned.module, planned.qualname, planned.sys_path
+    fields = (mode, launch.name, module, qualname, sys_path, kind, limits, argv)
     return wire.assemble(protocol.Meta(*fields).pack(), chunks, buffers)
 
 

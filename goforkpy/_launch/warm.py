@@ -48,9 +48,8 @@ def create(
         zygote = ready(planned.mode, planned.argv, launch.key, options.start_timeout)
         if zygote is None:
             break
-        sys_path = None if planned.mode == protocol.MAIN else plan.child_sys_path(planned.module)
         try:
-            process = zygote.start_child(env, handed, options, planned.module, sys_path)
+            process = zygote.start_child(env, handed, options, planned.module, planned.sys_path)
         except Gone:
             continue
         except Unusable as exc:  # it refuses: an import started a thread in it
@@ -74,7 +73,7 @@ def warm_up(timeout: float | None = None) -> None:
     import time
 
     boot.require_can_fork()
-    limit = _checks.wait_timeout("timeout", timeout)
+    limit = _checks.seconds("timeout", timeout)
     deadline = None if limit is None else time.monotonic() + limit
     wanted: dict[str, tuple[str, list[str]]] = {}
     for fn in registered().values():
