@@ -44,17 +44,12 @@ class _Private:
         inherited = _env.MARKED.private_dir
         self.path, self.fd = _open_inherited(inherited) if inherited else _open_own()
         _sweep(self.fd)
-        global _exit_cleanup
-        if not _exit_cleanup:  # once: a forked copy inherits it
-            _exit_cleanup = True
-            lifeline.after_children(_remove_own_files)
 
     def disown(self, handing: bool) -> None:
         close_quietly(self.fd)  # a forked copy opens, checks and sweeps for itself
 
 
 _private: Local[_Private] = Local(_Private, _Private.disown)
-_exit_cleanup = False
 
 
 def _remove_own_files() -> None:
@@ -74,6 +69,9 @@ def _remove_own_files() -> None:
                 os.unlink(entry, dir_fd=private.fd)
             except FileNotFoundError:
                 pass
+
+
+lifeline.after_children(_remove_own_files)
 
 
 def payload_dir() -> str:
