@@ -31,11 +31,6 @@ def seconds(name: str, value: Any) -> float | None:
     return None if given > _longest() else given
 
 
-# The deadlines of a child (``timeout``, ``start_timeout``, ``task_timeout``) and the
-# waits (``wait``, ``result``, ``send``, ``receive``) follow the one rule.
-timeout = wait_timeout = seconds
-
-
 def grace(value: Any) -> float:
     """Seconds between SIGTERM and SIGKILL, by the rule of ``seconds``; no limit is ``inf``
     (SIGTERM, then wait for as long as it takes)."""

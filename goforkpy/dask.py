@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
     ) from exc
 
 from ._checks import grace as _check_grace
-from ._checks import timeout as _check_timeout
+from ._checks import seconds as _check_timeout
 from ._launch import isolated, methods
 
 TYPE_CHECKING = False

@@ -48,7 +48,7 @@ class Adopted(ExitWatch):
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for it to exit; its returncode, or ``None`` where the OS will not tell."""
-        if not self._done.wait(_checks.wait_timeout("timeout", timeout)):
+        if not self._done.wait(_checks.seconds("timeout", timeout)):
             raise TimeoutExpired(
                 f"adopted pid {self.pid} ({self.name}) still running after {timeout} s",
                 timeout=timeout,
@@ -253,7 +253,7 @@ class Manager:
         """
         import time
 
-        limit = _checks.wait_timeout("timeout", timeout)
+        limit = _checks.seconds("timeout", timeout)
         deadline = None if limit is None else time.monotonic() + limit
         pending = set(self._snapshot())
         yielded = 0

@@ -71,7 +71,7 @@ def send(pid: int, data: bytes | str, group: str = "default", timeout: float = 5
         ValueError: ``pid`` is not positive, or ``timeout`` is NaN or negative.
     """
     _check_pid(pid)
-    limit = _checks.wait_timeout("timeout", timeout)
+    limit = _checks.seconds("timeout", timeout)
     frame = _frame(data, group)
     deadline = None if limit is None else time.monotonic() + limit
     connection = _connect(pid, group, deadline, timeout)
@@ -242,7 +242,7 @@ def receive(group: str = "default", timeout: float | None = None) -> Message:
         TimeoutExpired: nothing arrived within ``timeout`` seconds.
     """
     inbox = _inbox.get()
-    limit = _checks.wait_timeout("timeout", timeout)
+    limit = _checks.seconds("timeout", timeout)
     try:
         return inbox.queue(group).get(timeout=limit)
     except queue.Empty:

@@ -124,7 +124,7 @@ def _run(
 ) -> tuple[int, bytes | None]:
     if not isinstance(cmd, str):
         raise TypeError(f"cmd must be a shell command line (str), not {type(cmd).__name__}")
-    timeout, grace = _checks.timeout("timeout", timeout), _checks.grace(grace)
+    timeout, grace = _checks.seconds("timeout", timeout), _checks.grace(grace)
     data, stdin = _split_input(stdin)
     forward = [s for s in (stdout, stderr) if _is_python_stream(s)]
     stdio = (stdin, PIPE if stdout in forward else stdout, PIPE if stderr in forward else stderr)

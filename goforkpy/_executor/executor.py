@@ -92,7 +92,7 @@ class Executor(cf.Executor):
         _check_positive("max_workers", max_workers, int)
         if max_tasks_per_child is not None:
             _check_positive("max_tasks_per_child", max_tasks_per_child, int)
-        task_timeout = _checks.timeout("task_timeout", task_timeout)
+        task_timeout = _checks.seconds("task_timeout", task_timeout)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         self._grace = _checks.grace(grace)
@@ -141,7 +141,7 @@ class Executor(cf.Executor):
         target = _resolve(fn)
         calls: list[Any] = [(args, {}) for args in zip(*iterables)]
         report = _progress_reporter(progress, len(calls))
-        limit = _checks.wait_timeout("timeout", timeout)
+        limit = _checks.seconds("timeout", timeout)
         deadline = None if limit is None else time.monotonic() + limit
         futures = []
         for start in range(0, len(calls), chunksize):

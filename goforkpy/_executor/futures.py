@@ -29,11 +29,11 @@ class TaskFuture(cf.Future["Any"]):
 
     def result(self, timeout: float | None = None) -> Any:
         """As ``Future.result``; ``timeout`` by goforkpy's one rule (inf: no limit)."""
-        return super().result(_checks.wait_timeout("timeout", timeout))
+        return super().result(_checks.seconds("timeout", timeout))
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """As ``Future.exception``; ``timeout`` by goforkpy's one rule (inf: no limit)."""
-        return super().exception(_checks.wait_timeout("timeout", timeout))
+        return super().exception(_checks.seconds("timeout", timeout))
 
     def cancel(self) -> bool:
         if super().cancel():

@@ -64,8 +64,8 @@ class Options:
         start_timeout: float | None = None,
         pass_fds: tuple[int, ...] = (),
     ) -> None:
-        self.timeout = _checks.timeout("timeout", timeout)
-        self.start_timeout = _checks.timeout("start_timeout", start_timeout)
+        self.timeout = _checks.seconds("timeout", timeout)
+        self.start_timeout = _checks.seconds("start_timeout", start_timeout)
         self.grace = _checks.grace(grace)
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")

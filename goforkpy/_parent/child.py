@@ -167,7 +167,7 @@ class Child(ExitWatch):
             TimeoutExpired: ``timeout`` seconds passed first; the child keeps running.
             ValueError: ``timeout`` is NaN or negative.
         """
-        if not self._done.wait(_checks.wait_timeout("timeout", timeout)):
+        if not self._done.wait(_checks.seconds("timeout", timeout)):
             raise TimeoutExpired(
                 f"child {self.name!r} (pid {self.pid}) still running after {timeout} s",
                 timeout=timeout,
@@ -195,7 +195,7 @@ class Child(ExitWatch):
             InitError: the child exited without reaching ``fork.init()``.
             PayloadError: the result could not be unpickled or verified.
         """
-        limit = _checks.wait_timeout("timeout", timeout)
+        limit = _checks.seconds("timeout", timeout)
         deadline = None if limit is None else time.monotonic() + limit
         self.wait(limit)
         ok, value = self._outcome_by(deadline, timeout)
@@ -258,7 +258,7 @@ class Child(ExitWatch):
         Raises:
             TimeoutExpired: ``timeout`` passed; call again to go on collecting.
         """
-        if not self._streams.finish(input, _checks.wait_timeout("timeout", timeout)):
+        if not self._streams.finish(input, _checks.seconds("timeout", timeout)):
             raise TimeoutExpired(
                 f"child {self.name!r} (pid {self.pid}) still writing output after {timeout} s",
                 timeout=timeout,
