@@ -73,7 +73,7 @@ def main(rounds):
     import psutil
     from starting import medians, mp_start_join
 
-    from goforkpy._launch import warm as zygote
+    from goforkpy._launch import zygotes as zygote
 
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["__main__", "numpy", "pandas"])
@@ -87,7 +87,12 @@ def main(rounds):
     }
     found = medians(contenders, rounds)
     found["bare os.fork + _exit + waitpid"] = _bare_fork_floor(5 * rounds)
-    (zygote_pid,) = [pid for pid in zygote.pids() if psutil.Process(pid).ppid() == os.getpid()]
+    (zygote_pid,) = [  # the zygote that re-ran this script (not cold children's spawner)
+        pid
+        for pid in zygote.pids()
+        if psutil.Process(pid).ppid() == os.getpid()
+        and __file__ in " ".join(psutil.Process(pid).cmdline())
+    ]
     memory = {
         "zygote RSS": psutil.Process(zygote_pid).memory_info().rss,
         "warm child USS": _uss_of("warm"),

@@ -28,6 +28,7 @@ PAYLOAD_FD = "GOFORKPY_PAYLOAD_FD"  # fd of the sealed memfd a big payload trave
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 FAULTS = "GOFORKPY_FAULTS"  # the private file a fatal signal's Python stacks go to
 PASSED = "GOFORKPY_FDS"  # comma-separated fds passed on to the function (Executor workers)
+TIED = "GOFORKPY_TIED"  # "1": a spawner made us a subreaper that dies with it, before the exec
 ZYGOTE = "GOFORKPY_ZYGOTE"  # "<requests fd>,<notices fd>": this process is a zygote
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
@@ -47,6 +48,7 @@ MARKERS = (
     PASSED,
     ZYGOTE,
     FAULTS,
+    TIED,
 )
 # Every launch sets these; a process with only some of them was not started by
 # goforkpy (they were left in an environment), so it is no child.
@@ -84,6 +86,7 @@ class Markers:
         "report",
         "stale",
         "started",
+        "tied",
         "zygote",
     )
 
@@ -112,6 +115,7 @@ class Markers:
         self.payload_fd = _fd(environ.get(PAYLOAD_FD)) if complete else None
         self.passed = _fds(environ.get(PASSED)) if complete else ()
         self.faults = environ.get(FAULTS) if complete else None
+        self.tied = complete and environ.get(TIED) == "1"
         zygote = _fds(environ.get(ZYGOTE)) if complete else ()
         self.zygote = (zygote[0], zygote[1]) if len(zygote) == 2 else None
 

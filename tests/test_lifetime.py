@@ -116,7 +116,7 @@ def test_parent_sigkilled_while_writing_a_big_payload(tmp_path: Path) -> None:
         assert parent.stdout is not None and parent.stdout.readline() == b"writing\n"
         children = [  # the script re-run: not the guardian, nor its exiting first fork
             child.pid
-            for child in psutil.Process(parent.pid).children()
+            for child in psutil.Process(parent.pid).children(recursive=True)
             if str(script) in _cmdline(child)
         ]
         assert len(children) == 1, "the child was started before its payload was written"

@@ -21,7 +21,7 @@ from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
 from goforkpy import _state
-from goforkpy._launch import methods, warm, zygote
+from goforkpy._launch import methods, zygote, zygotes
 
 
 def test_start_method_default_and_choice(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,7 +137,7 @@ def test_executor_replaces_a_crashed_worker_warm() -> None:
             pool.submit(crash_on, 1, 1, "segfault").result()
         second = pool.submit(pid_of).result()
         assert first != second
-        assert psutil.Process(second).ppid() in warm.pids(), "forked by a zygote"
+        assert psutil.Process(second).ppid() in zygotes.pids(), "forked by a zygote"
 
 
 WARM_SCRIPT = """
@@ -206,14 +206,17 @@ def test_zygote_that_cannot_start_means_a_cold_start(
 
     monkeypatch.setattr(zygote, "start_in_group", no_processes)
     # the session's zygotes stay as they were
-    monkeypatch.setattr(warm, "_zygotes", _state.Local(warm._Zygotes))
+    monkeypatch.setattr(zygotes, "_zygotes", _state.Local(zygotes._Zygotes))
     with caplog.at_level(logging.WARNING, logger="goforkpy"):
         child = fork.spawn("add", (1, 2), start="warm")
         again = fork.spawn("add", (3, 4), start="warm")
     assert (child.result(), child.start, again.result(), again.start) == (3, "cold", 7, "cold")
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "warm starts for functions in modules or sent by value fall back to cold: the "
-        "zygote could not start ([Errno 11] Resource temporarily unavailable)"
+        "zygote could not start ([Errno 11] Resource temporarily unavailable)",
+        "cold children start without a spawner, so what they leave running when they end "
+        "can outlive them: the zygote could not start ([Errno 11] Resource temporarily "
+        "unavailable)",
     ]
 
 

@@ -118,18 +118,19 @@ def _guard_parent() -> None:
     marked = _env.MARKED
     _env.record_faults(marked)
     fd = marked.lifeline
-    if fd is None:
-        return
+    if fd is None or marked.tied:
+        return  # a spawner tied us to itself before the exec, and watches the parent
     try:
         os.set_inheritable(fd, False)
     except OSError:
         return  # not open: the parent did not pass one
     if marked.zygote is not None:
-        # A zygote stays single-threaded (see warm.serve): it ties itself to
-        # the parent now and watches the lifeline in its own loop.
+        # A zygote stays single-threaded (see serve): it ties itself to the
+        # parent now, a subreaper that ends what its children leave, and
+        # watches the lifeline in its own loop.
         from .._process.platform import tie_to_parent
 
-        if marked.parent is None or not tie_to_parent(marked.parent, not marked.guarded, False):
+        if marked.parent is None or not tie_to_parent(marked.parent, not marked.guarded):
             end_family_and_die()
         return
     # A thread, so the child's start does not wait for ctypes to load.

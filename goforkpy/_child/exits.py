@@ -45,6 +45,10 @@ class PidfdExits:
     def fds(self) -> list[int]:
         return []
 
+    def watched(self) -> set[int]:
+        """Every child watched and not yet reaped, exited or not."""
+        return set(self._unreaped)
+
     def ended(self, fd: int) -> list[tuple[int, int]]:
         """(pid, returncode) for the child whose pidfd ``fd`` became readable."""
         pid = self._pidfds.pop(fd)
@@ -90,6 +94,9 @@ class SignalExits:
 
     def fds(self) -> list[int]:
         return [self._wake_r]
+
+    def watched(self) -> set[int]:
+        return set()  # every child is reaped the moment it exits
 
     def ended(self, fd: int) -> list[tuple[int, int]]:
         try:

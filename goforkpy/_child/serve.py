@@ -22,10 +22,11 @@ import socket
 import sys
 
 from .. import _env
-from .._process import streams
+from .._process import platform, streams
 from .._process.family import end_family_and_die
 from .._shared import zygote_messages as messages
 from . import exits
+from .orphans import Orphans
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,8 +104,10 @@ class _Zygote:
         self.outbox = bytearray()
         self.refusal: str | None = None
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
-        self.handed_out: set[int] = set()  # children the parent knows of
+        self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
         self.exits = exits.new()
+        # A subreaper (see _leave_zygote) ends what its children leave.
+        self.orphans = Orphans(self._watch) if platform.NATIVE else None
         self.selector = selectors.DefaultSelector()
         self.selector.register(requests, selectors.EVENT_READ, _REQUEST)
         self.selector.register(notices, selectors.EVENT_READ, _RELEASE)
@@ -127,7 +130,8 @@ class _Zygote:
 
     def _serve_ready(self) -> bool:
         """Handle what the selector says is ready; True in a child forked for a request."""
-        for key, events in self.selector.select():
+        wait = None if self.orphans is None else self.orphans.next_deadline()
+        for key, events in self.selector.select(wait):
             if key.data == _REQUEST and self._answer():
                 return True
             if key.data == _RELEASE:
@@ -141,6 +145,8 @@ class _Zygote:
                 if key.data == _EXIT_ONCE:
                     self.selector.unregister(key.fd)
                 self._ended(self.exits.ended(key.fd))
+        if self.orphans is not None:
+            self.orphans.kill_overdue()
         return False
 
     def _fork_spare(self) -> bool:
@@ -192,7 +198,7 @@ class _Zygote:
                     fds = []  # placed, or closed
                     return True
                 self._watch(pid)
-            self.handed_out.add(pid)
+            self.handed_out[pid] = request["grace"]
             messages.send(self.requests, (messages.FORKED, pid))
         finally:
             for fd in fds:
@@ -219,11 +225,16 @@ class _Zygote:
             self.selector.register(fd, selectors.EVENT_READ, _EXIT_ONCE)
 
     def _ended(self, ended: list[tuple[int, int]]) -> None:
-        """Tell the parent of its children's exits; a spare that died is only reaped."""
+        """Tell the parent of its children's exits, and end what they left; a spare that
+        died, or an orphan, is only reaped."""
         for pid, code in ended:
             if pid in self.handed_out:
-                self.handed_out.discard(pid)
+                grace = self.handed_out.pop(pid)
                 self.outbox += messages.frame((messages.EXITED, pid, code))
+                if self.orphans is not None:
+                    self.orphans.adopt(self.exits.watched(), grace)
+            elif self.orphans is not None and self.orphans.ended(pid, self.exits.watched()):
+                self.exits.release(pid)
             else:
                 if self.spare is not None and self.spare[0] == pid:
                     self.spare[1].close()
@@ -260,6 +271,8 @@ class _Zygote:
             self.spare[1].close()  # it leaves at EOF; its exit is collected as a spare's
             self.spare = None
         self.refusal = running_thread()
+        if self.orphans is not None:  # processes the import started are the zygote's own
+            self.orphans.keep(set(platform.children_of(os.getpid())) - self.exits.watched())
         gc.freeze()  # what the import made stays unshared by collections in the children
 
     def _release(self) -> None:
@@ -278,7 +291,8 @@ class _Zygote:
 
         It dies with the zygote, which alone can reap it and report its exit
         (the zygote in turn ends its whole family when the parent goes), and
-        keeps the descendants it orphans in its tree (a subreaper).
+        is a subreaper from here on, so what it starts stays in its tree and
+        comes to the zygote when it dies (see ``orphans``).
         """
         os.setpgid(0, 0)
         zygote = os.getppid()
@@ -295,7 +309,11 @@ class _Zygote:
 
 
 def _take_on(request: dict[str, Any], fds: list[int]) -> None:
-    """Become the child the request describes: streams, descriptors, directory, environment."""
+    """Become the child the request describes: streams, descriptors, directory, environment.
+
+    A request with a command line (a cold child, from a zygote that spawns)
+    then runs it instead of returning.
+    """
     placed = _place(fds, request["stdio"])
     env = request["env"]
     handed = list(zip(request["handed"], placed))
@@ -304,10 +322,34 @@ def _take_on(request: dict[str, Any], fds: list[int]) -> None:
         if name == _env.PASSED:
             os.set_inheritable(fd, True)
     os.chdir(request["cwd"])
+    if request["exec"] is not None:
+        _exec(request["exec"], env, [fd for _, fd in handed])
     _replace_environ(env)
     marked = _env.reread()
     marked.keep_private()
     _env.record_faults(marked)
+
+
+def _exec(argv: list[str], env: dict[str, str], handed: list[int]) -> NoReturn:
+    """Run ``argv`` in this process: a cold child, already a subreaper tied to us.
+
+    It inherits the descriptors it was handed and the report socket, and
+    signals as a fresh process has them (Python ignores SIGPIPE and SIGXFSZ).
+    """
+    import signal
+
+    report = _env.MARKED.report
+    for fd in (*handed, *(() if report is None else (report,))):
+        os.set_inheritable(fd, True)
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    env[_env.TIED] = "1"
+    try:
+        os.execve(argv[0], argv, env)
+    except OSError as exc:
+        os.write(2, f"goforkpy: cannot run {argv[0]}: {exc}\n".encode())
+    os._exit(127)
 
 
 def _replace_environ(env: dict[str, str]) -> None:

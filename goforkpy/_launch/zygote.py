@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     OnZombie = Callable[[], None]
 
 _log = logging.getLogger("goforkpy")
-MAIN_PATH, BOOT_PATH = "main", "boot"
+MAIN_PATH, BOOT_PATH, SPAWN_PATH = "main", "boot", "spawn"
 
 
 class Unusable(Exception):
@@ -129,11 +129,13 @@ class Zygote:
         options: Options,
         module: str | None,
         sys_path: list[str] | None,
+        argv: list[str] | None = None,
     ) -> ForkedProcess:
         """Have the zygote fork a child set up as a cold one would be, by ``options``.
 
         ``handed`` are (marker, descriptor) pairs: each descriptor is passed
-        and its number in the child set as the marker's value.
+        and its number in the child set as the marker's value. With ``argv``
+        the child runs that command line (a cold child of a spawner).
 
         Raises:
             Unusable: the zygote is gone or refuses (start cold instead).
@@ -145,6 +147,8 @@ class Zygote:
             "cwd": _directory(options.cwd),
             "module": module,
             "sys_path": sys_path,
+            "exec": argv,
+            "grace": options.grace,
         }
         with child_ends(*options.stdio) as (ends, ours):
             fds: list[int] = []
@@ -305,7 +309,6 @@ def _directory(cwd: str | os.PathLike[str] | None) -> str:
 
 
 def describe(path: str) -> str:
+    if path == SPAWN_PATH:
+        return "cold children"
     return "the main script" if path == MAIN_PATH else "functions in modules or sent by value"
-
-
-# --- the zygotes of this process ---------------------------------------------------------

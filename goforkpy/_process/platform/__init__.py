@@ -31,6 +31,7 @@ from .posix import pid_exists as pid_exists  # noqa: E402
 
 if NATIVE:
     from .linux import anonymous_file as anonymous_file
+    from .linux import children_of as children_of
     from .linux import descendant_pids as descendant_pids
     from .linux import group_and_tie_preexec as group_and_tie_preexec
     from .linux import has_exited as has_exited
@@ -51,6 +52,7 @@ if NATIVE:
     from .linux import watch_exit_supported as watch_exit_supported
 else:
     from .posix import anonymous_file as anonymous_file
+    from .posix import children_of as children_of
     from .posix import descendant_pids as descendant_pids
     from .posix import group_and_tie_preexec as group_and_tie_preexec
     from .posix import has_exited as has_exited

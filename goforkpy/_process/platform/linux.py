@@ -44,7 +44,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) -> bool:
+def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
     """In a child: stay findable, and die with the parent; False if it is already gone.
 
     Makes the child a subreaper, so descendants that double-fork stay in its
@@ -54,12 +54,10 @@ def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) ->
     in C code. The kernel fires it when the parent *thread* that started us
     exits, so parents start children from a thread that lives as long as
     they do. The parent may die before the arming, hence the pid check after.
-    A zygote is no subreaper (``subreaper=False``): it reaps only the
-    children it forked, and must not collect its children's orphans.
+    Both settings outlive an ``execve``.
     """
     prctl = _prctl()
-    if subreaper:
-        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if die_with_it:
         prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     return os.getppid() == parent_pid
@@ -167,6 +165,26 @@ def descendant_pids(pid: int) -> list[int]:
         found.extend(young)
         queue.extend(young)
     return found
+
+
+def children_of(pid: int) -> list[int]:
+    """The children of single-threaded ``pid`` (those of its main thread), from /proc."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(child) for child in f.read().split()]
+    except FileNotFoundError:  # a kernel built without CONFIG_PROC_CHILDREN
+        return [child for child in descendant_pids(pid) if _parent_of(child) == pid]
+    except OSError:
+        return []
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
 
 
 def sealed_memory_supported() -> bool:

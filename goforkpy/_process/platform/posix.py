@@ -33,7 +33,7 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def tie_to_parent(parent_pid: int, die_with_it: bool, subreaper: bool = True) -> bool:
+def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
     """In a child: die with the parent where the OS can; False if it is already gone.
 
     Portable POSIX has no parent-death signal nor subreapers: the lifeline
@@ -119,6 +119,16 @@ def descendant_pids(pid: int) -> list[int]:
 
     try:
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def children_of(pid: int) -> list[int]:
+    """The children of ``pid`` (psutil: POSIX has no cheaper way)."""
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children()]
     except psutil.Error:
         return []
 

@@ -1,0 +1,94 @@
+"""What a zygote's children leave behind: adopted, then ended after a grace period.
+
+A zygote is a subreaper, and so is each child it forks. Whatever a child
+starts stays in the child's tree while it lives (a daemon that double-forks
+comes back to it), and when the child dies, however it dies, the kernel
+hands all of it to the zygote. ``Orphans`` finds those processes among the
+zygote's children (the ones it did not fork), sends SIGTERM to each one's
+family at once, and SIGKILLs what is left when the grace period of the child
+they came from is over. A process orphaned later (its parent ended in the
+meantime) comes to the zygote too, and goes by the same deadline.
+
+The zygote is single-threaded: it asks ``next_deadline()`` how long it may
+wait for its next event, and calls ``kill_overdue()`` after each wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .._process.platform import children_of, descendant_pids
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Iterable
+
+
+class Orphans:
+    """The processes a zygote adopted, each with the moment it is SIGKILLed."""
+
+    def __init__(self, watch: Callable[[int], None]) -> None:
+        self._watch = watch  # so their exits are noticed, and they are reaped
+        self._deadlines: dict[int, float] = {}  # adopted pid -> when it is killed
+        self._own: set[int] = set()  # children the zygote's own imports started
+
+    def keep(self, pids: Iterable[int]) -> None:
+        """``pids`` are the zygote's own children (a module it imported started them)."""
+        self._own.update(pids)
+
+    def adopt(self, known: Iterable[int], grace: float) -> None:
+        """End every child of ours not in ``known`` (nor our own) within ``grace`` seconds."""
+        self._adopt(set(known), time.monotonic() + grace)
+
+    def ended(self, pid: int, known: Iterable[int]) -> bool:
+        """``pid`` exited: True if it was adopted. What it orphaned goes by its deadline."""
+        deadline = self._deadlines.pop(pid, None)
+        if deadline is None:
+            return False
+        self._adopt({*known, pid}, deadline)
+        return True
+
+    def next_deadline(self) -> float | None:
+        """Seconds until the next adopted process is due to be killed (``None``: none is)."""
+        if not self._deadlines:
+            return None
+        return max(0.0, min(self._deadlines.values()) - time.monotonic())
+
+    def kill_overdue(self) -> None:
+        """SIGKILL the families of adopted processes whose grace period is over."""
+        now = time.monotonic()
+        for pid, deadline in self._deadlines.items():
+            if deadline <= now:
+                _signal_family(pid, signal.SIGKILL)
+
+    def _adopt(self, known: set[int], deadline: float) -> None:
+        me = os.getpid()
+        found = [
+            pid
+            for pid in children_of(me)
+            if pid not in known and pid not in self._own and pid not in self._deadlines
+        ]
+        overdue = deadline <= time.monotonic()
+        for pid in found:
+            self._deadlines[pid] = deadline
+            self._watch(pid)
+            _signal_family(pid, signal.SIGKILL if overdue else signal.SIGTERM)
+
+
+def _signal_family(pid: int, sig: int) -> None:
+    """Send ``sig`` to ``pid`` and every descendant; to SIGKILL, stop them all first."""
+    family = [pid, *descendant_pids(pid)]
+    if sig == signal.SIGKILL:
+        _send(family, signal.SIGSTOP)  # nothing stopped can fork a new member meanwhile
+        family = [pid, *descendant_pids(pid)]
+    _send(family, sig)
+
+
+def _send(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass  # gone already
