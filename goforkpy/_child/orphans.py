@@ -50,6 +50,10 @@ class Orphans:
         self._adopt({*known, pid}, deadline)
         return True
 
+    def pending(self) -> list[int]:
+        """The adopted processes not yet reaped."""
+        return list(self._deadlines)
+
     def next_deadline(self) -> float | None:
         """Seconds until the next adopted process is due to be killed (``None``: none is)."""
         if not self._deadlines:
@@ -92,3 +96,49 @@ def _send(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
         except OSError:
             pass  # gone already
+
+
+def contain(pid: int, grace: float, lifeline: int) -> int:
+    """Wait for our child ``pid`` to exit, end what it left (a subreaper's), then reap it.
+
+    For a process whose only child is ``pid`` (a snapshot's intermediate):
+    ``pid`` stays unreaped, its pid not reusable, until its orphans are gone.
+    At EOF on ``lifeline`` (the parent died) the whole family is ended at
+    once, and this process with it. Returns ``pid``'s wait status.
+    """
+    _wait_for_exit(pid, lifeline)
+    orphans = Orphans(lambda adopted: None)
+    orphans.adopt({pid}, grace)
+    tick = 0.001
+    while orphans.pending():
+        for adopted in orphans.pending():
+            if os.waitpid(adopted, os.WNOHANG)[0]:
+                orphans.ended(adopted, {pid})
+        orphans.kill_overdue()
+        wait = orphans.next_deadline()
+        if orphans.pending() and wait is not None:
+            time.sleep(min(wait, tick))
+            tick = min(tick * 2, 0.05)
+    return os.wait4(pid, 0)[1]
+
+
+def _wait_for_exit(pid: int, lifeline: int) -> None:
+    """Block until child ``pid`` has exited (unreaped), or end everything if the parent dies."""
+    import select
+
+    from .._process.family import end_family_and_die
+
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready = select.select([pidfd, lifeline], [], [])[0]
+            if pidfd in ready:
+                return
+            try:
+                if os.read(lifeline, 4096):
+                    continue  # nobody writes to it; only EOF means something
+            except OSError:
+                pass
+            end_family_and_die()
+    finally:
+        os.close(pidfd)

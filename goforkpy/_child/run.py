@@ -221,21 +221,21 @@ def _die(message: str) -> NoReturn:
     exit_now(1)
 
 
-def become_snapshot(markers: dict[str, str]) -> None:
+def become_snapshot(markers: dict[str, str], parent: int) -> None:
     """In a snapshot child: its markers (``is_child()``, ``ppid()``, where to report).
 
-    No watcher thread: with the guardian watching, a parent's death ends our
+    ``parent`` forked it: the caller, or an intermediate between them. No
+    watcher thread: with the guardian watching, a parent's death ends our
     tree; without it, the kernel's parent-death signal, where there is one.
     """
     global stage
     stage = SNAPSHOT
     marked = _env.MARKED = _env.Markers(markers)  # type: ignore[arg-type]
     _env.record_faults(marked)
-    if marked.parent is not None:
-        from .._process.platform import tie_to_parent
+    from .._process.platform import tie_to_parent
 
-        if not tie_to_parent(marked.parent, die_with_it=not marked.guarded):
-            end_family_and_die()
+    if not tie_to_parent(parent, die_with_it=not marked.guarded):
+        end_family_and_die()
 
 
 def run_and_leave(

@@ -23,7 +23,7 @@ import threading
 from .. import _env
 from .._child import run
 from .._parent.child import Child
-from .._process import reaper
+from .._process import platform, reaper
 from .._process.handle import ForkedProcess
 from .._process.stdio import child_ends
 from .._state import handing_over
@@ -33,6 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, NoReturn
 
+    from .._parent.child import Watch
+    from .._process.reaper import OnExit, OnZombie
     from .record import Launch
 
 PICKLES = False  # the child runs on a copy of our memory: nothing travels
@@ -50,15 +52,100 @@ def start(launch: Launch) -> Child:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
         cwd = None if options.cwd is None else os.fspath(options.cwd)
-        pid = _fork(launch.name)
-        if pid == 0:
-            _be_the_child(launch, markers, ends, cwd)
+        pid, watch = _fork_contained(launch, markers, ends, cwd)
         process = ForkedProcess(pid, ours)
         kept = (launch.stem, launch.key, None)
         taken = None if started is None else pipes.take(started)
-        return Child._started(
-            launch.name, process, kept, options, taken, (reaper.watch, methods.SNAPSHOT)
-        )
+        return Child._started(launch.name, process, kept, options, taken, (watch, methods.SNAPSHOT))
+
+
+def _fork_contained(
+    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None
+) -> tuple[int, Watch]:
+    """Fork the child: (its pid, what watches its exit).
+
+    Where the OS has subreapers, the child hangs from an intermediate: a
+    subreaper that forks it, waits for it, ends what it left (``orphans``)
+    and then exits as it did, so this process reaps the intermediate and
+    learns the child's exit status and resource use from it.
+    """
+    if not platform.NATIVE:
+        pid = _fork(launch.name)
+        if pid == 0:
+            _be_the_child(launch, markers, ends, cwd, int(markers[_env.PARENT]))
+        return pid, reaper.watch
+    read, write = os.pipe()
+    try:
+        between = _fork(launch.name)
+        if between == 0:
+            try:
+                os.close(read)
+                _be_between(launch, markers, ends, cwd, write)
+            finally:
+                os._exit(1)  # never back into the caller's code, whatever happened
+        os.close(write)
+        write = -1
+        told = b""
+        while chunk := os.read(read, 64):
+            told += chunk
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+    if not told.isdigit():  # it could not fork: it sent the errno, and left
+        reaper.reap(between)
+        number = int(told[1:] or 0)
+        raise OSError(number, os.strerror(number))
+
+    def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
+        reaper.watch(between, on_exit, on_zombie)
+
+    return int(told), watch
+
+
+def _be_between(
+    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None, tell: int
+) -> NoReturn:
+    """The intermediate: fork the child, tell its pid on ``tell``, contain it, exit as it did."""
+    import signal
+
+    from .._child.orphans import contain
+
+    try:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the caller's to handle
+        if not platform.tie_to_parent(int(markers[_env.PARENT]), not markers.get(_env.GUARDED)):
+            os._exit(1)
+        me = os.getpid()
+        with handing_over():
+            pid = os.fork()
+    except OSError as exc:
+        os.write(tell, b"E%d" % (exc.errno or 0))
+        os._exit(1)
+    if pid == 0:
+        os.close(tell)
+        _be_the_child(launch, markers, ends, cwd, me)
+    os.write(tell, b"%d" % pid)
+    os.close(tell)
+    for fd in {fd for fd in ends if fd is not None and fd > 2}:
+        os.close(fd)  # the caller sees EOF on the child's pipes when the child exits
+    status = contain(pid, launch.options.grace, int(markers[_env.LIFELINE]))
+    _exit_as(status)
+
+
+def _exit_as(status: int) -> NoReturn:
+    """Leave with the wait status ``status``: the same exit code, or the same signal."""
+    import resource
+    import signal
+
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the child's core, not ours
+        if number not in (signal.SIGKILL, signal.SIGSTOP):  # the two that cannot be caught
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        os.kill(os.getpid(), number)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 1)
 
 
 _loaded = False
@@ -77,10 +164,11 @@ def _load_what_the_child_runs() -> None:
     import hashlib  # noqa: F401 - the tag of a big result
     import io  # noqa: F401
     import resource  # noqa: F401
+    import select  # noqa: F401
     import traceback  # noqa: F401 - a function that raised
 
-    from .._child import telling
-    from .._process import platform, streams  # noqa: F401
+    from .._child import orphans, telling  # noqa: F401 - the intermediate's part too
+    from .._process import family, platform, streams  # noqa: F401
     from .._process.limits import apply  # noqa: F401
     from .._shared import hooks  # noqa: F401
     from .._shared.wire import tag
@@ -120,11 +208,11 @@ def _foreign(thread: threading.Thread) -> bool:
 
 
 def _be_the_child(
-    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None
+    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None, parent: int
 ) -> NoReturn:
     """In the child: take on the options, run the function, write the result, leave.
 
-    Never returns.
+    ``parent`` forked it (the caller, or the intermediate). Never returns.
     """
     limits, env = launch.options.applied_limits(), launch.options.env
     try:
@@ -134,7 +222,7 @@ def _be_the_child(
             os.chdir(cwd)
         if env:
             os.environ.update(env)
-        run.become_snapshot(markers)
+        run.become_snapshot(markers, parent)
         if limits:
             from .._process.limits import apply
 
