@@ -125,12 +125,13 @@ def _guard_parent() -> None:
     except OSError:
         return  # not open: the parent did not pass one
     if marked.zygote is not None:
-        # A zygote stays single-threaded (see serve): it ties itself to the
-        # parent now, a subreaper that ends what its children leave, and
-        # watches the lifeline in its own loop.
+        # A zygote stays single-threaded (see serve): a subreaper that ends what
+        # its children leave, it watches the lifeline in its own loop, and at
+        # its EOF ends its whole family before it dies. No parent-death signal:
+        # the kernel would kill it first, and its children's orphans go to init.
         from .._process.platform import tie_to_parent
 
-        if marked.parent is None or not tie_to_parent(marked.parent, not marked.guarded):
+        if marked.parent is None or not tie_to_parent(marked.parent, die_with_it=False):
             end_family_and_die()
         return
     # A thread, so the child's start does not wait for ctypes to load.

@@ -107,19 +107,36 @@ def contain(pid: int, grace: float, lifeline: int) -> int:
     once, and this process with it. Returns ``pid``'s wait status.
     """
     _wait_for_exit(pid, lifeline)
+    end_children({pid}, grace)
+    return os.wait4(pid, 0)[1]
+
+
+def end_children(known: set[int], grace: float) -> None:
+    """End every child of ours but ``known``, and all they started; return once all are reaped.
+
+    SIGTERM first, SIGKILL to what is left after ``grace`` seconds. What an
+    executor's worker does after each task: the processes a task started do
+    not outlive it.
+    """
     orphans = Orphans(lambda adopted: None)
-    orphans.adopt({pid}, grace)
+    orphans.adopt(known, grace)
     tick = 0.001
     while orphans.pending():
         for adopted in orphans.pending():
-            if os.waitpid(adopted, os.WNOHANG)[0]:
-                orphans.ended(adopted, {pid})
+            if _reaped(adopted):
+                orphans.ended(adopted, known)
         orphans.kill_overdue()
         wait = orphans.next_deadline()
         if orphans.pending() and wait is not None:
             time.sleep(min(wait, tick))
             tick = min(tick * 2, 0.05)
-    return os.wait4(pid, 0)[1]
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True  # reaped by its owner (a Popen, goforkpy's reaper) meanwhile
 
 
 def _wait_for_exit(pid: int, lifeline: int) -> None:

@@ -94,7 +94,7 @@ class Worker:
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            args = (initializer, settings.capture)
+            args = (initializer, settings.capture, settings.grace)
             options = Options(
                 grace=1.0, pass_fds=(theirs.fileno(),), start=settings.start, limits=settings.limits
             )

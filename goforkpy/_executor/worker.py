@@ -12,6 +12,7 @@ import socket
 import sys
 
 from .. import _env
+from .._process import platform
 from .._shared import wire
 from .._shared.protocol import Result
 from .._shared.registry import register_func
@@ -36,12 +37,14 @@ INTERRUPT = signal.SIGUSR2  # the pool's "past task_timeout": raise TimeoutExpir
 _running: list[int] = []  # the id of the task running now, if one is
 
 
-def serve(initializer: bytes | None, capture: bool = False) -> None:
+def serve(initializer: bytes | None, capture: bool = False, grace: float = 5.0) -> None:
     """The worker loop: run each task batch in turn, answer, until told to quit.
 
     Its socket is the one descriptor passed on to it (a warm worker's has a
     number of the zygote's choosing, so it is not an argument). With
     ``capture``, what each task writes to fds 1 and 2 goes back with its answer.
+    The processes a task started are ended before its answer goes (SIGTERM,
+    SIGKILL after ``grace``); those the initializer started stay.
     """
     (fd,) = _env.MARKED.passed
     os.set_inheritable(fd, False)  # what tasks start must not hold our end open
@@ -51,6 +54,7 @@ def serve(initializer: bytes | None, capture: bool = False) -> None:
     with sock, sock.makefile("rb", buffering=1 << 16) as stream:
         if initializer is not None and not _initialize(sock, initializer):
             return
+        kept = set(platform.children_of(os.getpid()))  # the initializer's live with us
         sock.sendall(frame(STARTED, 0, b""))  # task timeouts count from here, not from exec
         while True:
             received = read_frame(stream)
@@ -63,8 +67,25 @@ def serve(initializer: bytes | None, capture: bool = False) -> None:
                 with outputs:
                     answer = _run(task_id, body)
                 answer.insert(0, frame(OUTPUT, task_id, outputs.taken()))
+            _end_what_the_task_left(kept, grace)
             for part in answer:
                 sock.sendall(part)
+
+
+def _end_what_the_task_left(kept: set[int], grace: float) -> None:
+    """End the processes the task started (and what they started), but goforkpy's helpers.
+
+    The worker is a subreaper, so even daemons the task double-forked are its
+    children by now, or descendants of one.
+    """
+    children = platform.children_of(os.getpid())
+    if not children or kept.issuperset(children):
+        return
+    zygotes = sys.modules.get("goforkpy._launch.zygotes")  # the task started warm children
+    helpers = set() if zygotes is None else set(zygotes.pids())
+    from .._child.orphans import end_children
+
+    end_children(kept | helpers, grace)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -67,10 +67,11 @@ def family():
         queue.extend(young.get(pid, ()))
     return members
 
-stopped = set()
-for _ in range(10):  # stopped members cannot fork: stop what is new until nothing is
+stopped, quiet = set(), 0
+for _ in range(20):  # stopped members cannot fork: stop what is new until nothing is
     new = family() - stopped
-    if not new:
+    quiet = 0 if new else quiet + 1
+    if quiet == 2:  # twice: a member dying mid-walk hides its young from one walk
         break
     for pid in new:
         try:
@@ -78,7 +79,7 @@ for _ in range(10):  # stopped members cannot fork: stop what is new until nothi
         except OSError:
             pass
     stopped |= new
-for pgid in roots:
+for pgid in roots | stopped:  # the groups they lead hold members orphaned to init
     try:
         os.killpg(pgid, 9)
     except OSError:
