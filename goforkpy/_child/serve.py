@@ -263,17 +263,34 @@ class _Zygote:
         if module is None or module in sys.modules:
             return
         sys.path[:] = request["sys_path"]
+        before = self._children()
         try:
             __import__(module)
         except BaseException:  # each child imports it again, and reports the error
             pass
+        if self.orphans is not None:  # processes the import started are the zygote's own
+            self.orphans.keep(self._in_our_group(self._children() - before))
         if self.spare is not None:
             self.spare[1].close()  # it leaves at EOF; its exit is collected as a spare's
             self.spare = None
         self.refusal = running_thread()
-        if self.orphans is not None:  # processes the import started are the zygote's own
-            self.orphans.keep(set(platform.children_of(os.getpid())) - self.exits.watched())
         gc.freeze()  # what the import made stays unshared by collections in the children
+
+    def _children(self) -> set[int]:
+        return set() if self.orphans is None else set(platform.children_of(os.getpid()))
+
+    def _in_our_group(self, pids: set[int]) -> set[int]:
+        """Those of ``pids`` in the zygote's process group: what the zygote started itself,
+        never what its children left (each child leads a group of its own)."""
+        ours = os.getpgid(0)
+        found = set()
+        for pid in pids - self.exits.watched():
+            try:
+                if os.getpgid(pid) == ours:
+                    found.add(pid)
+            except ProcessLookupError:
+                pass
+        return found
 
     def _release(self) -> None:
         received = messages.receive(self.notices)
