@@ -75,11 +75,11 @@ def _default_sigint() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_up(_default_sigint: None) -> None:
-    """Start the reaper and the zygote once, so their own fds are not counted as a
-    test's leak."""
+    """Start the reaper, the spawner and the zygote once, so their own fds are not
+    counted as a test's leak."""
     import workers  # noqa: F401 - registers the functions the tests fork
 
-    fork.fork("add", 1, 1).wait()
+    fork.spawn("add", (1, 1), start="cold").wait()  # the cold children's spawner too
     fork.warm_up()
 
 
