@@ -1,10 +1,10 @@
 """The warm start: a fork of a zygote that already ran the child's start-up.
 
-This process has at most two zygotes (``zygote.Zygote``): one that re-ran the
-main script down to ``fork.init()``, for functions defined there, and one
-started from goforkpy's entry point, for functions in modules (which it
-imports on request and keeps) and functions sent by value. Each starts on
-first need (or by ``fork.warm_up()``) and is replaced if it dies. Where one
+Warm children come from two zygotes (``zygotes``): one that re-ran the main
+script down to ``fork.init()``, for functions defined there, and one started
+from goforkpy's entry point, for functions in modules (which it imports on
+request and keeps) and functions sent by value. Each starts on first need
+(or by ``fork.warm_up()``) and is replaced if it dies. Where one
 cannot serve (it could not start, or the program's imports started a thread
 in it), its launch path starts cold from then on, with one warning; a zygote
 that refuses one request makes that child start cold.
