@@ -15,6 +15,7 @@ import weakref
 from .. import _checks
 from .._errors import TimeoutExpired
 from .._shared import registry
+from . import worker
 from .futures import TaskFuture
 from .pool import Pool
 
@@ -150,7 +151,7 @@ class Executor(cf.Executor):
             if report is not None:
                 future.add_done_callback(report)
             futures.append(future)
-        return _results_in_order(futures, deadline, timeout)
+        return _results_in_order(futures, deadline, timeout, self._pool.end_running)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work; with ``wait``, return once every worker is gone.
@@ -162,10 +163,11 @@ class Executor(cf.Executor):
         self._pool.shutdown(wait, cancel_futures)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Leaving the block: on an exception, the running tasks end as ``map`` says."""
         if exc_type is None:
             self.shutdown(wait=True)
         else:
-            self._pool.abort(self._grace)
+            self._pool.abort(self._grace, _why(exc_type))
 
     def __repr__(self) -> str:
         return f"<goforkpy.Executor max_workers={self._max_workers} {self._pool.describe()}>"
@@ -190,28 +192,45 @@ class _MapTimeout(TimeoutExpired, cf.TimeoutError):  # type: ignore[misc,unused-
 
 
 def _results_in_order(
-    futures: list[TaskFuture], deadline: float | None, timeout: float | None
+    futures: list[TaskFuture],
+    deadline: float | None,
+    timeout: float | None,
+    end: Callable[[list[TaskFuture], bytes], None],
 ) -> Iterator[Any]:
-    """Yield each chunk's results in order; cancel what is left if we stop early."""
+    """Yield each chunk's results in order.
+
+    Left early (an error, ``break``, ``close()``, Ctrl+C, the timeout), ``end``
+    cancels what is pending and ends what runs: KeyboardInterrupt raised in
+    the tasks for Ctrl+C, CancelledError otherwise; then SIGTERM, SIGKILL.
+    """
+    why = worker.CANCELLED
     try:
         futures.reverse()  # pop from the end: the oldest first
         while futures:
-            future = futures.pop()
+            future = futures[-1]
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 chunk = future.result(left)
             except cf.TimeoutError:
-                future.cancel()  # a running chunk is killed, as with every other left over
                 raise _MapTimeout(
                     f"map() results not ready within {timeout} s", timeout=timeout
                 ) from None
+            futures.pop()
             del future  # it holds the chunk: hand results over without keeping them alive
             chunk.reverse()
             while chunk:
                 yield chunk.pop()
+    except KeyboardInterrupt:
+        why = worker.CTRL_C
+        raise
     finally:
-        for future in futures:
-            future.cancel()
+        if futures:
+            end(futures, why)
+
+
+def _why(exc_type: type[BaseException]) -> bytes:
+    """What a running task is told when the caller leaves early by ``exc_type``."""
+    return worker.CTRL_C if issubclass(exc_type, KeyboardInterrupt) else worker.CANCELLED
 
 
 def _progress_reporter(progress: Progress, total: int) -> Callable[[cf.Future[Any]], None] | None:

@@ -36,6 +36,11 @@ class TaskFuture(cf.Future["Any"]):
         return super().exception(_checks.seconds("timeout", timeout))
 
     def cancel(self) -> bool:
+        """Cancel the task; a running one is killed at once (its worker's tree)."""
+        return self._cancel(kill=True)
+
+    def _cancel(self, kill: bool) -> bool:
+        """Cancel, running or not; without ``kill`` the pool ends a running task itself."""
         if super().cancel():
             return True
         with self._condition:
@@ -45,14 +50,15 @@ class TaskFuture(cf.Future["Any"]):
             for waiter in self._waiters:
                 waiter.add_cancelled(self)
             self._condition.notify_all()
-        self.kill(self)
+        if kill:
+            self.kill(self)
         self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
 
-def cancel_and_notify(future: TaskFuture) -> None:
+def cancel_and_notify(future: TaskFuture, kill: bool = True) -> None:
     """Cancel ``future``, running or not, and tell its waiters (``wait``, ``as_completed``)."""
-    future.cancel()
+    future._cancel(kill)
     with future._condition:
         unnotified = future._state == _base.CANCELLED
     if unnotified:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import os
 import socket
 import time
 
 from .._errors import TimeoutExpired
 from .._shared import protocol
 from . import frames
+from .worker import INTERRUPT
 from .worker import NAME as WORKER_NAME
 
 TYPE_CHECKING = False
@@ -75,8 +77,8 @@ class Task:
 class Worker:
     """The pool's side of one worker process: its socket, tasks in flight, its pace."""
 
-    def __init__(self, child: Child, sock: socket.socket) -> None:
-        self.child, self.sock = child, sock
+    def __init__(self, child: Child, sock: socket.socket, why: int) -> None:
+        self.child, self.sock, self.why = child, sock, why
         self.inflight: collections.deque[Task] = collections.deque()
         self.outgoing: collections.deque[memoryview] = collections.deque()
         self.reader = frames.FrameReader()
@@ -93,19 +95,39 @@ class Worker:
         from .._launch.record import Options
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        why_read, why_write = os.pipe()  # why the pool interrupts a task (worker.INTERRUPT)
         try:
             args = (initializer, settings.capture, settings.grace)
+            passed = (theirs.fileno(), why_read)
             options = Options(
-                grace=1.0, pass_fds=(theirs.fileno(),), start=settings.start, limits=settings.limits
+                grace=1.0, pass_fds=passed, start=settings.start, limits=settings.limits
             )
             child = launch(WORKER_NAME, args, None, options)
         except BaseException:
             ours.close()
+            os.close(why_write)
             raise
         finally:
             theirs.close()
+            os.close(why_read)
         ours.setblocking(False)
-        return cls(child, ours)
+        os.set_blocking(why_write, False)
+        return cls(child, ours, why_write)
+
+    def close(self) -> None:
+        """Close our ends of its socket and why pipe."""
+        self.sock.close()
+        if self.why >= 0:
+            os.close(self.why)
+            self.why = -1
+
+    def interrupt(self, why: bytes) -> None:
+        """Raise in its running task the exception ``why`` names (see ``worker.INTERRUPT``)."""
+        try:
+            os.write(self.why, why)
+            os.kill(self.child.pid, INTERRUPT)
+        except OSError:
+            pass  # it ended meanwhile; the reaper says how
 
     def ahead(self) -> int:
         for quicker_than, depth in _AHEAD:
@@ -130,4 +152,4 @@ def stop_all(workers: list[Worker]) -> None:
             worker.child.wait(max(0.0, deadline - time.monotonic()))
         except TimeoutExpired:
             worker.child.kill()  # shutdown never hangs on a stuck worker
-        worker.sock.close()
+        worker.close()

@@ -23,6 +23,7 @@ import threading
 import time
 import weakref
 
+from .._errors import TimeoutExpired
 from .._shared import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, cancel_and_notify, settle
@@ -72,9 +73,10 @@ class Pool(Upkeep):
         self._pending: collections.deque[Task] = collections.deque()
         self._ids = itertools.count(1)
         self._shutdown = self._cancel_pending = False
-        self._abort_grace: float | None = None  # set: end the running workers too
+        self._abort: tuple[float, bytes] | None = None  # (grace, why): end running tasks too
         self._broken: BaseException | None = None
         self._kills: list[TaskFuture] = []
+        self._stops: list[tuple[TaskFuture, bytes]] = []  # running tasks to end in steps
         self._exited: list[Worker] = []
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
@@ -115,11 +117,23 @@ class Pool(Upkeep):
         elif wait and thread is not threading.current_thread():
             thread.join()
 
-    def abort(self, grace: float) -> None:
-        """Cancel what is pending, terminate the running workers' trees, wait for the end."""
+    def abort(self, grace: float, why: bytes) -> None:
+        """Cancel what is pending, end the running tasks in steps (the exception ``why``
+        names raised in each, SIGTERM to its worker's tree after ``grace``, SIGKILL after
+        another), end the idle workers, and wait for the end."""
         with self._lock:
-            self._abort_grace = grace
+            self._abort = (grace, why)
         self.shutdown(wait=True, cancel_futures=True)
+
+    def end_running(self, futures: list[TaskFuture], why: bytes) -> None:
+        """Cancel ``futures``: the pending ones at once, the running ones in steps (see
+        ``abort``); the pool goes on."""
+        # Future.cancel cancels only what has not started (TaskFuture's would kill the rest)
+        running = [f for f in futures if not cf.Future.cancel(f) and not f.done()]
+        if running:
+            with self._lock:
+                self._stops += [(future, why) for future in running]
+            self._wake()
 
     def describe(self) -> str:
         with self._lock:
@@ -171,6 +185,7 @@ class Pool(Upkeep):
         with self._lock:
             exited, self._exited = self._exited, []
             kills, self._kills = self._kills, []
+            stops, self._stops = self._stops, []
             if self._cancel_pending:
                 cancelled, self._pending = list(self._pending), collections.deque()
             else:
@@ -183,8 +198,10 @@ class Pool(Upkeep):
             self._bury(worker, None)
         for future in kills:
             self._kill_running(future)
-        if self._abort_grace is not None:
-            self._end_all_workers(self._abort_grace)
+        for future, why in stops:
+            self._stop_running(future, why)
+        if self._abort is not None:
+            self._end_all_workers(*self._abort)
             return False
         self._expire()
         if self._broken is not None:
@@ -315,7 +332,7 @@ class Pool(Upkeep):
             self._read_what_is_left(worker)
         worker.dead = True
         self._selector.unregister(worker.sock)
-        worker.sock.close()
+        worker.close()
         self._workers.remove(worker)
         if worker.child.is_alive():
             worker.child.kill()
@@ -328,16 +345,30 @@ class Pool(Upkeep):
                 self._pending.extendleft(reversed(worker.inflight))
             worker.inflight.clear()
 
-    def _end_all_workers(self, grace: float) -> None:
-        """Terminate every worker's tree at once (one grace period); cancel their tasks."""
-
+    def _end_all_workers(self, grace: float, why: bytes) -> None:
+        """End every worker: the running tasks in steps (``abort``), all at once; the
+        idle workers' trees at once. Their tasks are cancelled."""
         from .._process.tree import end_handles
 
+        busy, idle = [], []
         for worker in self._workers:
+            head = worker.inflight[0] if worker.inflight and worker.up else None
+            if head is not None and head.started:
+                self._interrupt(worker, head, why)
+                busy.append(worker)
+            else:
+                idle.append(worker)
             for task in worker.inflight:
-                cancel_and_notify(task.future)
+                cancel_and_notify(task.future, kill=False)
             worker.inflight.clear()
-        end_handles([worker.child for worker in self._workers], signal.SIGTERM, grace)
+        end_handles([worker.child for worker in idle], signal.SIGTERM, grace)
+        deadline = time.monotonic() + grace  # the tasks' finally blocks run meanwhile
+        for worker in busy:
+            try:
+                worker.child.wait(max(0.0, deadline - time.monotonic()))
+            except TimeoutExpired:
+                pass
+        end_handles([worker.child for worker in busy], signal.SIGTERM, grace)
         for worker in list(self._workers):
             self._bury(worker, cf.CancelledError())
 
@@ -349,6 +380,13 @@ class Pool(Upkeep):
         received, _ = worker.reader.read(worker.sock)
         for kind, task_id, body in received:
             self._answer(worker, kind, task_id, body)
+
+    def _stop_running(self, future: TaskFuture, why: bytes) -> None:
+        for worker in self._workers:
+            head = worker.inflight[0] if worker.inflight else None
+            if head is not None and head.future is future and head.started:
+                cancel_and_notify(future, kill=False)
+                self._interrupt(worker, head, why)
 
     def _kill_running(self, future: TaskFuture) -> None:
         for worker in list(self._workers):

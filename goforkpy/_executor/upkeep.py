@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import time
 
@@ -15,7 +14,7 @@ from .._errors import TimeoutExpired
 from .._shared import protocol
 from . import frames
 from .futures import settle
-from .worker import INTERRUPT
+from .worker import TIMED_OUT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,25 +36,31 @@ class Upkeep:
         def _bury(self, worker: Worker, reason: BaseException | None) -> None: ...
 
     def _expire(self) -> None:
-        """Tasks past ``task_timeout``, in steps: TimeoutExpired raised in the task (its
-        future fails now), SIGTERM to the worker's tree after ``grace``, SIGKILL after
-        another ``grace`` (a task stuck in C code cannot take the first step)."""
-        if self._task_timeout is None:
-            return
+        """Running tasks that must stop, in steps: an exception raised in the task
+        (``interrupt``), SIGTERM to its worker's tree after ``grace``, SIGKILL after
+        another ``grace`` (a task stuck in C code cannot take the first step). Tasks
+        past ``task_timeout`` take the first step here."""
         now, grace = time.monotonic(), self.settings.grace
         for worker in list(self._workers):
             head = worker.inflight[0] if worker.inflight else None
             if head is None or not head.started:
                 continue
-            if not head.interrupted and now - head.started >= self._task_timeout:
-                head.interrupted = now
-                settle(head.future, error=self._timed_out(worker, head))
-                _signal(worker.child.pid, INTERRUPT)
-            elif head.interrupted and not head.terminated and now - head.interrupted >= grace:
+            if not head.interrupted:
+                if self._task_timeout is not None and now - head.started >= self._task_timeout:
+                    settle(head.future, error=self._timed_out(worker, head))
+                    self._interrupt(worker, head, TIMED_OUT)
+            elif not head.terminated and now - head.interrupted >= grace:
                 head.terminated = now
                 worker.child.send_signal(signal.SIGTERM)
             elif head.terminated and now - head.terminated >= grace:
                 self._bury(worker, None)
+
+    def _interrupt(self, worker: Worker, task: Task, why: bytes) -> None:
+        """The first step of ending a running task: raise in it what ``why`` names. Once
+        only: a second exception would land in the task's own ``finally``."""
+        if not task.interrupted:
+            task.interrupted = time.monotonic()
+            worker.interrupt(why)
 
     def _timed_out(self, worker: Worker, task: Task) -> TimeoutExpired:
         _log.debug("task %s ran past task_timeout in worker %d", task.fn_name, worker.child.pid)
@@ -69,8 +74,6 @@ class Upkeep:
         )
 
     def _next_deadline(self) -> float | None:
-        if self._task_timeout is None:
-            return None
         grace, moments = self.settings.grace, []
         for worker in self._workers:
             head = worker.inflight[0] if worker.inflight and worker.up else None
@@ -80,7 +83,7 @@ class Upkeep:
                 moments.append(head.terminated + grace)
             elif head.interrupted:
                 moments.append(head.interrupted + grace)
-            else:
+            elif self._task_timeout is not None:
                 moments.append(head.started + self._task_timeout)
         moments = [moment for moment in moments if moment != math.inf]  # grace: no limit
         return max(0.0, min(moments) - time.monotonic()) if moments else None
@@ -123,10 +126,3 @@ class Upkeep:
                 resident,
                 limit,
             )
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass  # it ended meanwhile; the reaper says how

@@ -33,21 +33,29 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-INTERRUPT = signal.SIGUSR2  # the pool's "past task_timeout": raise TimeoutExpired in the task
+INTERRUPT = signal.SIGUSR2  # the pool's "stop this task": raise in it what the why pipe says
+# Why the pool interrupts: past task_timeout, Ctrl+C, or the caller left a block or map early.
+TIMED_OUT, CTRL_C, CANCELLED = b"t", b"i", b"c"
 _running: list[int] = []  # the id of the task running now, if one is
+_why = [-1]  # the read end of the pipe the pool writes each interrupt's reason to
+_leaving: list[bool] = []  # set: the caller is gone, take no further task
 
 
 def serve(initializer: bytes | None, capture: bool = False, grace: float = 5.0) -> None:
     """The worker loop: run each task batch in turn, answer, until told to quit.
 
-    Its socket is the one descriptor passed on to it (a warm worker's has a
-    number of the zygote's choosing, so it is not an argument). With
+    Its socket and the read end of the pool's why pipe are the descriptors
+    passed on to it (a warm worker's have numbers of the zygote's choosing,
+    so they are not arguments). With
     ``capture``, what each task writes to fds 1 and 2 goes back with its answer.
     The processes a task started are ended before its answer goes (SIGTERM,
     SIGKILL after ``grace``); those the initializer started stay.
     """
-    (fd,) = _env.MARKED.passed
-    os.set_inheritable(fd, False)  # what tasks start must not hold our end open
+    fd, why = _env.MARKED.passed
+    for mine in (fd, why):
+        os.set_inheritable(mine, False)  # what tasks start must not hold our ends open
+    os.set_blocking(why, False)
+    _why[0] = why
     signal.signal(INTERRUPT, _interrupt)
     sock = socket.socket(fileno=fd)
     outputs = _Capture() if capture else None
@@ -70,6 +78,8 @@ def serve(initializer: bytes | None, capture: bool = False, grace: float = 5.0) 
             _end_what_the_task_left(kept, grace)
             for part in answer:
                 sock.sendall(part)
+            if _leaving:
+                return  # the tasks sent ahead are the pool's to cancel or run elsewhere
 
 
 def _end_what_the_task_left(kept: set[int], grace: float) -> None:
@@ -89,13 +99,28 @@ def _end_what_the_task_left(kept: set[int], grace: float) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """The task ran past ``task_timeout``: raise in it (its ``finally`` blocks run)."""
-    if _running:
-        from .._errors import TimeoutExpired
+    """The pool stops the task: raise in it (its ``finally`` blocks run) what the why pipe
+    says: TimeoutExpired past ``task_timeout``, KeyboardInterrupt for Ctrl+C in the
+    caller, CancelledError where the caller left its block or ``map`` early."""
+    try:
+        why = os.read(_why[0], 1)
+    except BlockingIOError:
+        why = TIMED_OUT
+    if why != TIMED_OUT:
+        _leaving.append(True)
+    if not _running:
+        return
+    if why == CTRL_C:
+        raise KeyboardInterrupt
+    if why == CANCELLED:
+        from concurrent.futures import CancelledError
 
-        raise TimeoutExpired(
-            "the task ran past the Executor's task_timeout", pid=os.getpid(), timeout=None
-        )
+        raise CancelledError("the caller left its Executor block or map() early")
+    from .._errors import TimeoutExpired
+
+    raise TimeoutExpired(
+        "the task ran past the Executor's task_timeout", pid=os.getpid(), timeout=None
+    )
 
 
 class _Capture:
