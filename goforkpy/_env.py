@@ -12,6 +12,7 @@ This module is on the child's start-up path: it imports nothing but ``os``.
 from __future__ import annotations
 
 import os
+import sys
 
 # Markers the parent sets for its child.
 PAYLOAD = "GOFORKPY_PAYLOAD"  # path of the private payload file
@@ -28,6 +29,10 @@ PAYLOAD_FD = "GOFORKPY_PAYLOAD_FD"  # fd of the sealed memfd a big payload trave
 PYTHONPATH_SAVED = "GOFORKPY_PYTHONPATH"  # the PYTHONPATH to restore, where we changed it
 FAULTS = "GOFORKPY_FAULTS"  # the private file a fatal signal's Python stacks go to
 PASSED = "GOFORKPY_FDS"  # comma-separated fds passed on to the function (Executor workers)
+# In a frozen application, where the binary is the only interpreter: what a run of it
+# that goforkpy started is, for fork.init() to become ("boot", or "guardian:<walk>").
+HELPER = "GOFORKPY_HELPER"
+FROZEN = bool(getattr(sys, "frozen", False))
 TIED = "GOFORKPY_TIED"  # "1": a spawner made us a subreaper that dies with it, before the exec
 ZYGOTE = "GOFORKPY_ZYGOTE"  # "<requests fd>,<notices fd>": this process is a zygote
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
@@ -244,7 +249,7 @@ def remove_markers() -> None:
 
 def without_markers(environ: dict[str, str]) -> dict[str, str]:
     """``environ`` without any goforkpy marker (a child gets only the ones made for it)."""
-    for name in MARKERS:
+    for name in (*MARKERS, HELPER):
         environ.pop(name, None)
     return environ
 

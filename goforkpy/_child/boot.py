@@ -60,7 +60,22 @@ def init() -> None:
     parent, and in a child whose entry point is goforkpy's own, it does nothing.
     """
     if run.stage == run.WAITING:
+        if os.environ.pop(_env.HELPER, None) == "boot":
+            run.stage = run.BOOTING  # a frozen application's binary, as goforkpy's entry point
         run.dispatch()
+    elif _env.HELPER in os.environ:
+        _be_a_helper(os.environ.pop(_env.HELPER))
+
+
+def _be_a_helper(helper: str) -> None:
+    """In a frozen application: be the helper that started this run of the binary, never
+    the application (the code after ``init()``)."""
+    kind, _, argument = helper.partition(":")
+    if kind == "guardian":
+        from .._process import guardian
+
+        guardian.run_here(argument)
+    raise SystemExit(f"goforkpy: {_env.HELPER}={helper!r} names no helper; unset it")
 
 
 def main() -> None:

@@ -107,7 +107,8 @@ def _interpreter() -> str:
     if not sys.executable:
         raise ForkError(
             "sys.executable is empty, so there is no interpreter to re-run; "
-            "goforkpy needs a normal (not embedded or frozen) Python"
+            "goforkpy needs a normal Python, or a frozen application (PyInstaller) "
+            "whose binary is sys.executable"
         )
     return sys.executable
 
@@ -120,11 +121,17 @@ def _interpreter_flags() -> list[str]:
 
 
 def boot_command() -> list[str]:
+    """The command line of goforkpy's entry point. In a frozen application the binary
+    itself, whose ``fork.init()`` becomes the entry point (``child_env`` says so)."""
+    if _env.FROZEN:
+        return [_interpreter()]
     return [_interpreter(), *_interpreter_flags(), "-c", _BOOT_CODE]
 
 
 def _main_command() -> list[str] | None:
     """The command line that re-runs the main script, or ``None`` if there is none."""
+    if _env.FROZEN:  # the binary is the script; it takes no interpreter flags
+        return [_interpreter(), *sys.argv[1:]]
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None) or "<none>"
     if main_file.startswith("<") or not sys.argv or sys.argv[0] in ("", "-", "-c"):
@@ -166,6 +173,8 @@ def child_env(
         from .._shared import tmpdir
 
         env[_env.TMPDIR] = tmpdir.base()  # absolute: the child may start elsewhere (cwd=)
+    if _env.FROZEN and mode != protocol.MAIN:
+        env[_env.HELPER] = "boot"  # its fork.init() is goforkpy's entry point
     env.update(markers)
     return env
 

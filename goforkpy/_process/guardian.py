@@ -25,8 +25,13 @@ import subprocess
 import sys
 import threading
 
+from .._env import FROZEN, HELPER
 from .._state import Local, close_quietly
 from . import platform
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 # Runs in `python -I -S -c`: nothing but builtins, so it is up in milliseconds.
 # argv[1] is "proc" where /proc lists the processes, "ps" elsewhere.
@@ -136,9 +141,14 @@ def _start() -> int:
     """Start a guardian; the write end of its pipe, or -1 if it cannot be had."""
     read_end, write_end = os.pipe()
     walk = "proc" if platform.NATIVE else "ps"
+    if FROZEN:  # the binary is the only interpreter: its fork.init() runs us (run_here)
+        argv, env = [sys.executable], {**os.environ, HELPER: f"guardian:{walk}"}
+    else:
+        argv, env = [sys.executable, "-I", "-S", "-c", _CODE, walk], None
     try:
         starter = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CODE, walk],
+            argv,
+            env=env,
             stdin=read_end,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -152,6 +162,13 @@ def _start() -> int:
         os.close(read_end)
     _reap_soon(starter)
     return write_end
+
+
+def run_here(walk: str) -> NoReturn:
+    """Be a guardian in this process (a frozen application's binary, run for it)."""
+    sys.argv[1:] = [walk]
+    exec(compile(_CODE, MARK, "exec"), {"__name__": "__goforkpy_guardian__"})
+    os._exit(0)
 
 
 def _reap_soon(starter: subprocess.Popen[bytes]) -> None:
