@@ -45,8 +45,40 @@ def _status(process: psutil.Process) -> str | None:
         return None
 
 
+# Every process the suite starts inherits this variable, wherever it goes after: a
+# daemon that left the tree (re-parented to init) still carries it in its environment.
+_SESSION_MARK = "GOFORKPY_TEST_SESSION"
+os.environ[_SESSION_MARK] = f"{os.getpid()}-{time.time_ns()}"
+
+
+def _escaped() -> list[tuple[int, str]]:
+    """Processes of this session's making that left our tree, but guardians (each ends
+    itself moments after its parent)."""
+    mark = f"{_SESSION_MARK}={os.environ[_SESSION_MARK]}".encode()
+    ours = {os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))}
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in ours:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                zombie = f.read().rpartition(b")")[2].split()[0] == b"Z"
+        except OSError:
+            continue  # gone, or not ours to read
+        if not zombie and "# goforkpy guardian" not in cmdline:
+            found.append((int(entry), cmdline[:80]))
+    return found
+
+
 def _leftovers(fds_before: set[int]) -> list[str]:
     problems = []
+    if sys.platform.startswith("linux") and _escaped():
+        problems.append(f"processes that left the tree: {_escaped()}")
     tracker_pid, tracker_fd = resource_tracker()
     kept = {*zygote.pids(), tracker_pid}  # they serve the whole session; their children must go
     children = [c for c in psutil.Process().children(recursive=True) if c.pid not in kept]
