@@ -65,13 +65,21 @@ class Isolation(WorkerPlugin):
             SIGKILL; ``0`` kills it at once.
         warm_up_timeout: seconds a worker's set-up waits for its zygote; past
             them the zygote goes on starting, and the first tasks start cold.
+        isolate: what ``fork.isolated(..., isolate=None)`` means on the
+            workers: ``"task"`` (a fresh child per call) or ``"worker"``
+            (isolated workers reused from call to call: far cheaper for short
+            tasks, with the same crash, timeout, cancel and containment rules).
     """
 
     name = "goforkpy-isolation"
     idempotent = False  # registering again replaces the plugin, with its settings
 
     def __init__(
-        self, start: str = methods.WARM, grace: float = 0.0, warm_up_timeout: float = 60.0
+        self,
+        start: str = methods.WARM,
+        grace: float = 0.0,
+        warm_up_timeout: float = 60.0,
+        isolate: str = "task",
     ) -> None:
         if start not in (methods.COLD, methods.WARM):
             raise ValueError(
@@ -81,13 +89,24 @@ class Isolation(WorkerPlugin):
         self.start = start
         self.grace = _check_grace(grace)
         self.warm_up_timeout = _check_timeout("warm_up_timeout", warm_up_timeout)
+        if isolate not in isolated.ISOLATES:
+            raise ValueError(
+                f"Isolation(isolate={isolate!r}): use 'task' (a fresh child per call) or "
+                "'worker' (isolated workers reused from call to call)"
+            )
+        self.isolate = isolate
         self._worker: Worker | None = None
         self._running: dict[Any, set[Child]] = {}  # task key -> its isolated children
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the settings travel to the workers."""
-        return {"start": self.start, "grace": self.grace, "warm_up_timeout": self.warm_up_timeout}
+        return {
+            "start": self.start,
+            "grace": self.grace,
+            "warm_up_timeout": self.warm_up_timeout,
+            "isolate": self.isolate,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -97,6 +116,7 @@ class Isolation(WorkerPlugin):
 
         self._worker = worker
         fork.set_start_method(self.start)
+        isolated.set_default_isolate(self.isolate)
         isolated.add_watcher(self)
         if self.start == methods.WARM:
             await worker.loop.run_in_executor(None, self._warm_up)  # off the event loop
@@ -112,6 +132,7 @@ class Isolation(WorkerPlugin):
     def teardown(self, worker: Worker) -> None:
         """The worker closes: end the children of the tasks it abandons."""
         isolated.remove_watcher(self)
+        isolated.set_default_isolate("task")
         with self._lock:
             children = [child for group in self._running.values() for child in group]
             self._running.clear()

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 GRACE = 0.5
 ENDINGS = ["return", "raise", "os._exit", "SIGKILL", "segfault", "timeout"]
 SHAPES = ["same group", "own group", "own session", "daemon", "daemon at once"]
-METHODS = ["cold", "warm", "snapshot", "isolated", "executor", "manager"]
+METHODS = ["cold", "warm", "snapshot", "isolated", "reused worker", "executor", "manager"]
 _tokens = itertools.count()
 
 
@@ -119,6 +119,11 @@ def _run(method: str, shape: str, ending: str, token: str) -> None:
             fork.spawn(fn, args, start=method, **options).result(timeout=60)
         elif method == "isolated":
             fork.isolated(leave_and_end, **options)(*args)
+        elif method == "reused worker":
+            try:
+                fork.isolated(leave_and_end, isolate="worker", **options)(*args)
+            finally:
+                _let_reused_workers_go()
         elif method == "executor":
             with fork.Executor(1, task_timeout=timeout, grace=GRACE) as pool:
                 pool.submit(leave_and_end, *args).result(timeout=60)
@@ -127,6 +132,17 @@ def _run(method: str, shape: str, ending: str, token: str) -> None:
                 manager.spawn("leave_and_end", args, **options).result(timeout=60)
     except (ValueError, fork.ChildCrashed, fork.TimeoutExpired):
         pass
+
+
+def _let_reused_workers_go() -> None:
+    """The reused workers live as long as this process: the test ends them itself."""
+    from goforkpy._executor import reused
+
+    pools = reused._pools.get()
+    with pools.lock:
+        executors, pools.pools = list(pools.pools.values()), {}
+    for executor in executors:
+        executor.shutdown()
 
 
 @pytest.mark.parametrize("ending", ENDINGS)

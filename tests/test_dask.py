@@ -197,3 +197,55 @@ def test_the_example(where: str, client: Client) -> None:
     assert lines[0] == "45 records parsed, 5 crashed the parser:"
     assert lines[1:6] == [f"  !corrupt-{i}: signal (SIGSEGV)" for i in range(10, 51, 10)]
     assert lines[-1] == "workers restarted: none"
+
+
+@pytest.fixture
+def reusing_client() -> Iterator[Client]:
+    """A cluster whose isolated calls run in reused isolated workers (isolate="worker")."""
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(goforkpy.dask.Isolation(isolate="worker"))
+        yield client
+
+
+def test_reused_workers_run_calls_crash_alone_and_time_out(
+    reusing_client: Client, tmp_path: Path
+) -> None:
+    client = reusing_client
+    before = client.run(os.getpid)
+    results = client.gather(client.map(double, range(8)))
+    assert [value for value, _, _ in results] == [2 * i for i in range(8)]
+    assert len({pid for _, pid, _ in results}) < 8, "calls share their workers"
+    outcomes = []
+    for future in client.map(parse, ["1", "crash", "2"]):
+        try:
+            outcomes.append(future.result(DEADLOCK_NET))
+        except fork.ChildCrashed as exc:
+            outcomes.append(exc.reason)
+    assert outcomes == [1, "signal", 2]
+    ready = tmp_path / "ready"
+    future = client.submit(fork.isolated(isolation.hold, timeout=1, grace=0.2), str(ready))
+    with pytest.raises(fork.TimeoutExpired):
+        future.result(DEADLOCK_NET)
+    _worker, grandchild = _wait_for(ready)
+    assert wait_gone([grandchild], DEADLOCK_NET) == [], "what the call started ends with it"
+    assert client.run(os.getpid) == before
+
+
+def test_cancel_ends_a_reused_worker_tree(reusing_client: Client, tmp_path: Path) -> None:
+    client = reusing_client
+    ready = tmp_path / "ready"
+    future = client.submit(fork.isolated(isolation.hold), str(ready))
+    pids = _wait_for(ready)  # the reused worker and the call's grandchild
+    client.cancel(future)
+    assert wait_gone(pids, DEADLOCK_NET) == []
+    assert client.submit(double, 5).result(DEADLOCK_NET)[0] == 10

@@ -5,8 +5,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import pickle
+import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import DEADLOCK_NET, RunScript, wait_gone
@@ -244,3 +246,37 @@ def test_the_core_never_imports_dask(run_script: RunScript) -> None:
         "goforkpy.dask needs Dask distributed, which is not installed; "
         "pip install 'goforkpy[dask]'",
     ]
+
+
+def test_reused_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """isolate="worker": calls share a worker; a crash fails its call alone and the worker
+    is replaced; a worker idle for IDLE_SECONDS leaves."""
+    from goforkpy import _state
+    from goforkpy._executor import reused
+
+    monkeypatch.setattr(reused, "_pools", _state.Local(reused._Pools))  # a pool of our own
+    monkeypatch.setattr(reused, "IDLE_SECONDS", 0.5)
+    call = fork.isolated(isolation.where, isolate="worker")
+    pids = {call(i)[1] for i in range(20)}
+    assert len(pids) == 1, "one call at a time: one worker, reused"
+    with pytest.raises(fork.ChildCrashed) as crashed:
+        fork.isolated(isolation.segfault, isolate="worker")()
+    assert crashed.value.reason == "signal"
+    (value, pid, _) = call(21)
+    assert value == 42 and pid not in pids, "the crashed worker was replaced"
+    assert wait_gone([pid], DEADLOCK_NET) == [], "an idle worker leaves"
+    assert call(1)[0] == 2, "and a new one comes for the next call"
+    for executor in reused._pools.get().pools.values():
+        executor.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"isolate": "thread"}, "'task' (a fresh child per call) or 'worker'"),
+        ({"isolate": "worker", "start": "snapshot"}, "cannot be reused"),
+    ],
+)
+def test_bad_isolate_is_refused(options: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        fork.isolated(isolation.where, **options)

@@ -51,10 +51,28 @@ class Settings:
 class Task:
     """A batch of calls, from submission until its future is settled."""
 
-    __slots__ = ("body", "fn_name", "future", "id", "interrupted", "started", "terminated")
+    __slots__ = (
+        "body",
+        "fn_name",
+        "future",
+        "grace",
+        "id",
+        "interrupted",
+        "started",
+        "terminated",
+        "timeout",
+    )
 
-    def __init__(self, task_id: int, future: TaskFuture, body: list[Any], fn_name: str) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        future: TaskFuture,
+        body: list[Any],
+        fn_name: str,
+        limits: tuple[float | None, float | None] = (None, None),
+    ) -> None:
         self.id, self.future, self.body, self.fn_name = task_id, future, body, fn_name
+        self.timeout, self.grace = limits  # this task's own, where not the pool's
         self.started = 0.0  # when its worker reached it; 0 until then
         # Past task_timeout: when TimeoutExpired was raised in it, then SIGTERM sent.
         self.interrupted = self.terminated = 0.0
@@ -85,6 +103,7 @@ class Worker:
         self.assigned = 0
         self.retiring = self.dead = False
         self.up = False  # it said it is ready: its head task runs from then on
+        self.idle_since = 0.0  # when it last ran out of work (0: it has some, or is not up)
         self.last_result = 0.0
         self.pace = 1.0  # moving average of seconds per task
 

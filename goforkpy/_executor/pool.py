@@ -74,6 +74,7 @@ class Pool(Upkeep):
         self._ids = itertools.count(1)
         self._shutdown = self._cancel_pending = False
         self._abort: tuple[float, bytes] | None = None  # (grace, why): end running tasks too
+        self.idle_timeout: float | None = None  # set: workers idle this long leave
         self._broken: BaseException | None = None
         self._kills: list[TaskFuture] = []
         self._stops: list[tuple[TaskFuture, bytes]] = []  # running tasks to end in steps
@@ -86,17 +87,26 @@ class Pool(Upkeep):
 
     # --- called from any thread ---------------------------------------------------
 
-    def submit(self, fn: Callable[..., Any], calls: list[Any], single: bool) -> TaskFuture:
-        """Queue ``fn`` over ``calls`` ((args, kwargs) pairs): one result if ``single``."""
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        calls: list[Any],
+        single: bool,
+        limits: tuple[float | None, float | None] = (None, None),
+    ) -> TaskFuture:
+        """Queue ``fn`` over ``calls`` ((args, kwargs) pairs): one result if ``single``.
+
+        ``limits`` (timeout, grace), where given, replace the pool's for this task.
+        """
         future = TaskFuture(len(calls), single)
-        body = wire.dumps_parts((fn, calls), main_is_shared=False)
+        body = wire.dumps_parts((fn, calls, limits[1]), main_is_shared=False)
         name = getattr(fn, "__qualname__", repr(fn))
         with self._lock:
             if self._broken is not None:
                 raise broken_error(self._broken)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._pending.append(Task(next(self._ids), future, body, name))
+            self._pending.append(Task(next(self._ids), future, body, name, limits))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="goforkpy-executor", daemon=True
@@ -204,6 +214,7 @@ class Pool(Upkeep):
             self._end_all_workers(*self._abort)
             return False
         self._expire()
+        self._retire_idle()
         if self._broken is not None:
             return False
         if done and not any(w.inflight for w in self._workers):
@@ -250,6 +261,7 @@ class Pool(Upkeep):
 
     def _send(self, worker: Worker, task: Task) -> None:
         worker.inflight.append(task)
+        worker.idle_since = 0.0
         worker.assigned += 1
         parts = frames.frame_parts(frames.TASK, task.id, task.body)
         if self._max_tasks is not None and worker.assigned >= self._max_tasks:
@@ -300,6 +312,8 @@ class Pool(Upkeep):
             worker.up = True
             if worker.inflight:
                 self._begin(worker, worker.inflight[0])
+            else:
+                worker.idle_since = time.monotonic()
             return
         if kind == frames.OUTPUT:
             out, err = marshal.loads(body)
@@ -312,6 +326,8 @@ class Pool(Upkeep):
         worker.last_result = now
         if worker.inflight:
             self._begin(worker, worker.inflight[0])
+        else:
+            worker.idle_since = now
         if task.future.cancelled():
             return
         if kind == frames.RESULT:

@@ -27,6 +27,7 @@ class Upkeep:
     """Timeouts and memory caps of a pool's workers (see ``pool.Pool``)."""
 
     settings: Settings
+    idle_timeout: float | None
     _task_timeout: float | None
     _workers: list[Worker]
 
@@ -40,13 +41,14 @@ class Upkeep:
         (``interrupt``), SIGTERM to its worker's tree after ``grace``, SIGKILL after
         another ``grace`` (a task stuck in C code cannot take the first step). Tasks
         past ``task_timeout`` take the first step here."""
-        now, grace = time.monotonic(), self.settings.grace
+        now = time.monotonic()
         for worker in list(self._workers):
             head = worker.inflight[0] if worker.inflight else None
             if head is None or not head.started:
                 continue
+            timeout, grace = self._limits_of(head)
             if not head.interrupted:
-                if self._task_timeout is not None and now - head.started >= self._task_timeout:
+                if timeout is not None and now - head.started >= timeout:
                     settle(head.future, error=self._timed_out(worker, head))
                     self._interrupt(worker, head, TIMED_OUT)
             elif not head.terminated and now - head.interrupted >= grace:
@@ -55,6 +57,19 @@ class Upkeep:
             elif head.terminated and now - head.terminated >= grace:
                 self._bury(worker, None)
 
+    def _retire_idle(self) -> None:
+        """Workers out of work for ``idle_timeout`` seconds leave (a pool that is kept
+        for the process's life holds no process while nothing runs)."""
+        if self.idle_timeout is None:
+            return
+        now = time.monotonic()
+        for worker in self._workers:
+            idle = worker.idle_since and not worker.inflight and not worker.retiring
+            if idle and now - worker.idle_since >= self.idle_timeout:
+                worker.retiring = True
+                worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
+                self._flush(worker)
+
     def _interrupt(self, worker: Worker, task: Task, why: bytes) -> None:
         """The first step of ending a running task: raise in it what ``why`` names. Once
         only: a second exception would land in the task's own ``finally``."""
@@ -62,29 +77,39 @@ class Upkeep:
             task.interrupted = time.monotonic()
             worker.interrupt(why)
 
+    def _limits_of(self, task: Task) -> tuple[float | None, float]:
+        """(timeout, grace) of ``task``: its own where it has them, else the pool's."""
+        timeout = self._task_timeout if task.timeout is None else task.timeout
+        return timeout, self.settings.grace if task.grace is None else task.grace
+
     def _timed_out(self, worker: Worker, task: Task) -> TimeoutExpired:
-        _log.debug("task %s ran past task_timeout in worker %d", task.fn_name, worker.child.pid)
+        _log.debug("task %s ran past its timeout in worker %d", task.fn_name, worker.child.pid)
+        timeout, grace = self._limits_of(task)
+        which = "task_timeout" if task.timeout is None else "timeout"
         return TimeoutExpired(
-            f"task {task.fn_name} ran past task_timeout={self._task_timeout} s; TimeoutExpired "
+            f"task {task.fn_name} ran past {which}={timeout} s; TimeoutExpired "
             f"was raised in it, and its worker (pid {worker.child.pid}) is ended if it does "
-            f"not stop within grace={self.settings.grace} s",
-            timeout=self._task_timeout,
+            f"not stop within grace={grace} s",
+            timeout=timeout,
             pid=worker.child.pid,
             name=task.fn_name,
         )
 
     def _next_deadline(self) -> float | None:
-        grace, moments = self.settings.grace, []
+        moments = []
         for worker in self._workers:
+            if self.idle_timeout is not None and worker.idle_since and not worker.inflight:
+                moments.append(worker.idle_since + self.idle_timeout)
             head = worker.inflight[0] if worker.inflight and worker.up else None
             if head is None or not head.started:
                 continue
+            timeout, grace = self._limits_of(head)
             if head.terminated:
                 moments.append(head.terminated + grace)
             elif head.interrupted:
                 moments.append(head.interrupted + grace)
-            elif self._task_timeout is not None:
-                moments.append(head.started + self._task_timeout)
+            elif timeout is not None:
+                moments.append(head.started + timeout)
         moments = [moment for moment in moments if moment != math.inf]  # grace: no limit
         return max(0.0, min(moments) - time.monotonic()) if moments else None
 

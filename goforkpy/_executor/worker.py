@@ -70,12 +70,12 @@ def serve(initializer: bytes | None, capture: bool = False, grace: float = 5.0) 
                 return
             _, task_id, body = received
             if outputs is None:
-                answer = _run(task_id, body)
+                answer, own_grace = _run(task_id, body)
             else:
                 with outputs:
-                    answer = _run(task_id, body)
+                    answer, own_grace = _run(task_id, body)
                 answer.insert(0, frame(OUTPUT, task_id, outputs.taken()))
-            _end_what_the_task_left(kept, grace)
+            _end_what_the_task_left(kept, grace if own_grace is None else own_grace)
             for part in answer:
                 sock.sendall(part)
             if _leaving:
@@ -176,10 +176,11 @@ def _initialize(sock: socket.socket, blob: bytes) -> bool:
     return True
 
 
-def _run(task_id: int, body: bytes) -> list[Any]:
-    """Run one batch of calls; the answer frame, in parts."""
+def _run(task_id: int, body: bytes) -> tuple[list[Any], float | None]:
+    """Run one batch of calls: (the answer frame in parts, the task's own grace or None)."""
+    grace = None
     try:
-        fn, calls = wire.loads(body)
+        fn, calls, grace = wire.loads(body)
         del body
         _running.append(task_id)
         try:
@@ -187,14 +188,14 @@ def _run(task_id: int, body: bytes) -> list[Any]:
         finally:
             _running.clear()
     except BaseException as exc:
-        return [frame(ERROR, task_id, _error_record(exc))]
+        return [frame(ERROR, task_id, _error_record(exc))], grace
     try:
-        return frame_parts(RESULT, task_id, wire.dumps_parts(results, main_is_shared=False))
+        return frame_parts(RESULT, task_id, wire.dumps_parts(results, main_is_shared=False)), grace
     except Exception as exc:
         from .._errors import PayloadError
 
         error = PayloadError(f"a result could not be sent back: {exc}")
-        return [frame(ERROR, task_id, _error_record(error))]
+        return [frame(ERROR, task_id, _error_record(error))], grace
 
 
 def _error_record(exc: BaseException) -> bytes:

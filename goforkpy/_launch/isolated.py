@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from .._parent.child import Child
 
-    Settings = tuple[Union[float, None], float, Union[Limits, None], Union[str, None]]
+    Settings = tuple[
+        Union[float, None], float, Union[Limits, None], Union[str, None], Union[str, None]
+    ]
     F = TypeVar("F", bound=Callable[..., Any])
 
     class Watcher(Protocol):
@@ -32,6 +34,28 @@ if TYPE_CHECKING:
 
 
 _watchers: list[Watcher] = []
+ISOLATES = ("task", "worker")
+_default_isolate = "task"  # what isolate=None means here (goforkpy.dask may change it)
+
+
+def set_default_isolate(isolate: str) -> None:
+    """What ``isolate=None`` means in this process from now on."""
+    global _default_isolate
+    _default_isolate = _check_isolate(isolate, None) or "task"
+
+
+def _check_isolate(isolate: str | None, start: str | None) -> str | None:
+    if isolate is not None and isolate not in ISOLATES:
+        raise ValueError(
+            f"isolate={isolate!r}: use 'task' (a fresh child per call) or 'worker' "
+            "(isolated workers reused from call to call)"
+        )
+    if isolate == "worker" and start == "snapshot":
+        raise ValueError(
+            "isolate='worker' with start='snapshot': a snapshot is a fork of the caller at "
+            "each call, so it cannot be reused; use start='cold' or 'warm' for reused workers"
+        )
+    return isolate
 
 
 def add_watcher(watcher: Watcher) -> None:
@@ -54,6 +78,7 @@ def isolated(
     grace: float = 5.0,
     limits: Limits | None = None,
     start: str | None = None,
+    isolate: str | None = None,
 ) -> Any:
     """Wrap ``fn`` so that each call runs it in a goforkpy child, where it is called.
 
@@ -74,12 +99,17 @@ def isolated(
         limits: a ``fork.Limits`` applied in each child.
         start: ``"cold"``, ``"warm"`` or ``"snapshot"``; default: the start
             method in force at each call.
+        isolate: ``"task"``, a fresh child per call; ``"worker"``, isolated
+            worker processes reused from call to call (far cheaper for short
+            calls; a crash still fails only its call, and what a call started
+            does not outlive it); ``None``, the process's default (``"task"``
+            unless ``goforkpy.dask.Isolation`` set another).
 
     Raises:
         TypeError: ``fn`` is not callable, or an option has the wrong type.
         ValueError: an option's value is out of range.
     """
-    settings: Settings = (timeout, grace, limits, start)
+    settings: Settings = (timeout, grace, limits, start, _check_isolate(isolate, start))
     if fn is None:  # a decorator with arguments: bad options fail here, not at decoration
         Options(timeout=timeout, grace=grace, limits=limits, start=start)
         return functools.partial(_wrap, settings=settings)
@@ -103,11 +133,15 @@ class Isolated:
 
     def __init__(self, fn: Callable[..., Any], settings: Settings) -> None:
         functools.update_wrapper(self, fn)
-        timeout, grace, limits, start = settings
+        timeout, grace, limits, start, self._isolate = settings
         self._isolated = settings
         self._options = Options(timeout=timeout, grace=grace, limits=limits, start=start)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if (self._isolate or _default_isolate) == "worker" and self._options.start != "snapshot":
+            from .._executor import reused
+
+            return reused.call(self.__wrapped__, args, kwargs, self._options, _watchers)
         from .api import launch
 
         child = launch(self.__wrapped__, args, kwargs, self._options, "isolated", rerun_main=False)
@@ -129,11 +163,12 @@ class Isolated:
         return types.MethodType(self, instance)
 
     def __repr__(self) -> str:
-        timeout, grace, limits, start = self._isolated
+        timeout, grace, limits, start, isolate = self._isolated
         shown = [f"timeout={timeout}"] if timeout is not None else []
         shown += [f"grace={grace}"] if grace != 5.0 else []
         shown += [f"limits={limits!r}"] if limits is not None else []
         shown += [f"start={start!r}"] if start is not None else []
+        shown += [f"isolate={isolate!r}"] if isolate is not None else []
         return f"<isolated {self.__wrapped__!r}{''.join(', ' + item for item in shown)}>"
 
     def __reduce__(self) -> str | tuple[Any, ...]:

@@ -1,0 +1,107 @@
+"""Reused isolated workers: ``fork.isolated(fn, isolate="worker")``.
+
+A fresh child per call costs a process start and exit, which for short calls
+is most of the bill. Here calls run in isolated worker processes reused from
+call to call: one pool per process and per (start method, limits), with as
+many workers as calls run at once, at most the CPUs this process may use
+(further calls wait), and a worker idle for ``IDLE_SECONDS`` leaves.
+
+Each call keeps what a child per call gives: a crash fails only its call (its
+worker is replaced), a timeout ends the call in the Executor's steps, a
+cancel ends the call's worker tree, and what a call started does not outlive
+it (the worker ends it before the call returns).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .._state import Local
+from .executor import Executor
+from .worker import CANCELLED
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
+
+    from .._launch.isolated import Watcher
+    from .._launch.record import Options
+    from .futures import TaskFuture
+
+IDLE_SECONDS = 30.0
+
+
+class _Pools:
+    """This process's pools of reused workers, by (start method, limits)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: dict[tuple[str, Any], Executor] = {}
+
+    def disown(self, handing: bool) -> None:
+        """In a forked copy: the pools are the original's (their threads are not here)."""
+        for executor in self.pools.values():
+            executor._finalizer.detach()
+
+
+_pools: Local[_Pools] = Local(_Pools, _Pools.disown)
+
+
+def call(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: Options,
+    watchers: Iterable[Watcher],
+) -> Any:
+    """Run ``fn(*args, **kwargs)`` in a reused worker; return or raise as ``fork.run``."""
+    from .._launch import methods
+
+    executor = _pool(methods.chosen(options.start), options.limits)
+    limits = (options.timeout, options.grace)
+    future = executor._pool.submit(fn, [(args, kwargs)], single=True, limits=limits)
+    handle = Call(future, executor)
+    watching = list(watchers)
+    for watcher in watching:
+        watcher.started(handle)  # type: ignore[arg-type] # it ends as a Child does
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # an interrupted wait: a running call's worker tree ends
+        raise
+    finally:
+        for watcher in watching:
+            watcher.ended(handle)  # type: ignore[arg-type]
+
+
+def _pool(start: str, limits: Any) -> Executor:
+    pools = _pools.get()
+    with pools.lock:
+        executor = pools.pools.get((start, limits))
+        if executor is None or executor._pool.describe().startswith(("shut", "broken")):
+            from .._process.platform import usable_cpus
+
+            executor = Executor(usable_cpus(), start=start, limits=limits)
+            executor._pool.idle_timeout = IDLE_SECONDS
+            pools.pools[(start, limits)] = executor
+        return executor
+
+
+class Call:
+    """A call running in a reused worker, as watchers of isolated calls see it: ending it
+    ends its worker's tree (``kill`` at once, ``terminate`` in the Executor's steps)."""
+
+    def __init__(self, future: TaskFuture, executor: Executor) -> None:
+        self._future, self._executor = future, executor
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid once the call runs."""
+        return self._future.pid
+
+    def kill(self) -> None:
+        self._future.cancel()
+
+    def terminate(self, grace: float | None = None) -> None:
+        """CancelledError raised in the call, SIGTERM to its worker's tree after its grace."""
+        self._executor._pool.end_running([self._future], CANCELLED)
