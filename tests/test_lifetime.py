@@ -114,12 +114,12 @@ def test_parent_sigkilled_while_writing_a_big_payload(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
     try:
         assert parent.stdout is not None and parent.stdout.readline() == b"writing\n"
-        children = [  # the script re-run: not the guardian, nor its exiting first fork
+        children = [  # the script re-run (and, warm, its zygote and spare): not the guardian
             child.pid
             for child in psutil.Process(parent.pid).children(recursive=True)
             if str(script) in _cmdline(child)
         ]
-        assert len(children) == 1, "the child was started before its payload was written"
+        assert children, "the child was started before its payload was written"
     finally:
         parent.kill()
         parent.wait()
