@@ -23,7 +23,7 @@ import pytest
 import goforkpy as fork
 from goforkpy._process import platform
 
-pytestmark = pytest.mark.skipif(
+native_only = pytest.mark.skipif(
     not platform.NATIVE, reason="the portable layer has no subreapers: see test_portable_*"
 )
 
@@ -145,6 +145,7 @@ def _let_reused_workers_go() -> None:
         executor.shutdown()
 
 
+@native_only
 @pytest.mark.parametrize("ending", ENDINGS)
 @pytest.mark.parametrize("method", METHODS)
 def test_nothing_outlives_the_child(method: str, ending: str) -> None:
@@ -195,6 +196,7 @@ if __name__ == "__main__":
 """
 
 
+@native_only
 @pytest.mark.parametrize("start", ["cold", "warm"])
 def test_parent_killed_at_any_moment_of_a_start(tmp_path: Path, start: str) -> None:
     """SIGKILL to the parent at 31 moments from 0 to 50 ms after the call: whatever the
@@ -227,3 +229,39 @@ def test_parent_killed_at_any_moment_of_a_start(tmp_path: Path, start: str) -> N
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
     assert survivors == {}
+
+
+@pytest.mark.parametrize("start", ["cold", "warm"])
+@pytest.mark.parametrize("ending", ["return", "SIGKILL"])
+def test_portable_the_childs_group_goes_with_it(start: str, ending: str) -> None:
+    """What holds everywhere, subreapers or not (docs/platforms.md): a descendant in the
+    child's own process group is gone once the child ended, however it ended."""
+    token = _token()
+    _run(start, "same group", ending, token)
+    deadline = time.monotonic() + 1.0 + GRACE
+    while _alive(token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(token)
+
+
+@pytest.mark.parametrize("shape", ["own group", "own session"])
+def test_portable_terminate_ends_the_whole_tree(shape: str) -> None:
+    """Everywhere: terminate() ends every descendant still in the tree, in whatever group
+    or session (a daemon orphaned to init is out of reach without subreapers)."""
+    token = _token()
+    child = fork.spawn("leave_and_end", (shape, "timeout", token), grace=GRACE)
+    deadline = time.monotonic() + 60  # a deadlock net: the descendant starts
+    while not _alive(token) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.terminate()
+    assert not _alive(token)
+
+
+def _alive(token: str) -> bool:
+    """True while a process has ``token`` in its command line (psutil: any POSIX system)."""
+    import psutil
+
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if token in (process.info["cmdline"] or []) and process.info["status"] != "zombie":
+            return True
+    return False
