@@ -206,6 +206,14 @@ def bench_start(rounds):
     )
 
 
+def bench_anatomy(rounds):
+    """The phases of one cold, warm and snapshot call beside their floors (anatomy.py)."""
+    import subprocess
+
+    anatomy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "anatomy.py")
+    subprocess.run([sys.executable, anatomy, str(rounds)], check=True)
+
+
 def bench_warm_heavy(rounds):
     """Run in benchmarks/heavy.py, a script that imports numpy and pandas at the top."""
     import json
@@ -631,6 +639,7 @@ def main():
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPUs, {rounds} rounds, medians")
     bench_start(rounds)
+    bench_anatomy(rounds)
     bench_warm_heavy(max(5, rounds // 3))
     bench_many_warm()
     bench_snapshot(max(7, rounds // 2))

@@ -1,0 +1,187 @@
+"""The anatomy of one call: where a cold, a warm and a snapshot call spend their time.
+
+`python benchmarks/anatomy.py ROUNDS` (run by benchmarks/run.py). For each start
+method it prints the median of each phase of a call of a function that does
+nothing, the CPU the parent and the child used, and beside it the floor the
+method cannot go below, measured in the same run:
+
+- cold: an interpreter start plus `import goforkpy`;
+- warm: a bare fork + exit + wait of the zygote's own image (measured in a
+  warm child, which is that image);
+- snapshot: the caller's pause for a bare `os.fork()` of the same process.
+
+Then the system calls of one call of each kind (`strace -f -c`), where strace
+is installed. A regression shows in the phase where it lives.
+
+This file is also the script the cold and warm children re-run, so its top level
+imports only goforkpy.
+"""
+
+import os
+import time
+
+import goforkpy as fork
+
+
+@fork.register
+def stamp():
+    """When the function ran, on the clock every process shares."""
+    return time.monotonic()
+
+
+@fork.register
+def fork_floor(rounds):
+    """The median seconds of a bare fork + exit + wait of this process's image."""
+    samples = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        samples.append(time.perf_counter() - began)
+    return sorted(samples)[len(samples) // 2]
+
+
+def _one_call(start):
+    """(launch, start-up, back, parent CPU, child CPU) of one call, in seconds."""
+    import resource
+
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.monotonic()
+    child = fork.spawn(stamp if start == "snapshot" else "stamp", start=start)
+    launched = time.monotonic()
+    ran = child.result()
+    back = time.monotonic()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    used = child.rusage
+    child_cpu = used.user_time + used.system_time if used is not None else float("nan")
+    parent_cpu = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+    return launched - began, ran - launched, back - ran, parent_cpu, child_cpu
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _floors(rounds):
+    import subprocess
+    import sys
+
+    def timed(argv):
+        began = time.perf_counter()
+        subprocess.run(argv, check=True)
+        return time.perf_counter() - began
+
+    cold = _median([timed([sys.executable, "-c", "import goforkpy"]) for _ in range(rounds)])
+    warm = fork.spawn("fork_floor", (rounds * 5,), start="warm").result()
+    pauses = []
+    for _ in range(rounds * 5):
+        began = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        pauses.append(time.perf_counter() - began)
+        os.waitpid(pid, 0)
+    return {"cold": cold, "warm": warm, "snapshot": _median(pauses)}
+
+
+FLOORS = {
+    "cold": "an interpreter start + import goforkpy",
+    "warm": "a bare fork + exit + wait of the zygote's image",
+    "snapshot": "the caller's pause for a bare os.fork()",
+}
+
+
+def main(rounds):
+    fork.warm_up()
+    for start in ("cold", "warm", "snapshot"):
+        _one_call(start)  # the spawner, the zygote and the guardian are up before timing
+    samples = {start: [] for start in FLOORS}
+    for _ in range(rounds):
+        for start in samples:
+            samples[start].append(_one_call(start))
+    floors = _floors(rounds)
+    print("\nThe anatomy of a call (medians; ms)")
+    print(
+        f"  {'':9} {'launch':>8} {'start-up':>9} {'back':>8} {'total':>8}   "
+        f"{'parent CPU':>10} {'child CPU':>9}   floor"
+    )
+    for start, calls in samples.items():
+        launch, startup, back, parent_cpu, child_cpu = (_median(c) for c in zip(*calls))
+        total = _median([sum(call[:3]) for call in calls])
+        print(
+            f"  {start:9} {launch * 1e3:8.2f} {startup * 1e3:9.2f} {back * 1e3:8.2f} "
+            f"{total * 1e3:8.2f}   {parent_cpu * 1e3:10.2f} {child_cpu * 1e3:9.2f}   "
+            f"{floors[start] * 1e3:.2f} ({FLOORS[start]})"
+        )
+    print(
+        "  launch: until spawn() returns (snapshot: the caller's pause); start-up: until "
+        "the function's first line; back: until result() returns (result, exit, reap)"
+    )
+    _system_calls()
+
+
+def _system_calls():
+    """Count the system calls of one call: strace attaches to a process that is all set
+    up (its zygotes, spawner and threads included), which then makes the call."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    if shutil.which("strace") is None:
+        print("\nSystem calls: strace is not installed")
+        return
+    print("\nSystem calls of one call: the caller, its spawner or zygote, the child (top five)")
+    for start in FLOORS:
+        argv = [sys.executable, os.path.abspath(__file__), "one", start]
+        caller = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        tids = caller.stdout.readline().split()  # every thread of it and of its helpers
+        with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+            attach = [arg for tid in tids for arg in ("-p", tid)]
+            strace = subprocess.Popen(
+                ["strace", "-f", "-c", "-o", out.name, *attach], stderr=subprocess.PIPE
+            )
+            strace.stderr.readline()  # "Process N attached": it watches
+            caller.stdin.write("go\n")
+            caller.stdin.flush()
+            caller.stdout.readline()  # the call is done
+            strace.send_signal(signal.SIGINT)
+            strace.communicate()
+            rows = [line.split() for line in out.read().splitlines()[2:] if line[:1] == " "]
+        caller.stdin.close()
+        caller.wait()
+        counts = sorted(((int(row[3]), row[-1]) for row in rows if len(row) >= 5), reverse=True)
+        total = sum(count for count, _ in counts)
+        top = ", ".join(f"{name} {count}" for count, name in counts[:5])
+        print(f"  {start:9} {total:6d} in all: {top}")
+
+
+def _only_one(start):
+    """The process strace watches: all set up, then (on a line on stdin) one call."""
+    import sys
+
+    from goforkpy._launch import zygotes
+
+    fork.warm_up()
+    _one_call(start)
+    pids = [os.getpid(), *zygotes.pids()]
+    tids = [tid for pid in pids for tid in os.listdir(f"/proc/{pid}/task")]
+    print(" ".join(tids), flush=True)
+    sys.stdin.readline()
+    _one_call(start)
+    print("done", flush=True)
+    sys.stdin.readline()
+
+
+if __name__ == "__main__":
+    fork.init()
+    import sys
+
+    if sys.argv[1] == "one":
+        _only_one(sys.argv[2])
+    else:
+        main(int(sys.argv[1]))
