@@ -145,6 +145,11 @@ class Pool(Upkeep):
                 self._stops += [(future, why) for future in running]
             self._wake()
 
+    def usable(self) -> bool:
+        """True while it takes work: neither shut down nor broken."""
+        with self._lock:
+            return not self._shutdown and self._broken is None
+
     def describe(self) -> str:
         with self._lock:
             state = "shut down" if self._shutdown else "broken" if self._broken else "running"

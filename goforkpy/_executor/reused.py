@@ -78,7 +78,7 @@ def _pool(start: str, limits: Any) -> Executor:
     pools = _pools.get()
     with pools.lock:
         executor = pools.pools.get((start, limits))
-        if executor is None or executor._pool.describe().startswith(("shut", "broken")):
+        if executor is None or not executor._pool.usable():
             from .._process.platform import usable_cpus
 
             executor = Executor(usable_cpus(), start=start, limits=limits)
