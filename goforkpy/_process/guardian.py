@@ -12,6 +12,9 @@ reaped. At EOF (the parent is gone, however it went) it stops every listed
 child and all of its descendants, found by parentage while the child still
 holds them (on Linux each child is a subreaper, so even orphaned descendants
 stay in its tree), then SIGKILLs them all and each child's process group.
+On Linux it first gives the zygotes and the spawner, which end their own
+families at the same EOF, half a second to do so: two walkers stopping and
+killing the same tree at once could each leave what the other stopped.
 
 Children of a guarded parent do not arm ``PR_SET_PDEATHSIG``: the kernel
 would kill them before their tree could be walked. Where the guardian could
@@ -71,6 +74,19 @@ def family():
         members.add(pid)
         queue.extend(young.get(pid, ()))
     return members
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return False
+
+if sys.argv[1] == "proc":  # subreapers (zygotes, spawners) end their own families first:
+    import time  # give them half a second before walking over what is left
+    deadline = time.monotonic() + 0.5
+    while any(alive(pid) for pid in roots) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 stopped, quiet = set(), 0
 for _ in range(20):  # stopped members cannot fork: stop what is new until nothing is
