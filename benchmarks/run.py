@@ -268,7 +268,8 @@ def bench_many_warm(count=1000):
         codes = manager.wait_all()
     total = time.perf_counter() - start
     assert set(codes.values()) == {-signal.SIGTERM}, set(codes.values())
-    print(f"\n{count:,} warm children started, all terminated and reaped (target <= 2 s)")
+    target = 2 * count / 1000
+    print(f"\n{count:,} warm children started, all terminated and reaped (target <= {target:g} s)")
     print(f"  started in {started:.2f} s, all ended and reaped {total:.2f} s after the first start")
     print(
         f"  floor: each start costs CPU in three processes (the parent's launch "
@@ -278,11 +279,14 @@ def bench_many_warm(count=1000):
 
 
 def bench_snapshot(rounds, size=1 << 30):
-    """The caller's pause for a snapshot of 1 GiB of live Python data, and a save of it."""
+    """The caller's pause for a snapshot of ``size`` bytes of live Python data, and a save
+    of it."""
     import pickle
     import tempfile
 
     import psutil
+
+    amount = f"{size >> 30} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
 
     data = [bytes(1024) for _ in range(size // 1024)]
 
@@ -318,7 +322,7 @@ def bench_snapshot(rounds, size=1 << 30):
     medians = {name: _median(values) for name, values in samples.items()}
     medians["pickle.dumps of the data"] = _timed(lambda: pickle.dumps(data, protocol=5))
     _report(
-        "Snapshot of 1 GiB of live Python data (a list of 1 KiB bytes objects)",
+        f"Snapshot of {amount} of live Python data (a list of 1 KiB bytes objects)",
         medians,
         "bare os.fork()",
         "snapshot <= 1.2x a bare fork, <= 0.05x pickling the data",
@@ -359,7 +363,7 @@ def bench_snapshot(rounds, size=1 << 30):
     for fd in (written_r, written_w, measured_r, measured_w):
         os.close(fd)
     print(
-        f"\nSnapshot of 1 GiB written to a file while the parent keeps changing it: "
+        f"\nSnapshot of {amount} written to a file while the parent keeps changing it: "
         f"{written / 2**30:.2f} GiB in {seconds:.2f} s; the parent replaced {changed:,} "
         f"objects meanwhile, and {copied / 2**20:.0f} MiB of pages were copied for it (the "
         "pages it wrote to; the child kept the old ones)"
@@ -638,6 +642,19 @@ def main():
     _compile_goforkpy()
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPUs, {rounds} rounds, medians")
+    import on_dask  # here, not at the top: a re-run of this script imports no more than it needs
+
+    if os.environ.get("BENCH_QUICK") == "1":  # CI: every ratio, on smaller work, in minutes
+        print("quick pass (BENCH_QUICK=1): smaller work; `make bench` gives the figures")
+        bench_start(rounds)
+        bench_anatomy(rounds)
+        bench_many_warm(200)
+        bench_snapshot(rounds, size=64 << 20)
+        bench_import(rounds)
+        bench_terminate(rounds)
+        bench_executor(rounds)
+        on_dask.bench_dask(rounds, tasks=200, crashing=None)
+        return
     bench_start(rounds)
     bench_anatomy(rounds)
     bench_warm_heavy(max(5, rounds // 3))
@@ -650,8 +667,6 @@ def main():
     bench_messaging(max(3, rounds // 3))
     bench_executor(max(3, rounds // 3))
     bench_executor_health(max(3, rounds // 3))
-    import on_dask  # here, not at the top: a re-run of this script imports no more than it needs
-
     on_dask.bench_dask(max(3, rounds // 5))
 
 
