@@ -161,6 +161,41 @@ def test_nothing_outlives_the_child(method: str, ending: str) -> None:
     assert not any(left.values()), f"alive one second plus grace after the end: {left}"
 
 
+def leave_stubborn(token: str) -> None:
+    """Leave a process that ignores SIGTERM, in a session of its own, and return."""
+    script = f"trap '' TERM; exec sleep {token}"  # ignored stays ignored across the exec
+    subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 60  # a deadlock net: return once it runs
+    while not holders(token) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+@native_only
+@pytest.mark.parametrize("method", ["cold", "warm", "snapshot", "executor"])
+def test_what_ignores_sigterm_is_killed_after_grace(method: str) -> None:
+    """SIGTERM first, SIGKILL only once the child's grace has passed."""
+    token, grace = _token(), 2.0
+    began = time.monotonic()
+    if method == "executor":
+        with fork.Executor(1, grace=grace) as pool:
+            pool.submit(leave_stubborn, token).result(timeout=60)
+    else:
+        fn = leave_stubborn if method == "snapshot" else "leave_stubborn"
+        fork.spawn(fn, (token,), start=method, grace=grace).result(timeout=60)
+    if method in ("snapshot", "executor"):  # the result comes once what it left is gone
+        assert time.monotonic() - began >= grace, "SIGKILLed before its grace was over"
+    else:  # the zygote or spawner ends it after the result came
+        time.sleep(0.5)
+        assert holders(token), "SIGKILLed before its grace was over"
+    deadline = time.monotonic() + 1.0 + grace
+    while holders(token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert holders(token) == []
+
+
+fork.register(leave_stubborn)
+
+
 PARENT_DIES = """
 import os, signal, sys, threading
 import goforkpy as fork

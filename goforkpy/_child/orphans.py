@@ -32,6 +32,7 @@ class Orphans:
     def __init__(self, watch: Callable[[int], None]) -> None:
         self._watch = watch  # so their exits are noticed, and they are reaped
         self._deadlines: dict[int, float] = {}  # adopted pid -> when it is killed
+        self._killed: set[int] = set()  # SIGKILLed: only their exits are awaited
         self._own: set[int] = set()  # children the zygote's own imports started
 
     def keep(self, pids: Iterable[int]) -> None:
@@ -47,6 +48,7 @@ class Orphans:
         deadline = self._deadlines.pop(pid, None)
         if deadline is None:
             return False
+        self._killed.discard(pid)
         self._adopt({*known, pid}, deadline)
         return True
 
@@ -56,16 +58,16 @@ class Orphans:
 
     def next_deadline(self) -> float | None:
         """Seconds until the next adopted process is due to be killed (``None``: none is)."""
-        if not self._deadlines:
-            return None
-        return max(0.0, min(self._deadlines.values()) - time.monotonic())
+        due = [when for pid, when in self._deadlines.items() if pid not in self._killed]
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def kill_overdue(self) -> None:
         """SIGKILL the families of adopted processes whose grace period is over."""
         now = time.monotonic()
         for pid, deadline in self._deadlines.items():
-            if deadline <= now:
+            if deadline <= now and pid not in self._killed:
                 _signal_family(pid, signal.SIGKILL)
+                self._killed.add(pid)
 
     def _adopt(self, known: set[int], deadline: float) -> None:
         me = os.getpid()
@@ -79,6 +81,8 @@ class Orphans:
             self._deadlines[pid] = deadline
             self._watch(pid)
             _signal_family(pid, signal.SIGKILL if overdue else signal.SIGTERM)
+            if overdue:
+                self._killed.add(pid)
 
 
 def _signal_family(pid: int, sig: int) -> None:
@@ -126,9 +130,9 @@ def end_children(known: set[int], grace: float) -> None:
             if _reaped(adopted):
                 orphans.ended(adopted, known)
         orphans.kill_overdue()
-        wait = orphans.next_deadline()
-        if orphans.pending() and wait is not None:
-            time.sleep(min(wait, tick))
+        if orphans.pending():
+            wait = orphans.next_deadline()
+            time.sleep(tick if wait is None else min(wait, tick))
             tick = min(tick * 2, 0.05)
 
 
