@@ -18,15 +18,13 @@ import logging
 import marshal
 import os
 import selectors
-import signal
 import threading
 import time
 import weakref
 
-from .._errors import TimeoutExpired
 from .._shared import protocol, wire
 from . import frames
-from .futures import TaskFuture, broken_error, cancel_and_notify, settle
+from .futures import TaskFuture, broken_error, settle
 from .handles import Settings, Task, Worker, stop_all
 from .upkeep import Upkeep
 
@@ -366,33 +364,6 @@ class Pool(Upkeep):
                 self._pending.extendleft(reversed(worker.inflight))
             worker.inflight.clear()
 
-    def _end_all_workers(self, grace: float, why: bytes) -> None:
-        """End every worker: the running tasks in steps (``abort``), all at once; the
-        idle workers' trees at once. Their tasks are cancelled."""
-        from .._process.tree import end_handles
-
-        busy, idle = [], []
-        for worker in self._workers:
-            head = worker.inflight[0] if worker.inflight and worker.up else None
-            if head is not None and head.started:
-                self._interrupt(worker, head, why)
-                busy.append(worker)
-            else:
-                idle.append(worker)
-            for task in worker.inflight:
-                cancel_and_notify(task.future, kill=False)
-            worker.inflight.clear()
-        end_handles([worker.child for worker in idle], signal.SIGTERM, grace)
-        deadline = time.monotonic() + grace  # the tasks' finally blocks run meanwhile
-        for worker in busy:
-            try:
-                worker.child.wait(max(0.0, deadline - time.monotonic()))
-            except TimeoutExpired:
-                pass
-        end_handles([worker.child for worker in busy], signal.SIGTERM, grace)
-        for worker in list(self._workers):
-            self._bury(worker, cf.CancelledError())
-
     def _read_what_is_left(self, worker: Worker) -> None:
         """Results a worker sent just before dying still count."""
         # It is gone, so EOF comes at once, unless something it started holds
@@ -401,18 +372,6 @@ class Pool(Upkeep):
         received, _ = worker.reader.read(worker.sock)
         for kind, task_id, body in received:
             self._answer(worker, kind, task_id, body)
-
-    def _stop_running(self, future: TaskFuture, why: bytes) -> None:
-        for worker in self._workers:
-            head = worker.inflight[0] if worker.inflight else None
-            if head is not None and head.future is future and head.started:
-                cancel_and_notify(future, kill=False)
-                self._interrupt(worker, head, why)
-
-    def _kill_running(self, future: TaskFuture) -> None:
-        for worker in list(self._workers):
-            if worker.inflight and worker.inflight[0].future is future:
-                self._bury(worker, cf.CancelledError())
 
     def _break(self, error: BaseException) -> None:
         """An initializer failed (or the manager did): fail everything, take no more."""

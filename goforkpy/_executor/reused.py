@@ -22,11 +22,17 @@ from .worker import CANCELLED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from typing import Any, Callable, Iterable, Protocol
 
-    from .._launch.isolated import Watcher
     from .._launch.record import Options
     from .futures import TaskFuture
+
+    class Watcher(Protocol):
+        """Who is told of each call as it starts and ends (the Dask plugin)."""
+
+        def started(self, call: Any) -> None: ...
+        def ended(self, call: Any) -> None: ...
+
 
 IDLE_SECONDS = 30.0
 
@@ -63,7 +69,7 @@ def call(
     handle = Call(future, executor)
     watching = list(watchers)
     for watcher in watching:
-        watcher.started(handle)  # type: ignore[arg-type] # it ends as a Child does
+        watcher.started(handle)  # a Call ends as a Child does
     try:
         return future.result()
     except BaseException:
@@ -71,7 +77,7 @@ def call(
         raise
     finally:
         for watcher in watching:
-            watcher.ended(handle)  # type: ignore[arg-type]
+            watcher.ended(handle)
 
 
 def _pool(start: str, limits: Any) -> Executor:

@@ -1,10 +1,12 @@
-"""Keeping a pool's workers in bounds: task timeouts in escalating steps, memory caps.
+"""Keeping a pool's workers in bounds: running tasks ended in escalating steps (past a
+timeout, or when the caller leaves early), idle workers let go, memory caps.
 
 A mixin of ``pool.Pool``, run on its manager thread like the rest of it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import math
 import signal
@@ -13,7 +15,7 @@ import time
 from .._errors import TimeoutExpired
 from .._shared import protocol
 from . import frames
-from .futures import settle
+from .futures import TaskFuture, cancel_and_notify, settle
 from .worker import TIMED_OUT
 
 TYPE_CHECKING = False
@@ -24,7 +26,7 @@ _log = logging.getLogger("goforkpy")
 
 
 class Upkeep:
-    """Timeouts and memory caps of a pool's workers (see ``pool.Pool``)."""
+    """Ending running tasks in steps, idle workers and memory caps (see ``pool.Pool``)."""
 
     settings: Settings
     idle_timeout: float | None
@@ -56,6 +58,45 @@ class Upkeep:
                 worker.child.send_signal(signal.SIGTERM)
             elif head.terminated and now - head.terminated >= grace:
                 self._bury(worker, None)
+
+    def _stop_running(self, future: TaskFuture, why: bytes) -> None:
+        for worker in self._workers:
+            head = worker.inflight[0] if worker.inflight else None
+            if head is not None and head.future is future and head.started:
+                cancel_and_notify(future, kill=False)
+                self._interrupt(worker, head, why)
+
+    def _end_all_workers(self, grace: float, why: bytes) -> None:
+        """End every worker: the running tasks in steps (``abort``), all at once; the
+        idle workers' trees at once. Their tasks are cancelled."""
+        from .._process.tree import end_handles
+
+        busy, idle = [], []
+        for worker in self._workers:
+            head = worker.inflight[0] if worker.inflight and worker.up else None
+            if head is not None and head.started:
+                self._interrupt(worker, head, why)
+                busy.append(worker)
+            else:
+                idle.append(worker)
+            for task in worker.inflight:
+                cancel_and_notify(task.future, kill=False)
+            worker.inflight.clear()
+        end_handles([worker.child for worker in idle], signal.SIGTERM, grace)
+        deadline = time.monotonic() + grace  # the tasks' finally blocks run meanwhile
+        for worker in busy:
+            try:
+                worker.child.wait(max(0.0, deadline - time.monotonic()))
+            except TimeoutExpired:
+                pass
+        end_handles([worker.child for worker in busy], signal.SIGTERM, grace)
+        for worker in list(self._workers):
+            self._bury(worker, cf.CancelledError())
+
+    def _kill_running(self, future: TaskFuture) -> None:
+        for worker in list(self._workers):
+            if worker.inflight and worker.inflight[0].future is future:
+                self._bury(worker, cf.CancelledError())
 
     def _retire_idle(self) -> None:
         """Workers out of work for ``idle_timeout`` seconds leave (a pool that is kept
