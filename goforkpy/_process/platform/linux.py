@@ -168,14 +168,19 @@ def descendant_pids(pid: int) -> list[int]:
 
 
 def children_of(pid: int) -> list[int]:
-    """The children of single-threaded ``pid`` (those of its main thread), from /proc."""
+    """The children of ``pid``, whichever of its threads forked them, from /proc."""
+    found: list[int] = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            return [int(child) for child in f.read().split()]
-    except FileNotFoundError:  # a kernel built without CONFIG_PROC_CHILDREN
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as f:
+                found += [int(child) for child in f.read().split()]
+    except FileNotFoundError:  # gone, or a kernel built without CONFIG_PROC_CHILDREN
+        if not os.path.exists(f"/proc/{pid}"):
+            return []
         return [child for child in descendant_pids(pid) if _parent_of(child) == pid]
     except OSError:
-        return []
+        return found  # a thread ended mid-walk: its children are its process's still
+    return found
 
 
 def _parent_of(pid: int) -> int | None:
