@@ -144,3 +144,17 @@ def test_an_error_in_the_block_cancels_the_running_task(tmp_path: Path) -> None:
     assert (tmp_path / "finally-1").exists()
     assert future.cancelled()
     assert time.monotonic() - began < 30.0, "the block waited the whole grace period"
+
+
+def _nested(x: int) -> tuple[int, bool]:
+    """goforkpy used inside a task: the result, and whether this worker's guardian runs."""
+    from goforkpy._process import guardian
+
+    return fork.isolated(sleeper)("", 0), guardian.ensure_started()
+
+
+def test_goforkpy_helpers_a_task_started_outlive_the_task() -> None:
+    """What a task starts ends with the task, but not goforkpy's own helpers (the
+    guardian, the spawner) when the task used goforkpy itself: API.md section 4."""
+    with fork.Executor(1) as pool:
+        assert [pool.submit(_nested, i).result(timeout=60) for i in range(3)] == [(0, True)] * 3

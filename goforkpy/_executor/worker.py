@@ -91,10 +91,12 @@ def _end_what_the_task_left(kept: set[int], grace: float) -> None:
     children = platform.children_of(os.getpid())
     if not children or kept.issuperset(children):
         return
-    zygotes = sys.modules.get("goforkpy._launch.zygotes")  # the task started warm children
-    helpers = set() if zygotes is None else set(zygotes.pids())
     from .._child.orphans import end_children
+    from .._process.guardian import is_guardian
 
+    zygotes = sys.modules.get("goforkpy._launch.zygotes")  # the task used goforkpy itself
+    helpers = set() if zygotes is None else set(zygotes.pids())
+    helpers.update(pid for pid in children if pid not in kept and is_guardian(pid))
     end_children(kept | helpers, grace)
 
 

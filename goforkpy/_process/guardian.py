@@ -180,6 +180,23 @@ def _start() -> int:
     return write_end
 
 
+def is_guardian(pid: int) -> bool:
+    """True if ``pid`` is a goforkpy guardian (Linux: by its command line or environment).
+
+    In a subreaper (an Executor worker, a zygote) the guardian of goforkpy used
+    inside it is a child once its starter has left; it is a helper, not a
+    leftover.
+    """
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if MARK.encode() in f.read():
+                return True
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{HELPER}=guardian:".encode() in f.read()
+    except OSError:
+        return False
+
+
 def run_here(walk: str) -> NoReturn:
     """Be a guardian in this process (a frozen application's binary, run for it)."""
     sys.argv[1:] = [walk]
