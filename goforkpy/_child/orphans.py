@@ -19,6 +19,7 @@ import os
 import signal
 import time
 
+from .._process.family import end_family_and_die, send_each
 from .._process.platform import children_of, descendant_pids
 
 TYPE_CHECKING = False
@@ -89,17 +90,9 @@ def _signal_family(pid: int, sig: int) -> None:
     """Send ``sig`` to ``pid`` and every descendant; to SIGKILL, stop them all first."""
     family = [pid, *descendant_pids(pid)]
     if sig == signal.SIGKILL:
-        _send(family, signal.SIGSTOP)  # nothing stopped can fork a new member meanwhile
+        send_each(family, signal.SIGSTOP)  # nothing stopped can fork a new member meanwhile
         family = [pid, *descendant_pids(pid)]
-    _send(family, sig)
-
-
-def _send(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass  # gone already
+    send_each(family, sig)
 
 
 def contain(pid: int, grace: float, lifeline: int) -> int:
@@ -146,8 +139,6 @@ def _reaped(pid: int) -> bool:
 def _wait_for_exit(pid: int, lifeline: int) -> None:
     """Block until child ``pid`` has exited (unreaped), or end everything if the parent dies."""
     import select
-
-    from .._process.family import end_family_and_die
 
     pidfd = os.pidfd_open(pid)
     try:

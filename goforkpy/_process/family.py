@@ -30,7 +30,7 @@ def end_family_and_die() -> NoReturn:
             family = _stopped_family(signal.SIGSTOP)
             if not family:
                 break
-            _send(family[::-1], signal.SIGKILL)
+            send_each(family[::-1], signal.SIGKILL)
             _kill_groups(family, signal.SIGKILL)  # members orphaned to init, if any
             _reap_what_we_can()
     finally:
@@ -49,7 +49,7 @@ def _stopped_family(stop: int) -> list[int]:
         quiet = 0 if new else quiet + 1  # dying mid-walk hides its young from one walk
         if quiet == 2:
             break
-        _send(new, stop)
+        send_each(new, stop)
         family += new
     return family
 
@@ -74,7 +74,8 @@ def _kill_groups(leaders: list[int], sig: int) -> None:
             pass  # leads no group, or the group is empty
 
 
-def _send(pids: list[int], sig: int) -> None:
+def send_each(pids: list[int], sig: int) -> None:
+    """Send ``sig`` to each of ``pids``; those gone already are skipped."""
     for pid in pids:
         try:
             os.kill(pid, sig)
