@@ -32,15 +32,9 @@ def stamp():
 @fork.register
 def fork_floor(rounds):
     """The median seconds of a bare fork + exit + wait of this process's image."""
-    samples = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        samples.append(time.perf_counter() - began)
-    return sorted(samples)[len(samples) // 2]
+    from starting import bare_fork_median
+
+    return bare_fork_median(rounds)
 
 
 def _one_call(start):

@@ -38,28 +38,31 @@ def _uss_of(start):
 
 
 _BARE_FORKS = """
-import os, sys, time
+import sys
 import numpy, pandas, goforkpy
-times = []
-for _ in range(int(sys.argv[1])):
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    times.append(time.perf_counter() - start)
-print(sorted(times)[len(times) // 2])
+sys.path.insert(0, sys.argv[2])
+from starting import bare_fork_median
+print(bare_fork_median(int(sys.argv[1])))
 """
 
 
 def _bare_fork_floor(rounds):
     """The floor of any fork-based start from the zygote's image (these modules loaded):
     fork, the child exits at once, reaped; measured in a process holding just that."""
+    import os
     import subprocess
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c", _BARE_FORKS, str(rounds)], capture_output=True, text=True
+        [
+            sys.executable,
+            "-c",
+            _BARE_FORKS,
+            str(rounds),
+            os.path.dirname(os.path.abspath(__file__)),
+        ],
+        capture_output=True,
+        text=True,
     )
     return float(out.stdout)
 

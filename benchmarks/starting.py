@@ -2,6 +2,7 @@
 contender and the measuring loop. Imported after ``fork.init()``, so children
 that re-run those scripts never load it."""
 
+import os
 import time
 
 
@@ -27,3 +28,17 @@ def medians(contenders, rounds):
             action()
             samples[name].append(time.perf_counter() - start)
     return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+
+
+def bare_fork_median(rounds):
+    """Median seconds of a bare fork of this process whose child exits at once, reaped:
+    the floor of any fork-based start from this image."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
