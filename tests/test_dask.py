@@ -6,6 +6,7 @@ fixture checks that closing it leaves no worker, zygote or child behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,11 +30,12 @@ from distributed import Client, LocalCluster
 import goforkpy.dask
 
 
-@pytest.fixture
-def client() -> Iterator[Client]:
+@contextlib.contextmanager
+def _cluster(workers: int, plugin: goforkpy.dask.Isolation) -> Iterator[Client]:
+    """A real LocalCluster on 127.0.0.1 (two threads a worker), ``plugin`` registered."""
     with (
         LocalCluster(
-            n_workers=2,
+            n_workers=workers,
             threads_per_worker=2,
             processes=True,
             host="127.0.0.1",
@@ -42,7 +44,13 @@ def client() -> Iterator[Client]:
         ) as cluster,
         Client(cluster) as client,
     ):
-        client.register_plugin(goforkpy.dask.Isolation())
+        client.register_plugin(plugin)
+        yield client
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    with _cluster(2, goforkpy.dask.Isolation()) as client:
         yield client
 
 
@@ -202,18 +210,7 @@ def test_the_example(where: str, client: Client) -> None:
 @pytest.fixture
 def reusing_client() -> Iterator[Client]:
     """A cluster whose isolated calls run in reused isolated workers (isolate="worker")."""
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=2,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.register_plugin(goforkpy.dask.Isolation(isolate="worker"))
+    with _cluster(1, goforkpy.dask.Isolation(isolate="worker")) as client:
         yield client
 
 
