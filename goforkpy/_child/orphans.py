@@ -19,7 +19,7 @@ import os
 import signal
 import time
 
-from .._process.family import end_family_and_die, send_each
+from .._process.family import die_at_end_of, send_each
 from .._process.platform import children_of, descendant_pids
 
 TYPE_CHECKING = False
@@ -146,11 +146,6 @@ def _wait_for_exit(pid: int, lifeline: int) -> None:
             ready = select.select([pidfd, lifeline], [], [])[0]
             if pidfd in ready:
                 return
-            try:
-                if os.read(lifeline, 4096):
-                    continue  # nobody writes to it; only EOF means something
-            except OSError:
-                pass
-            end_family_and_die()
+            die_at_end_of(lifeline)
     finally:
         os.close(pidfd)

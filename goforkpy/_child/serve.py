@@ -22,7 +22,7 @@ import sys
 
 from .. import _env
 from .._process import platform
-from .._process.family import end_family_and_die
+from .._process.family import die_at_end_of, end_family_and_die
 from .._shared import zygote_messages as messages
 from . import exits, takeon
 from .orphans import Orphans
@@ -139,7 +139,7 @@ class _Zygote:
                 if events & selectors.EVENT_READ:
                     self._release()
             elif key.data == _LIFELINE:
-                _lifeline_ended(key.fd)
+                die_at_end_of(key.fd)
             elif key.data in (_EXIT, _EXIT_ONCE):
                 if key.data == _EXIT_ONCE:
                     self.selector.unregister(key.fd)
@@ -322,15 +322,6 @@ class _Zygote:
 
         if not tie_to_parent(zygote, die_with_it=True):
             os._exit(1)  # the zygote is gone already
-
-
-def _lifeline_ended(fd: int) -> None:
-    try:
-        if os.read(fd, 4096):
-            return  # nobody writes to it; only EOF, when the parent dies, means something
-    except OSError:
-        pass
-    end_family_and_die()
 
 
 def _end_family() -> NoReturn:

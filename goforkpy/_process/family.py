@@ -38,6 +38,20 @@ def end_family_and_die() -> NoReturn:
     raise SystemExit(1)  # pragma: no cover - SIGKILL does not return
 
 
+def die_at_end_of(lifeline: int) -> None:
+    """The lifeline ``fd`` is readable: at EOF (the parent died) end the family and die.
+
+    Nobody writes to a lifeline, so data means nothing and returns; a read
+    error (the descriptor was closed under us) counts as EOF.
+    """
+    try:
+        if os.read(lifeline, 4096):
+            return
+    except OSError:
+        pass
+    end_family_and_die()
+
+
 def _stopped_family(stop: int) -> list[int]:
     """Every descendant, each listed after its parent, all stopped: none can fork any more."""
     from .platform import descendant_pids
