@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
 from ._checks import grace as _check_grace
 from ._checks import seconds as _check_timeout
 from ._launch import isolated, methods
+from ._process import reaper
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -190,4 +191,4 @@ class Isolation(WorkerPlugin):
         _log.debug("goforkpy.dask: ending %d abandoned child(ren)", len(children))
         for child in children:
             end = child.kill if self.grace == 0 else lambda c=child: c.terminate(self.grace)
-            threading.Thread(target=end, name="goforkpy-cancel", daemon=True).start()
+            reaper.start_thread(end, "cancel")

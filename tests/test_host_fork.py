@@ -95,6 +95,13 @@ if __name__ == "__main__":
             got = list(pool.map(isolated_square, range(8)))
         assert got == [x * x for x in range(8)], got
     print("pools", round + 1)
+    # Pool.terminate ends its workers with SIGTERM while they contend for a semaphore:
+    # a worker that used goforkpy (and so has its exit handler) must die of it at once
+    for round in range(10):
+        with context.Pool(2) as pool:
+            got = pool.map(isolated_square, range(5))
+        assert got == [x * x for x in range(5)], got
+    print("terminated", round + 1)
 """
 
 _TASKS = """
@@ -113,7 +120,35 @@ def test_process_pools_with_the_fork_context_after_a_thread_pool(
     run_script(_TASKS, name="tasks.py")  # writes it (running it does nothing)
     done = run_script(_FORK_CONTEXT_POOLS, args=[start])
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["pools", "5"], done.stderr
+    assert done.stdout.split() == ["pools", "5", "terminated", "10"], done.stderr
+
+
+_COPY_SIGNALS = """
+import os, signal
+import goforkpy as fork
+
+@fork.register
+def nothing():
+    pass
+
+if __name__ == "__main__":
+    fork.init()
+    fork.run("nothing")  # the first fork installs the exit handlers
+    ours = signal.getsignal(signal.SIGTERM)
+    pid = os.fork()
+    if pid == 0:  # a copy: the default disposition, and Python's wake-up fd unset
+        default = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        os._exit(0 if default and signal.set_wakeup_fd(-1) == -1 else 5)
+    _, status = os.waitpid(pid, 0)
+    print(ours is not signal.SIG_DFL, os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_copy_gets_the_default_sigterm_back(run_script: RunScript) -> None:
+    """The original's exit handler and wake-up pipe are the original's; a copy that
+    forks children of its own installs its own."""
+    done = run_script(_COPY_SIGNALS)
+    assert done.stdout.split() == ["True", "0"], done.stderr
 
 
 def test_a_copy_starts_with_every_local_empty_and_every_lock_free() -> None:

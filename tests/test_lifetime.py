@@ -203,6 +203,60 @@ def test_parent_signal_ends_children_gracefully(tmp_path: Path, sig: int, exit_c
     assert note.read_text() == "graceful"
 
 
+_STRAY_SIGNAL = """
+import signal, sys, threading
+import goforkpy as fork
+
+@fork.register
+def child(path):
+    import os, signal, threading
+    def on_term(signum, frame):
+        open(path, "w").write("graceful")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    print("ready", flush=True)
+    threading.Event().wait()
+
+def stray():
+    sys.stdin.readline()
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+if __name__ == "__main__":
+    fork.init()
+    fork.spawn("child", (sys.argv[1],), start=sys.argv[2])
+    threading.Thread(target=stray, daemon=True).start()
+    threading.Event().wait()  # the main thread blocks in C, in a lock's wait
+"""
+
+
+@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
+def test_a_sigterm_caught_by_another_thread_still_ends_children_then_the_parent(
+    tmp_path: Path, start: str
+) -> None:
+    """Python runs handlers in the main thread only; a SIGTERM that another thread took
+    leaves the handler due while the main thread sleeps in C. goforkpy sends it again
+    to the main thread, so the parent still ends its children and dies of it."""
+    script, note = tmp_path / "stray.py", tmp_path / "note"
+    script.write_text(_STRAY_SIGNAL)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(note), start],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+        _, err = parent.communicate("go\n", timeout=DEADLOCK_NET)
+    finally:
+        parent.kill()  # where it hung: the leftovers check ends its children
+        parent.wait()
+    assert parent.returncode == -signal.SIGTERM, err
+    assert note.read_text() == "graceful"
+
+
 def test_user_signal_handlers_are_chained_not_replaced(tmp_path: Path) -> None:
     """goforkpy installs nothing on import, keeps the user's SIGTERM handler,
     and still ends the children gracefully when the parent exits."""

@@ -21,6 +21,7 @@ import sys
 from .. import _env
 from .._errors import InitError
 from .._process.family import end_family_and_die
+from .._shared import quiet
 from . import run
 
 TYPE_CHECKING = False
@@ -150,7 +151,8 @@ def _guard_parent() -> None:
             end_family_and_die()
         return
     # A thread, so the child's start does not wait for ctypes to load.
-    _thread.start_new_thread(_watch_parent, (fd, marked.parent, not marked.guarded))
+    watch = (fd, marked.parent, not marked.guarded)
+    quiet.start(lambda: _thread.start_new_thread(_watch_parent, watch))
 
 
 def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
@@ -214,6 +216,7 @@ def _warn_stale_markers() -> None:
 
 
 if run.stage == run.WAITING:
+    quiet.open_all()  # whichever thread of the parent's started us, block nothing
     _guard_parent()
     sys.excepthook = _failed_before_init
 elif _env.MARKED.stale:

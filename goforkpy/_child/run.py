@@ -19,6 +19,7 @@ import sys
 from .. import _env
 from .._errors import PayloadError, RegistryError
 from .._process.family import end_family_and_die
+from .._shared import quiet
 from .._shared.registry import registered
 
 TYPE_CHECKING = False
@@ -230,6 +231,7 @@ def become_snapshot(markers: dict[str, str], parent: int) -> None:
     """
     global stage
     stage = SNAPSHOT
+    quiet.open_all()  # forked from any thread of the parent's, quiet ones included
     marked = _env.MARKED = _env.Markers(markers)  # type: ignore[arg-type]
     _env.record_faults(marked)
     from .._process.platform import tie_to_parent

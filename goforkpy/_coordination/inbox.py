@@ -16,6 +16,7 @@ import socket
 import threading
 
 from .._errors import IPCError
+from .._process import reaper
 from .._shared import protocol, tmpdir
 
 TYPE_CHECKING = False
@@ -78,7 +79,7 @@ class Inbox:
             ) from exc
         os.chmod(self.path, 0o600)
         self._listener.listen(64)
-        threading.Thread(target=self._accept, name="goforkpy-inbox", daemon=True).start()
+        reaper.start_thread(self._accept, "inbox")
 
     def queue(self, group: str) -> queue.Queue[Message]:
         with self._lock:
@@ -115,7 +116,7 @@ class Inbox:
             if uid is not None and uid != os.geteuid():
                 conn.close()  # another user: the 0700 directory should have stopped them
                 continue
-            threading.Thread(target=self._read, args=(conn, peer_pid), daemon=True).start()
+            reaper.start_thread(self._read, f"inbox-{peer_pid}", conn, peer_pid)
 
     def _after_earlier_connection(self, key: tuple[int, str]) -> None:
         """Wait for the reader of this sender's earlier connection to this group.

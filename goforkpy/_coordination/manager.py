@@ -15,7 +15,7 @@ import threading
 from .. import _checks
 from .._errors import TimeoutExpired
 from .._parent.child import Child
-from .._process import tree
+from .._process import reaper, tree
 from .._process.handle import ExitWatch
 
 TYPE_CHECKING = False
@@ -42,9 +42,7 @@ class Adopted(ExitWatch):
         self.name = process.name()
         self._process = process
         self._watch_exit()
-        threading.Thread(
-            target=self._watch, name=f"goforkpy-adopted-{self.pid}", daemon=True
-        ).start()
+        reaper.start_thread(self._watch, f"adopted-{self.pid}")
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for it to exit; its returncode, or ``None`` where the OS will not tell."""

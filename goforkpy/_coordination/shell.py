@@ -19,6 +19,7 @@ from .. import _checks
 from .._errors import ShellError, TimeoutExpired
 from .._process import guardian
 from .._process.stdio import PIPE, STDOUT, open_redirects
+from .._shared import quiet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -198,9 +199,10 @@ def _stream_through(
         if pipe is not None
     ]
     for pump in pumps:
-        pump.start()
+        quiet.start(pump.start)
     if data is not None and process.stdin is not None:
-        threading.Thread(target=_feed, args=(process.stdin, data), daemon=True).start()
+        feed = threading.Thread(target=_feed, args=(process.stdin, data), daemon=True)
+        quiet.start(feed.start)
     returncode = process.wait(timeout)
     for pump in pumps:
         pump.join()

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 
-from .._shared import protocol, wire
+from .._shared import protocol, quiet, wire
 from . import frames
 from .futures import TaskFuture, broken_error, settle
 from .handles import Settings, Task, Worker, stop_all
@@ -109,7 +109,7 @@ class Pool(Upkeep):
                 self._thread = threading.Thread(
                     target=self._run, name="goforkpy-executor", daemon=True
                 )
-                self._thread.start()
+                quiet.start(self._thread.start)
                 _running.add(self)
         self._wake()
         return future

@@ -26,6 +26,7 @@ from .._parent.child import Child
 from .._process import platform, reaper
 from .._process.handle import ForkedProcess
 from .._process.stdio import child_ends
+from .._shared import quiet
 from .._state import handing_over
 from . import handover, methods
 
@@ -113,6 +114,7 @@ def _be_between(
 
     try:
         os.setpgid(0, 0)
+        quiet.open_all()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the caller's to handle
         if not platform.tie_to_parent(int(markers[_env.PARENT]), not markers.get(_env.GUARDED)):
             os._exit(1)

@@ -31,7 +31,7 @@ import signal
 import threading
 
 from .._state import Local, close_quietly
-from . import guardian
+from . import exit_signals, guardian
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,11 +41,9 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-_handlers_installed = False
 _exit_installed = False
 _exiting = False  # the interpreter is exiting: no more children
 _after_children: list[Callable[[], None]] = []
-_EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 class _Lifeline:
@@ -141,7 +139,7 @@ def _at_exit() -> None:
 
 
 def _install_once() -> None:
-    global _exit_installed, _handlers_installed
+    global _exit_installed
     if not _exit_installed:  # from any thread: children started from daemon threads too
         _exit_installed = True
         import atexit
@@ -153,20 +151,7 @@ def _install_once() -> None:
 
         atexit.register(_at_exit)
         platform.note_oom_kills()  # so that a child the OOM killer ends can be told apart
-    if _handlers_installed or threading.current_thread() is not threading.main_thread():
-        return  # signal handlers can only be set from the main thread; retried next fork
-    _handlers_installed = True
-    for name in _EXIT_SIGNALS:
-        sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
-            signal.signal(sig, _end_children_then_die)
-
-
-def _end_children_then_die(signum: int, frame: Any) -> None:
-    """For a signal whose default was to kill us: end the children, then die of it."""
-    terminate_all()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    exit_signals.install(terminate_all)
 
 
 # --- the launcher thread -------------------------------------------------------------

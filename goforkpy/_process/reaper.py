@@ -24,6 +24,7 @@ import selectors
 import threading
 
 from .._errors import ForkError
+from .._shared import quiet
 from .._state import Local, close_quietly
 from . import platform
 from .usage import from_rusage
@@ -57,7 +58,7 @@ def start_thread(target: Callable[..., None], name: str, *args: object) -> None:
     """Start a goforkpy daemon thread; ``ForkError`` (not a bare RuntimeError) if none can be."""
     thread = threading.Thread(target=target, args=args, name=f"goforkpy-{name}", daemon=True)
     try:
-        thread.start()
+        quiet.start(thread.start)
     except RuntimeError as exc:  # "can't start new thread": out of processes or memory
         raise ForkError(
             f"cannot start goforkpy's {name} thread ({exc}); the process is out of "

@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 
+from .._shared import quiet
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Callable, Iterator, Protocol, Tuple, Union
@@ -173,7 +175,7 @@ class Streams:
             jobs.append((_drain, self._popen.stderr, self._err))
         threads = [threading.Thread(target=job, args=args, daemon=True) for job, *args in jobs]
         for thread in threads:
-            thread.start()
+            quiet.start(thread.start)
         return threads
 
 

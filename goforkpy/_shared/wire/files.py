@@ -19,6 +19,7 @@ import stat
 from _operator import _compare_digest  # what hmac.compare_digest is, without hmac
 
 from ..._errors import PayloadError
+from .. import quiet
 from .tag import LARGE, PARALLEL, TAG_SIZE, Digests, bound_name, hmac_sha256, segmented_tag
 
 TYPE_CHECKING = False
@@ -333,7 +334,7 @@ def _close_in_background(fd: int) -> None:
     import threading
 
     try:
-        threading.Thread(target=os.close, args=(fd,), daemon=True).start()
+        quiet.start(threading.Thread(target=os.close, args=(fd,), daemon=True).start)
     except RuntimeError:  # no new threads at interpreter shutdown
         os.close(fd)
 

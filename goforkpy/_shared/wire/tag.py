@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from .. import quiet
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Sequence, Union
@@ -94,7 +96,7 @@ class Digests:
         self._helpers = [threading.Thread(target=self._work, daemon=True) for _ in range(helpers)]
         try:
             for helper in self._helpers:
-                helper.start()
+                quiet.start(helper.start)
         except RuntimeError:  # no new threads at interpreter shutdown: hash alone
             self._helpers = [helper for helper in self._helpers if helper.ident is not None]
 

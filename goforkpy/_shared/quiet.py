@@ -1,0 +1,52 @@
+"""goforkpy's own threads leave the program's signals to the program's main thread.
+
+Python runs a signal handler in the main thread only, between two bytecodes.
+A signal the kernel hands to another thread sets the handler off but cannot
+wake a main thread that waits in C (a semaphore, a lock, a ``read``): a
+SIGTERM could then wait for ever. (A multiprocessing worker forked from a
+program that used goforkpy hung so in ``multiprocessing.Pool.terminate``.) goforkpy's threads
+therefore block every signal a program may handle, and the kernel hands such
+a signal to a thread that does not block it, the main thread first. Faults
+(SIGSEGV and the like) stay open: they belong to the thread that causes them.
+
+A thread inherits its creator's mask, so the creator blocks the signals for
+the moment of ``start`` only: no signal can reach the new thread before it
+is quiet. A process started from a quiet thread inherits the mask too; every
+goforkpy child opens it again as it starts (``open_all``).
+
+Builtins only: a child's start-up path imports this.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from typing import Callable, TypeVar
+
+    T = TypeVar("T")
+else:
+    import _signal  # signal's C half: the Python half imports enum
+
+# Signals the kernel sends to the thread that faults: blocked, they would kill outright.
+_FAULTS = {
+    getattr(_signal, name)
+    for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGTRAP", "SIGSYS")
+    if hasattr(_signal, name)
+}
+_QUIET = _signal.valid_signals() - _FAULTS
+
+
+def start(begin: Callable[[], T]) -> T:
+    """``begin()`` (which starts a thread) with the program's signals blocked in the new
+    thread: ``quiet.start(thread.start)``."""
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _QUIET)
+    try:
+        return begin()
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+
+
+def open_all() -> None:
+    """In a new child: block no signal, whichever thread of its parent started it."""
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
