@@ -325,7 +325,7 @@ def bench_snapshot(rounds, size=1 << 30):
         f"Snapshot of {amount} of live Python data (a list of 1 KiB bytes objects)",
         medians,
         "bare os.fork()",
-        "snapshot <= 1.2x a bare fork, <= 0.05x pickling the data",
+        "snapshot <= 1.1x a bare fork, <= 0.05x pickling the data",
     )
     snap = medians["fork.snapshot (the caller's pause)"]
     print(f"  snapshot / pickle = {snap / medians['pickle.dumps of the data']:.3f}x")

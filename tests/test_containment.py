@@ -232,7 +232,7 @@ if __name__ == "__main__":
 
 
 @native_only
-@pytest.mark.parametrize("start", ["cold", "warm"])
+@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
 def test_parent_killed_at_any_moment_of_a_start(tmp_path: Path, start: str) -> None:
     """SIGKILL to the parent at 31 moments from 0 to 50 ms after the call: whatever the
     child had started by then is gone within one second."""

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -99,6 +100,12 @@ if __name__ == "__main__":
 """
 
 
+def _reruns(parent: int, script: Path) -> list[int]:
+    """The descendants of ``parent`` that run ``script``."""
+    found = psutil.Process(parent).children(recursive=True)
+    return [child.pid for child in found if str(script) in _cmdline(child)]
+
+
 def _cmdline(process: psutil.Process) -> list[str]:
     try:
         return process.cmdline()
@@ -114,11 +121,11 @@ def test_parent_sigkilled_while_writing_a_big_payload(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
     try:
         assert parent.stdout is not None and parent.stdout.readline() == b"writing\n"
-        children = [  # the script re-run (and, warm, its zygote and spare): not the guardian
-            child.pid
-            for child in psutil.Process(parent.pid).children(recursive=True)
-            if str(script) in _cmdline(child)
-        ]
+        # the script re-run (not the guardian): a cold child forked by the spawner may
+        # not have reached its exec yet
+        deadline = time.monotonic() + DEADLOCK_NET
+        while not (children := _reruns(parent.pid, script)) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert children, "the child was started before its payload was written"
     finally:
         parent.kill()

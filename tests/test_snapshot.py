@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import pytest
 from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
+from goforkpy._process import platform
 
 # Other tests leave threads behind (tqdm's monitor); the warning about them is tested
 # on its own, in a process of its own.
@@ -155,6 +157,7 @@ def test_bad_snapshot_calls(call: Callable[[], Any], error: type[BaseException],
 BUSY_SCRIPT = """
 import sys, threading, time, warnings
 import goforkpy as fork
+from goforkpy._process import platform
 
 held = threading.Lock()
 stop = threading.Event()
@@ -220,6 +223,7 @@ def test_no_warning_without_threads_of_our_own(run_script: RunScript) -> None:
 SIGKILL_SCRIPT = """
 import os, subprocess, threading
 import goforkpy as fork
+from goforkpy._process import platform
 
 def child():
     sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
@@ -269,6 +273,7 @@ def test_the_background_save_example(tmp_path: Path) -> None:
 NO_IMPORT_AFTER_FORK = """
 import os, sys
 import goforkpy as fork
+from goforkpy._process import platform
 
 class Spy:
     '''Records every import a process other than this one attempts.'''
@@ -306,3 +311,23 @@ def test_a_snapshot_child_imports_nothing(run_script: RunScript, tmp_path: Path)
     done = run_script(NO_IMPORT_AFTER_FORK, args=[str(log)])
     assert done.returncode == 0, done.stderr
     assert log.read_text() == ""
+
+
+@pytest.mark.skipif(not platform.NATIVE, reason="no intermediate without subreapers")
+def test_an_intermediate_that_cannot_fork_fails_the_snapshot_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller goes on after its own fork; where the intermediate's fork fails (out of
+    processes), the child's result says so, and nothing is left."""
+    real_fork, caller = os.fork, os.getpid()
+
+    def fork_in_the_caller_only() -> int:
+        if os.getpid() != caller:
+            raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork_in_the_caller_only)
+    child = fork.snapshot(abs, -1)
+    with pytest.raises(fork.ForkError, match=r"cannot fork the snapshot of abs: .*Errno 11"):
+        child.result(timeout=DEADLOCK_NET)
+    assert child.returncode == 1

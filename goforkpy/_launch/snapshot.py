@@ -24,7 +24,7 @@ from .. import _env
 from .._child import run
 from .._parent.child import Child
 from .._process import platform, reaper
-from .._process.handle import ForkedProcess
+from .._process.handle import ForkedProcess, RelayedFork
 from .._process.stdio import child_ends
 from .._shared import quiet
 from .._state import handing_over
@@ -32,11 +32,13 @@ from . import handover, methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, NoReturn
+    from typing import IO, Any, Callable, NoReturn
 
-    from .._parent.child import Watch
+    from .._parent.child import Process, Watch
     from .._process.reaper import OnExit, OnZombie
     from .record import Launch
+
+    Later = Callable[[Callable[[], None]], None]
 
 PICKLES = False  # the child runs on a copy of our memory: nothing travels
 
@@ -53,28 +55,35 @@ def start(launch: Launch) -> Child:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
         cwd = None if options.cwd is None else os.fspath(options.cwd)
-        pid, watch = _fork_contained(launch, markers, ends, cwd)
-        process = ForkedProcess(pid, ours)
+        process, watch, later = _fork_contained(launch, markers, ends, cwd, ours)
         kept = (launch.stem, launch.key, None)
         taken = None if started is None else pipes.take(started)
-        return Child._started(launch.name, process, kept, options, taken, (watch, methods.SNAPSHOT))
+        how = (watch, methods.SNAPSHOT)
+        return Child._started(launch.name, process, kept, options, taken, how, later)
 
 
 def _fork_contained(
-    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None
-) -> tuple[int, Watch]:
-    """Fork the child: (its pid, what watches its exit).
+    launch: Launch,
+    markers: dict[str, str],
+    ends: list[int | None],
+    cwd: str | None,
+    streams: list[IO[bytes] | None],
+) -> tuple[Process, Watch, Later | None]:
+    """Fork the child: (its process record, what watches its exit, when watching begins).
 
     Where the OS has subreapers, the child hangs from an intermediate: a
     subreaper that forks it, waits for it, ends what it left (``orphans``)
     and then exits as it did, so this process reaps the intermediate and
-    learns the child's exit status and resource use from it.
+    learns the child's exit status and resource use from it. The caller
+    pauses for its own fork only: the intermediate forks the child after,
+    and tells its pid on a pipe, which a reaper thread reads to begin the
+    watching (or the caller, at its first need of the pid).
     """
     if not platform.NATIVE:
         pid = _fork(launch.name)
         if pid == 0:
             _be_the_child(launch, markers, ends, cwd, int(markers[_env.PARENT]))
-        return pid, reaper.watch
+        return ForkedProcess(pid, streams), reaper.watch, None
     read, write = os.pipe()
     try:
         between = _fork(launch.name)
@@ -84,24 +93,25 @@ def _fork_contained(
                 _be_between(launch, markers, ends, cwd, write)
             finally:
                 os._exit(1)  # never back into the caller's code, whatever happened
-        os.close(write)
-        write = -1
-        told = b""
-        while chunk := os.read(read, 64):
-            told += chunk
-    finally:
+    except BaseException:
         os.close(read)
-        if write >= 0:
-            os.close(write)
-    if not told.isdigit():  # it could not fork: it sent the errno, and left
-        reaper.reap(between)
-        number = int(told[1:] or 0)
-        raise OSError(number, os.strerror(number))
+        raise
+    finally:
+        os.close(write)
+    process = RelayedFork(between, read, streams)
 
     def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
         reaper.watch(between, on_exit, on_zombie)
 
-    return int(told), watch
+    def later(begin: Callable[[], None]) -> None:
+        def told(fd: int) -> None:
+            process.pid  # noqa: B018 - read now, if no caller needed it first
+            os.close(fd)
+            begin()
+
+        reaper.when_readable(read, told)
+
+    return process, watch, later
 
 
 def _be_between(
@@ -121,9 +131,12 @@ def _be_between(
         me = os.getpid()
         with handing_over():
             pid = os.fork()
-    except OSError as exc:
-        os.write(tell, b"E%d" % (exc.errno or 0))
-        os._exit(1)
+    except OSError as exc:  # no child: this process stands for it, and says why
+        from .._errors import ForkError
+
+        os.close(tell)
+        error = ForkError(f"cannot fork the snapshot of {launch.name}: {exc}")
+        run.leave_with(launch.result_path, launch.key, error)
     if pid == 0:
         os.close(tell)
         _be_the_child(launch, markers, ends, cwd, me)

@@ -20,7 +20,7 @@ from .._errors import (
     TimeoutExpired,
 )
 from .._process import reaper
-from .._process.handle import ExitWatch, ForkedProcess
+from .._process.handle import ExitWatch
 from .._process.stdio import Streams
 from .._shared import hooks, protocol
 from . import remains
@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
     import psutil
 
+    from .._process.handle import ForkedProcess, RelayedFork
     from .._process.limits import Limits
     from .._process.usage import Usage
 
-    Process = Union[subprocess.Popen[bytes], ForkedProcess]
+    Process = Union[subprocess.Popen[bytes], ForkedProcess, RelayedFork]
     # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode, usage).
     Watch = Callable[[int, Callable[[int, "Usage | None"], None], Callable[[], None]], None]
 
@@ -66,7 +67,6 @@ class Child(ExitWatch):
     """
 
     name: str
-    pid: int
     stdin: IO[bytes] | None
     stdout: IO[bytes] | None
     stderr: IO[bytes] | None
@@ -98,6 +98,7 @@ class Child(ExitWatch):
         options: Options,
         started: int | None,
         how: tuple[Watch, str] = (reaper.watch, "cold"),
+        later: Callable[[Callable[[], None]], None] | None = None,
     ) -> Child:
         """The handle of a child just started by ``launch`` (the one way to make one).
 
@@ -106,11 +107,13 @@ class Child(ExitWatch):
         held to ``options.start_timeout`` and ``options.timeout``. If the
         watching cannot be set up, the child is killed and reaped, and the
         error raised. ``how`` is (what watches its exit: the reaper, or its
-        zygote; its start method).
+        zygote; its start method). ``later(begin)``, where given, runs
+        ``begin()`` (the watching) once the pid is known: a snapshot's arrives
+        from its intermediate after the caller has gone on.
         """
         self = cls.__new__(cls)
         watch, self.start = how
-        self.name, self.pid, self._popen = name, popen.pid, popen
+        self.name, self._popen = name, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._payload_fd = files
         self._grace, self._limits = options.grace, options.limits
@@ -122,13 +125,21 @@ class Child(ExitWatch):
         self._settling = None
         self._streams = Streams(popen)
         self._deadlines = Deadlines(options.start_timeout, options.timeout)
-        self._watch(started, watch)
-        _log.debug("child %r (pid %d) started %s", name, self.pid, self.start)
+        if later is None:
+            self._watch(started, watch)
+        else:
+            later(lambda: self._watch(started, watch))
         return self
+
+    @property
+    def pid(self) -> int:  # type: ignore[override]
+        """The child's process id."""
+        return self._popen.pid
 
     def _watch(self, started: int | None, watch: Watch) -> None:
         from .._process import lifeline
 
+        _log.debug("child %r (pid %d) started %s", self.name, self.pid, self.start)
         try:
             lifeline.track(self)
             self._when_exited(lifeline.untrack)

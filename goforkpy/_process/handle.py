@@ -81,3 +81,36 @@ class ForkedProcess:
     def __init__(self, pid: int, streams: list[IO[bytes] | None]) -> None:
         self.pid, self.returncode = pid, None
         self.stdin, self.stdout, self.stderr = streams
+
+
+class RelayedFork:
+    """A child forked by an intermediate of ours (a snapshot's): the intermediate tells
+    its pid over a pipe, read at the first need of it, so the caller need not wait.
+
+    Where the intermediate could not fork the child, it reported why in the child's
+    result, and is the process this record stands for.
+    """
+
+    __slots__ = ("_between", "_lock", "_pid", "_told", "returncode", "stderr", "stdin", "stdout")
+
+    def __init__(self, between: int, told: int, streams: list[IO[bytes] | None]) -> None:
+        self._between, self._told, self._pid = between, told, 0
+        self._lock = threading.Lock()
+        self.returncode = None
+        self.stdin, self.stdout, self.stderr = streams
+
+    @property
+    def pid(self) -> int:
+        if not self._pid:
+            with self._lock:
+                if not self._pid:
+                    self._pid = self._read_pid()
+        return self._pid
+
+    def _read_pid(self) -> int:
+        import os
+
+        told = b""
+        while chunk := os.read(self._told, 64):
+            told += chunk
+        return int(told) if told.isdigit() else self._between

@@ -94,6 +94,9 @@ class _ThreadPerChild:
                     return
             self.prepare()
 
+    def when_readable(self, fd: int, callback: Callable[[int], None]) -> None:
+        start_thread(_call_when_readable, "reader", fd, callback)
+
     def disown(self, handing: bool) -> None:
         """In a forked copy the spare threads are gone; nothing else is held."""
 
@@ -111,6 +114,7 @@ class _PidfdSelector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[tuple[int, int, OnExit, OnZombie]] = []
+        self._reads: list[tuple[int, Callable[[int], None]]] = []
         self._running = False
         self._wake: tuple[int, int] = (-1, -1)
         self._selector: selectors.BaseSelector | None = None
@@ -130,6 +134,15 @@ class _PidfdSelector:
         except BaseException:
             os.close(pidfd)
             raise
+        self._wake_up()
+
+    def when_readable(self, fd: int, callback: Callable[[int], None]) -> None:
+        self.prepare()
+        with self._lock:
+            self._reads.append((fd, callback))
+        self._wake_up()
+
+    def _wake_up(self) -> None:
         try:
             os.write(self._wake[1], b"\0")
         except BlockingIOError:
@@ -158,6 +171,9 @@ class _PidfdSelector:
             for key, _ in ready:
                 if key.data is None:
                     self._take_pending(selector, wake_r, watched)
+                elif callable(key.data):  # a descriptor of when_readable's
+                    selector.unregister(key.fd)
+                    _safely(key.data, key.fd)
                 else:
                     self._finish(selector, watched, key.data)
             if not ready:
@@ -198,6 +214,9 @@ class _PidfdSelector:
             pass
         with self._lock:
             pending, self._pending = self._pending, []
+            reads, self._reads = self._reads, []
+        for fd, callback in reads:
+            selector.register(fd, selectors.EVENT_READ, callback)
         for pidfd, pid, on_exit, on_zombie in pending:
             watched[pid] = (pidfd, on_exit, on_zombie)
             try:
@@ -209,8 +228,16 @@ class _PidfdSelector:
         """In a forked copy the thread is gone: close what it held (no child is handed any)."""
         close_quietly(*self._wake, *(pidfd for pidfd, _, _ in self._watched.values()))
         close_quietly(*(pidfd for pidfd, _, _, _ in self._pending))
+        close_quietly(*(fd for fd, _ in self._reads))
         if self._selector is not None:
             self._selector.close()  # its epoll descriptor, where it has one
+
+
+def _call_when_readable(fd: int, callback: Callable[[int], None]) -> None:
+    import select
+
+    select.select([fd], [], [])
+    _safely(callback, fd)
 
 
 def _safely(callback: Callable[..., None], *args: object) -> None:
@@ -238,6 +265,12 @@ def prepare() -> None:
         ForkError: no watcher thread could be started (nothing was changed).
     """
     _reaper.get().prepare()
+
+
+def when_readable(fd: int, callback: Callable[[int], None]) -> None:
+    """``callback(fd)`` on a reaper thread once ``fd`` is readable (or at its end of file);
+    ``fd`` is the callback's from then on, to close."""
+    _reaper.get().when_readable(fd, callback)
 
 
 def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:

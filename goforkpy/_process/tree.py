@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     class TreeHandle(Protocol):
         """What ``end_handles`` needs of a handle (``ExitWatch`` has it)."""
 
-        pid: int
+        @property
+        def pid(self) -> int: ...
+
         _leads_group: bool
 
         def _tree_root(self) -> psutil.Process | None: ...
