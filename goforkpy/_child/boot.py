@@ -20,8 +20,8 @@ import sys
 
 from .. import _env
 from .._errors import InitError
+from .._process import quiet
 from .._process.family import end_family_and_die
-from .._shared import quiet
 from . import run
 
 TYPE_CHECKING = False

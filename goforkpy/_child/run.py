@@ -18,8 +18,8 @@ import sys
 
 from .. import _env
 from .._errors import PayloadError, RegistryError
+from .._process import quiet
 from .._process.family import end_family_and_die
-from .._shared import quiet
 from .._shared.registry import registered
 
 TYPE_CHECKING = False

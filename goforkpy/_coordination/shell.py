@@ -17,9 +17,8 @@ import threading
 
 from .. import _checks
 from .._errors import ShellError, TimeoutExpired
-from .._process import guardian
+from .._process import guardian, quiet
 from .._process.stdio import PIPE, STDOUT, open_redirects
-from .._shared import quiet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

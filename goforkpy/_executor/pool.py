@@ -22,7 +22,8 @@ import threading
 import time
 import weakref
 
-from .._shared import protocol, quiet, wire
+from .._process import quiet
+from .._shared import protocol, wire
 from . import frames
 from .futures import TaskFuture, broken_error, settle
 from .handles import Settings, Task, Worker, stop_all

@@ -23,10 +23,9 @@ import threading
 from .. import _env
 from .._child import run
 from .._parent.child import Child
-from .._process import platform, reaper
+from .._process import platform, quiet, reaper
 from .._process.handle import ForkedProcess, RelayedFork
 from .._process.stdio import child_ends
-from .._shared import quiet
 from .._state import handing_over
 from . import handover, methods
 

@@ -24,9 +24,8 @@ import selectors
 import threading
 
 from .._errors import ForkError
-from .._shared import quiet
 from .._state import Local, close_quietly
-from . import platform
+from . import platform, quiet
 from .usage import from_rusage
 
 TYPE_CHECKING = False

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from .._shared import quiet
+from . import quiet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import stat
 from _operator import _compare_digest  # what hmac.compare_digest is, without hmac
 
 from ..._errors import PayloadError
-from .. import quiet
+from ..._process import quiet
 from .tag import LARGE, PARALLEL, TAG_SIZE, Digests, bound_name, hmac_sha256, segmented_tag
 
 TYPE_CHECKING = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from .. import quiet
+from ..._process import quiet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
