@@ -264,6 +264,48 @@ def test_a_sigterm_caught_by_another_thread_still_ends_children_then_the_parent(
     assert note.read_text() == "graceful"
 
 
+_LATER_HANDLER = """
+import signal, sys, threading
+import goforkpy as fork
+
+@fork.register
+def nothing():
+    pass
+
+calls = []
+
+if __name__ == "__main__":
+    fork.init()
+    fork.run("nothing")  # goforkpy's handler and its watcher are in place
+    signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    print("ready", flush=True)
+    sys.stdin.readline()  # SIGTERM comes meanwhile
+    threading.Event().wait(0.5)  # five times the watcher's resend interval
+    print(len(calls), flush=True)
+"""
+
+
+def test_a_handler_the_program_sets_later_gets_each_signal_once(run_script: RunScript) -> None:
+    """goforkpy resends a signal only while the handler is its own: a program that set
+    its own since (a server's graceful shutdown) sees one SIGTERM, not a stream of them."""
+    script = run_script(_LATER_HANDLER, stdin="")  # writes it; stdin at EOF: it ends
+    parent = subprocess.Popen(
+        [sys.executable, str(script.args[1])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)},
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+        parent.send_signal(signal.SIGTERM)
+        out, _ = parent.communicate("go\n", timeout=DEADLOCK_NET)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert out == "1\n"
+
+
 def test_user_signal_handlers_are_chained_not_replaced(tmp_path: Path) -> None:
     """goforkpy installs nothing on import, keeps the user's SIGTERM handler,
     and still ends the children gracefully when the parent exits."""

@@ -55,10 +55,12 @@ def install(on_signal: Callable[[], None]) -> None:
 
 def _end_children_then_die(signum: int, frame: Any) -> None:
     _handling.set()
-    if _on_signal is not None:
-        _on_signal()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    try:
+        if _on_signal is not None:
+            _on_signal()
+    finally:  # whatever happened to the children, the signal kills us as it would have
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _watch(ours: frozenset[int]) -> None:
@@ -89,8 +91,13 @@ def _resend_unhandled(read_end: int, ours: frozenset[int]) -> None:
         if not arrived:
             return
         for sig in ours.intersection(arrived):
-            while not _handling.wait(_AGAIN_AFTER):
+            # only while the handler is still ours: one the program set since is its own
+            while not _handling.wait(_AGAIN_AFTER) and _still_ours(sig):
                 signal.pthread_kill(main, sig)
+
+
+def _still_ours(sig: int) -> bool:
+    return signal.getsignal(sig) is _end_children_then_die
 
 
 def _reset_in_copy() -> None:
@@ -102,7 +109,7 @@ def _reset_in_copy() -> None:
     released = False
     try:
         for sig in _SIGNALS:
-            if signal.getsignal(sig) is _end_children_then_die:
+            if _still_ours(sig):
                 signal.signal(sig, signal.SIG_DFL)
         if _wake is not None:
             current = signal.set_wakeup_fd(-1)
