@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_gone
 
 import goforkpy as fork
 
 TASKS = """
 import os, signal, sys, time
 import goforkpy as fork
+from helpers import wait_gone
 
 MARKS, KIND, GRACE = sys.argv[1], sys.argv[2], float(sys.argv[3])
 
@@ -158,3 +160,37 @@ def test_goforkpy_helpers_a_task_started_outlive_the_task() -> None:
     guardian, the spawner) when the task used goforkpy itself: API.md section 4."""
     with fork.Executor(1) as pool:
         assert [pool.submit(_nested, i).result(timeout=60) for i in range(3)] == [(0, True)] * 3
+
+
+def _leaves_a_daemon(marks: str, stubborn: bool) -> None:
+    """Start ``sleep`` in a session of its own, say its pid, then wait (SIGTERM ignored
+    where ``stubborn``)."""
+    import signal
+    import subprocess
+
+    if stubborn:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    Path(marks, "daemon").write_text(str(daemon.pid))
+    time.sleep(300)
+
+
+@pytest.mark.parametrize("start", ["cold", "warm"])
+@pytest.mark.parametrize("how", ["terminate_workers", "kill_workers"])
+def test_terminate_and_kill_workers_end_every_tree_and_shut_down(
+    tmp_path: Path, start: str, how: str
+) -> None:
+    """Python 3.14's ProcessPoolExecutor methods: every worker's tree ends now, the
+    running and pending futures are cancelled, nothing more is taken. kill_workers does
+    not wait for a grace that a SIGTERM-ignoring task would use up."""
+    stubborn = how == "kill_workers"
+    pool = fork.Executor(1, start=start, grace=1000.0 if stubborn else 30.0)
+    running = pool.submit(_leaves_a_daemon, str(tmp_path), stubborn)
+    pending = pool.submit(_leaves_a_daemon, str(tmp_path), stubborn)
+    _wait_for(tmp_path / "daemon")
+    daemon = int((tmp_path / "daemon").read_text())
+    getattr(pool, how)()
+    assert running.cancelled() and pending.cancelled()
+    assert wait_gone([daemon], 10.0) == []
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(_leaves_a_daemon, str(tmp_path), stubborn)

@@ -8,6 +8,7 @@ executor dropped without ``shutdown()`` is shut down by its finalizer.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import signal
 import threading
 import time
 import weakref
@@ -161,6 +162,16 @@ class Executor(cf.Executor):
         once its task is done (or its ``task_timeout`` has passed).
         """
         self._pool.shutdown(wait, cancel_futures)
+
+    def terminate_workers(self) -> None:
+        """End every worker's process tree now (SIGTERM, SIGKILL after ``grace``), as
+        Python 3.14's ``ProcessPoolExecutor`` does: the pending and running futures are
+        cancelled, and the executor is shut down."""
+        self._pool.abort(self._grace, None)
+
+    def kill_workers(self) -> None:
+        """As ``terminate_workers``, with SIGKILL at once."""
+        self._pool.abort(0.0, None, signal.SIGKILL)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         """Leaving the block: on an exception, the running tasks end as ``map`` says."""

@@ -18,6 +18,7 @@ import logging
 import marshal
 import os
 import selectors
+import signal
 import threading
 import time
 import weakref
@@ -72,7 +73,8 @@ class Pool(Upkeep):
         self._pending: collections.deque[Task] = collections.deque()
         self._ids = itertools.count(1)
         self._shutdown = self._cancel_pending = False
-        self._abort: tuple[float, bytes] | None = None  # (grace, why): end running tasks too
+        # (grace, why, signal): end the running tasks too (see Upkeep._end_all_workers)
+        self._abort: tuple[float, bytes | None, int] | None = None
         self.idle_timeout: float | None = None  # set: workers idle this long leave
         self._broken: BaseException | None = None
         self._kills: list[TaskFuture] = []
@@ -126,12 +128,13 @@ class Pool(Upkeep):
         elif wait and thread is not threading.current_thread():
             thread.join()
 
-    def abort(self, grace: float, why: bytes) -> None:
+    def abort(self, grace: float, why: bytes | None, sig: int = signal.SIGTERM) -> None:
         """Cancel what is pending, end the running tasks in steps (the exception ``why``
         names raised in each, SIGTERM to its worker's tree after ``grace``, SIGKILL after
-        another), end the idle workers, and wait for the end."""
+        another; without ``why``, ``sig`` at once), end the idle workers, and wait for
+        the end."""
         with self._lock:
-            self._abort = (grace, why)
+            self._abort = (grace, why, sig)
         self.shutdown(wait=True, cancel_futures=True)
 
     def end_running(self, futures: list[TaskFuture], why: bytes) -> None:

@@ -66,15 +66,17 @@ class Upkeep:
                 cancel_and_notify(future, kill=False)
                 self._interrupt(worker, head, why)
 
-    def _end_all_workers(self, grace: float, why: bytes) -> None:
+    def _end_all_workers(self, grace: float, why: bytes | None, sig: int) -> None:
         """End every worker: the running tasks in steps (``abort``), all at once; the
-        idle workers' trees at once. Their tasks are cancelled."""
+        idle workers' trees at once. Their tasks are cancelled. Without ``why``, no
+        exception is raised in the tasks: ``sig`` to every tree, SIGKILL after ``grace``
+        (``Executor.terminate_workers`` and ``kill_workers``)."""
         from .._process.tree import end_handles
 
         busy, idle = [], []
         for worker in self._workers:
             head = worker.inflight[0] if worker.inflight and worker.up else None
-            if head is not None and head.started:
+            if why is not None and head is not None and head.started:
                 self._interrupt(worker, head, why)
                 busy.append(worker)
             else:
@@ -82,7 +84,7 @@ class Upkeep:
             for task in worker.inflight:
                 cancel_and_notify(task.future, kill=False)
             worker.inflight.clear()
-        end_handles([worker.child for worker in idle], signal.SIGTERM, grace)
+        end_handles([worker.child for worker in idle], sig, grace)
         deadline = time.monotonic() + grace  # the tasks' finally blocks run meanwhile
         for worker in busy:
             try:
