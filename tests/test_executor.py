@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import itertools
 import os
 import signal
 import sys
@@ -53,6 +54,39 @@ def test_map_in_order_with_several_iterables_and_chunks(executor: fork.Executor)
     assert list(executor.map(workers.square, range(20))) == [x * x for x in range(20)]
     assert list(executor.map(pow, [2, 3, 4], [5, 6, 7], chunksize=2)) == [32, 729, 16384]
     assert list(executor.map(workers.square, [], chunksize=3)) == []
+
+
+@pytest.mark.parametrize(("chunksize", "buffersize"), [(1, 1), (1, 2), (3, 2), (2, 100)])
+def test_map_with_a_buffersize_reads_its_input_as_results_are_taken(
+    executor: fork.Executor, chunksize: int, buffersize: int
+) -> None:
+    """Python 3.14's buffersize: at most that many chunks submitted and not yet yielded,
+    so an endless iterable works; the results are those of map, in order."""
+    pulled = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        for x in itertools.count():
+            pulled.append(x)
+            yield x
+
+    results = executor.map(workers.square, endless(), chunksize=chunksize, buffersize=buffersize)
+    assert list(itertools.islice(results, 7)) == [x * x for x in range(7)]
+    results.close()
+    # 7 taken; the chunk that held the 7th, plus a full buffer beyond it, at most
+    assert len(pulled) <= (7 // chunksize + 1 + buffersize) * chunksize
+    assert list(executor.map(pow, [2, 3], [5, 6], buffersize=1)) == [32, 729]
+
+
+def test_map_buffersize_progress_and_bad_values(executor: fork.Executor) -> None:
+    seen = []
+    results = executor.map(
+        workers.square, range(4), buffersize=2, progress=lambda *done: seen.append(done)
+    )
+    assert list(results) == [0, 1, 4, 9]
+    assert sorted(seen) == [(1, None), (2, None), (3, None), (4, None)]  # no total ahead
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="buffersize must be greater than 0"):
+            executor.map(workers.square, range(3), buffersize=bad)  # type: ignore[arg-type]
 
 
 def test_map_results_are_lazy_and_time_out(executor: fork.Executor) -> None:

@@ -20,7 +20,6 @@ import goforkpy as fork
 TASKS = """
 import os, signal, sys, time
 import goforkpy as fork
-from helpers import wait_gone
 
 MARKS, KIND, GRACE = sys.argv[1], sys.argv[2], float(sys.argv[3])
 

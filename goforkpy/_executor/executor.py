@@ -7,7 +7,9 @@ executor dropped without ``shutdown()`` is shut down by its finalizer.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
+import itertools
 import signal
 import threading
 import time
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
     from .._process.limits import Limits
 
-    Progress = Union[bool, Callable[[int, int], None]]
+    Progress = Union[bool, Callable[[int, Any], None]]  # (done, total: None if unknown)
 
 
 class Executor(cf.Executor):
@@ -125,34 +127,49 @@ class Executor(cf.Executor):
         timeout: float | None = None,
         chunksize: int = 1,
         progress: Progress = False,
+        buffersize: int | None = None,
     ) -> Iterator[Any]:
         """``map(fn, *iterables)`` in the workers; results lazily, in order.
 
         Args:
             fn: as for ``submit``.
-            iterables: argument sources, consumed at once (as the stdlib does).
+            iterables: argument sources, consumed at once (as the stdlib does),
+                or lazily with ``buffersize``.
             timeout: seconds, from this call, that the iteration may take.
             chunksize: calls sent to a worker together.
             progress: ``True`` for a progress bar (needs ``goforkpy[progress]``),
-                or a callable ``progress(done, total)`` called as items finish.
+                or a callable ``progress(done, total)`` called as items finish
+                (``total`` is ``None`` with ``buffersize``: not known ahead).
+            buffersize: as in Python 3.14: at most this many chunks submitted
+                and not yet yielded; the iterables are read as results are
+                taken, so they may be endless.
 
         Raises:
             TimeoutExpired: (while iterating) ``timeout`` passed.
         """
         _check_positive("chunksize", chunksize, int)
+        if buffersize is not None:
+            _check_positive("buffersize", buffersize, int)
         target = _resolve(fn)
-        calls: list[Any] = [(args, {}) for args in zip(*iterables)]
-        report = _progress_reporter(progress, len(calls))
+        chunks = _chunks(zip(*iterables), chunksize)
+        total = None
+        if buffersize is None:
+            listed = list(chunks)  # consumed now, as the stdlib does
+            total, chunks = sum(len(chunk) for chunk in listed), iter(listed)
+        report = _progress_reporter(progress, total)
         limit = _checks.seconds("timeout", timeout)
         deadline = None if limit is None else time.monotonic() + limit
-        futures = []
-        for start in range(0, len(calls), chunksize):
-            chunk = calls[start : start + chunksize]
+
+        def submit(chunk: list[Any]) -> TaskFuture:
             future = self._pool.submit(target, chunk, single=False)
             if report is not None:
                 future.add_done_callback(report)
-            futures.append(future)
-        return _results_in_order(futures, deadline, timeout, self._pool.end_running)
+            return future
+
+        ahead = itertools.islice(chunks, buffersize)  # every chunk, without a buffer
+        futures = collections.deque(submit(chunk) for chunk in ahead)
+        more = None if buffersize is None else (submit(chunk) for chunk in chunks)
+        return _results_in_order(futures, more, deadline, timeout, self._pool.end_running)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work; with ``wait``, return once every worker is gone.
@@ -202,13 +219,23 @@ class _MapTimeout(TimeoutExpired, cf.TimeoutError):  # type: ignore[misc,unused-
     which before Python 3.11 is not the built-in ``TimeoutError``."""
 
 
+def _chunks(calls: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[Any]]:
+    """``calls`` (argument tuples) in lists of ``size`` ``(args, kwargs)`` pairs."""
+    while True:
+        chunk: list[Any] = [(args, {}) for args in itertools.islice(calls, size)]
+        if not chunk:
+            return
+        yield chunk
+
+
 def _results_in_order(
-    futures: list[TaskFuture],
+    futures: collections.deque[TaskFuture],
+    more: Iterator[TaskFuture] | None,
     deadline: float | None,
     timeout: float | None,
     end: Callable[[list[TaskFuture], bytes], None],
 ) -> Iterator[Any]:
-    """Yield each chunk's results in order.
+    """Yield each chunk's results in order; each one taken, submit the next of ``more``.
 
     Left early (an error, ``break``, ``close()``, Ctrl+C, the timeout), ``end``
     cancels what is pending and ends what runs: KeyboardInterrupt raised in
@@ -216,9 +243,8 @@ def _results_in_order(
     """
     why = worker.CANCELLED
     try:
-        futures.reverse()  # pop from the end: the oldest first
         while futures:
-            future = futures[-1]
+            future = futures[0]
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 chunk = future.result(left)
@@ -226,8 +252,10 @@ def _results_in_order(
                 raise _MapTimeout(
                     f"map() results not ready within {timeout} s", timeout=timeout
                 ) from None
-            futures.pop()
+            futures.popleft()
             del future  # it holds the chunk: hand results over without keeping them alive
+            for next_one in itertools.islice(more or (), 1):
+                futures.append(next_one)
             chunk.reverse()
             while chunk:
                 yield chunk.pop()
@@ -236,7 +264,7 @@ def _results_in_order(
         raise
     finally:
         if futures:
-            end(futures, why)
+            end(list(futures), why)
 
 
 def _why(exc_type: type[BaseException]) -> bytes:
@@ -244,11 +272,13 @@ def _why(exc_type: type[BaseException]) -> bytes:
     return worker.CTRL_C if issubclass(exc_type, KeyboardInterrupt) else worker.CANCELLED
 
 
-def _progress_reporter(progress: Progress, total: int) -> Callable[[cf.Future[Any]], None] | None:
+def _progress_reporter(
+    progress: Progress, total: int | None
+) -> Callable[[cf.Future[Any]], None] | None:
     if progress is False:
         return None
     if callable(progress):
-        report: Callable[[int, int], None] = progress
+        report: Callable[[int, Any], None] = progress
     else:
         report = _progress_bar(total)
     lock = threading.Lock()
@@ -262,7 +292,7 @@ def _progress_reporter(progress: Progress, total: int) -> Callable[[cf.Future[An
     return on_done
 
 
-def _progress_bar(total: int) -> Callable[[int, int], None]:
+def _progress_bar(total: int | None) -> Callable[[int, Any], None]:
     try:
         from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
@@ -272,9 +302,9 @@ def _progress_bar(total: int) -> Callable[[int, int], None]:
         ) from None
     bar = tqdm(total=total)
 
-    def report(done: int, total: int) -> None:
+    def report(done: int, total: int | None) -> None:
         bar.update(done - bar.n)
-        if done >= total:
+        if total is not None and done >= total:
             bar.close()
 
     return report
