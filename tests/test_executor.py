@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import psutil
@@ -397,3 +398,41 @@ def test_work_submitted_before_exit_still_runs(run_script: RunScript, tmp_path: 
     completed = run_script(EXIT_SCRIPT, args=[str(note)])
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "submitted\n" and note.read_text() == "done"
+
+
+_SEEN = "at import"
+
+
+def _seen(_: object) -> str:
+    return _SEEN
+
+
+@pytest.mark.parametrize(
+    ("context", "start", "sees"),
+    [
+        ("spawn", "cold", "at import"),
+        ("forkserver", "warm", "at import"),
+        ("fork", "snapshot", "at run time"),
+    ],
+)
+def test_mp_context_picks_the_start_method_as_processpoolexecutor_users_expect(
+    monkeypatch: pytest.MonkeyPatch, context: str, start: str, sees: str
+) -> None:
+    """ProcessPoolExecutor's mp_context, by name or as a context: spawn starts workers
+    cold, forkserver warm, fork as snapshots (which see this process's memory now)."""
+    import multiprocessing
+
+    monkeypatch.setattr(sys.modules[__name__], "_SEEN", "at run time")
+    for passed in (context, multiprocessing.get_context(context)):
+        with warnings.catch_warnings():  # a snapshot worker is forked beside our threads
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with fork.Executor(1, mp_context=passed) as pool:
+                assert pool._pool.settings.start == start
+                assert list(pool.map(_seen, range(3))) == [sees] * 3
+
+
+def test_mp_context_errors_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="pass 'spawn', 'forkserver' or 'fork'"):
+        fork.Executor(1, mp_context="threads")
+    with pytest.raises(ValueError, match="mp_context='spawn' starts workers cold, but start"):
+        fork.Executor(1, mp_context="spawn", start="warm")

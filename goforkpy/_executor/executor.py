@@ -61,6 +61,10 @@ class Executor(cf.Executor):
             takes its place.
         capture_output: give each finished future ``.stdout`` and ``.stderr``
             (str): what its own task printed, C extensions' output included.
+        mp_context: as for ``ProcessPoolExecutor``, a multiprocessing context or
+            its name: ``"spawn"`` starts workers cold, ``"forkserver"`` warm,
+            ``"fork"`` as snapshots of this process (made from the pool's
+            thread; a task in such a worker cannot start goforkpy children).
 
     Leaving a ``with`` block normally waits for the submitted work, as
     ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's
@@ -85,6 +89,7 @@ class Executor(cf.Executor):
         limits: Limits | None = None,
         max_worker_memory: int | str | None = None,
         capture_output: bool = False,
+        mp_context: Any = None,
     ) -> None:
         from .._launch import methods
         from .._process.limits import Limits, parse_size
@@ -101,7 +106,8 @@ class Executor(cf.Executor):
             raise TypeError(f"initializer must be callable, not {initializer!r}")
         self._grace = _checks.grace(grace)
         self._max_workers = max_workers
-        settings = Settings(methods.check(start), limits, None, bool(capture_output), self._grace)
+        start = _start_of_context(mp_context, methods.check(start))
+        settings = Settings(start, limits, None, bool(capture_output), self._grace)
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
         if max_worker_memory is not None:
@@ -199,6 +205,27 @@ class Executor(cf.Executor):
 
     def __repr__(self) -> str:
         return f"<goforkpy.Executor max_workers={self._max_workers} {self._pool.describe()}>"
+
+
+_CONTEXTS = {"spawn": "cold", "forkserver": "warm", "fork": "snapshot"}
+
+
+def _start_of_context(context: Any, start: str | None) -> str | None:
+    """The start method ``mp_context`` stands for (``start`` where it is ``None``)."""
+    if context is None:
+        return start
+    name = context if isinstance(context, str) else getattr(context, "get_start_method", str)()
+    method = _CONTEXTS.get(name)
+    if method is None:
+        raise ValueError(
+            f"mp_context={context!r}: pass 'spawn', 'forkserver' or 'fork' (or "
+            "multiprocessing.get_context(...) of one), or start='cold'/'warm'"
+        )
+    if start is not None and start != method:
+        raise ValueError(
+            f"mp_context={name!r} starts workers {method}, but start={start!r}: pass one of the two"
+        )
+    return method
 
 
 def _resolve(fn: Any) -> Callable[..., Any]:

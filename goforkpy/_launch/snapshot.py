@@ -47,6 +47,7 @@ def start(launch: Launch) -> Child:
     options = launch.options
     _load_what_the_child_runs()
     markers = handover.markers(launch.key, payload="", faults=launch.faults_path)
+    _env.hand_fds(markers, [(_env.PASSED, fd) for fd in options.pass_fds])  # same numbers
     reaper.prepare()
     with handover.Pipes() as pipes, child_ends(*options.stdio) as (ends, ours):
         started = None
