@@ -436,3 +436,27 @@ def test_mp_context_errors_name_the_fix() -> None:
         fork.Executor(1, mp_context="threads")
     with pytest.raises(ValueError, match="mp_context='spawn' starts workers cold, but start"):
         fork.Executor(1, mp_context="spawn", start="warm")
+
+
+_RAISES_BY_VALUE = """
+import goforkpy as fork
+
+def fails(x):
+    raise ValueError(x)  # the line the traceback must show
+
+if __name__ == "__main__":
+    with fork.Executor(1) as pool:
+        try:
+            pool.submit(fails, "boom").result()
+        except ValueError as exc:
+            print(exc.__cause__)
+"""
+
+
+def test_a_function_sent_by_value_keeps_its_file_in_tracebacks(run_script: RunScript) -> None:
+    """A main script's function travels by value (cloudpickle names its code's file
+    "<dynamic-code>"): the worker's traceback still names the script and its line."""
+    done = run_script(_RAISES_BY_VALUE, name="tasks.py")
+    assert done.returncode == 0, done.stderr
+    assert 'tasks.py", line 5, in fails' in done.stdout, done.stdout
+    assert "raise ValueError(x)  # the line the traceback must show" in done.stdout

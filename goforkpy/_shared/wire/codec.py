@@ -220,6 +220,10 @@ def _handle_guard_pickler() -> type:
 
         class HandleGuardPickler(cloudpickle.Pickler):  # type: ignore[misc,unused-ignore]
             def reducer_override(self, obj: Any) -> Any:
+                if type(obj) is _CodeType and obj.co_filename != _DYNAMIC:
+                    # cloudpickle sends code as "<dynamic-code>": keep where it came
+                    # from, for the child's tracebacks and coverage measurement
+                    return _with_filename, (obj.replace(co_filename=_DYNAMIC), obj.co_filename)
                 kind = os_handle_kind(obj)
                 if kind is not None:
                     raise PayloadError(
@@ -230,6 +234,17 @@ def _handle_guard_pickler() -> type:
 
         _handle_guard_class = HandleGuardPickler
     return _handle_guard_class
+
+
+_DYNAMIC = "<dynamic-code>"  # what cloudpickle names the file of code it sends
+
+
+def _with_filename(code: Any, filename: str) -> Any:
+    """In the child: the code object ``code``, back in the file it was written in."""
+    return code.replace(co_filename=filename)
+
+
+_CodeType = type(_with_filename.__code__)
 
 
 _guard_class: type | None = None
