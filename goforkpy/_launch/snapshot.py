@@ -121,6 +121,7 @@ def _be_between(
     import signal
 
     from .._child.orphans import contain
+    from .._process.family import end_family_and_die
 
     try:
         os.setpgid(0, 0)
@@ -140,11 +141,17 @@ def _be_between(
     if pid == 0:
         os.close(tell)
         _be_the_child(launch, markers, ends, cwd, me)
-    os.write(tell, b"%d" % pid)
-    os.close(tell)
-    for fd in {fd for fd in ends if fd is not None and fd > 2}:
-        os.close(fd)  # the caller sees EOF on the child's pipes when the child exits
-    status = contain(pid, launch.options.grace, int(markers[_env.LIFELINE]))
+    try:
+        try:
+            os.write(tell, b"%d" % pid)
+        except OSError:
+            pass  # EPIPE: the caller died; contain() sees its lifeline's end and ends all
+        os.close(tell)
+        for fd in {fd for fd in ends if fd is not None and fd > 2}:
+            os.close(fd)  # the caller sees EOF on the child's pipes when the child exits
+        status = contain(pid, launch.options.grace, int(markers[_env.LIFELINE]))
+    except BaseException:
+        end_family_and_die()  # the child never outlives its container
     _exit_as(status)
 
 
