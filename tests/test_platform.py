@@ -88,3 +88,31 @@ def test_the_switch_is_checked(run_script: RunScript) -> None:
 @pytest.mark.skipif(not platform.NATIVE, reason="checks the choice made on Linux")
 def test_linux_picks_the_native_layer() -> None:
     assert platform.watch_exit_supported()
+
+
+@pytest.mark.parametrize("kind", ["this process's", "thread per child"])
+def test_the_reaper_calls_back_when_a_descriptor_is_readable(kind: str) -> None:
+    """reaper.when_readable (how a snapshot's pid arrives) on either reaper: the callback
+    runs once data or EOF is there, on a reaper thread, with the descriptor to close.
+    The thread-per-child reaper is what Linux without pidfds uses."""
+    import threading
+
+    from goforkpy._process import reaper
+
+    one = reaper if kind == "this process's" else reaper._ThreadPerChild()
+    called = threading.Event()
+    seen: list[tuple[int, bytes, str]] = []
+
+    def callback(fd: int) -> None:
+        seen.append((fd, os.read(fd, 64), threading.current_thread().name))
+        os.close(fd)
+        called.set()
+
+    read, write = os.pipe()
+    one.when_readable(read, callback)
+    assert not called.wait(0.05)  # nothing to read yet
+    os.write(write, b"4242")
+    os.close(write)
+    assert called.wait(DEADLOCK_NET)
+    assert seen[0][:2] == (read, b"4242")
+    assert seen[0][2].startswith("goforkpy-")

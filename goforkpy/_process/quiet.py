@@ -3,11 +3,11 @@
 Python runs a signal handler in the main thread only, between two bytecodes.
 A signal the kernel hands to another thread sets the handler off but cannot
 wake a main thread that waits in C (a semaphore, a lock, a ``read``): a
-SIGTERM could then wait for ever. (A multiprocessing worker forked from a
-program that used goforkpy hung so in ``multiprocessing.Pool.terminate``.) goforkpy's threads
-therefore block every signal a program may handle, and the kernel hands such
-a signal to a thread that does not block it, the main thread first. Faults
-(SIGSEGV and the like) stay open: they belong to the thread that causes them.
+SIGTERM could then wait for ever. goforkpy's threads therefore block every
+signal a program may handle, and the kernel hands such a signal to a thread
+that does not block it, the main thread first. Faults (SIGSEGV and the like)
+stay open: they belong to the thread that causes them. (What a main thread
+can still miss, ``exit_signals`` sends again.)
 
 A thread inherits its creator's mask, so the creator blocks the signals for
 the moment of ``start`` only: no signal can reach the new thread before it

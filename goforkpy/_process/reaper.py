@@ -235,7 +235,9 @@ class _PidfdSelector:
 def _call_when_readable(fd: int, callback: Callable[[int], None]) -> None:
     import select
 
-    select.select([fd], [], [])
+    poller = select.poll()  # not select(): no limit on the descriptor's number
+    poller.register(fd, select.POLLIN)
+    poller.poll()
     _safely(callback, fd)
 
 
