@@ -285,12 +285,13 @@ if __name__ == "__main__":
 """
 
 
-def test_a_handler_the_program_sets_later_gets_each_signal_once(run_script: RunScript) -> None:
+def test_a_handler_the_program_sets_later_gets_each_signal_once(tmp_path: Path) -> None:
     """goforkpy resends a signal only while the handler is its own: a program that set
     its own since (a server's graceful shutdown) sees one SIGTERM, not a stream of them."""
-    script = run_script(_LATER_HANDLER, stdin="")  # writes it; stdin at EOF: it ends
+    script = tmp_path / "later.py"
+    script.write_text(_LATER_HANDLER)
     parent = subprocess.Popen(
-        [sys.executable, str(script.args[1])],
+        [sys.executable, str(script)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)},
