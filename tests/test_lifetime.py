@@ -151,14 +151,8 @@ def test_the_guardian_leaves_with_its_parent(run_script: RunScript) -> None:
     assert wait_gone(list(_guardians() - before), DEADLOCK_NET) == []
 
 
-SIGNAL_SCRIPT = """
-import signal, sys
-import goforkpy as fork
-
-USER_HANDLER = sys.argv[2:] == ["--user-handler"]
-if USER_HANDLER and not fork.is_child():
-    print("before any fork:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
-
+# A child that says it is ready, then writes "graceful" to the note on SIGTERM.
+_GRACEFUL_CHILD = """
 @fork.register
 def child(path):
     import os, signal, threading
@@ -168,7 +162,19 @@ def child(path):
     signal.signal(signal.SIGTERM, on_term)
     print("ready", flush=True)
     threading.Event().wait()
+"""
 
+SIGNAL_SCRIPT = """
+import signal, sys
+import goforkpy as fork
+
+USER_HANDLER = sys.argv[2:] == ["--user-handler"]
+if USER_HANDLER and not fork.is_child():
+    print("before any fork:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+"""
+SIGNAL_SCRIPT += (
+    _GRACEFUL_CHILD
+    + """
 def mine(signum, frame):
     print("user handler ran", flush=True)
     sys.exit(7)
@@ -179,15 +185,19 @@ if __name__ == "__main__":
         signal.signal(signal.SIGTERM, mine)
     fork.fork("child", sys.argv[1]).wait()
 """
+)
 
 
-def _start_parent(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Path]:
-    """Run SIGNAL_SCRIPT as a real parent: (its process, the note its child writes)."""
+def _start_parent(
+    tmp_path: Path, *options: str, source: str = SIGNAL_SCRIPT
+) -> tuple[subprocess.Popen[str], Path]:
+    """Run ``source`` as a real parent: (its process, the note its child writes)."""
     script, note = tmp_path / "signals.py", tmp_path / "note"
-    script.write_text(SIGNAL_SCRIPT)
+    script.write_text(source)
     env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
     parent = subprocess.Popen(
         [sys.executable, str(script), str(note), *options],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -213,17 +223,10 @@ def test_parent_signal_ends_children_gracefully(tmp_path: Path, sig: int, exit_c
 _STRAY_SIGNAL = """
 import signal, sys, threading
 import goforkpy as fork
-
-@fork.register
-def child(path):
-    import os, signal, threading
-    def on_term(signum, frame):
-        open(path, "w").write("graceful")
-        os._exit(0)
-    signal.signal(signal.SIGTERM, on_term)
-    print("ready", flush=True)
-    threading.Event().wait()
-
+"""
+_STRAY_SIGNAL += (
+    _GRACEFUL_CHILD
+    + """
 def stray():
     sys.stdin.readline()
     signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
@@ -234,6 +237,7 @@ if __name__ == "__main__":
     threading.Thread(target=stray, daemon=True).start()
     threading.Event().wait()  # the main thread blocks in C, in a lock's wait
 """
+)
 
 
 @pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
@@ -243,17 +247,7 @@ def test_a_sigterm_caught_by_another_thread_still_ends_children_then_the_parent(
     """Python runs handlers in the main thread only; a SIGTERM that another thread took
     leaves the handler due while the main thread sleeps in C. goforkpy sends it again
     to the main thread, so the parent still ends its children and dies of it."""
-    script, note = tmp_path / "stray.py", tmp_path / "note"
-    script.write_text(_STRAY_SIGNAL)
-    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
-    parent = subprocess.Popen(
-        [sys.executable, str(script), str(note), start],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
+    parent, note = _start_parent(tmp_path, start, source=_STRAY_SIGNAL)
     try:
         assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
         _, err = parent.communicate("go\n", timeout=DEADLOCK_NET)
