@@ -331,3 +331,42 @@ def test_an_intermediate_that_cannot_fork_fails_the_snapshot_with_the_reason(
     with pytest.raises(fork.ForkError, match=r"cannot fork the snapshot of abs: .*Errno 11"):
         child.result(timeout=DEADLOCK_NET)
     assert child.returncode == 1
+
+
+@pytest.mark.skipif(not platform.NATIVE, reason="no intermediate without subreapers")
+def test_ending_the_children_ends_a_snapshot_whose_pid_is_on_its_way(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The caller goes on before its intermediate tells the snapshot's pid. A SIGTERM, or
+    the exit, in that moment ends the children: that one too, gracefully, not only by
+    the lifeline's SIGKILL once the caller is gone."""
+    from goforkpy._process import lifeline, reaper
+
+    held: list[tuple[int, Callable[[int], None]]] = []  # the reaper never hears the pid
+    monkeypatch.setattr(reaper, "when_readable", lambda fd, told: held.append((fd, told)))
+    note, (ready_r, ready_w) = tmp_path / "note", os.pipe()
+
+    def graceful() -> None:
+        def on_term(signum: int, frame: object) -> None:
+            note.write_text("graceful")
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, on_term)
+        os.write(ready_w, b"!")
+        threading.Event().wait()
+
+    child = fork.snapshot(graceful)
+    ending = threading.Thread(target=lifeline.terminate_all)
+    try:
+        assert os.read(ready_r, 1) == b"!"
+        ending.start()
+        assert wait_gone([child.pid], DEADLOCK_NET) == []
+    finally:
+        for fd, told in held:
+            told(fd)  # now the reaper watches it, and terminate_all's wait can end
+        child.kill()
+        ending.join(DEADLOCK_NET)
+        os.close(ready_r)
+        os.close(ready_w)
+    assert note.read_text() == "graceful"
+    assert child.wait(DEADLOCK_NET) == 0

@@ -128,6 +128,9 @@ class Child(ExitWatch):
         if later is None:
             self._watch(started, watch)
         else:
+            from .._process import lifeline
+
+            lifeline.expect(self)
             later(lambda: self._watch(started, watch))
         return self
 

@@ -47,12 +47,14 @@ _after_children: list[Callable[[], None]] = []
 
 
 class _Lifeline:
-    """This process's lifeline pipe, and its children still running (pid -> handle)."""
+    """This process's lifeline pipe, and its children still running: by pid, and those
+    whose pid is still on its way (a snapshot's, told by its intermediate)."""
 
     def __init__(self) -> None:
         self.read_end, self.write_end = os.pipe()
         self.lock = threading.Lock()
         self.live: dict[int, ExitWatch] = {}
+        self.coming: set[ExitWatch] = set()
 
     def disown(self, handing: bool) -> None:
         """In a forked copy: the write end must go, or the original's children would never
@@ -85,11 +87,20 @@ def read_end() -> int:
 # --- live children and exit handling ----------------------------------------------
 
 
+def expect(child: ExitWatch) -> None:
+    """Remember a started child whose pid is not known yet, until ``track`` takes it:
+    ending the children at exit, or on a signal, ends it too (reading its pid then)."""
+    lifeline = _lifeline.get()
+    with lifeline.lock:
+        lifeline.coming.add(child)
+
+
 def track(child: ExitWatch) -> None:
     """Remember a started child until it is reaped; the guardian watches its group."""
     lifeline = _lifeline.get()
     with lifeline.lock:
         lifeline.live[child.pid] = child
+        lifeline.coming.discard(child)
     guardian.watch(child.pid)
 
 
@@ -116,7 +127,7 @@ def terminate_all() -> None:
     if lifeline is None:
         return
     with lifeline.lock:
-        children = list(lifeline.live.values())
+        children = [*lifeline.live.values(), *lifeline.coming]
     if children:
         tree.end_handles(children, signal.SIGTERM, max(child._grace for child in children))
 
