@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # tiny ones need a deep queue so the worker never waits for a round trip;
 # long ones are sent one at a time, so no task waits behind another while a
 # different worker is idle (the round trip is then a negligible share).
-_AHEAD = ((0.001, 32), (0.01, 2))
+_AHEAD = ((0.001, 32), (0.003, 2))
 _AHEAD_LONG = 1
 _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
 
@@ -34,7 +34,7 @@ _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
 class Settings:
     """How a pool's workers start and are kept: the Executor's options for them."""
 
-    __slots__ = ("capture", "grace", "limits", "max_memory", "start")
+    __slots__ = ("capture", "env", "grace", "limits", "max_memory", "start")
 
     def __init__(
         self,
@@ -46,6 +46,7 @@ class Settings:
     ) -> None:
         self.start, self.limits, self.max_memory = start, limits, max_memory
         self.capture, self.grace = capture, grace
+        self.env: dict[str, str] | None = None  # set in each worker's environment
 
 
 class Task:
@@ -119,7 +120,11 @@ class Worker:
             args = (initializer, settings.capture, settings.grace)
             passed = (theirs.fileno(), why_read)
             options = Options(
-                grace=1.0, pass_fds=passed, start=settings.start, limits=settings.limits
+                grace=1.0,
+                pass_fds=passed,
+                start=settings.start,
+                limits=settings.limits,
+                env=settings.env,
             )
             child = launch(WORKER_NAME, args, None, options)
         except BaseException:

@@ -94,14 +94,16 @@ class Pool(Upkeep):
         calls: list[Any],
         single: bool,
         limits: tuple[float | None, float | None] = (None, None),
+        name: str | None = None,
     ) -> TaskFuture:
         """Queue ``fn`` over ``calls`` ((args, kwargs) pairs): one result if ``single``.
 
-        ``limits`` (timeout, grace), where given, replace the pool's for this task.
+        ``limits`` (timeout, grace), where given, replace the pool's for this task;
+        ``name`` is the task's in errors (default: ``fn``'s qualified name).
         """
         future = TaskFuture(len(calls), single)
         body = wire.dumps_parts((fn, calls, limits[1]), main_is_shared=False)
-        name = getattr(fn, "__qualname__", repr(fn))
+        name = name or str(getattr(fn, "__qualname__", repr(fn)))
         with self._lock:
             if self._broken is not None:
                 raise broken_error(self._broken)
