@@ -183,7 +183,8 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
                 "the goforkpy joblib backend has no workers: it was terminated; use it "
                 "through joblib.Parallel, which configures it first"
             )
-        future = self._executor._pool.submit(func, [((), {})], single=True, name=_named(func))
+        limits = (self._settings[1], None)  # (timeout, the Executor's grace)
+        future = self._executor._pool.submit(func, [((), {})], True, limits, _named(func))
         self._futures.append(future)
         if callback is not None:
             future.add_done_callback(callback)
@@ -213,13 +214,13 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
 
 
 def _named(batch: Any) -> str:
-    """A batch as errors name it: ``joblib task square``, ``joblib tasks square (3)``."""
+    """A batch as errors name it: ``square via joblib``, ``square via joblib, in a batch
+    of 3``."""
     calls = getattr(batch, "items", None)
     if not isinstance(calls, list) or not calls:
-        return f"joblib task {getattr(batch, '__qualname__', repr(batch))}"
-    names = dict.fromkeys(getattr(fn, "__qualname__", repr(fn)) for fn, _, _ in calls)
-    listed = ", ".join(names)
-    return f"joblib task {listed}" if len(calls) == 1 else f"joblib tasks {listed} ({len(calls)})"
+        return f"{getattr(batch, '__qualname__', repr(batch))} via joblib"
+    names = ", ".join(dict.fromkeys(getattr(fn, "__qualname__", repr(fn)) for fn, _, _ in calls))
+    return f"{names} via joblib" + (f", in a batch of {len(calls)}" if len(calls) > 1 else "")
 
 
 def _wait_gone(workers: Iterable[int]) -> None:
@@ -263,11 +264,10 @@ def _shared_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
             if made == key and executor._pool.usable():
                 return executor
             executor.shutdown(wait=False)
-        start, timeout, limits, memory, isolate, env = settings
+        start, _, limits, memory, isolate, env = settings  # the timeout goes with each task
         executor = Executor(
             n_jobs,
             max_tasks_per_child=1 if isolate == "task" else None,
-            task_timeout=timeout,
             start=start,
             limits=limits,
             max_worker_memory=memory,

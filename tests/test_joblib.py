@@ -67,7 +67,7 @@ def test_a_segfault_fails_its_task_with_the_stack_and_spares_the_other_workers(
         with pytest.raises(fork.ChildCrashed) as crashed:
             Parallel(batch_size=1)(tasks)
         assert crashed.value.signal == "SIGSEGV"
-        assert "the worker running joblib task segfault_once_noted (pid" in str(crashed.value)
+        assert "the worker running segfault_once_noted via joblib (pid" in str(crashed.value)
         assert "segfault_once_noted" in (crashed.value.traceback or "")
         kept = int(Path(note).read_text())
         later = set(Parallel(batch_size=1)(delayed(jobs.pid_after)(0.02) for _ in range(30)))
@@ -78,7 +78,9 @@ def test_a_task_past_its_timeout_fails_ended_and_the_others_go_on(tmp_path: Path
     note = str(tmp_path / "note")
     tasks = [delayed(jobs.hang_once_noted)(note), delayed(jobs.note_pid)(note)]
     with parallel_config(backend="goforkpy", n_jobs=2, timeout=0.5, start="cold"):
-        with pytest.raises(fork.TimeoutExpired, match="ran past"):
+        with pytest.raises(
+            fork.TimeoutExpired, match="hang_once_noted via joblib ran past timeout"
+        ):
             Parallel()(tasks)
         sleeper, kept = int(Path(note + ".hung").read_text()), int(Path(note).read_text())
         assert wait_gone([sleeper], DEADLOCK_NET) == [], "what the task started ends with it"
