@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import psutil
@@ -162,6 +163,7 @@ def test_a_crash_fails_only_its_own_task(
     assert [i for i, _ in failed] == [37]
     error = failed[0][1]
     assert isinstance(error, fork.ChildCrashed)
+    assert isinstance(error, BrokenProcessPool), "what ProcessPoolExecutor raises"
     assert error.returncode == returncode and error.signal == signal_name and error.pid
     assert [f.result() for i, f in enumerate(futures) if i != 37] == [
         i for i in range(100) if i != 37
@@ -460,3 +462,37 @@ def test_a_function_sent_by_value_keeps_its_file_in_tracebacks(run_script: RunSc
     assert done.returncode == 0, done.stderr
     assert 'tasks.py", line 5, in fails' in done.stdout, done.stdout
     assert "raise ValueError(x)  # the line the traceback must show" in done.stdout
+
+
+@pytest.mark.parametrize("how", ["error", "exit"])
+def test_a_result_that_will_not_load_fails_its_task_alone(
+    executor: fork.Executor, how: str
+) -> None:
+    """Loading a result runs the result's own code in the pool's thread: what it raises,
+    SystemExit included, fails that task; the pool goes on (it used to hang)."""
+    with pytest.raises(fork.PayloadError, match="unloadable returned could not be unpickled"):
+        executor.submit(workers.pool.unloadable, how).result(timeout=DEADLOCK_NET)
+    assert executor.submit(workers.pool.square, 7).result(timeout=DEADLOCK_NET) == 49
+
+
+@pytest.mark.parametrize("context", ["spawn", "forkserver", "fork"])
+def test_shutdown_right_after_a_cancel_returns(context: str) -> None:
+    """A cancelled task still queued at shutdown is dropped, and the pool's thread ends
+    then: it used to wait on for ever (CPython's test_hang_gh94440)."""
+    for _ in range(5):
+        executor = fork.Executor(max_workers=1, mp_context=context)
+        assert executor.submit(int).result(timeout=DEADLOCK_NET) == 0
+        assert executor.submit(int).cancel()
+        ending = threading.Thread(target=executor.shutdown)
+        ending.start()
+        ending.join(DEADLOCK_NET)
+        assert not ending.is_alive(), "shutdown(wait=True) hung"
+
+
+def test_a_task_whose_loading_exits_fails_as_its_workers_crash(executor: fork.Executor) -> None:
+    """A SystemExit while the worker loads a task: the worker exits, as asked, and the
+    task fails as its crash (a BrokenProcessPool too, as ProcessPoolExecutor says)."""
+    future = executor.submit(workers.pool.identity_value, workers.pool.ExitsWhenLoaded())
+    with pytest.raises(BrokenProcessPool, match="exited with code 3"):
+        future.result(timeout=DEADLOCK_NET)
+    assert executor.submit(workers.pool.square, 3).result(timeout=DEADLOCK_NET) == 9

@@ -64,7 +64,9 @@ class Executor(cf.Executor):
         mp_context: as for ``ProcessPoolExecutor``, a multiprocessing context or
             its name: ``"spawn"`` starts workers cold, ``"forkserver"`` warm,
             ``"fork"`` as snapshots of this process (made from the pool's
-            thread; a task in such a worker cannot start goforkpy children).
+            thread; a task in such a worker cannot start goforkpy children,
+            and, as with ``ProcessPoolExecutor``'s fork context, must keep
+            away from locks the program's other threads may hold).
 
     Leaving a ``with`` block normally waits for the submitted work, as
     ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's

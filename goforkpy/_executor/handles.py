@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import socket
+import sys
 import time
 
 from .._errors import TimeoutExpired
@@ -80,6 +81,8 @@ class Task:
 
     def crash_error(self, child: Child, code: int) -> ChildCrashed:
         """What this task's future fails with when its worker dies (``code``)."""
+        from .ppe_errors import WorkerCrashed
+
         ending = child._ending  # what the worker left: its stacks at a fatal signal
         fields = {} if ending is None else {"reason": ending.reason()}
         return protocol.crashed(
@@ -89,6 +92,7 @@ class Task:
             returncode=code,
             traceback=None if ending is None else ending.traceback,
             rusage=child.rusage,
+            kind=WorkerCrashed,
             **fields,
         )
 
@@ -117,7 +121,7 @@ class Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         why_read, why_write = os.pipe()  # why the pool interrupts a task (worker.INTERRUPT)
         try:
-            args = (initializer, settings.capture, settings.grace)
+            args = (initializer, settings.capture, settings.grace, _authkey())
             passed = (theirs.fileno(), why_read)
             options = Options(
                 grace=1.0,
@@ -158,6 +162,13 @@ class Worker:
             if self.pace < quicker_than:
                 return depth
         return _AHEAD_LONG
+
+
+def _authkey() -> bytes:
+    """This process's multiprocessing key, for its manager proxies to work in the workers
+    (none where multiprocessing was never imported: then there are no proxies)."""
+    process = sys.modules.get("multiprocessing.process")
+    return b"" if process is None else bytes(process.current_process().authkey)
 
 
 def stop_all(workers: list[Worker]) -> None:

@@ -209,7 +209,6 @@ class Pool(Upkeep):
                 cancelled, self._pending = list(self._pending), collections.deque()
             else:
                 cancelled = []
-            done = self._shutdown and not self._pending and self._broken is None
         for future in (task.future for task in cancelled):
             if future.cancel():
                 future.set_running_or_notify_cancel()
@@ -226,10 +225,12 @@ class Pool(Upkeep):
         self._retire_idle()
         if self._broken is not None:
             return False
-        if done and not any(w.inflight for w in self._workers):
+        if self._finished():
             return False
         self._start_workers()
         self._dispatch()
+        if self._finished():  # the dispatch dropped the last (cancelled) tasks
+            return False
         for key, events in self._selector.select(self._next_deadline()):
             if key.data is None:
                 _drain(self._wake_r)
@@ -240,6 +241,12 @@ class Pool(Upkeep):
             if events & selectors.EVENT_READ:
                 self._receive(worker)
         return True
+
+    def _finished(self) -> bool:
+        """Shut down, with nothing pending or running: the manager thread may end."""
+        with self._lock:
+            idle = self._shutdown and not self._pending and self._broken is None
+        return idle and not any(worker.inflight for worker in self._workers)
 
     def _start_workers(self) -> None:
         with self._lock:
@@ -339,12 +346,19 @@ class Pool(Upkeep):
             worker.idle_since = now
         if task.future.cancelled():
             return
-        if kind == frames.RESULT:
-            results = wire.loads(body)
-            settle(task.future, value=results[0] if task.future.single else results)
+        try:
+            loaded = wire.loads(body)
+            raised = kind != frames.RESULT and protocol.rebuild_exception(task.fn_name, *loaded)
+        except BaseException as exc:  # its own unpickling code raised: that task fails alone
+            settle(task.future, error=protocol.unloadable(task.fn_name, exc))
         else:
-            error = protocol.rebuild_exception(task.fn_name, *wire.loads(body))
-            settle(task.future, error=self._memory_limit(worker, task, error))
+            if not raised:
+                settle(task.future, value=loaded[0] if task.future.single else loaded)
+            else:
+                from .ppe_errors import with_remote_traceback
+
+                error = self._memory_limit(worker, task, raised)
+                settle(task.future, error=with_remote_traceback(error))
         self._recycle_if_big(worker)
 
     # --- endings ------------------------------------------------------------------------

@@ -41,7 +41,9 @@ _why = [-1]  # the read end of the pipe the pool writes each interrupt's reason 
 _leaving: list[bool] = []  # set: the caller is gone, take no further task
 
 
-def serve(initializer: bytes | None, capture: bool = False, grace: float = 5.0) -> None:
+def serve(
+    initializer: bytes | None, capture: bool = False, grace: float = 5.0, authkey: bytes = b""
+) -> None:
     """The worker loop: run each task batch in turn, answer, until told to quit.
 
     Its socket and the read end of the pool's why pipe are the descriptors
@@ -49,8 +51,15 @@ def serve(initializer: bytes | None, capture: bool = False, grace: float = 5.0) 
     so they are not arguments). With
     ``capture``, what each task writes to fds 1 and 2 goes back with its answer.
     The processes a task started are ended before its answer goes (SIGTERM,
-    SIGKILL after ``grace``); those the initializer started stay.
+    SIGKILL after ``grace``); those the initializer started stay. ``authkey``
+    is the caller's multiprocessing key, where it has one: with it, a task's
+    arguments may be a multiprocessing manager's proxies, as in a
+    ``ProcessPoolExecutor``'s workers.
     """
+    if authkey:
+        from multiprocessing import process
+
+        process.current_process().authkey = authkey
     fd, why = _env.MARKED.passed
     for mine in (fd, why):
         os.set_inheritable(mine, False)  # what tasks start must not hold our ends open
@@ -180,10 +189,15 @@ def _initialize(sock: socket.socket, blob: bytes) -> bool:
 
 def _run(task_id: int, body: bytes) -> tuple[list[Any], float | None]:
     """Run one batch of calls: (the answer frame in parts, the task's own grace or None)."""
-    grace = None
     try:
         fn, calls, grace = wire.loads(body)
-        del body
+    except SystemExit:
+        raise  # loading the task asked this process to exit: it does, and the task fails
+        # as its worker's crash (what ProcessPoolExecutor reports there too)
+    except BaseException as exc:
+        return [frame(ERROR, task_id, _error_record(exc))], None
+    del body
+    try:
         _running.append(task_id)
         try:
             results = [fn(*args, **kwargs) for args, kwargs in calls]
@@ -193,11 +207,12 @@ def _run(task_id: int, body: bytes) -> tuple[list[Any], float | None]:
         return [frame(ERROR, task_id, _error_record(exc))], grace
     try:
         return frame_parts(RESULT, task_id, wire.dumps_parts(results, main_is_shared=False)), grace
-    except Exception as exc:
+    except BaseException as exc:  # a SystemExit from the result's own pickling goes back as is
         from .._errors import PayloadError
 
-        error = PayloadError(f"a result could not be sent back: {exc}")
-        return [frame(ERROR, task_id, _error_record(error))], grace
+        if isinstance(exc, Exception):
+            exc = PayloadError(f"a result could not be sent back: {exc}")
+        return [frame(ERROR, task_id, _error_record(exc))], grace
 
 
 def _error_record(exc: BaseException) -> bytes:

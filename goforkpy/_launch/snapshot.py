@@ -207,11 +207,14 @@ def _fork(name: str) -> int:
     Python 3.12+ warns about any fork in a process with threads. goforkpy's
     own threads wait in system calls and hold nothing the child takes, so
     that warning is silenced here; where the caller has threads of its own,
-    a ``RuntimeWarning`` names them instead.
+    a ``RuntimeWarning`` names them instead. A fork that one of goforkpy's
+    threads makes for the program (an Executor's snapshot workers) is not
+    warned of at each worker: the Executor's documentation says it once.
     """
     import warnings
 
-    others = [t.name for t in threading.enumerate() if _foreign(t)]
+    ours = threading.current_thread().name.startswith("goforkpy-")
+    others = [] if ours else [t.name for t in threading.enumerate() if _foreign(t)]
     if others:
         warnings.warn(
             f"fork.snapshot({name}) in a process with threads of its own ({', '.join(others)}): "

@@ -219,17 +219,37 @@ def rebuild_exception(
     return error
 
 
+def unloadable(name: str, why: BaseException) -> PayloadError:
+    """The error for what ``name`` sent back, where loading it here raised ``why`` (the
+    object's own unpickling code: a ``SystemExit`` in it too)."""
+    if isinstance(why, PayloadError) and why.__cause__ is not None:
+        why = why.__cause__
+    error = PayloadError(
+        f"what {name} returned could not be unpickled here ({type(why).__name__}: {why}); "
+        "return plain, picklable data"
+    )
+    error.__cause__ = why
+    return error
+
+
 def crashed(
-    what: str, *, name: str, pid: int, returncode: int | None, **fields: Any
+    what: str,
+    *,
+    name: str,
+    pid: int,
+    returncode: int | None,
+    kind: type[ChildCrashed] = ChildCrashed,
+    **fields: Any,
 ) -> ChildCrashed:
-    """The error for a child (or worker) that died without a result; ``what`` says how.
+    """The error (a ``kind``) for a child or worker that died without a result; ``what``
+    says how.
 
     ``fields`` are more of ``ChildCrashed``'s (``reason``, ``traceback``,
     ``stderr_tail``, ``rusage``); ``reason`` defaults to what the returncode says.
     """
     signal = signal_name(-returncode) if returncode is not None and returncode < 0 else None
     fields.setdefault("reason", "exit" if signal is None else "signal")
-    return ChildCrashed(what, pid=pid, returncode=returncode, signal=signal, name=name, **fields)
+    return kind(what, pid=pid, returncode=returncode, signal=signal, name=name, **fields)
 
 
 def how_it_ended(returncode: int) -> str:

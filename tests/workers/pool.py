@@ -111,3 +111,30 @@ def deaf_and_stuck() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(300)
+
+
+def _refuse_to_load(how: str) -> None:
+    if how == "exit":
+        sys.exit(3)
+    raise ValueError("this result will not load")
+
+
+class Unloadable:
+    """Pickles in the worker; loading it in the parent raises (``how``: "error", "exit")."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _refuse_to_load, (self.how,)
+
+
+def unloadable(how: str) -> Unloadable:
+    return Unloadable(how)
+
+
+class ExitsWhenLoaded:
+    """An argument whose loading in the worker calls ``sys.exit(3)``."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return sys.exit, (3,)
