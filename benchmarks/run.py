@@ -643,6 +643,7 @@ def main():
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPUs, {rounds} rounds, medians")
     import on_dask  # here, not at the top: a re-run of this script imports no more than it needs
+    import web
     import with_joblib
 
     if os.environ.get("BENCH_QUICK") == "1":  # CI: every ratio, on smaller work, in minutes
@@ -671,6 +672,7 @@ def main():
     bench_executor_health(max(3, rounds // 3))
     on_dask.bench_dask(max(3, rounds // 5))
     with_joblib.bench_joblib(max(5, rounds // 3))
+    web.bench_web()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Real host programs that fork after using goforkpy: gunicorn ``--preload`` and Celery.
+"""Real host programs: gunicorn ``--preload`` and Celery, which fork after using goforkpy,
+and uvicorn, whose event loop awaits isolated calls.
 
 Both import the application (which uses goforkpy, and warms a zygote) in their
 master process, then fork their workers from it. Each worker must serve
@@ -143,6 +144,83 @@ def test_gunicorn_preload_workers_serve_isolated_requests(tmp_path: Path, start:
     finally:
         _stop_and_check(master, guardians_before, reader)
     assert master.returncode == 0
+
+
+UVICORN_APP = """
+import os
+
+import goforkpy as fork
+
+fork.init()
+
+
+@fork.register
+def square(x):
+    return x * x
+
+
+@fork.register
+def segfault(_):
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+async def app(scope, receive, send):
+    name = scope["path"].strip("/")
+    try:
+        body, status = f"{os.getpid()} {await fork.run_async(name, 7)}", 200
+    except fork.ChildCrashed as crash:
+        body, status = f"{os.getpid()} {crash.signal}", 500
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
+"""
+
+
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_uvicorn_awaits_isolated_calls_and_survives_a_crash(tmp_path: Path, start: str) -> None:
+    """An async handler awaits a child; a segfault in one is that request's 500, and the
+    same server process answers the next; nothing is left once it stops."""
+    import socket
+
+    (tmp_path / "asgi_app.py").write_text(textwrap.dedent(UVICORN_APP))
+    guardians_before = _guardians()
+    listener = socket.create_server(("127.0.0.1", 0))  # handed over: no port to race for
+    port = listener.getsockname()[1]
+    argv = [str(BIN / "uvicorn"), "--fd", str(listener.fileno()), "--lifespan", "off"]
+    server = subprocess.Popen(
+        [*argv, "asgi_app:app"],
+        cwd=tmp_path,
+        env=_env(tmp_path, start),
+        stderr=subprocess.PIPE,
+        text=True,
+        pass_fds=[listener.fileno()],
+    )
+    listener.close()
+    reader = None
+    try:
+        assert server.stderr is not None
+        _read_until(server.stderr, "Uvicorn running on")
+        reader = _drain(server.stderr)
+
+        def get(path: str) -> tuple[int, str]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLOCK_NET)
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                return response.status, response.read().decode()
+            finally:
+                connection.close()
+
+        status, body = get("/square")
+        assert status == 200 and body.split()[1] == "49"
+        crashed = get("/segfault")
+        assert crashed == (500, f"{body.split()[0]} SIGSEGV")
+        assert get("/square") == (200, body), "the same server process answered"
+    finally:
+        _stop_and_check(server, guardians_before, reader)
+    assert server.returncode == -signal.SIGTERM  # as without goforkpy: uvicorn re-raises it
 
 
 CELERY_TASKS = """
