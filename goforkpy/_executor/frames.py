@@ -11,6 +11,7 @@ buffer; big bodies are written and received without intermediate copies.
 
 from __future__ import annotations
 
+import os
 import socket
 
 TYPE_CHECKING = False
@@ -102,3 +103,12 @@ class FrameReader:
             break
         del buffer[:offset]
         return frames
+
+
+def drain(fd: int) -> None:
+    """Read a non-blocking descriptor empty (the wake-up pipe's bytes mean nothing)."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass

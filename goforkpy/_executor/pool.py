@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import itertools
 import logging
 import marshal
@@ -23,6 +24,7 @@ import threading
 import time
 import weakref
 
+from .._errors import TimeoutExpired
 from .._process import quiet
 from .._shared import protocol, wire
 from . import frames
@@ -233,7 +235,7 @@ class Pool(Upkeep):
             return False
         for key, events in self._selector.select(self._next_deadline()):
             if key.data is None:
-                _drain(self._wake_r)
+                frames.drain(self._wake_r)
                 continue
             worker = key.data
             if events & selectors.EVENT_WRITE:
@@ -344,22 +346,9 @@ class Pool(Upkeep):
             self._begin(worker, worker.inflight[0])
         else:
             worker.idle_since = now
-        if task.future.cancelled():
-            return
-        try:
-            loaded = wire.loads(body)
-            raised = kind != frames.RESULT and protocol.rebuild_exception(task.fn_name, *loaded)
-        except BaseException as exc:  # its own unpickling code raised: that task fails alone
-            settle(task.future, error=protocol.unloadable(task.fn_name, exc))
-        else:
-            if not raised:
-                settle(task.future, value=loaded[0] if task.future.single else loaded)
-            else:
-                from .ppe_errors import with_remote_traceback
-
-                error = self._memory_limit(worker, task, raised)
-                settle(task.future, error=with_remote_traceback(error))
-        self._recycle_if_big(worker)
+        if not task.future.cancelled():
+            self._settle(worker, task, kind == frames.RESULT, body)
+            self._recycle_if_big(worker)
 
     # --- endings ------------------------------------------------------------------------
 
@@ -373,6 +362,9 @@ class Pool(Upkeep):
         self._selector.unregister(worker.sock)
         worker.close()
         self._workers.remove(worker)
+        if reason is None and worker.child.is_alive():  # its socket closed: it is leaving
+            with contextlib.suppress(TimeoutExpired):  # (how it ends tells why)
+                worker.child.wait(1.0)
         if worker.child.is_alive():
             worker.child.kill()
         code = worker.child.wait()
@@ -410,11 +402,3 @@ class Pool(Upkeep):
     def _stop_workers(self) -> None:
         stop_all(self._workers)
         self._workers.clear()
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass

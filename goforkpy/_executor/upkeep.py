@@ -1,5 +1,6 @@
 """Keeping a pool's workers in bounds: running tasks ended in escalating steps (past a
-timeout, or when the caller leaves early), idle workers let go, memory caps.
+timeout, or when the caller leaves early), idle workers let go, memory caps; and each
+answer settled into its future.
 
 A mixin of ``pool.Pool``, run on its manager thread like the rest of it.
 """
@@ -13,7 +14,7 @@ import signal
 import time
 
 from .._errors import TimeoutExpired
-from .._shared import protocol
+from .._shared import protocol, wire
 from . import frames
 from .futures import TaskFuture, cancel_and_notify, settle
 from .worker import TIMED_OUT
@@ -155,6 +156,22 @@ class Upkeep:
                 moments.append(head.started + timeout)
         moments = [moment for moment in moments if moment != math.inf]  # grace: no limit
         return max(0.0, min(moments) - time.monotonic()) if moments else None
+
+    def _settle(self, worker: Worker, task: Task, returned: bool, body: bytearray) -> None:
+        """Settle ``task``'s future from its worker's answer: what it returned, or raised."""
+        try:
+            loaded = wire.loads(body)
+            raised = not returned and protocol.rebuild_exception(task.fn_name, *loaded)
+        except BaseException as exc:  # its own unpickling code raised: that task fails alone
+            settle(task.future, error=protocol.unloadable(task.fn_name, exc))
+            return
+        if not raised:
+            settle(task.future, value=loaded[0] if task.future.single else loaded)
+            return
+        from .ppe_errors import with_remote_traceback
+
+        error = self._memory_limit(worker, task, raised)
+        settle(task.future, error=with_remote_traceback(error))
 
     def _memory_limit(self, worker: Worker, task: Task, error: BaseException) -> BaseException:
         """A MemoryError under the workers' ``Limits(memory=...)``: say it is the limit."""
