@@ -496,3 +496,23 @@ def test_a_task_whose_loading_exits_fails_as_its_workers_crash(executor: fork.Ex
     with pytest.raises(BrokenProcessPool, match="exited with code 3"):
         future.result(timeout=DEADLOCK_NET)
     assert executor.submit(workers.pool.square, 3).result(timeout=DEADLOCK_NET) == 9
+
+
+def test_fork_context_workers_are_not_warned_of_one_by_one(run_script: RunScript) -> None:
+    """Snapshot workers fork from the pool's thread while the program's threads run; the
+    Executor's documentation says what that means once, instead of a RuntimeWarning at
+    every worker's start (CPython's own test of interpreter shutdown expects silence)."""
+    done = run_script(
+        """
+        import threading
+        import goforkpy as fork
+
+        if __name__ == "__main__":
+            fork.init()
+            threading.Thread(target=threading.Event().wait, daemon=True).start()
+            with fork.Executor(max_workers=2, mp_context="fork") as executor:
+                print(sorted(executor.map(abs, [-1, -2, -3])))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[1, 2, 3]\n" and "Warning" not in done.stderr, done.stderr
