@@ -136,7 +136,8 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
             isolate,
         )
         self._executor: Executor | None = None
-        self._futures: list[TaskFuture] = []  # this call's, for abort_everything
+        self._running: set[TaskFuture] = set()  # this call's, until done: abort_everything's
+        self._lock = threading.Lock()
 
     def effective_n_jobs(self, n_jobs: int | None) -> int:
         """The workers a call gets: ``n_jobs``, counted back from the CPUs if negative."""
@@ -167,7 +168,6 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         # with the other workers' instead of each taking them all
         env = self._prepare_worker_env(n_jobs)
         self._executor = _shared_executor(n_jobs, (*self._settings, tuple(sorted(env.items()))))
-        self._futures = []
         return n_jobs
 
     def compute_batch_size(self) -> int:
@@ -185,7 +185,9 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
             )
         limits = (self._settings[1], None)  # (timeout, the Executor's grace)
         future = self._executor._pool.submit(func, [((), {})], True, limits, _named(func))
-        self._futures.append(future)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._forget)  # a result is not kept past its retrieval
         if callback is not None:
             future.add_done_callback(callback)
         return future
@@ -193,13 +195,18 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
     def retrieve_result_callback(self, future: cf.Future[Any]) -> Any:
         return future.result()
 
+    def _forget(self, future: Any) -> None:
+        with self._lock:
+            self._running.discard(future)
+
     def abort_everything(self, ensure_ready: bool = True) -> None:
         """End this call's tasks: the pending are dropped, the running ended in the
         Executor's steps (``KeyboardInterrupt`` raised in them for Ctrl+C,
         ``CancelledError`` otherwise; SIGTERM to the worker's tree after the grace,
         then SIGKILL), and waited for, so that nothing of them is left when joblib
         raises. The workers stay for the next call."""
-        futures, self._futures = self._futures, []
+        with self._lock:
+            futures, self._running = list(self._running), set()
         if self._executor is None or not futures:
             return
         handling = sys.exc_info()[0]  # joblib aborts from inside its except clause
@@ -209,7 +216,7 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
 
     def terminate(self) -> None:
         """The call is over; the workers stay for the next one (as loky's do)."""
-        self._executor, self._futures = None, []
+        self._executor = None
         self.reset_batch_stats()
 
 
