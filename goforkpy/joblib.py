@@ -1,4 +1,4 @@
-"""joblib's ``"goforkpy"`` backend: ``joblib.Parallel`` and scikit-learn's ``n_jobs`` in
+"""joblib's ``"goforkpy"`` backend: joblib's ``Parallel`` and scikit-learn's ``n_jobs`` in
 goforkpy workers.
 
     import joblib
@@ -35,7 +35,7 @@ from ._state import Local
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from typing import Any, Callable
 
     from ._executor.futures import TaskFuture
     from ._process.limits import Limits
@@ -51,7 +51,7 @@ def register(**defaults: Any) -> None:
     """Register the backend ``"goforkpy"`` with joblib, with defaults for its options.
 
     ``import goforkpy.joblib`` registers it with none. Options given to
-    ``joblib.parallel_config(backend="goforkpy", ...)`` win over these.
+    joblib's ``parallel_config(backend="goforkpy", ...)`` win over these.
 
     Args:
         defaults: ``start``, ``timeout``, ``limits``, ``max_worker_memory``,
@@ -211,8 +211,7 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
             return
         handling = sys.exc_info()[0]  # joblib aborts from inside its except clause
         self._executor._pool.end_running(futures, _why(handling or Exception))
-        cf.wait(futures)
-        _wait_gone(f.pid for f in futures if f.cancelled() and f.pid is not None)
+        self._executor._pool.wait_left(futures)
 
     def terminate(self) -> None:
         """The call is over; the workers stay for the next one (as loky's do)."""
@@ -228,20 +227,6 @@ def _named(batch: Any) -> str:
         return f"{getattr(batch, '__qualname__', repr(batch))} via joblib"
     names = ", ".join(dict.fromkeys(getattr(fn, "__qualname__", repr(fn)) for fn, _, _ in calls))
     return f"{names} via joblib" + (f", in a batch of {len(calls)}" if len(calls) > 1 else "")
-
-
-def _wait_gone(workers: Iterable[int]) -> None:
-    """Wait for the workers whose task was stopped: each ends what its task started, then
-    leaves (the pool ends a worker that does not, in the Executor's steps)."""
-    import psutil
-
-    processes = []
-    for pid in workers:
-        try:
-            processes.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(processes)
 
 
 class _Executors:

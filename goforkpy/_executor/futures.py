@@ -24,6 +24,7 @@ class TaskFuture(cf.Future["Any"]):
         self.size, self.single = size, single
         self.kill: Callable[[TaskFuture], None] | None = None  # set while running
         self.pid: int | None = None
+        self.left = False  # no worker runs or holds the task any more (see Upkeep.wait_left)
         self.stdout: str | None = None
         self.stderr: str | None = None
 

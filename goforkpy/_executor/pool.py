@@ -72,6 +72,7 @@ class Pool(Upkeep):
             else wire.dumps((initializer, tuple(initargs)), main_is_shared=False)
         )
         self._lock = threading.Lock()
+        self._left = threading.Condition(self._lock)  # a task left its worker (wait_left)
         self._pending: collections.deque[Task] = collections.deque()
         self._ids = itertools.count(1)
         self._shutdown = self._cancel_pending = False
@@ -214,6 +215,7 @@ class Pool(Upkeep):
         for future in (task.future for task in cancelled):
             if future.cancel():
                 future.set_running_or_notify_cancel()
+        self._gone_from_workers(cancelled)
         for worker in exited:
             self._bury(worker, None)
         for future in kills:
@@ -274,6 +276,7 @@ class Pool(Upkeep):
                     task = self._pending.popleft()
                 if task.future.cancelled():
                     task.future.set_running_or_notify_cancel()
+                    self._gone_from_workers([task])
                     continue
                 self._send(worker, task)
 
@@ -339,6 +342,7 @@ class Pool(Upkeep):
             head.stdout, head.stderr = (b.decode("utf-8", "replace") for b in (out, err))
             return
         task = worker.inflight.popleft()
+        self._gone_from_workers([task])
         now = time.monotonic()
         worker.pace = 0.8 * worker.pace + 0.2 * (now - max(task.started, worker.last_result))
         worker.last_result = now
@@ -370,6 +374,7 @@ class Pool(Upkeep):
         code = worker.child.wait()
         if worker.inflight:
             head = worker.inflight.popleft()
+            self._gone_from_workers([head])
             if not head.future.cancelled():
                 settle(head.future, error=reason or head.crash_error(worker.child, code))
             with self._lock:
@@ -394,6 +399,7 @@ class Pool(Upkeep):
         for worker in list(self._workers):
             stranded.extend(worker.inflight)
             worker.inflight.clear()
+        self._gone_from_workers(stranded)
         for task in stranded:
             future = task.future
             if future.running() or future.set_running_or_notify_cancel():

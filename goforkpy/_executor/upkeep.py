@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import logging
 import math
 import signal
+import threading
 import time
 
 from .._errors import TimeoutExpired
@@ -33,6 +34,8 @@ class Upkeep:
     idle_timeout: float | None
     _task_timeout: float | None
     _workers: list[Worker]
+    _lock: threading.Lock
+    _left: threading.Condition
 
     if TYPE_CHECKING:
 
@@ -75,6 +78,7 @@ class Upkeep:
         from .._process.tree import end_handles
 
         busy, idle = [], []
+        held: list[Task] = []
         for worker in self._workers:
             head = worker.inflight[0] if worker.inflight and worker.up else None
             if why is not None and head is not None and head.started:
@@ -84,6 +88,7 @@ class Upkeep:
                 idle.append(worker)
             for task in worker.inflight:
                 cancel_and_notify(task.future, kill=False)
+            held += worker.inflight
             worker.inflight.clear()
         end_handles([worker.child for worker in idle], sig, grace)
         deadline = time.monotonic() + grace  # the tasks' finally blocks run meanwhile
@@ -95,6 +100,21 @@ class Upkeep:
         end_handles([worker.child for worker in busy], signal.SIGTERM, grace)
         for worker in list(self._workers):
             self._bury(worker, cf.CancelledError())
+        self._gone_from_workers(held)
+
+    def wait_left(self, futures: list[TaskFuture]) -> None:
+        """Wait until no worker runs or holds the tasks of ``futures`` any more: each was
+        answered (a stopped task's worker first ends what it started), its worker is
+        dead, or it was dropped before it started (from any thread)."""
+        with self._left:
+            self._left.wait_for(lambda: all(future.left for future in futures))
+
+    def _gone_from_workers(self, tasks: list[Task]) -> None:
+        if tasks:
+            with self._left:
+                for task in tasks:
+                    task.future.left = True
+                self._left.notify_all()
 
     def _kill_running(self, future: TaskFuture) -> None:
         for worker in list(self._workers):
