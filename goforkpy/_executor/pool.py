@@ -216,6 +216,9 @@ class Pool(Upkeep):
             if future.cancel():
                 future.set_running_or_notify_cancel()
         self._gone_from_workers(cancelled)
+        if kills or stops or self._abort is not None:
+            for worker in list(self._workers):  # first what they said meanwhile: a task
+                self._receive(worker)  # that started is stopped in steps, not killed as idle
         for worker in exited:
             self._bury(worker, None)
         for future in kills:
