@@ -109,8 +109,13 @@ def _default_sigint() -> None:
 def _warm_up(_default_sigint: None) -> None:
     """Start the reaper, the spawner and the zygote once, so their own fds are not
     counted as a test's leak."""
+    import ctypes
+
     import workers  # noqa: F401 - registers the functions the tests fork
 
+    # loading ctypes opens libffi's own library file and keeps it (libffi's static
+    # trampolines, as Debian's Python 3.14 has them): once, not as a test's leaked fd
+    assert ctypes.CFUNCTYPE
     fork.spawn("add", (1, 1), start="cold").wait()  # the cold children's spawner too
     fork.warm_up()
 
