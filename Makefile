@@ -25,7 +25,9 @@ check: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
+# Compiled first, as users have it after `pip install`: each child imports goforkpy anew.
 suite: $(STAMP)
+	$(BIN)/python -m compileall -q goforkpy tests > /dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The documentation site, into site/; --strict fails on a broken reference or link.
@@ -46,10 +48,12 @@ package: $(STAMP)
 
 # The suite on the portable layer only (no pidfd, waitid, prctl, /proc, SO_PEERCRED, /dev/shm).
 portable: $(STAMP)
+	$(BIN)/python -m compileall -q goforkpy tests > /dev/null
 	GOFORKPY_PLATFORM=posix $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The suite with every child started warm, from a zygote, unless a test says otherwise.
 warm: $(STAMP)
+	$(BIN)/python -m compileall -q goforkpy tests > /dev/null
 	GOFORKPY_START=warm $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
