@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 from .._process.family import die_at_end_of, send_each
@@ -127,6 +128,18 @@ def end_children(known: set[int], grace: float) -> None:
             wait = orphans.next_deadline()
             time.sleep(tick if wait is None else min(wait, tick))
             tick = min(tick * 2, 0.05)
+
+
+def own_helpers(children: Iterable[int], kept: set[int]) -> set[int]:
+    """goforkpy's own helpers among our ``children`` but ``kept``: the zygotes and
+    guardians of goforkpy used in this process (a task's, a test's). They live as long
+    as this process does; they are not what the task left."""
+    from .._process.guardian import is_guardian
+
+    zygotes = sys.modules.get("goforkpy._launch.zygotes")
+    helpers = set() if zygotes is None else set(zygotes.pids())
+    helpers.update(pid for pid in children if pid not in kept and is_guardian(pid))
+    return helpers
 
 
 def _reaped(pid: int) -> bool:

@@ -100,13 +100,9 @@ def _end_what_the_task_left(kept: set[int], grace: float) -> None:
     children = platform.children_of(os.getpid())
     if not children or kept.issuperset(children):
         return
-    from .._child.orphans import end_children
-    from .._process.guardian import is_guardian
+    from .._child.orphans import end_children, own_helpers
 
-    zygotes = sys.modules.get("goforkpy._launch.zygotes")  # the task used goforkpy itself
-    helpers = set() if zygotes is None else set(zygotes.pids())
-    helpers.update(pid for pid in children if pid not in kept and is_guardian(pid))
-    end_children(kept | helpers, grace)
+    end_children(kept | own_helpers(children, kept), grace)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -30,6 +30,7 @@ NATIVE = sys.platform.startswith("linux") and _chosen != "posix"
 from .posix import pid_exists as pid_exists  # noqa: E402
 
 if NATIVE:
+    from .linux import adopt_orphans as adopt_orphans
     from .linux import anonymous_file as anonymous_file
     from .linux import children_of as children_of
     from .linux import descendant_pids as descendant_pids
@@ -51,6 +52,7 @@ if NATIVE:
     from .linux import wait_unreaped as wait_unreaped
     from .linux import watch_exit_supported as watch_exit_supported
 else:
+    from .posix import adopt_orphans as adopt_orphans
     from .posix import anonymous_file as anonymous_file
     from .posix import children_of as children_of
     from .posix import descendant_pids as descendant_pids

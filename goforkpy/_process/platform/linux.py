@@ -63,6 +63,13 @@ def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
     return os.getppid() == parent_pid
 
 
+def adopt_orphans() -> bool:
+    """Become a subreaper: what our descendants orphan (a daemon that double-forks)
+    becomes our child, not init's. True: Linux has subreapers."""
+    _prctl()(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return True
+
+
 def prepare_tie() -> None:
     """Load now what ``tie_to_parent`` needs (ctypes), for a child that must not import."""
     _prctl()

@@ -42,6 +42,11 @@ def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
     return os.getppid() == parent_pid
 
 
+def adopt_orphans() -> bool:
+    """False: portable POSIX has no subreapers; what a descendant orphans goes to init."""
+    return False
+
+
 def prepare_tie() -> None:
     """Nothing to load: portable POSIX has no parent-death signal."""
 
