@@ -1,0 +1,1 @@
+"""goforkpy's pytest plugin's workings (the plugin is ``goforkpy.pytest_plugin``)."""

@@ -1,0 +1,121 @@
+"""The report of an isolated test whose child did not live to report: a crash, an
+``os._exit``, a timeout, or a stop from the parent (pytest-timeout)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .._errors import ChildCrashed
+
+if TYPE_CHECKING:
+    from .._errors import TimeoutExpired
+    from .isolation import Settings
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What ended the test's process, in words, and the Python stack at the fault."""
+
+    what: str
+    stack: str | None = None
+    stack_is: str = "at the fault (faulthandler)"
+
+
+def describe(exc: ChildCrashed | TimeoutExpired, settings: Settings, terminated: str) -> Fault:
+    """``exc`` in words, with the stack faulthandler wrote at a fatal signal, or at the
+    SIGTERM that ended the test (``terminated``, empty if none came)."""
+    if isinstance(exc, ChildCrashed):
+        what = f"the test's process ended before it could report: {exc}"
+        if exc.traceback:
+            return Fault(what, exc.traceback)
+        return Fault(what, terminated, "when SIGTERM came")
+    return Fault(
+        f"Timeout: the test ran past {settings.timeout:g} s ({settings.timeout_from}); "
+        "goforkpy ended its process and every process it started",
+        terminated,
+        "when the timeout came",
+    )
+
+
+def stopped(exc: BaseException) -> Fault:
+    """pytest-timeout (or another plugin) failed the test from pytest's own process."""
+    return Fault(
+        f"{exc}\n(the test ran in a goforkpy child, which was killed with every process it started)"
+    )
+
+
+def complete(
+    item: pytest.Item,
+    reports: list[pytest.TestReport],
+    fault: Fault,
+    output: list[tuple[str, str]],
+    started: float,
+) -> list[pytest.TestReport]:
+    """``reports`` with the phase the child died in failed by ``fault``, and a passed
+    teardown after it where the child wrote none."""
+    done = [report.when for report in reports]
+    if "teardown" in done:  # it died after its last report: fail that report
+        failed = reports.pop()
+        when = failed.when
+    else:
+        when = "setup" if not done else "call" if done == ["setup"] else "teardown"
+    if when == "call" and not reports[0].passed:
+        when = "teardown"  # a failed set-up has no call
+    text = fault.what
+    if fault.stack:
+        stack = _above_pytest(fault.stack)
+        text += f"\n\nThe Python stack {fault.stack_is}:\n{stack}"
+    sections = [(f"Captured {name} {when}", captured) for name, captured in output]
+    now = time.time()
+    reports.append(_report(item, when, "failed", text, sections, started, now))
+    if when != "teardown":
+        reports.append(_report(item, "teardown", "passed", None, [], now, now))
+    return reports
+
+
+def _above_pytest(stack: str) -> str:
+    """faulthandler's stack of each thread, down to where pytest's plugins called the
+    test or fixture (the rest, pytest's and goforkpy's own, is the same for every test)."""
+    kept: list[str] = []
+    cut = False
+    for line in stack.rstrip().splitlines():
+        if not line.startswith("  File "):
+            cut = False  # a new thread's stack, or the list of extension modules
+        elif cut:
+            continue
+        elif _PLUGGY in line:
+            kept.append("  ... (pytest's and goforkpy's own frames)")
+            cut = True
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+_PLUGGY = f"{os.sep}pluggy{os.sep}"
+
+
+def _report(
+    item: pytest.Item,
+    when: str,
+    outcome: str,
+    longrepr: str | None,
+    sections: list[tuple[str, str]],
+    start: float,
+    stop: float,
+) -> pytest.TestReport:
+    return pytest.TestReport(
+        item.nodeid,
+        item.location,
+        dict.fromkeys(item.keywords, 1),
+        outcome,  # type: ignore[arg-type]
+        longrepr,
+        when,  # type: ignore[arg-type]
+        sections,
+        stop - start,
+        user_properties=item.user_properties,
+    )

@@ -1,0 +1,292 @@
+"""The pytest plugin (API.md section 17): each test in a snapshot child of pytest.
+
+Each test here runs a small suite in a pytest of its own (``pytester``, in a
+subprocess) and asserts its counts and report texts: that suite's pytest
+process is what the plugin forks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Each test writes "<what> <pid>" lines to the file named by LOG, to say which process
+# ran what: the plugin's promise is where each part of a test runs.
+LOGGING = """
+import os
+
+def log(what):
+    with open(os.environ["LOG"], "a") as f:
+        f.write(f"{what} {os.getpid()}\\n")
+"""
+
+# one of each way a test can end, as the issue names them
+EVERY_ENDING = (
+    LOGGING
+    + """
+import ctypes
+import subprocess
+import sys
+
+import pytest
+
+@pytest.fixture(scope="session")
+def shared():
+    log("session-setup")
+    yield 42
+    log("session-teardown")
+
+def test_passes(shared):
+    log("test")
+    assert shared == 42
+
+def test_fails_an_assertion():
+    assert 1 + 1 == 3
+
+def test_segfaults():
+    print("about to crash")
+    ctypes.string_at(0)
+
+def test_exits():
+    os._exit(3)
+
+def test_loops():
+    while True:
+        pass
+
+def test_leaves_a_process():
+    subprocess.Popen(["sleep", os.environ["SECONDS"]])
+
+def test_also_uses_the_session_fixture(shared):
+    log("test")
+"""
+)
+
+
+# each run's pytest logs its own pid first
+CONFTEST = (
+    LOGGING
+    + """
+def pytest_configure(config):
+    log("pytest")
+"""
+)
+
+
+def _lines(log: Path) -> list[tuple[str, int]]:
+    """The (what, pid) lines of the log."""
+    return [(what, int(pid)) for what, pid in map(str.split, log.read_text().splitlines())]
+
+
+def _line_of(source: str, text: str) -> int:
+    """The number of the line of ``source`` (a test module's text) that holds ``text``."""
+    (number,) = [n for n, line in enumerate(source.splitlines(), 1) if text in line]
+    return number
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("LOG", str(pytester.path / "log"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    # the seconds a test's `sleep` is told: a number no other process has on its command line
+    monkeypatch.setenv("SECONDS", f"300.{os.getpid()}{id(pytester)}")
+    pytester.makeconftest(CONFTEST)
+    return pytester
+
+
+def _run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return suite.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+
+
+def _running_with(word: str) -> list[str]:
+    """The processes whose command line has ``word``."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if word in cmdline:
+            found.append(" ".join(cmdline))
+    return found
+
+
+def test_each_ending_fails_alone_with_its_reason(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_endings=EVERY_ENDING)
+    result = _run(suite, "--goforkpy", "--goforkpy-timeout=2")
+
+    result.assert_outcomes(passed=3, failed=4, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "FAILED test_endings.py::test_fails_an_assertion - assert (1 + 1) == 3",
+            "FAILED test_endings.py::test_segfaults - the test's process ended*",
+            "FAILED test_endings.py::test_exits - the test's process ended*",
+            "FAILED test_endings.py::test_loops - Timeout: the test ran past 2 s*",
+            "ERROR test_endings.py::test_leaves_a_process - the test left processes*",
+        ]
+    )
+    text = result.stdout.str()
+    # the segfault: its reason, signal, the test's own line in the stack, its output
+    segfault = text[text.index("_ test_segfaults _") : text.index("_ test_exits _")]
+    assert "child 'test_segfaults' (pid" in segfault and "was killed by SIGSEGV" in segfault
+    assert "The Python stack at the fault (faulthandler):" in segfault
+    source = (suite.path / "test_endings.py").read_text()
+    crash_line = _line_of(source, "ctypes.string_at(0)")
+    assert f'test_endings.py", line {crash_line} in test_segfaults' in segfault
+    assert "Captured stdout call" in segfault and "about to crash" in segfault
+    assert "exited with code 3" in text
+    loop = text[text.index("_ test_loops _") :]
+    assert "The Python stack when the timeout came:" in loop
+    loop_line = _line_of(source, "while True:")
+    assert f'test_endings.py", line {loop_line} in test_loops' in loop
+    # the process left behind is named, and gone once the session is
+    assert f"sleep {os.environ['SECONDS']}" in text
+    assert _running_with(os.environ["SECONDS"]) == []
+    # the session fixture: set up once in pytest, before the fork, torn down there
+    lines = _lines(suite.path / "log")
+    pytest_pid = lines[0][1]
+    assert [what for what, pid in lines if pid == pytest_pid] == [
+        "pytest",
+        "session-setup",
+        "session-teardown",
+    ]
+    tests = [pid for what, pid in lines if what == "test"]
+    assert len(tests) == 2 and pytest_pid not in tests
+
+
+def test_wider_fixtures_live_in_pytest_and_the_test_in_a_child(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        test_scopes=LOGGING
+        + """
+import pytest
+
+@pytest.fixture(scope="session")
+def session_value():
+    log("session-setup")
+    yield
+    log("session-teardown")
+
+@pytest.fixture(scope="module")
+def module_value():
+    log("module-setup")
+    yield
+    log("module-teardown")
+
+@pytest.fixture
+def function_value():
+    log("function-setup")
+    yield
+    log("function-teardown")
+
+def setup_module():
+    log("setup_module")
+
+class TestTogether:
+    @pytest.fixture(scope="class")
+    def class_value(self):
+        log("class-setup")
+        yield
+        log("class-teardown")
+
+    @pytest.mark.parametrize("n", [1, 2])
+    def test_one(self, n, session_value, module_value, class_value, function_value):
+        log("test")
+
+def test_two(session_value, module_value, function_value):
+    log("test")
+"""
+    )
+    result = _run(suite, "--goforkpy")
+    result.assert_outcomes(passed=3)
+    lines = _lines(suite.path / "log")
+    pytest_pid = lines[0][1]
+    in_pytest = [what for what, pid in lines if pid == pytest_pid]
+    assert in_pytest == [
+        "pytest",
+        "session-setup",
+        "setup_module",
+        "module-setup",
+        "class-setup",
+        "class-teardown",
+        "module-teardown",
+        "session-teardown",
+    ]
+    children = [pid for what, pid in lines if pid != pytest_pid]
+    assert len(set(children)) == 3  # one child per test
+    for child in set(children):
+        assert [what for what, pid in lines if pid == child] == [
+            "function-setup",
+            "test",
+            "function-teardown",
+        ]
+
+
+def test_without_the_option_only_marked_tests_are_isolated(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        test_marked=LOGGING
+        + """
+import pytest
+
+def test_plain():
+    log("plain")
+
+@pytest.mark.goforkpy
+def test_marked():
+    log("marked")
+
+@pytest.mark.goforkpy(timeout=1)
+def test_marked_with_a_timeout():
+    while True:
+        pass
+"""
+    )
+    result = _run(suite)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Timeout: the test ran past 1 s (@pytest.mark.goforkpy(timeout=...))*"]
+    )
+    pids = dict(_lines(suite.path / "log"))
+    assert pids["plain"] == pids["pytest"] != pids["marked"]
+
+
+def test_the_plugin_is_inert_unless_asked(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_inert=LOGGING + "\ndef test_any():\n    log('test')\n")
+    _run(suite).assert_outcomes(passed=1)
+    _run(suite, "--goforkpy").assert_outcomes(passed=1)
+    pytest_pid, plain, _, isolated = _lines(suite.path / "log")
+    assert plain[1] == pytest_pid[1] and isolated[1] != plain[1]
+    _run(suite, "--help").stdout.fnmatch_lines(["*--goforkpy *run each test in a snapshot child*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--goforkpy-timeout=soon"], "--goforkpy-timeout: 'soon' is not a number of seconds*"),
+        (["--goforkpy-timeout=0"], "--goforkpy-timeout: '0' is not a number of seconds above 0*"),
+        (["--goforkpy-memory=lots"], "*--goforkpy-memory: 'lots' is no size*"),
+    ],
+)
+def test_bad_options_are_named(suite: pytest.Pytester, args: list[str], says: str) -> None:
+    suite.makepyfile(test_any="def test_any():\n    pass\n")
+    result = _run(suite, "--goforkpy", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{says}"])
+
+
+def test_a_bad_marker_is_named(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        test_marker="""
+import pytest
+
+@pytest.mark.goforkpy(timeout=1, retries=3)
+def test_any():
+    pass
+"""
+    )
+    result = _run(suite)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*test_any: @pytest.mark.goforkpy takes only timeout= and memory= (got retries)*"]
+    )
