@@ -209,7 +209,7 @@ def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     except BaseException as exc:
         reason = telling.unsent_result(exc)
         telling.tell_parent(reason)
-        print(f"goforkpy: {reason}", file=sys.stderr)
+        _say(f"goforkpy: {reason}")
         code = code or 1
     exit_now(code)
 
@@ -218,8 +218,17 @@ def _die(message: str) -> NoReturn:
     from . import telling
 
     telling.tell_parent(message.removeprefix("goforkpy: "))
-    print(message, file=sys.stderr)
+    _say(message)
     exit_now(1)
+
+
+def _say(message: str) -> None:
+    """``message`` on stderr, where it can go: under ``Limits(file_size=...)`` a
+    redirected stderr may be past the limit, and the parent has the reason anyway."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass  # past a limit, closed, or None
 
 
 def become_snapshot(markers: dict[str, str], parent: int) -> None:
