@@ -188,6 +188,8 @@ class Child(ExitWatch):
                 pid=self.pid,
                 name=self.name,
             )
+        if threading.current_thread().daemon:
+            _stay_if_exiting()
         if self._deadlines.passed:
             raise self._deadlines.error(self.name, self.pid)
         assert self._returncode is not None
@@ -410,3 +412,14 @@ class Child(ExitWatch):
 def _set_if_pending(future: Any) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _stay_if_exiting() -> None:
+    """Block a daemon thread for good once the interpreter's exit has ended the child
+    it waited for: woken, it would raise into the interpreter's finalization, which
+    stops daemon threads wherever they are (3.14 aborts when one is writing to
+    stderr). It stays where it waited, as in any other wait at exit."""
+    from .._process import lifeline
+
+    if lifeline.exiting():
+        threading.Event().wait()

@@ -132,6 +132,11 @@ def terminate_all() -> None:
         tree.end_handles(children, signal.SIGTERM, max(child._grace for child in children))
 
 
+def exiting() -> bool:
+    """True once the interpreter's exit has begun ending the children."""
+    return _exiting
+
+
 def after_children(callback: Callable[[], None]) -> None:
     """At exit, once the live children are ended: ``callback()`` (a failure is skipped)."""
     _after_children.append(callback)
