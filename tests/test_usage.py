@@ -137,8 +137,8 @@ import os, sys, threading
 import goforkpy as fork
 
 def stuck(note):
-    print("ready", os.getpid(), flush=True)
-    try:
+    try:  # ready once inside: a Ctrl+C from now on reaches this except
+        print("ready", os.getpid(), flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:  # Ctrl+C in the caller reaches the task as it would in-process
         open(note, "w").write("interrupted")
