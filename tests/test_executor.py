@@ -79,6 +79,15 @@ def test_map_with_a_buffersize_reads_its_input_as_results_are_taken(
     assert list(executor.map(pow, [2, 3], [5, 6], buffersize=1)) == [32, 729]
 
 
+def test_a_falsey_exception_is_raised_not_returned(executor: fork.Executor) -> None:
+    future = executor.submit(workers.pool.raise_falsey, "falsey")
+    error = future.exception(timeout=DEADLOCK_NET)
+    assert isinstance(error, workers.pool.Falsey) and str(error) == "falsey"
+    if sys.version_info >= (3, 14):  # older Futures' result() skip a false exception
+        with pytest.raises(workers.pool.Falsey, match="falsey"):
+            future.result()
+
+
 def test_map_buffersize_progress_and_bad_values(executor: fork.Executor) -> None:
     seen = []
     results = executor.map(
@@ -86,9 +95,12 @@ def test_map_buffersize_progress_and_bad_values(executor: fork.Executor) -> None
     )
     assert list(results) == [0, 1, 4, 9]
     assert sorted(seen) == [(1, None), (2, None), (3, None), (4, None)]  # no total ahead
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="buffersize must be greater than 0"):
-            executor.map(workers.square, range(3), buffersize=bad)  # type: ignore[arg-type]
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"buffersize must be None or > 0, not {bad}"):
+            executor.map(workers.square, range(3), buffersize=bad)
+    for wrong in (1.5, True, "2"):
+        with pytest.raises(TypeError, match="buffersize must be an integer or None, not"):
+            executor.map(workers.square, range(3), buffersize=wrong)  # type: ignore[arg-type]
 
 
 def test_map_results_are_lazy_and_time_out(executor: fork.Executor) -> None:

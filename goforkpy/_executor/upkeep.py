@@ -181,11 +181,11 @@ class Upkeep:
         """Settle ``task``'s future from its worker's answer: what it returned, or raised."""
         try:
             loaded = wire.loads(body)
-            raised = not returned and protocol.rebuild_exception(task.fn_name, *loaded)
+            raised = None if returned else protocol.rebuild_exception(task.fn_name, *loaded)
         except BaseException as exc:  # its own unpickling code raised: that task fails alone
             settle(task.future, error=protocol.unloadable(task.fn_name, exc))
             return
-        if not raised:
+        if raised is None:  # not `not raised`: an exception may be falsey (its __bool__)
             settle(task.future, value=loaded[0] if task.future.single else loaded)
             return
         from .ppe_errors import with_remote_traceback

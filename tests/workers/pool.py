@@ -138,3 +138,14 @@ class ExitsWhenLoaded:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return sys.exit, (3,)
+
+
+class Falsey(Exception):
+    """An exception that is false (gh-132063): it must still be raised, not returned."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def raise_falsey(message: str) -> None:
+    raise Falsey(message)
