@@ -157,7 +157,7 @@ class Executor(cf.Executor):
         """
         _check_positive("chunksize", chunksize, int)
         if buffersize is not None:
-            _check_positive("buffersize", buffersize, int)
+            _check_buffersize(buffersize)
         target = _resolve(fn)
         chunks = _chunks(zip(*iterables), chunksize)
         total = None
@@ -241,6 +241,14 @@ def _resolve(fn: Any) -> Callable[..., Any]:
 def _check_positive(name: str, value: Any, kind: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
         raise ValueError(f"{name} must be greater than 0, not {value!r}")
+
+
+def _check_buffersize(buffersize: Any) -> None:
+    """As Python 3.14's ``map`` checks it, with the value named."""
+    if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+        raise TypeError(f"buffersize must be an integer or None, not {buffersize!r}")
+    if buffersize < 1:
+        raise ValueError(f"buffersize must be None or > 0, not {buffersize}")
 
 
 class _MapTimeout(TimeoutExpired, cf.TimeoutError):  # type: ignore[misc,unused-ignore]

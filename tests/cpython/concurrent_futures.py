@@ -64,6 +64,23 @@ SKIPS = [
         f"pickle only while a process is spawned), and {_INSIDE[0].lower()}{_INSIDE[1:]} "
         "(_broken)",
     ),
+    # Python 3.14's tests
+    (
+        r"\.test_(broken_process_pool_traceback|force_shutdown_workers(_stops_pool)?)$",
+        f"{_INSIDE} (_processes, to reach a worker process)",
+    ),
+    (
+        r"\.test_(terminate_workers|kill_workers|force_shutdown_workers_invalid_op)$",
+        f"{_INSIDE}: it mocks _force_shutdown to see the call (goforkpy's suite tests "
+        "terminate_workers() and kill_workers() on the workers themselves)",
+    ),
+    (
+        r"\.test_(shutdown_no_wait_max_tasks_gh119592|gc_during_max_tasks_worker_exit_gh152967"
+        r"|force_shutdown_during_max_tasks_worker_exit|failed_worker_replacement_breaks_pool"
+        r"|shutdown_gh_132969_case_[12])$",
+        f"{_INSIDE} (_executor_manager_thread, _force_shutting_down, _spawn_worker), and "
+        "passes a Queue and an Event of mp_context's Manager to its tasks",
+    ),
     (
         r"\.test_cancel_futures$",
         "assumes its eager dispatch: ProcessPoolExecutor marks tasks running as it queues "
