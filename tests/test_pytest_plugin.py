@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from goforkpy._process import platform
+
 pytest_plugins = ["pytester"]
 
 # Each test writes "<what> <pid>" lines to the file named by LOG, to say which process
@@ -290,3 +292,128 @@ def test_any():
     result.stderr.fnmatch_lines(
         ["*test_any: @pytest.mark.goforkpy takes only timeout= and memory= (got retries)*"]
     )
+
+
+TOGETHER = (
+    LOGGING
+    + """
+import pytest
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_numbers(n):
+    print(f"printed by {n}")
+    log(f"number-{n}")
+    assert n != 2
+
+def test_words():
+    log("words")
+"""
+)
+
+
+def test_x_stops_the_session_after_the_first_failure(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_together=TOGETHER)
+    result = _run(suite, "--goforkpy", "-x")
+    result.assert_outcomes(passed=1, failed=1)
+    assert [what for what, _ in _lines(suite.path / "log")] == ["pytest", "number-1", "number-2"]
+
+
+def test_last_failed_reruns_only_what_failed(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_together=TOGETHER)
+    suite.runpytest_subprocess("--goforkpy", timeout=120).assert_outcomes(passed=3, failed=1)
+    (suite.path / "log").unlink()
+    result = suite.runpytest_subprocess("--goforkpy", "--lf", timeout=120)
+    result.assert_outcomes(failed=1)
+    assert [what for what, _ in _lines(suite.path / "log")] == ["pytest", "number-2"]
+
+
+def test_k_selects_and_capture_shows_a_failures_output(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_together=TOGETHER)
+    result = _run(suite, "--goforkpy", "-k", "numbers")
+    result.assert_outcomes(passed=2, failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*Captured stdout call*", "printed by 2"])
+    assert "printed by 1" not in result.stdout.str()  # a passing test's output stays hidden
+
+
+def test_s_shows_the_tests_output_as_it_comes(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_together=TOGETHER)
+    result = _run(suite, "--goforkpy", "-s", "-k", "numbers")
+    result.assert_outcomes(passed=2, failed=1, deselected=1)
+    assert "Captured stdout call" not in result.stdout.str()
+    for n in (1, 2, 3):
+        assert result.stdout.str().count(f"printed by {n}") == 1
+
+
+def test_xdist_workers_each_isolate_their_own_tests(suite: pytest.Pytester) -> None:
+    pytest.importorskip("xdist", reason="the test extra installs pytest-xdist")
+    suite.makepyfile(test_endings=EVERY_ENDING)
+    result = _run(suite, "--goforkpy", "--goforkpy-timeout=2", "-n", "2")
+    result.assert_outcomes(passed=3, failed=4, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_segfaults*SIGSEGV*",
+            "*Timeout: the test ran past 2 s*",
+            "*the test left processes running*",
+        ]
+    )
+    assert _running_with(os.environ["SECONDS"]) == []
+    workers = {pid for what, pid in _lines(suite.path / "log") if what == "pytest"}
+    tests = {pid for what, pid in _lines(suite.path / "log") if what == "test"}
+    assert len(workers) == 3 and not tests & workers  # the controller, 2 workers; tests apart
+
+
+def test_pytest_timeout_ends_the_child_and_shows_the_tests_stack(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        test_slow="""
+import time
+
+def test_sleeps():
+    time.sleep(300)
+
+def test_quick():
+    pass
+"""
+    )
+    result = _run(suite, "--goforkpy", "--timeout=1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Timeout: the test ran past 1 s (pytest-timeout)*",
+            "The Python stack when the timeout came:",
+            '*test_slow.py", line 4 in test_sleeps',
+        ]
+    )
+
+
+def test_memory_limit_fails_the_test_that_passes_it(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        test_memory="""
+def test_greedy():
+    hoard = bytearray(2 * 1024**3)
+
+def test_modest():
+    data = bytearray(10 * 1024**2)
+"""
+    )
+    result = _run(suite, "--goforkpy", "--goforkpy-memory=1G")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_greedy*MemoryError*"])
+
+
+def test_a_daemon_the_test_double_forked_is_named_and_ended(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        test_daemon="""
+import os, subprocess
+
+def test_leaves_a_daemon():
+    # the shell exits at once: the sleep is an orphan
+    subprocess.run(f"sleep {os.environ['SECONDS']} &", shell=True, check=True)
+"""
+    )
+    result = _run(suite, "--goforkpy")
+    if platform.NATIVE:
+        result.assert_outcomes(passed=1, errors=1)
+        result.stdout.fnmatch_lines([f"*pid *: sleep {os.environ['SECONDS']}"])
+    else:  # no subreapers: the orphan is init's, unseen, but still in the test's group
+        result.assert_outcomes(passed=1)
+    assert _running_with(os.environ["SECONDS"]) == []
