@@ -101,9 +101,11 @@ def _pickled(data: dict[str, Any]) -> bytes:
 def _left_running() -> list[str]:
     """The processes the test started that still run: our children (orphans among them,
     where the OS has subreapers) but goforkpy's and multiprocessing's helpers."""
+    children = platform.children_of(os.getpid())
+    if not children:
+        return []
     import psutil
 
-    children = platform.children_of(os.getpid())
     helpers = own_helpers(children, set()) | _multiprocessing_helpers()
     left = []
     for pid in children:

@@ -1,0 +1,135 @@
+"""The pytest plugin beside pytest-forked: trivial tests, plain, ``--goforkpy`` and
+``--forked``, side by side in one run.
+
+pytest-forked does not run under pytest 9 (its reports no longer marshal), so
+all three run in a venv of their own with pytest 8 (``.venv-pytest8``, made
+once and kept). Each mode runs the same file of trivial tests in turn, round
+by round; the overhead per test is a mode's time less plain pytest's, divided
+by the number of tests.
+
+The floor printed beside it: what forking the pytest process costs per test,
+once (all ``--forked`` does) and twice (a goforkpy snapshot hangs from an
+intermediate process that ends whatever the test left, however it ended).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv-pytest8"
+PYTHON = VENV / "bin" / "python"
+
+TESTS = """
+import pytest
+
+@pytest.mark.parametrize("n", range({count}))
+def test_trivial(n):
+    assert n >= 0
+"""
+
+# Run in the bench venv's Python, pytest imported as in a pytest run.
+FLOOR = """
+import os, time
+import pytest, _pytest.runner, _pytest.python, _pytest.fixtures, _pytest.capture
+
+def once():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+def twice():
+    pid = os.fork()
+    if pid == 0:
+        inner = os.fork()
+        if inner == 0:
+            os._exit(0)
+        os.waitpid(inner, 0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+for fork in (once, twice):
+    fork()
+    began = time.perf_counter()
+    for _ in range(200):
+        fork()
+    print((time.perf_counter() - began) / 200)
+"""
+
+
+def _median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _bench_venv():
+    """The venv with pytest 8, pytest-forked and goforkpy (made once, then kept)."""
+    if not PYTHON.exists():
+        print("  (making .venv-pytest8 once: pytest 8, pytest-forked, goforkpy)")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [
+                str(PYTHON),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "pytest>=8,<9",
+                "pytest-forked>=1.6",
+                "-e",
+                str(ROOT),
+            ],
+            check=True,
+        )
+    subprocess.run(
+        [str(PYTHON), "-m", "compileall", "-q", str(ROOT / "goforkpy")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def bench_pytest(rounds, count=1_000):
+    try:
+        _bench_venv()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"\npytest plugin: skipped (could not make {VENV.name}: {exc})")
+        return
+    modes = {"plain": [], "--goforkpy": ["--goforkpy"], "--forked": ["--forked"]}
+    samples = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "test_trivial.py").write_text(TESTS.format(count=count))
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        base = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+        for _ in range(rounds):
+            for mode, args in modes.items():
+                began = time.perf_counter()
+                done = subprocess.run(
+                    [*base, *args], cwd=directory, env=env, capture_output=True, text=True
+                )
+                samples[mode].append(time.perf_counter() - began)
+                if f"{count} passed" not in done.stdout:
+                    print(f"\npytest plugin: {mode} did not pass:\n{done.stdout[-2000:]}")
+                    return
+        floors = subprocess.run(
+            [str(PYTHON), "-c", FLOOR], capture_output=True, text=True, check=True
+        ).stdout.split()
+    plain = _median(samples["plain"])
+    overhead = {
+        mode: (_median(samples[mode]) - plain) / count for mode in ("--goforkpy", "--forked")
+    }
+    once, twice = (float(seconds) for seconds in floors)
+    print(f"\npytest: {count:,} trivial tests, per-test overhead over plain pytest (medians)")
+    print(f"  plain pytest            {plain * 1e3 / count:6.2f} ms per test")
+    for mode, seconds in overhead.items():
+        print(f"  {mode:<22}  +{seconds * 1e3:5.2f} ms per test")
+    ratio = overhead["--goforkpy"] / overhead["--forked"]
+    print(f"  --goforkpy / --forked   {ratio:5.2f}x (target <= 1.0x)")
+    print(
+        f"  floor: one fork and exit of the pytest process {once * 1e3:.2f} ms (all --forked "
+        f"does), two {twice * 1e3:.2f} ms (a snapshot and the intermediate that contains it)"
+    )
