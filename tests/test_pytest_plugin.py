@@ -8,6 +8,8 @@ process is what the plugin forks.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -417,3 +419,23 @@ def test_leaves_a_daemon():
     else:  # no subreapers: the orphan is init's, unseen, but still in the test's group
         result.assert_outcomes(passed=1)
     assert _running_with(os.environ["SECONDS"]) == []
+
+
+def test_a_third_party_suite_gives_the_same_outcomes_isolated() -> None:
+    """toolz's own tests (installed from PyPI with the test extra), with and without
+    --goforkpy: the same outcome, test by test."""
+    pytest.importorskip("toolz", reason="the test extra installs toolz, for its test suite")
+    pytest_toolz = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q"]
+    outcomes = []
+    for isolate in ([], ["--goforkpy"]):
+        done = subprocess.run(
+            [*pytest_toolz, "--pyargs", "toolz", *isolate],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:]
+        words = ("PASSED", "SKIPPED", "FAILED", "ERROR", "XFAIL", "XPASS")
+        outcomes.append(sorted(line for line in done.stdout.splitlines() if line.startswith(words)))
+    plain, isolated = outcomes
+    assert len(plain) > 100 and isolated == plain
