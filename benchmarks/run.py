@@ -587,14 +587,27 @@ def bench_executor_health(rounds, tasks=10_000):
 
 def bench_executor(rounds):
     import concurrent.futures as cf
-
-    import loky
+    import multiprocessing
 
     executors = {
         "goforkpy Executor": lambda workers: fork.Executor(max_workers=workers),
         "ProcessPoolExecutor": lambda workers: cf.ProcessPoolExecutor(max_workers=workers),
-        "loky": lambda workers: loky.ProcessPoolExecutor(max_workers=workers),
     }
+    if multiprocessing.get_start_method() != "forkserver":  # Python 3.14's default on Linux
+        forkserver = multiprocessing.get_context("forkserver")
+        executors["ProcessPoolExecutor (forkserver)"] = lambda workers: cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=forkserver
+        )
+    if hasattr(cf, "InterpreterPoolExecutor"):  # Python 3.14: subinterpreters, one process
+        executors["InterpreterPoolExecutor"] = lambda workers: cf.InterpreterPoolExecutor(
+            max_workers=workers
+        )
+    try:
+        import loky
+
+        executors["loky"] = lambda workers: loky.ProcessPoolExecutor(max_workers=workers)
+    except ImportError:
+        print("\n(loky is not installed: the executor comparison goes without it)")
     cores = len(os.sched_getaffinity(0))
     overhead, speedup, big = {}, {}, {}
     data = os.urandom(1 << 20) * 64
@@ -645,6 +658,7 @@ def main():
     import on_dask  # here, not at the top: a re-run of this script imports no more than it needs
     import web
     import with_joblib
+    import with_pytest
 
     if os.environ.get("BENCH_QUICK") == "1":  # CI: every ratio, on smaller work, in minutes
         print("quick pass (BENCH_QUICK=1): smaller work; `make bench` gives the figures")
@@ -657,6 +671,7 @@ def main():
         bench_executor(rounds)
         on_dask.bench_dask(rounds, tasks=200, crashing=None)
         with_joblib.bench_joblib(rounds, tasks=2_000)
+        with_pytest.bench_pytest(2, count=300)
         return
     bench_start(rounds)
     bench_anatomy(rounds)
@@ -672,6 +687,7 @@ def main():
     bench_executor_health(max(3, rounds // 3))
     on_dask.bench_dask(max(3, rounds // 5))
     with_joblib.bench_joblib(max(5, rounds // 3))
+    with_pytest.bench_pytest(max(3, rounds // 5))
     web.bench_web()
 
 

@@ -439,3 +439,17 @@ def test_a_third_party_suite_gives_the_same_outcomes_isolated() -> None:
         outcomes.append(sorted(line for line in done.stdout.splitlines() if line.startswith(words)))
     plain, isolated = outcomes
     assert len(plain) > 100 and isolated == plain
+
+
+def test_the_guides_example_reports_as_the_guide_shows(suite: pytest.Pytester) -> None:
+    """docs/guides/testing.md shows its example's report: the same lines come out."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "guides" / "testing.md").read_text()
+    source = guide.split('```python title="test_risky.py"\n', 1)[1].split("```", 1)[0]
+    shown = guide.split("$ pytest --goforkpy -q test_risky.py\n", 1)[1].split("```", 1)[0]
+    suite.makepyfile(test_risky=source)
+    result = _run(suite, "--goforkpy", "-q")
+    result.assert_outcomes(passed=2, failed=2, errors=1)
+    for line in shown.splitlines():
+        if line.startswith(("FAILED", "ERROR", "The Python stack", "the test left")):
+            result.stdout.fnmatch_lines([f"{line.split(' - ')[0]}*"])
+    result.stdout.fnmatch_lines(["*in test_parser_on_bad_input", "parsing a truncated file"])

@@ -79,24 +79,26 @@ def complete(
 
 
 def _above_pytest(stack: str) -> str:
-    """faulthandler's stack of each thread, down to where pytest's plugins called the
-    test or fixture (the rest, pytest's and goforkpy's own, is the same for every test)."""
+    """faulthandler's stack of each thread, down to where pytest called the test or
+    fixture (the rest, pytest's and goforkpy's own, is the same for every test)."""
     kept: list[str] = []
-    cut = False
+    cut, frames = False, 0
     for line in stack.rstrip().splitlines():
         if not line.startswith("  File "):
-            cut = False  # a new thread's stack, or the list of extension modules
+            cut, frames = False, 0  # a new thread's stack, or the list of extension modules
         elif cut:
             continue
-        elif _PLUGGY in line:
+        elif frames and any(part in line for part in _PYTEST):
             kept.append("  ... (pytest's and goforkpy's own frames)")
             cut = True
             continue
+        else:
+            frames += 1
         kept.append(line)
     return "\n".join(kept)
 
 
-_PLUGGY = f"{os.sep}pluggy{os.sep}"
+_PYTEST = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}")
 
 
 def _report(
