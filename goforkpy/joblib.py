@@ -30,8 +30,8 @@ from joblib.parallel import register_parallel_backend
 
 from . import _checks
 from ._executor.executor import Executor, _why
+from ._executor.reused import kept
 from ._process.platform import usable_cpus
-from ._state import Local
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,9 +71,10 @@ def shutdown(wait: bool = True) -> None:
     """
     executors = _executors.get()
     with executors.lock:
-        current, executors.current = executors.current, None
-    if current is not None:
-        current[1].shutdown(wait=wait)
+        current = list(executors.executors.values())
+        executors.executors.clear()
+    for executor in current:
+        executor.shutdown(wait=wait)
 
 
 class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[misc]
@@ -229,20 +230,7 @@ def _named(batch: Any) -> str:
     return f"{names} via joblib" + (f", in a batch of {len(calls)}" if len(calls) > 1 else "")
 
 
-class _Executors:
-    """This process's executor for the backend, and the settings it was made with."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.current: tuple[Any, Executor] | None = None
-
-    def disown(self, handing: bool) -> None:
-        """In a forked copy: the executor is the original's (its threads are not here)."""
-        if self.current is not None:
-            self.current[1]._finalizer.detach()
-
-
-_executors: Local[_Executors] = Local(_Executors, _Executors.disown)
+_executors = kept()  # one at a time, by (n_jobs, settings)
 
 
 def _shared_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
@@ -251,11 +239,12 @@ def _shared_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
     executors = _executors.get()
     key = (n_jobs, settings)
     with executors.lock:
-        if executors.current is not None:
-            made, executor = executors.current
-            if made == key and executor._pool.usable():
-                return executor
-            executor.shutdown(wait=False)
+        made = executors.executors.get(key)
+        if made is not None and made._pool.usable():
+            return made
+        for other in executors.executors.values():
+            other.shutdown(wait=False)
+        executors.executors.clear()
         start, _, limits, memory, isolate, env = settings  # the timeout goes with each task
         executor = Executor(
             n_jobs,
@@ -266,7 +255,7 @@ def _shared_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
         )
         executor._pool.idle_timeout = IDLE_SECONDS
         executor._pool.settings.env = dict(env)
-        executors.current = (key, executor)
+        executors.executors[key] = executor
         return executor
 
 

@@ -140,7 +140,7 @@ def _let_reused_workers_go() -> None:
 
     pools = reused._pools.get()
     with pools.lock:
-        executors, pools.pools = list(pools.pools.values()), {}
+        executors, pools.executors = list(pools.executors.values()), {}
     for executor in executors:
         executor.shutdown()
 

@@ -251,10 +251,9 @@ def test_the_core_never_imports_dask(run_script: RunScript) -> None:
 def test_reused_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """isolate="worker": calls share a worker; a crash fails its call alone and the worker
     is replaced; a worker idle for IDLE_SECONDS leaves."""
-    from goforkpy import _state
     from goforkpy._executor import reused
 
-    monkeypatch.setattr(reused, "_pools", _state.Local(reused._Pools))  # a pool of our own
+    monkeypatch.setattr(reused, "_pools", reused.kept())  # a pool of our own
     monkeypatch.setattr(reused, "IDLE_SECONDS", 0.5)
     call = fork.isolated(isolation.where, isolate="worker")
     pids = {call(i)[1] for i in range(20)}
@@ -266,7 +265,7 @@ def test_reused_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert value == 42 and pid not in pids, "the crashed worker was replaced"
     assert wait_gone([pid], DEADLOCK_NET) == [], "an idle worker leaves"
     assert call(1)[0] == 2, "and a new one comes for the next call"
-    for executor in reused._pools.get().pools.values():
+    for executor in reused._pools.get().executors.values():
         executor.shutdown()
 
 

@@ -37,20 +37,26 @@ if TYPE_CHECKING:
 IDLE_SECONDS = 30.0
 
 
-class _Pools:
-    """This process's pools of reused workers, by (start method, limits)."""
+class Kept:
+    """Executors this process keeps from call to call, by what they were made with
+    (``fork.isolated``'s reused workers here, the joblib backend's pool)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.pools: dict[tuple[str, Any], Executor] = {}
+        self.executors: dict[Any, Executor] = {}
 
     def disown(self, handing: bool) -> None:
-        """In a forked copy: the pools are the original's (their threads are not here)."""
-        for executor in self.pools.values():
+        """In a forked copy: the executors are the original's (their threads are not here)."""
+        for executor in self.executors.values():
             executor._finalizer.detach()
 
 
-_pools: Local[_Pools] = Local(_Pools, _Pools.disown)
+def kept() -> Local[Kept]:
+    """A new per-process set of kept executors, fresh in each forked copy."""
+    return Local(Kept, Kept.disown)
+
+
+_pools = kept()  # by (start method, limits)
 
 
 def call(
@@ -83,13 +89,13 @@ def call(
 def _pool(start: str, limits: Any) -> Executor:
     pools = _pools.get()
     with pools.lock:
-        executor = pools.pools.get((start, limits))
+        executor = pools.executors.get((start, limits))
         if executor is None or not executor._pool.usable():
             from .._process.platform import usable_cpus
 
             executor = Executor(usable_cpus(), start=start, limits=limits)
             executor._pool.idle_timeout = IDLE_SECONDS
-            pools.pools[(start, limits)] = executor
+            pools.executors[(start, limits)] = executor
         return executor
 
 
