@@ -20,7 +20,7 @@ import pytest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._testing.isolation import Settings
+    from ._testing.settings import Settings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -97,7 +97,7 @@ def _isolated(item: pytest.Item) -> bool:
 def _defaults(config: pytest.Config) -> Settings:
     settings: Settings | None = getattr(config, "_goforkpy_settings", None)
     if settings is None:
-        from ._testing.isolation import Settings
+        from ._testing.settings import Settings
 
         settings = Settings.checked(
             "--goforkpy-timeout",

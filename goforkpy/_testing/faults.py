@@ -14,7 +14,7 @@ from .._errors import ChildCrashed
 
 if TYPE_CHECKING:
     from .._errors import TimeoutExpired
-    from .isolation import Settings
+    from .settings import Settings
 
 
 @dataclass(frozen=True)
