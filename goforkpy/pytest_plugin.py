@@ -95,18 +95,20 @@ def _isolated(item: pytest.Item) -> bool:
 
 
 def _defaults(config: pytest.Config) -> Settings:
-    settings: Settings | None = getattr(config, "_goforkpy_settings", None)
-    if settings is None:
+    """The options' settings, checked once."""
+    if _SETTINGS not in config.stash:
         from ._testing.settings import Settings
 
-        settings = Settings.checked(
+        config.stash[_SETTINGS] = Settings.checked(
             "--goforkpy-timeout",
             config.getoption("goforkpy_timeout"),
             "--goforkpy-memory",
             config.getoption("goforkpy_memory"),
         )
-        config._goforkpy_settings = settings  # type: ignore[attr-defined]
-    return settings
+    return config.stash[_SETTINGS]
+
+
+_SETTINGS = pytest.StashKey["Settings"]()
 
 
 def _settings(item: pytest.Item) -> Settings:
