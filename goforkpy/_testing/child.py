@@ -53,7 +53,8 @@ def run_phases(item: pytest.Item, path: str) -> None:
         teardown = call_and_report(item, "teardown", log=False, nextitem=Above(item))
         left = _left_running()
         if left:
-            _fail_for_leaving(teardown, left, adopted)
+            _fail_for_leaving(teardown, list(left.values()), adopted)
+            _end(left)
         send(teardown)
 
 
@@ -98,16 +99,16 @@ def _pickled(data: dict[str, Any]) -> bytes:
         return pickle.dumps({**data, "user_properties": properties})
 
 
-def _left_running() -> list[str]:
-    """The processes the test started that still run: our children (orphans among them,
-    where the OS has subreapers) but goforkpy's and multiprocessing's helpers."""
+def _left_running() -> dict[int, str]:
+    """The processes the test started that still run, each named: our children (orphans
+    among them, where the OS has subreapers) but goforkpy's and multiprocessing's helpers."""
     children = platform.children_of(os.getpid())
     if not children:
-        return []
+        return {}
     import psutil
 
     helpers = own_helpers(children, set()) | _multiprocessing_helpers()
-    left = []
+    left = {}
     for pid in children:
         if pid in helpers:
             continue
@@ -118,8 +119,20 @@ def _left_running() -> list[str]:
             command = " ".join(process.cmdline()) or process.name()
         except psutil.Error:
             continue  # gone meanwhile
-        left.append(f"pid {pid}: {command[:200]}")
+        left[pid] = f"pid {pid}: {command[:200]}"
     return left
+
+
+def _end(left: dict[int, str]) -> None:
+    """End what the test left, and all it started, before the test's process exits:
+    a process in a session of its own is ended even where the OS has no subreapers."""
+    from .._child.orphans import end_children
+
+    others = set(platform.children_of(os.getpid())) - set(left)
+    end_children(others, GRACE)
+
+
+GRACE = 5.0  # seconds from SIGTERM to SIGKILL for what a test left running
 
 
 def _multiprocessing_helpers() -> set[int]:
@@ -139,8 +152,8 @@ def _fail_for_leaving(teardown: pytest.TestReport, left: list[str], adopted: boo
     """Fail the teardown, naming what the test left running."""
     text = "\n".join(
         [
-            "the test left processes running; goforkpy ends them as the test's process "
-            "exits (SIGTERM, then SIGKILL):",
+            "the test left processes running; goforkpy ended them, with all they started "
+            f"(SIGTERM, then SIGKILL after {GRACE:g} s):",
             *(f"    {line}" for line in left),
             "End what a test starts before it returns (a fixture's teardown is a good place).",
         ]
