@@ -124,11 +124,12 @@ def test_each_ending_fails_alone_with_its_reason(suite: pytest.Pytester) -> None
     result.assert_outcomes(passed=3, failed=4, errors=1)
     result.stdout.fnmatch_lines_random(
         [
+            # (pytest 8 shows no message beside a report whose text is not a traceback's)
             "FAILED test_endings.py::test_fails_an_assertion - assert (1 + 1) == 3",
-            "FAILED test_endings.py::test_segfaults - the test's process ended*",
-            "FAILED test_endings.py::test_exits - the test's process ended*",
-            "FAILED test_endings.py::test_loops - Timeout: the test ran past 2 s*",
-            "ERROR test_endings.py::test_leaves_a_process - the test left processes*",
+            "FAILED test_endings.py::test_segfaults*",
+            "FAILED test_endings.py::test_exits*",
+            "FAILED test_endings.py::test_loops*",
+            "ERROR test_endings.py::test_leaves_a_process*",
         ]
     )
     text = result.stdout.str()
@@ -415,7 +416,8 @@ def test_leaves_a_daemon():
     result = _run(suite, "--goforkpy")
     if platform.NATIVE:
         result.assert_outcomes(passed=1, errors=1)
-        result.stdout.fnmatch_lines([f"*pid *: sleep {os.environ['SECONDS']}"])
+        # the sleep, or the shell's fork of it not yet turned into the sleep
+        result.stdout.fnmatch_lines([f"*pid *: *sleep {os.environ['SECONDS']}*"])
     else:  # no subreapers: the orphan is init's, unseen, but still in the test's group
         result.assert_outcomes(passed=1)
     assert _running_with(os.environ["SECONDS"]) == []
