@@ -671,7 +671,7 @@ def main():
         bench_executor(rounds)
         on_dask.bench_dask(rounds, tasks=200, crashing=None)
         with_joblib.bench_joblib(rounds, tasks=2_000)
-        with_pytest.bench_pytest(2, count=300)
+        with_pytest.bench_pytest(2, count=200)
         return
     bench_start(rounds)
     bench_anatomy(rounds)
