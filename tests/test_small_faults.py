@@ -53,6 +53,7 @@ def test_no_file_is_left_when_a_program_exits_with_threads_inside_run(
 ) -> None:
     done = run_script(DAEMONS_AT_EXIT)
     assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, "a daemon thread woke into the exit"
     directory, pid = done.stdout.split()
     left = [name for name in os.listdir(directory) if name.startswith(f"{pid}-")]
     assert left == []

@@ -188,7 +188,8 @@ class Child(ExitWatch):
                 pid=self.pid,
                 name=self.name,
             )
-        if threading.current_thread().daemon:
+        waiter = threading.current_thread()
+        if waiter.daemon and not waiter.name.startswith("goforkpy-"):  # the program's own
             _stay_if_exiting()
         if self._deadlines.passed:
             raise self._deadlines.error(self.name, self.pid)
