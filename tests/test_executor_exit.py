@@ -29,8 +29,8 @@ def mark(name, text=""):
 
 def task(i):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a task that handles SIGTERM
-    mark(f"started-{i}")
     try:
+        mark(f"started-{i}")  # started once inside: whatever stops it from now on is noted
         try:
             time.sleep(300)
         except KeyboardInterrupt:
@@ -105,8 +105,8 @@ def sleeper(marks: str, i: int) -> int:
     if i == 0:
         return 0
     path = Path(marks)
-    (path / f"started-{i}").touch()
     try:
+        (path / f"started-{i}").touch()  # once inside: whatever stops it from now on is noted
         time.sleep(300)
     except BaseException as exc:
         (path / f"raised-{i}").write_text(type(exc).__name__)
