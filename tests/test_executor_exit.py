@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_gone
+from helpers import DEADLOCK_NET, wait_gone
 
 import goforkpy as fork
 
@@ -193,3 +193,17 @@ def test_terminate_and_kill_workers_end_every_tree_and_shut_down(
     assert wait_gone([daemon], 10.0) == []
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(_leaves_a_daemon, str(tmp_path), stubborn)
+
+
+def test_a_worker_whose_task_ended_as_the_stop_came_takes_no_more_tasks() -> None:
+    """A stop (joblib's abort, leaving a map early) can reach a worker just after its task
+    ended: the worker then leaves, and the pool sends it nothing more. Before, the pool
+    gave it the next task, which it left unanswered (a crash with exit code 0)."""
+    from goforkpy._executor.worker import CANCELLED
+
+    with fork.Executor(1) as pool:
+        for i in range(300):  # stops that land before, during and after the task's end
+            future = pool.submit(time.sleep, 0.002)
+            time.sleep(0.0015 + (i % 10) * 0.0002)
+            pool._pool.end_running([future], CANCELLED)
+            assert pool.submit(abs, -i).result(timeout=DEADLOCK_NET) == i

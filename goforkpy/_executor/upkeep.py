@@ -136,10 +136,18 @@ class Upkeep:
 
     def _interrupt(self, worker: Worker, task: Task, why: bytes) -> None:
         """The first step of ending a running task: raise in it what ``why`` names. Once
-        only: a second exception would land in the task's own ``finally``."""
+        only: a second exception would land in the task's own ``finally``.
+
+        But for a timeout, the worker leaves after the task: it takes no more, and a QUIT
+        follows, for a worker whose task ended as the interrupt came (idle, it would
+        otherwise leave at its next task, before answering it)."""
         if not task.interrupted:
             task.interrupted = time.monotonic()
             worker.interrupt(why)
+            if why != TIMED_OUT:
+                worker.retiring = True
+                worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))
+                self._flush(worker)
 
     def _limits_of(self, task: Task) -> tuple[float | None, float]:
         """(timeout, grace) of ``task``: its own where it has them, else the pool's."""
