@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from goforkpy._process import platform
+from goforkpy._shared import tmpdir
 
 pytest_plugins = ["pytester"]
 
@@ -159,6 +160,9 @@ def test_each_ending_fails_alone_with_its_reason(suite: pytest.Pytester) -> None
     ]
     tests = [pid for what, pid in lines if what == "test"]
     assert len(tests) == 2 and pytest_pid not in tests
+    # nothing of the tests' reports and stacks is left in goforkpy's directory
+    ours = [name for name in os.listdir(tmpdir.payload_dir()) if name.startswith(f"{pytest_pid}-")]
+    assert ours == []
 
 
 def test_wider_fixtures_live_in_pytest_and_the_test_in_a_child(suite: pytest.Pytester) -> None:

@@ -51,10 +51,14 @@ def run_phases(item: pytest.Item, path: str) -> None:
         if setup.passed and not item.config.getoption("setuponly", False):
             send(call_and_report(item, "call", log=False))
         teardown = call_and_report(item, "teardown", log=False, nextitem=Above(item))
-        left = _left_running()
+        left, helpers = _left_running()
         if left:
-            _fail_for_leaving(teardown, list(left.values()), adopted)
-            _end(left)
+            _fail_for_leaving(teardown, left, adopted)
+            from .._child.orphans import end_children
+
+            # before the test's process exits: a process in a session of its own is
+            # ended even where the OS has no subreapers
+            end_children(helpers, GRACE)
         send(teardown)
 
 
@@ -82,13 +86,18 @@ _STACK = ".stack"
 def read_reports(config: pytest.Config, path: str) -> list[pytest.TestReport]:
     """The reports the child wrote, up to where it stopped (a crash may cut the last)."""
     reports: list[pytest.TestReport] = []
-    with open(path, "rb") as f:
-        while True:
-            try:
+    try:
+        with open(path, "rb") as f:
+            while True:
                 data = pickle.load(f)
-            except (EOFError, pickle.UnpicklingError):
-                return reports
-            reports.append(config.hook.pytest_report_from_serializable(config=config, data=data))
+                reports.append(
+                    config.hook.pytest_report_from_serializable(config=config, data=data)
+                )
+    except FileNotFoundError:
+        pass  # the child ended before it opened it
+    except (EOFError, pickle.UnpicklingError):
+        pass  # the end of what it wrote
+    return reports
 
 
 def _pickled(data: dict[str, Any]) -> bytes:
@@ -99,16 +108,17 @@ def _pickled(data: dict[str, Any]) -> bytes:
         return pickle.dumps({**data, "user_properties": properties})
 
 
-def _left_running() -> dict[int, str]:
-    """The processes the test started that still run, each named: our children (orphans
-    among them, where the OS has subreapers) but goforkpy's and multiprocessing's helpers."""
+def _left_running() -> tuple[list[str], set[int]]:
+    """The processes the test started that still run, each named, and the helpers
+    among our children (goforkpy's and multiprocessing's), which stay. Ours are our
+    children, orphans among them where the OS has subreapers."""
     children = platform.children_of(os.getpid())
     if not children:
-        return {}
+        return [], set()
     import psutil
 
     helpers = own_helpers(children, set()) | _multiprocessing_helpers()
-    left = {}
+    left = []
     for pid in children:
         if pid in helpers:
             continue
@@ -119,17 +129,8 @@ def _left_running() -> dict[int, str]:
             command = " ".join(process.cmdline()) or process.name()
         except psutil.Error:
             continue  # gone meanwhile
-        left[pid] = f"pid {pid}: {command[:200]}"
-    return left
-
-
-def _end(left: dict[int, str]) -> None:
-    """End what the test left, and all it started, before the test's process exits:
-    a process in a session of its own is ended even where the OS has no subreapers."""
-    from .._child.orphans import end_children
-
-    others = set(platform.children_of(os.getpid())) - set(left)
-    end_children(others, GRACE)
+        left.append(f"pid {pid}: {command[:200]}")
+    return left, helpers
 
 
 GRACE = 5.0  # seconds from SIGTERM to SIGKILL for what a test left running

@@ -10,9 +10,7 @@ the next test does not share are torn down here.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from _pytest.runner import runtestprotocol
 from .._errors import ChildCrashed, TimeoutExpired
 from .._launch.api import spawn
 from .._process.limits import Limits
+from .._shared import tmpdir
 from . import child, faults
 
 if TYPE_CHECKING:
@@ -89,8 +88,8 @@ def _in_child(item: pytest.Item, settings: Settings) -> list[pytest.TestReport]:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()  # or the child's copy of the buffer is written again
-    fd, path = tempfile.mkstemp(prefix="goforkpy-test-", suffix=".reports")
-    os.close(fd)
+    # in goforkpy's private directory, named for this process: swept if pytest dies
+    path = tmpdir.new_stem() + ".reports"
     started = time.time()
     try:
         limits = None if settings.memory is None else Limits(memory=settings.memory)
