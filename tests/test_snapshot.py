@@ -79,7 +79,6 @@ CRASHES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     ("os-exit", _exit_seven, fork.ChildCrashed, "code 7"),
     ("raises", _raise, KeyError, "missing"),
     ("system-exit", lambda: exit(3), fork.ChildCrashed, "SystemExit(3)"),
-    ("fork-inside", lambda: fork.fork("add", 1, 2), fork.InitError, "snapshot child"),
 ]
 
 
@@ -94,6 +93,27 @@ def test_failures_leave_the_parent_untouched(
     with pytest.raises(error, match=re.escape(text)):
         child.result(DEADLOCK_NET)
     assert kept == {"state": [1, 2, 3]} and not child.is_alive()
+
+
+def _children_of_its_own(start: str) -> tuple[int, int, list[int]]:
+    """In a snapshot child: a child of its own, an Executor's task, and a child left
+    running (its pid comes back, for the test to see it ended with the snapshot)."""
+    sleeper = fork.spawn("ready_then_sleep", start=start, stdout=fork.PIPE)
+    ready(sleeper)
+    with fork.Executor(max_workers=1, start=start) as executor:
+        task = executor.submit(abs, -5).result(DEADLOCK_NET)
+    added = fork.spawn("add", (1, 2), start=start).result(DEADLOCK_NET)
+    return added, task, [sleeper.pid]
+
+
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_a_snapshot_child_starts_children_of_its_own(start: str) -> None:
+    """A snapshot is a process like any other: it may start children, and what it
+    leaves running ends with it."""
+    child = fork.snapshot(_children_of_its_own, start)
+    added, task, left = child.result(DEADLOCK_NET)
+    assert (added, task) == (3, 5)
+    assert wait_gone(left, within=DEADLOCK_NET) == [], "the snapshot's own child outlived it"
 
 
 def test_process_options_timeout_and_tree(tmp_path: Path) -> None:

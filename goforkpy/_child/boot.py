@@ -89,13 +89,6 @@ def main() -> None:
 
 def require_can_fork() -> None:
     """Raise ``InitError`` where forking now would be a mistake."""
-    if run.stage == run.SNAPSHOT:
-        raise InitError(
-            "fork() was called in a snapshot child: it runs one function on a copy of its "
-            "parent's memory and leaves, and starts nothing (its parent's threads, which "
-            "goforkpy would need, are not in it); start children from the parent, or make "
-            "this one with start='cold' or 'warm'"
-        )
     if run.stage in (run.WAITING, run.BOOTING):
         importing = _module_being_imported()
         if importing is not None:

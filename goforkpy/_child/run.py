@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Where this process stands.
 PARENT, WAITING, BOOTING, RUNNING = "parent", "waiting", "booting", "running"
-SNAPSHOT = "snapshot"  # a snapshot child (see _launch.snapshot): runs one function, forks nothing
+SNAPSHOT = "snapshot"  # a snapshot child (see _launch.snapshot): runs one function, then leaves
 stage = WAITING if _env.MARKED.is_child else PARENT
 
 
@@ -268,8 +268,7 @@ def exit_now(code: int) -> NoReturn:
     """Leave at once with ``code``: hooks run (not ``atexit``), standard streams flushed."""
     from .._shared import hooks
 
-    if stage != SNAPSHOT:  # a snapshot's hooks are its parent's, about the parent's state
-        hooks.leaving()  # os._exit skips atexit, where these would otherwise run
+    hooks.leaving()  # os._exit skips atexit, where these would otherwise run
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:

@@ -11,7 +11,9 @@ were at that instant, so the child touches none it can avoid: it writes its
 result with plain system calls, gets fresh ``sys.stdout``/``sys.stderr``
 objects on the same descriptors (never the parent's buffers, which another
 thread may hold, or which may hold the parent's unflushed output), runs no
-``atexit`` handler and no goforkpy hook or thread, and cannot fork in turn.
+``atexit`` handler and none of the caller's goforkpy threads. It may start
+children of its own, as a copy forked by its host may: goforkpy's state in it
+starts empty (``_state``), and what it leaves running ends with it.
 """
 
 from __future__ import annotations
