@@ -20,6 +20,7 @@ import pytest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._testing.measured import Sum
     from ._testing.settings import Settings
 
 
@@ -66,8 +67,20 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     from ._testing import isolation
 
-    isolation.run(item, nextitem, _settings(item))
+    isolation.run(item, nextitem, _settings(item), _lines(item.config))
     return True
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """Once the tests ran (inside pytest-cov's wrapper, which then saves): the lines
+    the isolated tests ran are added to pytest's coverage."""
+    try:
+        return (yield)
+    finally:
+        lines = session.config.stash.get(_LINES, None)
+        if lines is not None:
+            lines.hand_over()
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -109,6 +122,18 @@ def _defaults(config: pytest.Config) -> Settings:
 
 
 _SETTINGS = pytest.StashKey["Settings"]()
+
+
+def _lines(config: pytest.Config) -> Sum:
+    """What the isolated tests ran under coverage, added up."""
+    if _LINES not in config.stash:
+        from ._testing.measured import Sum
+
+        config.stash[_LINES] = Sum()
+    return config.stash[_LINES]
+
+
+_LINES = pytest.StashKey["Sum"]()
 
 
 def _settings(item: pytest.Item) -> Settings:

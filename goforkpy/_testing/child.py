@@ -1,20 +1,22 @@
 """One test in a snapshot child of pytest: the child's side.
 
 It runs the test's phases as pytest does (set-up, call, teardown), but
-tears down only the test itself: the wider fixtures are the parent's. Each
-report is written to the parent's file the moment it is made, so a crash in
-the call still leaves the set-up's report behind. A process the test left
-running fails its teardown, named.
+tears down only the test itself: the wider fixtures are the parent's. Every
+report the test makes, its subtests' included, and every warning it raises
+go to pytest on the ``channel`` (the moment each is made, so a crash in the
+call still leaves the set-up's report behind), and to pytest only: this
+process's copy of the terminal and of the reporting plugins sees none. A
+process the test left running fails its teardown, named.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import os
-import pickle
 import signal
 import sys
-from typing import Any
+import warnings
+from typing import Any, Callable
 
 import pytest
 from _pytest.nodes import Node
@@ -22,6 +24,8 @@ from _pytest.runner import call_and_report
 
 from .._child.orphans import own_helpers
 from .._process import platform
+from . import measured
+from .channel import COVERAGE, PHASE, REPORT, WARNING, Record, Stream
 
 
 class Above:
@@ -35,31 +39,87 @@ class Above:
         return self._chain
 
 
-def run_phases(item: pytest.Item, path: str) -> None:
-    """Set up, call and tear down ``item``, writing each report to ``path``."""
+def run_phases(item: pytest.Item, path: str, key: bytes, coverage: Any) -> list[Record]:
+    """Set up, call and tear down ``item``; every record it made, each also framed into
+    ``path`` as it was made. ``coverage`` is pytest's coverage (``measured.current``)."""
     adopted = platform.adopt_orphans()  # a daemon the test double-forks is still ours
+    lines = measured.Lines.start(coverage)
+    stream, records = Stream(path, key), []
+
+    def send(record: Record) -> None:
+        records.append(record)
+        stream.send(record)
+
+    def send_report(kind: str, report: pytest.TestReport) -> None:
+        config = item.config
+        # where pytest's subtests fail a passed test that has failed subtests
+        config.hook.pytest_report_teststatus(report=report, config=config)
+        send((kind, config.hook.pytest_report_to_serializable(config=config, report=report)))
+
+    _forward_logged_reports(item.config, lambda report: send_report(REPORT, report))
     # the stack where a timeout's SIGTERM finds the test, for its report
-    with open(path, "ab", buffering=0) as out, open(path + _STACK, "w") as stack:
+    with open(path + _STACK, "w") as stack, warnings.catch_warnings(record=True) as raised:
         faulthandler.register(signal.SIGTERM, stack, all_threads=True, chain=True)
-
-        def send(report: pytest.TestReport) -> None:
-            data = item.config.hook.pytest_report_to_serializable(config=item.config, report=report)
-            out.write(_pickled(data))
-
         setup = call_and_report(item, "setup", log=False)
-        send(setup)
+        send_report(PHASE, setup)
         if setup.passed and not item.config.getoption("setuponly", False):
-            send(call_and_report(item, "call", log=False))
+            send_report(PHASE, call_and_report(item, "call", log=False))
         teardown = call_and_report(item, "teardown", log=False, nextitem=Above(item))
-        left, helpers = _left_running()
-        if left:
-            _fail_for_leaving(teardown, left, adopted)
-            from .._child.orphans import end_children
+    left, helpers = _left_running()
+    if left:
+        _fail_for_leaving(teardown, left, adopted)
+        from .._child.orphans import end_children
 
-            # before the test's process exits: a process in a session of its own is
-            # ended even where the OS has no subreapers
-            end_children(helpers, GRACE)
-        send(teardown)
+        # before the test's process exits: a process in a session of its own is
+        # ended even where the OS has no subreapers
+        end_children(helpers, GRACE)
+    for message in raised:
+        send((WARNING, _warning_fields(message)))
+    if lines is not None:
+        send((COVERAGE, lines.taken()))
+    send_report(PHASE, teardown)
+    return records
+
+
+def _forward_logged_reports(
+    config: pytest.Config, send: Callable[[pytest.TestReport], None]
+) -> None:
+    """Every report logged in this process from now on (a subtest's, say) is sent,
+    and only sent: the plugins here are copies of pytest's, which log it there."""
+
+    class Forward:
+        @pytest.hookimpl
+        def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+            send(report)
+
+    plugin = Forward()
+    config.pluginmanager.register(plugin, "goforkpy-forward")
+    caller = config.pluginmanager.hook.pytest_runtest_logreport
+    caller._hookimpls[:] = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+
+
+def _warning_fields(message: warnings.WarningMessage) -> dict[str, Any]:
+    """A warning as it travels: as it is where it pickles, else its text and the name of
+    its category (``channel.warning`` makes a stand-in of that name)."""
+    fields = {"filename": message.filename, "lineno": message.lineno, "line": message.line}
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps((message.message, message.category)))
+        return {**fields, "message": message.message, "category": message.category}
+    except Exception:
+        base = next(cls for cls in message.category.__mro__ if _pickles(cls))
+        name = message.category.__name__
+        return {**fields, "message": str(message.message), "name": name, "base": base}
+
+
+def _pickles(cls: type) -> bool:
+    import pickle
+
+    try:
+        return pickle.loads(pickle.dumps(cls)) is cls
+    except Exception:
+        return False
 
 
 def stack_at_sigterm(path: str) -> str:
@@ -81,31 +141,6 @@ def remove_files(path: str) -> None:
 
 
 _STACK = ".stack"
-
-
-def read_reports(config: pytest.Config, path: str) -> list[pytest.TestReport]:
-    """The reports the child wrote, up to where it stopped (a crash may cut the last)."""
-    reports: list[pytest.TestReport] = []
-    try:
-        with open(path, "rb") as f:
-            while True:
-                data = pickle.load(f)
-                reports.append(
-                    config.hook.pytest_report_from_serializable(config=config, data=data)
-                )
-    except FileNotFoundError:
-        pass  # the child ended before it opened it
-    except (EOFError, pickle.UnpicklingError):
-        pass  # the end of what it wrote
-    return reports
-
-
-def _pickled(data: dict[str, Any]) -> bytes:
-    try:
-        return pickle.dumps(data)
-    except Exception:  # a user property that does not pickle travels as its repr
-        properties = [(name, repr(value)) for name, value in data.get("user_properties", ())]
-        return pickle.dumps({**data, "user_properties": properties})
 
 
 def _left_running() -> tuple[list[str], set[int]]:

@@ -24,6 +24,7 @@ class Fault:
     what: str
     stack: str | None = None
     stack_is: str = "at the fault (faulthandler)"
+    phase: str | None = None  # the phase it fails, where that is known
 
 
 def describe(exc: ChildCrashed | TimeoutExpired, settings: Settings, terminated: str) -> Fault:
@@ -42,6 +43,16 @@ def describe(exc: ChildCrashed | TimeoutExpired, settings: Settings, terminated:
     )
 
 
+def unreported(missing: list[str]) -> Fault:
+    """The child ended normally, but without sending the reports of ``missing`` phases."""
+    return Fault(
+        f"the test's process ended, but the report of its {' and '.join(missing)} never "
+        "reached pytest: the test closed, wrote to or reused descriptors it did not open "
+        "(os.closerange, say), which goforkpy's own channels are among; leave those alone",
+        phase=missing[0],
+    )
+
+
 def stopped(exc: BaseException) -> Fault:
     """pytest-timeout (or another plugin) failed the test from pytest's own process."""
     return Fault(
@@ -56,10 +67,15 @@ def complete(
     output: list[tuple[str, str]],
     started: float,
 ) -> list[pytest.TestReport]:
-    """``reports`` with the phase the child died in failed by ``fault``, and a passed
-    teardown after it where the child wrote none."""
+    """``reports`` with the phase the child died in (or ``fault.phase``) failed by
+    ``fault``, and a passed teardown after it where the child wrote none."""
     done = [report.when for report in reports]
-    if "teardown" in done:  # it died after its last report: fail that report
+    later: list[pytest.TestReport] = []
+    if fault.phase is not None:
+        when = fault.phase
+        later = [report for report in reports if _ORDER[report.when] > _ORDER[when]]
+        reports = [report for report in reports if _ORDER[report.when] < _ORDER[when]]
+    elif "teardown" in done:  # it died after its last report: fail that report
         failed = reports.pop()
         when = failed.when
     else:
@@ -73,9 +89,13 @@ def complete(
     sections = [(f"Captured {name} {when}", captured) for name, captured in output]
     now = time.time()
     reports.append(_report(item, when, "failed", text, sections, started, now))
-    if when != "teardown":
+    reports.extend(later)
+    if reports[-1].when != "teardown":
         reports.append(_report(item, "teardown", "passed", None, [], now, now))
     return reports
+
+
+_ORDER = {"setup": 0, "call": 1, "teardown": 2}
 
 
 def _above_pytest(stack: str) -> str:

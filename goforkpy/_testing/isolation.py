@@ -2,10 +2,11 @@
 
 Wider fixtures first, here (class, module, package and session scope, and
 the collectors' own set-up, so their finalizers run here too); then the
-child runs the test's phases and writes each report as it is made; then the
-reports are logged here, as pytest logs its own, with one for whatever the
-child did not live to report (a crash, a timeout); then the wider fixtures
-the next test does not share are torn down here.
+child runs the test's phases and sends what it made (``channel``); then the
+reports and warnings are logged here, as pytest logs its own, with one for
+whatever the child did not live to report (a crash, a timeout, a report
+lost), and what it ran is added to pytest's coverage; then the wider
+fixtures the next test does not share are torn down here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,26 +25,41 @@ from .._errors import ChildCrashed, TimeoutExpired
 from .._launch.api import spawn
 from .._process.limits import Limits
 from .._shared import tmpdir
-from . import child, faults
+from . import channel, child, faults, measured
+from .channel import COVERAGE, PHASE, WARNING, Record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from contextlib import AbstractContextManager
 
+    from .measured import Sum
     from .settings import Settings
 
+    Logged = list[tuple[str, Any]]  # (kind, a report or a warnings.WarningMessage)
 
-def run(item: pytest.Item, nextitem: pytest.Item | None, settings: Settings) -> None:
-    """pytest's run of one test (``pytest_runtest_protocol``), with the test in a child."""
+
+def run(item: pytest.Item, nextitem: pytest.Item | None, settings: Settings, lines: Sum) -> None:
+    """pytest's run of one test (``pytest_runtest_protocol``), with the test in a child;
+    what it ran under coverage is added to ``lines``."""
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     if hasattr(item, "_request") and not item._request:
         item._initrequest()  # type: ignore[attr-defined]  # a test run again (pytest-rerunfailures)
     try:
         if _set_up_wider_fixtures(item):
-            *reports, teardown = _in_child(item, settings)
-            for report in reports:
-                ihook.pytest_runtest_logreport(report=report)
+            *logged, (_, teardown) = _logged(item, _in_child(item, settings), lines)
+            for kind, value in logged:
+                if kind == WARNING:
+                    ihook.pytest_warning_recorded.call_historic(
+                        kwargs={
+                            "warning_message": value,
+                            "nodeid": item.nodeid,
+                            "when": "runtest",
+                            "location": None,
+                        }
+                    )
+                else:
+                    ihook.pytest_runtest_logreport(report=value)
             teardown = _tear_down_wider_fixtures(item, nextitem, teardown)
             ihook.pytest_runtest_logreport(report=teardown)
         else:
@@ -82,45 +99,83 @@ def _set_up_wider_fixtures(item: pytest.Item) -> bool:
     return True
 
 
-def _in_child(item: pytest.Item, settings: Settings) -> list[pytest.TestReport]:
-    """The test's phases in a snapshot child: the reports it made, and one for what it
-    did not live to report."""
+@dataclass(frozen=True)
+class _Sent:
+    """What the test's child sent, and what went wrong if it did not send it all."""
+
+    records: list[Record]
+    fault: faults.Fault | None
+    started: float  # when the child was started
+
+
+def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
+    """The test's phases in a snapshot child."""
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()  # or the child's copy of the buffer is written again
     # in goforkpy's private directory, named for this process: swept if pytest dies
     path = tmpdir.new_stem() + ".reports"
+    key, coverage = channel.new_key(), measured.current()
     started = time.time()
     try:
         limits = None if settings.memory is None else Limits(memory=settings.memory)
 
-        def phases() -> None:
-            child.run_phases(item, path)
+        def phases() -> list[Record]:
+            return child.run_phases(item, path, key, coverage)
 
         phases.__name__ = phases.__qualname__ = item.name  # the child's name in errors
-        process = spawn(
-            phases,
-            start="snapshot",
-            timeout=settings.timeout,
-            limits=limits,
-        )
+        process = spawn(phases, start="snapshot", timeout=settings.timeout, limits=limits)
         try:
-            process.result()
+            records = channel.checked(process.result())
             fault = None
         except (ChildCrashed, TimeoutExpired) as exc:
-            fault = faults.describe(exc, settings, child.stack_at_sigterm(path))
+            records, fault = None, faults.describe(exc, settings, child.stack_at_sigterm(path))
         except BaseException as exc:
             process.kill()
             process.wait()
             if not isinstance(exc, TEST_OUTCOME):
                 raise  # Ctrl+C, pytest.exit(), an error of the plugin's own
-            fault = faults.stopped(exc)  # pytest-timeout's, in this process
-        reports = child.read_reports(item.config, path)
+            records, fault = None, faults.stopped(exc)  # pytest-timeout's, in this process
+        if records is None:
+            records = channel.read_stream(path, key)
+        elif fault is None:
+            missing = channel.missing_phases(records, item.config.getoption("setuponly", False))
+            fault = faults.unreported(missing) if missing else None
     finally:
         child.remove_files(path)
-    if fault is not None:
-        reports = faults.complete(item, reports, fault, _output(item), started)
-    return reports
+    return _Sent(records, fault, started)
+
+
+def _logged(item: pytest.Item, sent: _Sent, lines: Sum) -> Logged:
+    """What to log of the child's records, in the order it made them, with a failed
+    report for what it did not live to report; its coverage goes into ``lines``."""
+    config = item.config
+    logged: Logged = []
+    for kind, data in sent.records:
+        if kind == COVERAGE:
+            lines.add(data)
+        elif kind == WARNING:
+            logged.append((kind, channel.warning(data)))
+        else:
+            report = config.hook.pytest_report_from_serializable(config=config, data=data)
+            logged.append((kind, _as_made(report, data)))
+    if sent.fault is None:
+        return logged
+    phases = [report for kind, report in logged if kind == PHASE]
+    completed = faults.complete(item, list(phases), sent.fault, _output(item), sent.started)
+    kept, had = {id(report) for report in completed}, {id(report) for report in phases}
+    logged = [(kind, value) for kind, value in logged if kind != PHASE or id(value) in kept]
+    return logged + [(PHASE, report) for report in completed if id(report) not in had]
+
+
+def _as_made(report: pytest.TestReport, data: dict[str, Any]) -> pytest.TestReport:
+    """``report`` as the child made it: pytest rebuilds a subtest's parameters from
+    their text by quoting that text again (``i='1'`` for ``i=1``)."""
+    context = getattr(report, "context", None)
+    made = data.get("_subtest.context")
+    if context is not None and isinstance(made, dict) and isinstance(made.get("kwargs"), dict):
+        object.__setattr__(context, "kwargs", made["kwargs"])  # a frozen dataclass
+    return report
 
 
 def _tear_down_wider_fixtures(
