@@ -52,7 +52,8 @@ class ChildCrashed(ForkError):
             before a result) or ``"lost-parent"``.
         traceback: the Python stack of every thread at a fatal signal
             (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT), whether or not stderr
-            was captured; else ``None``.
+            was captured; else ``None``. On Python 3.11+ it is in the
+            exception's notes too, so an uncaught one (in Jupyter, say) shows it.
         stderr_tail: the last lines of the child's stderr where it was captured.
         rusage: what the child used (``.max_rss``, ``.user_time``,
             ``.system_time``), where it is known.
@@ -81,6 +82,8 @@ class ChildCrashed(ForkError):
         self.reason = reason
         self.traceback = traceback
         self.rusage = rusage
+        if traceback and hasattr(self, "add_note"):  # Python 3.11+: shown wherever it goes
+            self.add_note(f"The child's Python stack at the fault:\n{traceback.rstrip()}")
 
 
 class TimeoutExpired(ForkError, TimeoutError):

@@ -115,6 +115,11 @@ def test_a_memory_limit_fails_the_task_alone(client: Client) -> None:
     with pytest.raises(fork.ChildCrashed) as caught:
         client.submit(allocate, 2048).result(DEADLOCK_NET)
     assert caught.value.reason == "memory-limit"
+    # the Dask guide's example: a segfault under a memory limit it never came near
+    segfault = fork.isolated(isolation.segfault, limits=fork.Limits(memory="1G"))
+    with pytest.raises(fork.ChildCrashed) as caught:
+        client.submit(segfault).result(DEADLOCK_NET)
+    assert caught.value.reason == "signal" and "string_at" in (caught.value.traceback or "")
 
 
 def test_a_killed_worker_leaves_no_child(client: Client, tmp_path: Path) -> None:

@@ -122,6 +122,13 @@ FAULTS: list[tuple[str, Callable[[], fork.Child], type[BaseException], dict[str,
         "out of memory",  # in the import of ctypes (or, with no room left, sending that back)
     ),
     (
+        "segfault-under-a-memory-limit-it-never-came-near",
+        lambda: fork.spawn("segfault", limits=fork.Limits(memory="8G")),
+        fork.ChildCrashed,
+        {"reason": "signal"},
+        "was killed by SIGSEGV (it ran under fork.Limits(",
+    ),
+    (
         "memory-limit-with-no-room-to-report",
         lambda: fork.spawn("allocate", (1 << 30,), limits=fork.Limits(memory="64M")),
         fork.ChildCrashed,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import traceback
 from typing import Any
 
 import pytest
@@ -65,6 +67,9 @@ def test_why_a_child_died(
     else:
         assert stacks in error.traceback and FATAL in error.traceback
         assert "Thread" in error.traceback, "every thread's stack"
+        if sys.version_info >= (3, 11):  # shown with an uncaught error (Jupyter, a script)
+            shown = "".join(traceback.format_exception(error))
+            assert FATAL in shown and shown.count(FATAL) == error.traceback.count(FATAL)
     if stderr is fork.PIPE and stacks is not None:
         assert stacks in error.stderr_tail, "a captured stderr ends with the fatal error"
     elif stderr is None:
@@ -131,6 +136,7 @@ def test_forensic_fields_survive_pickling() -> None:
     copy = pickle.loads(pickle.dumps(caught.value))
     for field in ("reason", "signal", "traceback", "rusage", "returncode", "pid"):
         assert getattr(copy, field) == getattr(caught.value, field)
+    assert getattr(copy, "__notes__", None) == getattr(caught.value, "__notes__", None)
     assert child.rusage is not None and child.rusage.user_time >= 0
 
 

@@ -48,6 +48,16 @@ def test_limits_trip(limits: fork.Limits, call: tuple, error: type, check) -> No
     assert check is None or check(caught.value)
 
 
+def test_a_limit_the_caller_is_told_of_is_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """The caller gets the ChildCrashed; the log says it at INFO, not as a warning."""
+    caplog.set_level("DEBUG", logger="goforkpy")
+    with pytest.raises(fork.ChildCrashed) as caught:
+        fork.spawn("allocate", (1 << 30,), limits=fork.Limits(memory="256M")).result()
+    assert caught.value.reason == "memory-limit"
+    said = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert [level for level, message in said if "memory" in message] == ["INFO"], said
+
+
 def test_file_size_limit(tmp_path: Path) -> None:
     target = tmp_path / "big"
     limits = fork.Limits(file_size="1M")

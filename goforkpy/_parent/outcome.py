@@ -9,6 +9,8 @@ the exception to raise, once, when somebody asks.
 
 from __future__ import annotations
 
+import re
+
 from .._errors import InitError, PayloadError, RemoteTraceback
 from .._shared import protocol, wire
 from .._shared.protocol import Result
@@ -90,7 +92,7 @@ class Ending:
         else:
             how = protocol.how_it_ended(rc)
         memory = getattr(self.limits, "memory", None)
-        if memory is not None and _like_no_memory(rc):
+        if memory is not None and self._shows_no_memory(memory):
             from .._process.limits import describe_size
 
             return self._crashed(
@@ -100,6 +102,16 @@ class Ending:
                 "memory-limit",
             )
         return self._crashed(how + self._under_limits())
+
+    def _shows_no_memory(self, limit: int) -> bool:
+        """True where the evidence says a child that left no result ran out of memory:
+        its own words or its fault's (``MemoryError``, "out of memory", ...), or a peak
+        of at least half the limit. A segfault in code that never came near the limit is
+        a segfault, whatever the limit."""
+        words = (self.report, self.traceback, self.stderr_tail())
+        if any(_NO_MEMORY.search(text) for text in words if text):
+            return True
+        return self.rusage is not None and self.rusage.max_rss * 2 >= limit
 
     def _under_limits(self) -> str:
         """Words naming the limits the child ran under, where it had any."""
@@ -116,7 +128,8 @@ class Ending:
         if reason in ("memory-limit", "cpu-limit", "oom-killer"):
             import logging
 
-            logging.getLogger("goforkpy").warning(
+            # an outcome the caller is told of, and may expect: not a warning
+            logging.getLogger("goforkpy").info(
                 "child %r (pid %d) %s (%s)", self.name, self.pid, what, reason
             )
         return protocol.crashed(
@@ -177,11 +190,11 @@ def _out_of_memory(result: Result) -> bool:
     )
 
 
-def _like_no_memory(returncode: int) -> bool:
-    """How a child that ran out of address space ends when it cannot even say so."""
-    import signal
-
-    return returncode > 0 or -returncode in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS)
+_NO_MEMORY = re.compile(
+    r"MemoryError|out of memory|Cannot allocate memory|failed to map segment|bad_alloc"
+    r"|memory allocation failed|ENOMEM",
+    re.IGNORECASE,
+)
 
 
 def _oom_killed() -> bool:
