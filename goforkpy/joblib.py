@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
     from ._executor.futures import TaskFuture
-    from ._process.limits import Limits
 
 __all__ = ["NAME", "GoforkpyBackend", "register", "shutdown"]
 
@@ -103,52 +102,26 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         self,
         nesting_level: int | None = None,
         inner_max_num_threads: int | None = None,
-        *,
-        start: str | None = "warm",
-        timeout: float | None = None,
-        limits: Limits | None = None,
-        max_worker_memory: int | str | None = None,
-        isolate: str = "worker",
-        **unknown: Any,
+        **options: Any,
     ) -> None:
-        from ._launch import methods
-        from ._process.limits import Limits, parse_size
-
-        if unknown:
-            raise TypeError(
-                f"the goforkpy joblib backend has no option {', '.join(map(repr, unknown))}; "
-                "it takes start, timeout, limits, max_worker_memory and isolate"
-            )
-        if isolate not in ISOLATES:
-            raise ValueError(
-                f"isolate={isolate!r}: use 'worker' (workers reused from task to task) or "
-                "'task' (a fresh worker for each batch of tasks)"
-            )
-        if limits is not None and not isinstance(limits, Limits):
-            raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
-        if max_worker_memory is not None:
-            max_worker_memory = parse_size("max_worker_memory", max_worker_memory)
+        self._options = _checked(options)  # the same errors here as in configure()
+        self._settings = tuple(self._options[name] for name in _OPTIONS)
         super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
-        self._settings = (
-            methods.check(start),
-            _checks.seconds("timeout", timeout),
-            limits,
-            max_worker_memory,
-            isolate,
-        )
         self._executor: Executor | None = None
+        self._key: Any = None  # the kept executor this call uses, until terminate()
         self._running: set[TaskFuture] = set()  # this call's, until done: abort_everything's
         self._lock = threading.Lock()
 
     def effective_n_jobs(self, n_jobs: int | None) -> int:
-        """The workers a call gets: ``n_jobs``, counted back from the CPUs if negative."""
+        """The workers a call gets: ``n_jobs``, counted back from the CPUs if negative.
+        One job is still a worker (see ``_OneJob``)."""
         if n_jobs == 0:
             raise ValueError("n_jobs == 0 in Parallel has no meaning")
         if n_jobs is None:
-            return 1
-        if n_jobs < 0:
-            return max(usable_cpus() + 1 + n_jobs, 1)
-        return n_jobs
+            n_jobs = 1
+        elif n_jobs < 0:
+            n_jobs = max(usable_cpus() + 1 + n_jobs, 1)
+        return _OneJob(1) if n_jobs == 1 else n_jobs
 
     def configure(
         self,
@@ -156,19 +129,30 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         parallel: Any = None,
         prefer: str | None = None,
         require: str | None = None,
-        **memmapping: Any,  # loky's arrays in shared memory: goforkpy passes them by pipe
+        **kwargs: Any,
     ) -> int:
-        """Take this process's executor of ``n_jobs`` workers; return ``n_jobs``.
+        """Take an executor of ``n_jobs`` workers for this call; return ``n_jobs``.
 
         Even one job runs in a worker: isolation is why this backend was
-        chosen (loky runs one job in the caller).
+        chosen (loky runs one job in the caller). ``kwargs`` are joblib's own
+        (loky's arrays in shared memory, which goforkpy passes by pipe instead)
+        and the backend's options given to ``Parallel(backend="goforkpy",
+        ...)``, checked as ``parallel_config``'s are.
         """
+        unknown = set(kwargs) - set(_JOBLIBS) - set(_OPTIONS)
+        if unknown:
+            raise _unknown(unknown)
+        given = {name: value for name, value in kwargs.items() if name in _OPTIONS}
+        settings = _checked({**self._options, **given}) if given else self._options
         n_jobs = self.effective_n_jobs(n_jobs)
         self.parallel = parallel
         # as loky does: each worker's native thread pools (OpenMP, BLAS) share the CPUs
         # with the other workers' instead of each taking them all
-        env = self._prepare_worker_env(n_jobs)
-        self._executor = _shared_executor(n_jobs, (*self._settings, tuple(sorted(env.items()))))
+        env = self._prepare_worker_env(int(n_jobs))
+        self._settings = tuple(settings[name] for name in _OPTIONS)
+        self._release()  # a backend configured again (joblib's managed Parallel) lets go first
+        self._key = (int(n_jobs), (*self._settings, tuple(sorted(env.items()))))
+        self._executor = _acquire(self._key)
         return n_jobs
 
     def compute_batch_size(self) -> int:
@@ -217,7 +201,64 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
     def terminate(self) -> None:
         """The call is over; the workers stay for the next one (as loky's do)."""
         self._executor = None
+        self._release()
         self.reset_batch_stats()
+
+    def _release(self) -> None:
+        if self._key is not None:
+            _release(self._key)
+            self._key = None
+
+
+class _OneJob(int):
+    """One job, run in a worker. joblib runs a call in its own caller, unisolated, when
+    its backend says the call has one job (``n_jobs == 1``): this 1 is unequal to 1,
+    and 1 in everything else."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __ne__(self, other: object) -> bool:
+        return other is not self
+
+    __hash__ = int.__hash__
+
+
+_OPTIONS = ("start", "timeout", "limits", "max_worker_memory", "isolate")
+_DEFAULTS = {"start": "warm", "timeout": None, "limits": None, "max_worker_memory": None}
+# what joblib's Parallel passes every backend's configure()
+_JOBLIBS = ("max_nbytes", "temp_folder", "mmap_mode", "verbose", "context")
+
+
+def _unknown(names: set[str]) -> TypeError:
+    return TypeError(
+        f"the goforkpy joblib backend has no option {', '.join(map(repr, sorted(names)))}; "
+        "it takes start, timeout, limits, max_worker_memory and isolate"
+    )
+
+
+def _checked(options: dict[str, Any]) -> dict[str, Any]:
+    """The backend's options, each checked, with the defaults for those not given."""
+    from ._launch import methods
+    from ._process.limits import Limits, parse_size
+
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise _unknown(unknown)
+    options = {**_DEFAULTS, "isolate": "worker", **options}
+    if options["isolate"] not in ISOLATES:
+        raise ValueError(
+            f"isolate={options['isolate']!r}: use 'worker' (workers reused from task to "
+            "task) or 'task' (a fresh worker for each batch of tasks)"
+        )
+    limits = options["limits"]
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
+    if options["max_worker_memory"] is not None:
+        options["max_worker_memory"] = parse_size("max_worker_memory", options["max_worker_memory"])
+    options["start"] = methods.check(options["start"])
+    options["timeout"] = _checks.seconds("timeout", options["timeout"])
+    return options
 
 
 def _named(batch: Any) -> str:
@@ -230,33 +271,48 @@ def _named(batch: Any) -> str:
     return f"{names} via joblib" + (f", in a batch of {len(calls)}" if len(calls) > 1 else "")
 
 
-_executors = kept()  # one at a time, by (n_jobs, settings)
+_executors = kept()  # by (n_jobs, settings): those in use, and the last used
 
 
-def _shared_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
-    """The executor for ``n_jobs`` workers with ``settings``: the one made before, if it
-    was made alike and still works; otherwise a new one, and the old one shut down."""
+def _acquire(key: tuple[int, tuple[Any, ...]]) -> Executor:
+    """The executor for ``key``'s ``n_jobs`` workers and settings, for one call: the one
+    made before, if it was made alike and still works, else a new one. Those no call
+    uses any more, but this one, are shut down; calls from several threads with other
+    settings keep theirs until they end."""
     executors = _executors.get()
-    key = (n_jobs, settings)
     with executors.lock:
         made = executors.executors.get(key)
-        if made is not None and made._pool.usable():
-            return made
-        for other in executors.executors.values():
-            other.shutdown(wait=False)
-        executors.executors.clear()
-        start, _, limits, memory, isolate, env = settings  # the timeout goes with each task
-        executor = Executor(
-            n_jobs,
-            max_tasks_per_child=1 if isolate == "task" else None,
-            start=start,
-            limits=limits,
-            max_worker_memory=memory,
-        )
-        executor._pool.idle_timeout = IDLE_SECONDS
-        executor._pool.settings.env = dict(env)
-        executors.executors[key] = executor
-        return executor
+        if made is None or not made._pool.usable():
+            made = executors.executors[key] = _new_executor(*key)
+        executors.users[key] = executors.users.get(key, 0) + 1
+        users = executors.users
+        idle = [other for other in executors.executors if other != key and not users.get(other)]
+        unused = [executors.executors.pop(other) for other in idle]
+    for executor in unused:
+        executor.shutdown(wait=False)
+    return made
+
+
+def _release(key: tuple[int, tuple[Any, ...]]) -> None:
+    executors = _executors.get()
+    with executors.lock:
+        users = executors.users.pop(key, 0) - 1
+        if users > 0:
+            executors.users[key] = users
+
+
+def _new_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
+    start, _, limits, memory, isolate, env = settings  # the timeout goes with each task
+    executor = Executor(
+        n_jobs,
+        max_tasks_per_child=1 if isolate == "task" else None,
+        start=start,
+        limits=limits,
+        max_worker_memory=memory,
+    )
+    executor._pool.idle_timeout = IDLE_SECONDS
+    executor._pool.settings.env = dict(env)
+    return executor
 
 
 register()

@@ -232,6 +232,7 @@ from celery.signals import worker_init
 import goforkpy as fork
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ISOLATE = os.environ["ISOLATE"]  # a fresh child per call, or reused workers
 app = Celery("tasks", broker="filesystem://", backend="file://" + os.path.join(HERE, "results"))
 app.conf.broker_transport_options = {
     "data_folder_in": os.path.join(HERE, "queue"),
@@ -252,18 +253,18 @@ def segfault():
 
 @app.task
 def isolated_square(x):
-    return os.getpid(), fork.isolated(square)(x)
+    return os.getpid(), fork.isolated(square, isolate=ISOLATE)(x)
 
 
 @app.task
 def isolated_crash():
-    fork.isolated(segfault)()  # fails with ChildCrashed; the pool process stays
+    fork.isolated(segfault, isolate=ISOLATE)()  # fails with ChildCrashed; the pool stays
 
 
 @worker_init.connect
 def use_goforkpy_before_the_pool_forks(**_):
     fork.warm_up()
-    assert fork.isolated(square)(2) == 4
+    assert fork.isolated(square, isolate=ISOLATE)(2) == 4
 """
 
 CELERY_CLIENT = """
@@ -291,15 +292,17 @@ def _pool_processes(worker: subprocess.Popen[str]) -> set[int]:
     }
 
 
+@pytest.mark.parametrize("isolate", ["task", "worker"])
 @pytest.mark.parametrize("start", ["cold", "warm"])
-def test_celery_prefork_tasks_call_isolated(tmp_path: Path, start: str) -> None:
+def test_celery_prefork_tasks_call_isolated(tmp_path: Path, start: str, isolate: str) -> None:
     """The app's directory is on sys.path only while Celery imports it (its cwd), as
-    with the ``celery`` console script: isolated calls find the module all the same."""
+    with the ``celery`` console script: isolated calls, each in a child of its own or
+    in reused workers, find the module all the same."""
     for folder in ("queue", "results"):
         (tmp_path / folder).mkdir()
     (tmp_path / "tasks.py").write_text(textwrap.dedent(CELERY_TASKS))
     (tmp_path / "client.py").write_text(textwrap.dedent(CELERY_CLIENT))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GOFORKPY_START": start}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GOFORKPY_START": start, "ISOLATE": isolate}
     guardians_before = _guardians()
     argv = [str(BIN / "celery"), "-A", "tasks", "worker", "--pool=prefork", "-c", "2"]
     worker = subprocess.Popen(
@@ -329,7 +332,8 @@ def test_celery_prefork_tasks_call_isolated(tmp_path: Path, start: str) -> None:
         reader = _drain(worker.stderr)
         assert client("squares") == [str(x * x) for x in range(8)]
         pool = _pool_processes(worker)
-        assert client("crash") == ["ChildCrashed", "True"]
+        crashed = "WorkerCrashed" if isolate == "worker" else "ChildCrashed"  # a subclass
+        assert client("crash") == [crashed, "True"]
         assert client("squares") == [str(x * x) for x in range(8)]
         assert _pool_processes(worker) == pool, "the pool processes stayed the same"
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import DEADLOCK_NET, RunScript, wait_gone
 from joblib import Parallel, delayed, parallel_config
-from workers import jobs
+from workers import isolation, jobs
 
 import goforkpy as fork
 import goforkpy.joblib as backend
@@ -113,6 +113,63 @@ def test_bad_options_name_the_problem(options: dict[str, object], error: type, t
         backend.register(**options)
     with pytest.raises(error, match=text), parallel_config(backend="goforkpy", **options):
         Parallel(n_jobs=2)(delayed(jobs.square)(i) for i in range(2))
+    if "timeout" in options:
+        return  # Parallel's own timeout is joblib's: it ends the call from the caller
+    with pytest.raises(error, match=text):  # given to Parallel itself: checked alike
+        Parallel(n_jobs=2, backend="goforkpy", **options)(delayed(jobs.square)(i) for i in range(2))
+
+
+def test_options_given_to_parallel_are_used() -> None:
+    tasks = [delayed(jobs.pid_after)(0.0) for _ in range(4)]
+    first = set(Parallel(n_jobs=1, backend="goforkpy")(tasks))
+    assert set(Parallel(n_jobs=1, backend="goforkpy")(tasks)) == first, "a reused worker"
+    fresh = Parallel(n_jobs=1, backend="goforkpy", isolate="task", batch_size=1)(tasks)
+    assert len(set(fresh)) == 4 and not set(fresh) & first, "a fresh worker per task"
+
+
+@pytest.mark.parametrize("n_jobs", [1, None])
+def test_one_job_is_isolated_as_any_other_count(n_jobs: int | None) -> None:
+    """joblib runs a call in its caller when the backend says one job: not this one."""
+    import os
+
+    pids = Parallel(n_jobs=n_jobs, backend="goforkpy")(delayed(jobs.pid_after)(0) for _ in range(3))
+    assert os.getpid() not in pids and len(set(pids)) == 1
+    with pytest.raises(fork.ChildCrashed) as crashed:
+        Parallel(n_jobs=n_jobs, backend="goforkpy")([delayed(isolation.segfault)()])
+    assert crashed.value.signal == "SIGSEGV"
+    with (
+        parallel_config(backend="goforkpy", n_jobs=n_jobs, timeout=0.2),
+        pytest.raises(fork.TimeoutExpired),
+    ):
+        Parallel()([delayed(jobs.pid_after)(60)])
+
+
+def test_calls_from_two_threads_with_other_settings_each_finish() -> None:
+    """Each call keeps its executor until it ends, whatever another thread's call asks."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def call(start: str) -> None:
+        def tasks() -> Iterator[object]:
+            barrier.wait(DEADLOCK_NET)  # both calls have their executors by now
+            for i in range(20):
+                yield delayed(jobs.square)(i)
+
+        try:
+            with parallel_config(backend="goforkpy", n_jobs=2, start=start):
+                results[start] = Parallel(batch_size=1, pre_dispatch="all")(tasks())
+        except BaseException as exc:
+            results[start] = exc
+
+    threads = [threading.Thread(target=call, args=(start,)) for start in ("cold", "warm")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLOCK_NET)
+    squares = [i * i for i in range(20)]
+    assert results == {"cold": squares, "warm": squares}
 
 
 def test_n_jobs_zero_is_refused_as_joblib_refuses_it() -> None:

@@ -4,8 +4,10 @@ Every frame is ``length (8) | kind (1) | task id (8) | body``. The pool sends
 ``T`` (a task: a function and a batch of calls, pickled) and ``Q`` (quit); a
 worker says ``S`` once it is up (its initializer done), then answers ``R``
 (the batch's results) or ``E`` (a task raised: an error record), each after
-an ``O`` (what the task printed) where output is captured; or it says ``I``
-once, instead of ``S``: its initializer raised. Small frames go out as one
+an ``O`` (what the task printed) where output is captured, and after an
+``L`` where it leaves once it has answered (the task left what a worker
+cannot undo: ``between``); or it says ``I`` once, instead of ``S``: its
+initializer raised. Small frames go out as one
 buffer; big bodies are written and received without intermediate copies.
 """
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 TASK, QUIT, RESULT, ERROR, INIT_FAILED, STARTED = b"T", b"Q", b"R", b"E", b"I", b"S"
 OUTPUT = b"O"  # marshal of (stdout bytes, stderr bytes) of the task that follows
+LEAVING = b"L"  # the worker leaves after the answer that follows; the body says why
 HEADER = 17
 _SMALL = 1 << 16
 

@@ -107,6 +107,7 @@ class Worker:
         self.reader = frames.FrameReader()
         self.assigned = 0
         self.retiring = self.dead = False
+        self.leaving = False  # it said it leaves once it has answered: it starts no more
         self.up = False  # it said it is ready: its head task runs from then on
         self.idle_since = 0.0  # when it last ran out of work (0: it has some, or is not up)
         self.last_result = 0.0

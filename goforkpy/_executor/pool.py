@@ -24,10 +24,11 @@ import threading
 import time
 import weakref
 
-from .._errors import TimeoutExpired
+from .._errors import PayloadError, TimeoutExpired
 from .._process import quiet
 from .._shared import protocol, wire
 from . import frames
+from .between import located, unpicklable
 from .futures import TaskFuture, broken_error, settle
 from .handles import Settings, Task, Worker, stop_all
 from .upkeep import Upkeep
@@ -104,9 +105,12 @@ class Pool(Upkeep):
         ``limits`` (timeout, grace), where given, replace the pool's for this task;
         ``name`` is the task's in errors (default: ``fn``'s qualified name).
         """
-        future = TaskFuture(len(calls), single)
-        body = wire.dumps_parts((fn, calls, limits[1]), main_is_shared=False)
         name = name or str(getattr(fn, "__qualname__", repr(fn)))
+        try:
+            body = wire.dumps_parts((located(fn), calls, limits[1]), main_is_shared=False)
+        except PayloadError as exc:
+            raise unpicklable(name, fn, calls, exc) from None
+        future = TaskFuture(len(calls), single)
         with self._lock:
             if self._broken is not None:
                 raise broken_error(self._broken)
@@ -339,6 +343,10 @@ class Pool(Upkeep):
             else:
                 worker.idle_since = time.monotonic()
             return
+        if kind == frames.LEAVING:  # what its task left retires it: the rest go elsewhere
+            worker.retiring = worker.leaving = True
+            _log.debug("worker %d retires: %s", worker.child.pid, bytes(body).decode())
+            return
         if kind == frames.OUTPUT:
             out, err = marshal.loads(body)
             head = worker.inflight[0].future
@@ -349,7 +357,7 @@ class Pool(Upkeep):
         now = time.monotonic()
         worker.pace = 0.8 * worker.pace + 0.2 * (now - max(task.started, worker.last_result))
         worker.last_result = now
-        if worker.inflight:
+        if worker.inflight and not worker.leaving:
             self._begin(worker, worker.inflight[0])
         else:
             worker.idle_since = now
@@ -375,11 +383,12 @@ class Pool(Upkeep):
         if worker.child.is_alive():
             worker.child.kill()
         code = worker.child.wait()
-        if worker.inflight:
+        if worker.inflight and not worker.leaving:  # its head was running: it fails
             head = worker.inflight.popleft()
             self._gone_from_workers([head])
             if not head.future.cancelled():
                 settle(head.future, error=reason or head.crash_error(worker.child, code))
+        if worker.inflight:  # sent ahead, never begun: another worker runs them
             with self._lock:
                 self._pending.extendleft(reversed(worker.inflight))
             worker.inflight.clear()

@@ -44,6 +44,7 @@ class Kept:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.executors: dict[Any, Executor] = {}
+        self.users: dict[Any, int] = {}  # by the same key: the calls using each now
 
     def disown(self, handing: bool) -> None:
         """In a forked copy: the executors are the original's (their threads are not here)."""

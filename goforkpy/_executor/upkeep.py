@@ -218,7 +218,7 @@ class Upkeep:
             reason="memory-limit",
         )
         crashed.__cause__ = error
-        _log.warning("%s", crashed)
+        _log.info("%s", crashed)  # the caller is told: an outcome, not a warning
         return crashed
 
     def _recycle_if_big(self, worker: Worker) -> None:

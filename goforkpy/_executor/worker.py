@@ -16,9 +16,11 @@ from .._process import platform
 from .._shared import wire
 from .._shared.protocol import Result
 from .._shared.registry import register_func
+from . import between
 from .frames import (
     ERROR,
     INIT_FAILED,
+    LEAVING,
     OUTPUT,
     QUIT,
     RESULT,
@@ -72,6 +74,7 @@ def serve(
         if initializer is not None and not _initialize(sock, initializer):
             return
         kept = set(platform.children_of(os.getpid()))  # the initializer's live with us
+        baseline = between.note()  # what each task starts from
         sock.sendall(frame(STARTED, 0, b""))  # task timeouts count from here, not from exec
         while True:
             received = read_frame(stream)
@@ -84,10 +87,13 @@ def serve(
                 with outputs:
                     answer, own_grace = _run(task_id, body)
                 answer.insert(0, frame(OUTPUT, task_id, outputs.taken()))
+            left = baseline.restore()  # at once: an alarm the task set must not go off
             _end_what_the_task_left(kept, grace if own_grace is None else own_grace)
+            if left is not None:
+                answer.insert(0, frame(LEAVING, task_id, left.encode()))
             for part in answer:
                 sock.sendall(part)
-            if _leaving:
+            if _leaving or left is not None:
                 return  # the tasks sent ahead are the pool's to cancel or run elsewhere
 
 

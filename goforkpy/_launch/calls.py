@@ -62,23 +62,47 @@ def _refuse_os_handles(name: str, call: tuple[tuple[Any, ...], dict[str, Any]]) 
 
 
 def unpicklable(launch: Launch, error: PayloadError, *, main_is_shared: bool) -> PayloadError:
-    """The error for a call that would not pickle, naming the argument that would not.
+    """The error for a call that would not pickle, naming the argument that would not."""
+    calls = [(launch.args, launch.kwargs)]
+    advice = (
+        f"run it with fork.snapshot({launch.name}, ...) or start='snapshot', which hands "
+        "the function any object, unpickled, in a fork of this process"
+    )
+    return unpicklable_call(launch.name, launch.fn, calls, error, advice, main_is_shared)
 
-    Each argument is tried alone (only here, once the call has failed).
+
+def unpicklable_call(
+    name: str,
+    fn: Any,
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    error: PayloadError,
+    advice: str,
+    main_is_shared: bool,
+) -> PayloadError:
+    """The error for calls of ``fn`` that would not pickle, naming the argument (of which
+    call, where there are several) that would not; ``advice`` says what to do instead.
+
+    Each argument is tried alone (only here, once the calls have failed).
     """
-    named = [(f"args[{i}]", value) for i, value in enumerate(launch.args)]
-    named += [(f"kwargs[{key!r}]", value) for key, value in launch.kwargs.items()]
-    named.append(("the function itself", launch.fn))
-    for what, value in named:
-        why = _pickling_error(value, main_is_shared)
-        if why is not None:
-            return PayloadError(
-                f"{what} of {launch.name!r}, a {type(value).__name__}, cannot be pickled "
-                f"({why}); pass picklable data, or run it with fork.snapshot({launch.name}, "
-                "...) or start='snapshot', which hands the function any object, unpickled, "
-                "in a fork of this process"
-            )
+    for number, (args, kwargs) in enumerate(calls):
+        of = f"call {number} of {name!r}" if len(calls) > 1 else repr(name)
+        named = [(f"args[{i}]", value) for i, value in enumerate(args)]
+        named += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
+        for what, value in named:
+            why = _pickling_error(value, main_is_shared)
+            if why is not None:
+                return _unpicklable(f"{what} of {of}", value, why, advice)
+    why = _pickling_error(fn, main_is_shared)
+    if why is not None:
+        return _unpicklable(f"the function {name!r} itself", fn, why, advice)
     return error
+
+
+def _unpicklable(what: str, value: Any, why: str, advice: str) -> PayloadError:
+    return PayloadError(
+        f"{what}, a {type(value).__name__}, cannot be pickled ({why}); pass picklable "
+        f"data, or {advice}"
+    )
 
 
 def _pickling_error(value: Any, main_is_shared: bool) -> str | None:

@@ -72,12 +72,23 @@ def child_sys_path(module: str | None) -> list[str]:
     ``sys.path`` only while they import it; the child must find the module
     where we did.
     """
-    cwd = os.getcwd()
-    path = [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
+    path = _absolute_sys_path()
     root = _imported_from(module) if module is not None else None
     if root is not None and root not in path:
         path.append(root)
     return path
+
+
+def root_off_path(module: str) -> str | None:
+    """The directory ``module`` was imported from, where it is no longer on ``sys.path``
+    (``None`` where it is, or where that is not known)."""
+    root = _imported_from(module)
+    return None if root is None or root in _absolute_sys_path() else root
+
+
+def _absolute_sys_path() -> list[str]:
+    cwd = os.getcwd()
+    return [os.path.join(cwd, entry) if entry else cwd for entry in sys.path]
 
 
 def _imported_from(module: str) -> str | None:

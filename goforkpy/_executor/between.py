@@ -1,0 +1,171 @@
+"""A reused worker between tasks: each task starts from the process the first one found.
+
+A task may change what the process is (its environment, working directory,
+umask, signal handlers, timers and ``sys.path``), and the next task, which
+has nothing to do with it, would run in what it left: an ``alarm(1)`` left
+set kills the worker one second into the next task. ``Baseline`` notes the
+process as it is before the first task and puts it back after each. What
+cannot be put back (a thread still running, a descriptor left open) retires
+the worker once it has answered: the pool runs the next task elsewhere.
+Module-level state carries over, as in every pool that reuses its workers.
+
+``located`` is the parent's side of ``sys.path``: a function whose module
+was imported from a directory the worker may not have on its path (Celery
+puts its application's directory there only while it imports it) travels
+with that directory, which the worker adds for good before it imports the
+module.
+"""
+
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]  # signal's C half: no enums
+import os
+import signal
+import sys
+import threading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+_TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+_FDS = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
+class Baseline:
+    """The process as it was before the first task, put back after each.
+
+    Checked after every task, so each check is the cheapest that tells: the
+    C-level ``_signal.getsignal`` (``signal``'s wraps each answer in an enum),
+    the environment's bytes, one listing of the open descriptors.
+    """
+
+    def __init__(self) -> None:
+        self.environ = dict(_environ_data())
+        self.cwd = os.getcwd()
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        numbers = [n for n in signal.valid_signals() if n not in (signal.SIGKILL, signal.SIGSTOP)]
+        handlers = list(map(_signal.getsignal, numbers))
+        kept = [(n, h) for n, h in zip(numbers, handlers) if h is not None]  # None: set in C
+        self.numbers = [n for n, _ in kept]
+        self.handlers = [h for _, h in kept]
+        self.path = list(sys.path)
+        self.threads = threading.active_count()
+        self.fds = {fd for fd in _listed_fds() if _is_open(fd)}
+
+    def restore(self) -> str | None:
+        """Put the process back as it was; what could not be, in words (``None``: all was)."""
+        for timer in _TIMERS:
+            if signal.getitimer(timer) != (0.0, 0.0):
+                signal.setitimer(timer, 0)  # ITIMER_REAL is alarm()'s
+        handlers = list(map(_signal.getsignal, self.numbers))
+        if handlers != self.handlers:
+            for number, now, then in zip(self.numbers, handlers, self.handlers):
+                if now is not then:
+                    signal.signal(number, then)
+        if _environ_data() != self.environ:
+            os.environ.clear()
+            os.environ.update({_decoded(k): _decoded(v) for k, v in self.environ.items()})
+        if os.getcwd() != self.cwd:
+            os.chdir(self.cwd)
+        os.umask(self.umask)
+        if sys.path != self.path:
+            sys.path[:] = self.path
+        return self._left()
+
+    def _left(self) -> str | None:
+        if threading.active_count() > self.threads:
+            names = [thread.name for thread in threading.enumerate()]
+            return f"it left threads running (of {', '.join(names)})"
+        fds = [fd for fd in _listed_fds() - self.fds if _is_open(fd)]  # not the listing's own
+        if fds:
+            return f"it left descriptors open ({', '.join(map(str, sorted(fds)))})"
+        return None
+
+
+def _environ_data() -> dict[Any, Any]:
+    """The environment as ``os.environ`` keeps it (bytes on POSIX): cheap to compare."""
+    data: dict[Any, Any] = getattr(os.environ, "_data", None) or dict(os.environ)
+    return data
+
+
+def _decoded(value: Any) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else str(value)
+
+
+def _listed_fds() -> set[int]:
+    return {int(name) for name in os.listdir(_FDS)}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+_baseline: list[Baseline] = []  # this worker's, once noted
+
+
+def note() -> Baseline:
+    """Note the process as it is now, as this worker's baseline."""
+    _baseline[:] = [Baseline()]
+    return _baseline[0]
+
+
+class _Located:
+    """``fn`` by reference, with the directory its module was imported from."""
+
+    __slots__ = ("fn", "root")
+
+    def __init__(self, fn: Callable[..., Any], root: str) -> None:
+        self.fn, self.root = fn, root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _locate, (self.root, self.fn.__module__, self.fn.__qualname__)
+
+
+def _locate(root: str, module: str, qualname: str) -> Any:
+    """In the worker: ``module``'s ``qualname``, with ``root`` on ``sys.path`` for good."""
+    if root not in sys.path:
+        sys.path.append(root)
+        for baseline in _baseline:
+            baseline.path.append(root)
+    import importlib
+
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+_roots: dict[str, str | None] = {}  # module -> the directory to send with its functions
+
+
+def located(fn: Any) -> Any:
+    """``fn``, or ``fn`` with the directory its module came from where that is not on
+    ``sys.path`` (as pickle finds functions: by module and name)."""
+    module = getattr(fn, "__module__", None)
+    if not isinstance(module, str) or module == "__main__":
+        return fn
+    from .._launch.plan import importable, root_off_path
+
+    if module not in _roots:
+        _roots[module] = root_off_path(module)
+    root = _roots[module]
+    if root is None or not importable(fn, module, getattr(fn, "__qualname__", "")):
+        return fn
+    return _Located(fn, root)
+
+
+def unpicklable(name: str, fn: Any, calls: list[Any], error: Any) -> Any:
+    """The error for a task that would not pickle, naming the argument that would not."""
+    from .._launch.calls import unpicklable_call
+
+    advice = (
+        f"run it with fork.snapshot({name}, ...), which hands the function any object, "
+        "unpickled, in a fork of this process"
+    )
+    return unpicklable_call(name, fn, calls, error, advice, main_is_shared=False)
