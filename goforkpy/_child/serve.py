@@ -21,7 +21,7 @@ import socket
 import sys
 
 from .. import _env
-from .._process import platform
+from .._process import platform, quiet
 from .._process.family import die_at_end_of, end_family_and_die
 from .._shared import zygote_messages as messages
 from . import exits, takeon
@@ -40,6 +40,7 @@ def serve(booting: bool) -> None:
     ``booting``: this is goforkpy's entry point (not a re-run script), so
     functions may come by value and modules are imported on request.
     """
+    quiet.deafen()  # a child's os.kill(os.getppid(), ...) must not end its siblings
     requests_fd, notices_fd = _env.MARKED.zygote or (-1, -1)
     requests, notices = socket.socket(fileno=requests_fd), socket.socket(fileno=notices_fd)
     for sock in (requests, notices):
@@ -303,13 +304,18 @@ class _Zygote:
         self._flush()
 
     def _leave_zygote(self) -> None:
-        """In a new child: its own process group, none of the zygote's machinery.
+        """In a new child: its own process group, none of the zygote's machinery, the
+        signals a fresh process hears.
 
-        It dies with the zygote, which alone can reap it and report its exit
-        (the zygote in turn ends its whole family when the parent goes), and
-        is a subreaper from here on, so what it starts stays in its tree and
-        comes to the zygote when it dies (see ``orphans``).
+        It is a subreaper from here on, so what it starts stays in its tree
+        and comes to the zygote when it dies (see ``orphans``). Where the
+        parent has a guardian, a zygote that dies (a child may SIGKILL it) does
+        not take its children with it at once: the parent ends each one's whole
+        tree, which it still holds (``zygote._end_orphans``); the zygote alone
+        could end it, and what the child started would go to init. Without a
+        guardian, the child dies with the zygote.
         """
+        quiet.hear()
         os.setpgid(0, 0)
         zygote = os.getppid()
         self.selector.close()
@@ -320,7 +326,7 @@ class _Zygote:
             self.spare[1].close()
         from .._process.platform import tie_to_parent
 
-        if not tie_to_parent(zygote, die_with_it=True):
+        if not tie_to_parent(zygote, die_with_it=not _env.MARKED.guarded):
             os._exit(1)  # the zygote is gone already
 
 

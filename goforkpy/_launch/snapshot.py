@@ -19,8 +19,10 @@ starts empty (``_state``), and what it leaves running ends with it.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
+import time
 
 from .. import _env
 from .._child import run
@@ -101,9 +103,14 @@ def _fork_contained(
     finally:
         os.close(write)
     process = RelayedFork(between, read, streams)
+    forked = time.time()
 
     def watch(pid: int, on_exit: OnExit, on_zombie: OnZombie) -> None:
-        reaper.watch(between, on_exit, on_zombie)
+        def exited() -> None:
+            _end_what_between_left(process, between, forked)
+            on_zombie()
+
+        reaper.watch(between, on_exit, exited)
 
     def later(begin: Callable[[], None]) -> None:
         def told(fd: int) -> None:
@@ -116,19 +123,39 @@ def _fork_contained(
     return process, watch, later
 
 
+def _end_what_between_left(process: RelayedFork, between: int, forked: float) -> None:
+    """The intermediate has exited: if the child outlived it (the child, or what it
+    started, SIGKILLed it), end the child's tree, which the child still holds (it is a
+    subreaper), before its daemons could go to init."""
+    pid = process.pid
+    if pid == between:
+        return  # it never forked the child
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return  # gone, as it should be: the intermediate reaped it (the usual end)
+    from .._process.tree import end_trees, psutil_process
+
+    child = psutil_process(pid)
+    try:  # the same process, not one that took its pid since (created in this window)
+        if child is None or not forked - 1.0 <= child.create_time() <= time.time() + 1.0:
+            return
+    except Exception:
+        return  # gone meanwhile
+    end_trees([child], signal.SIGKILL, 0.0, groups=(pid,))
+
+
 def _be_between(
     launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None, tell: int
 ) -> NoReturn:
     """The intermediate: fork the child, tell its pid on ``tell``, contain it, exit as it did."""
-    import signal
-
     from .._child.orphans import contain
     from .._process.family import end_family_and_die
 
     try:
         os.setpgid(0, 0)
         quiet.open_all()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the caller's to handle
+        quiet.deafen()  # Ctrl+C is the caller's to handle, and the child's signals its own
         if not platform.tie_to_parent(int(markers[_env.PARENT]), not markers.get(_env.GUARDED)):
             os._exit(1)
         me = os.getpid()
@@ -243,6 +270,7 @@ def _be_the_child(
     """
     limits, env = launch.options.applied_limits(), launch.options.env
     try:
+        quiet.hear()  # what the intermediate did not hear, the child does
         os.setpgid(0, 0)
         _take_streams(ends)
         if cwd is not None:

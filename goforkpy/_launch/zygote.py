@@ -197,9 +197,9 @@ class Zygote:
             if code is None and not self.dead:
                 self._watched[pid] = (on_exit, on_zombie)
                 return
-        if code is None:  # the zygote died meanwhile: so did its child
+        if code is None:  # the zygote died meanwhile: so does its child
             on_zombie()
-            on_exit(_kill_orphan(pid), LOST_PARENT)
+            on_exit(_end_orphans([pid]), LOST_PARENT)
         else:
             self._release(pid, code, (on_exit, on_zombie))
 
@@ -258,15 +258,28 @@ class Zygote:
             watched, self._watched = self._watched, {}
             reaping, self._reaping = self._reaping, {}
         self._ready.set()
-        for pid, (on_exit, on_zombie) in watched.items():
+        code = _end_orphans(list(watched)) if watched else 0
+        for on_exit, on_zombie in watched.values():
             on_zombie()
-            on_exit(_kill_orphan(pid), LOST_PARENT)
+            on_exit(code, LOST_PARENT)
         for code, on_exit in reaping.values():
             on_exit(code, None)
 
     def _zygote_exited(self, returncode: int, usage: Usage | None) -> None:
         guardian.forget(self.pid)
         _log.debug("zygote %d ended (%s)", self.pid, protocol.how_it_ended(returncode))
+
+    def discard(self) -> None:
+        """Close our sockets to a zygote that is gone (its notices reader ends, if it has
+        not yet seen the end: the shutdown wakes it)."""
+        with self._asking:
+            self._requests.close()
+        with self._sending:
+            try:
+                self._notices.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected any more
+            self._notices.close()
 
     def close(self) -> None:
         """Let the zygote go: it kills the children it still has, and exits.
@@ -280,12 +293,20 @@ class Zygote:
             self._notices.shutdown(socket.SHUT_RDWR)
 
 
-def _kill_orphan(pid: int) -> int:
-    """End what is left of a child whose zygote died; its returncode, as we can know it."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _end_orphans(pids: list[int]) -> int:
+    """End children whose zygote died, with all they started: each is a subreaper that
+    still holds its tree (see ``serve._leave_zygote``), walked and killed as one, with
+    the groups they lead; their returncode, as we can know it."""
+    from .._process.tree import end_trees, psutil_process
+
+    roots = [root for root in map(psutil_process, pids) if root is not None]
+    if roots:
+        end_trees(roots, signal.SIGKILL, 0.0, groups=tuple(pids))
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # a group whose leader is gone
+        except (ProcessLookupError, PermissionError):
+            pass
     return -signal.SIGKILL
 
 

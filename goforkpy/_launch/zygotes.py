@@ -63,6 +63,7 @@ def ready(
         if zygote is None or zygote.dead:
             if zygote is not None:
                 _log.debug("zygote %d is gone; starting another", zygote.pid)
+                zygote.discard()
             try:
                 zygote = zygotes.serving[path] = Zygote.start(path, mode, argv, key)
             except OSError as exc:

@@ -111,6 +111,15 @@ def live_child(pid: int) -> ExitWatch | None:
         return lifeline.live.get(pid)
 
 
+def live_pids() -> set[int]:
+    """The pids of this process's running goforkpy children."""
+    lifeline = _lifeline.peek()
+    if lifeline is None:
+        return set()
+    with lifeline.lock:
+        return set(lifeline.live)
+
+
 def untrack(child: ExitWatch) -> None:
     """Forget a reaped child (its group is already dead)."""
     lifeline = _lifeline.get()

@@ -22,7 +22,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
-    from typing import Callable, TypeVar
+    from typing import Any, Callable, TypeVar
 
     T = TypeVar("T")
 else:
@@ -50,3 +50,37 @@ def start(begin: Callable[[], T]) -> T:
 def open_all() -> None:
     """In a new child: block no signal, whichever thread of its parent started it."""
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+
+
+# What a helper (a zygote, the cold children's spawner, a snapshot's intermediate) does
+# not hear: the signals a child of its could send it (``os.kill(os.getppid(), ...)``)
+# whose default ends or stops a process. A helper is ended over its channels, or by
+# SIGKILL; the faults stay its own (faulthandler's), and SIGCHLD tells it of its children.
+_DEAF = {
+    getattr(_signal, name)
+    for name in (
+        *("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM"),
+        *("SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR", "SIGSTKFLT", "SIGXCPU", "SIGXFSZ"),
+        *("SIGTSTP", "SIGTTIN", "SIGTTOU"),
+    )
+    if hasattr(_signal, name)
+}
+if hasattr(_signal, "SIGRTMIN"):
+    _DEAF |= set(range(_signal.SIGRTMIN, _signal.SIGRTMAX + 1)) & _signal.valid_signals()
+_heard: dict[int, Any] = {}  # what each deaf signal did before deafen()
+
+
+def deafen() -> None:
+    """In a helper: ignore what its children could send it (see ``_DEAF``)."""
+    for number in _DEAF:
+        previous = _signal.signal(number, _signal.SIG_IGN)
+        _heard.setdefault(number, previous)
+
+
+def hear() -> None:
+    """In a helper's new child: the signals do again what they did before ``deafen()``
+    (an ignored disposition would outlive even an exec)."""
+    for number, previous in _heard.items():
+        if previous is not None:  # None: set outside Python, and left as it is
+            _signal.signal(number, previous)
+    _heard.clear()

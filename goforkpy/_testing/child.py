@@ -146,13 +146,17 @@ _STACK = ".stack"
 def _left_running() -> tuple[list[str], set[int]]:
     """The processes the test started that still run, each named, and the helpers
     among our children (goforkpy's and multiprocessing's), which stay. Ours are our
-    children, orphans among them where the OS has subreapers."""
+    children, orphans among them where the OS has subreapers. goforkpy's children (an
+    Executor's workers, say, which may be a helper's children instead) are not named:
+    they end with this process, on every platform alike."""
     children = platform.children_of(os.getpid())
     if not children:
         return [], set()
     import psutil
 
-    helpers = own_helpers(children, set()) | _multiprocessing_helpers()
+    from .._process import lifeline
+
+    helpers = own_helpers(children, set()) | _multiprocessing_helpers() | lifeline.live_pids()
     left = []
     for pid in children:
         if pid in helpers:
