@@ -70,3 +70,31 @@ def _ancestry() -> set[int]:
     except psutil.Error:
         pass
     return found
+
+
+def environment(env: Any) -> Any:
+    """``env``, checked as ``subprocess`` checks it, before anything starts.
+
+    Raises:
+        TypeError: not a mapping, or a name or value that is not a string.
+        ValueError: a name that is empty or holds ``=``, or a NUL anywhere.
+    """
+    if env is None:
+        return None
+    if not hasattr(env, "items"):
+        raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
+    for name, value in env.items():
+        for what, text in ((f"name {name!r}", name), (f"value of {name!r}", value)):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"env: the {what} is of type {type(text).__name__}, not str; "
+                    "environment variables are strings (str(...) it)"
+                )
+            if "\0" in text:
+                raise ValueError(f"env: the {what} holds a NUL byte, which no variable may")
+        if not name or "=" in name:
+            raise ValueError(
+                f"env: {name!r} is not a variable name (empty, or holding '='); name "
+                "variables without '='"
+            )
+    return env

@@ -7,15 +7,17 @@ will not pickle that names the argument and the way around it.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RunScript
+from helpers import DEADLOCK_NET, RunScript
 
 import goforkpy as fork
 
@@ -221,3 +223,45 @@ def test_a_module_found_on_a_path_lent_for_its_import(
     done = run_script(LENT_PATH, args=[str(apps)])
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["cold", "42", "warm", "42"]
+
+
+@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
+@pytest.mark.parametrize(
+    ("env", "error", "words"),
+    [
+        ({1: "x"}, TypeError, "the name 1 is of type int"),
+        ({"A": 1}, TypeError, "the value of 'A' is of type int"),
+        ({"A=B": "x"}, ValueError, "'A=B' is not a variable name"),
+        ({"": "x"}, ValueError, "'' is not a variable name"),
+        ({"A\0": "x"}, ValueError, "holds a NUL byte"),
+        ({"A": "x\0y"}, ValueError, "the value of 'A' holds a NUL byte"),
+        (["A=B"], TypeError, "pass a mapping"),
+    ],
+)
+def test_a_bad_env_is_refused_before_anything_starts(
+    start: str, env: object, error: type[Exception], words: str
+) -> None:
+    import psutil
+
+    fork.spawn("add", (1, 2), start=start if start != "snapshot" else "cold").wait()
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    with pytest.raises(error, match=re.escape(words)):
+        fork.spawn("add", (1, 2), start=start, env=env)  # type: ignore[arg-type]
+    after = {child.pid for child in psutil.Process().children(recursive=True)}
+    assert after <= before, "nothing started"
+
+
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_a_bad_stdio_descriptor_is_the_callers_error_and_spares_the_zygote(start: str) -> None:
+    from goforkpy._launch import zygotes
+
+    fork.spawn("add", (1, 2), start=start).wait()
+    helpers = zygotes.pids()
+    closed = os.dup(0)
+    os.close(closed)
+    for _ in range(5):
+        with pytest.raises(OSError) as caught:
+            fork.spawn("add", (1, 2), start=start, stdout=closed)
+        assert caught.value.errno == errno.EBADF
+    assert zygotes.pids() == helpers, "the same zygotes, none started or left behind"
+    assert fork.spawn("add", (1, 2), start=start).result(DEADLOCK_NET) == 3

@@ -69,10 +69,8 @@ class Options:
         self.grace = _checks.grace(grace)
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
-        if env is not None and not hasattr(env, "items"):
-            raise TypeError(f"env={env!r}: pass a mapping of variable names to values")
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
-        self.env, self.cwd, self.limits = env, cwd, limits
+        self.env, self.cwd, self.limits = _checks.environment(env), cwd, limits
         self.pass_fds = pass_fds
         self.start = methods.check(start, snapshot=True)
 

@@ -154,6 +154,9 @@ class Zygote:
             fds: list[int] = []
             request["stdio"] = [_index(fds, end) for end in ends]
             fds += [fd for _, fd in handed]
+            for fd in fds:
+                os.fstat(fd)  # a bad one is the caller's OSError (EBADF), as Popen raises it,
+                # not a failed send that would pass for a dead zygote
             answer = self._ask((messages.FORK, request), fds)
             if answer[0] == messages.FORKED:
                 if self.spare == answer[1]:
