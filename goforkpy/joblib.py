@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
     from ._executor.futures import TaskFuture
+    from ._process.limits import Limits
 
 __all__ = ["NAME", "GoforkpyBackend", "register", "shutdown"]
 
@@ -102,9 +103,19 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         self,
         nesting_level: int | None = None,
         inner_max_num_threads: int | None = None,
-        **options: Any,
+        *,
+        start: str | None = "warm",
+        timeout: float | None = None,
+        limits: Limits | None = None,
+        max_worker_memory: int | str | None = None,
+        isolate: str = "worker",
+        **unknown: Any,
     ) -> None:
-        self._options = _checked(options)  # the same errors here as in configure()
+        if unknown:
+            raise _unknown(set(unknown))
+        given = {"start": start, "timeout": timeout, "limits": limits, "isolate": isolate}
+        # the same errors here as in configure()
+        self._options = _checked({**given, "max_worker_memory": max_worker_memory})
         self._settings = tuple(self._options[name] for name in _OPTIONS)
         super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
         self._executor: Executor | None = None

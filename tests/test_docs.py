@@ -63,6 +63,12 @@ def test_the_example_runs(page: Path, index: int, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
+def test_the_home_page_leads_to_every_guide() -> None:
+    home = (ROOT / "docs" / "index.md").read_text()
+    guides = sorted(page.name for page in (ROOT / "docs" / "guides").glob("*.md"))
+    assert [name for name in guides if f"(guides/{name})" not in home] == []
+
+
 def test_every_public_name_is_in_the_reference() -> None:
     reference = (ROOT / "docs" / "reference.md").read_text()
     documented = set(re.findall(r"^::: goforkpy\.[\w.]*?\.?(\w+)$", reference, re.M))
