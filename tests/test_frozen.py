@@ -21,7 +21,14 @@ import pytest
 
 import goforkpy as fork
 
-pytestmark = pytest.mark.host
+pytestmark = [
+    pytest.mark.host,
+    # PyInstaller reads each binary's dependencies with binutils' objdump on Linux
+    pytest.mark.skipif(
+        sys.platform.startswith("linux") and shutil.which("objdump") is None,
+        reason="PyInstaller needs objdump on Linux: install binutils (apt install binutils)",
+    ),
+]
 
 APP = '''
 """A frozen goforkpy application: every kind of start, then nothing left."""
