@@ -71,16 +71,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return True
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
+@pytest.hookimpl(hookwrapper=True, trylast=True)  # old-style: any pluggy pytest 7 has
 def pytest_runtestloop(session: pytest.Session) -> Any:
     """Once the tests ran (inside pytest-cov's wrapper, which then saves): the lines
     the isolated tests ran are added to pytest's coverage."""
-    try:
-        return (yield)
-    finally:
-        lines = session.config.stash.get(_LINES, None)
-        if lines is not None:
-            lines.hand_over()
+    yield
+    lines = session.config.stash.get(_LINES, None)
+    if lines is not None:
+        lines.hand_over()
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

@@ -20,6 +20,9 @@ from test_containment import holders
 import goforkpy as fork
 from goforkpy._process import platform
 
+# Other tests leave threads behind (Dask's): the snapshot's warning about them is expected.
+pytestmark = pytest.mark.filterwarnings("ignore:fork.snapshot.*threads of its own:RuntimeWarning")
+
 CATCHABLE = ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGTSTP"]
 
 
