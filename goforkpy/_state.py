@@ -46,7 +46,10 @@ else:
 
 _locks: list[Lock] = []
 _locals: list[Local] = []  # type: ignore[type-arg]
-_handing = 0  # launches forking right now that hand descriptors to the new process
+# launches forking right now that hand descriptors to the new process, by thread: in a
+# forked copy only the forking thread's count holds (its blocks exit there too; no
+# other thread's ever will)
+_handing: dict[int, int] = {}
 
 
 class Lock:
@@ -116,12 +119,14 @@ class handing_over:
     """Fork inside this block where the new process is a child handed our descriptors."""
 
     def __enter__(self) -> None:
-        global _handing
-        _handing += 1
+        me = _thread.get_ident()
+        _handing[me] = _handing.get(me, 0) + 1
 
     def __exit__(self, *exc_info: object) -> None:
-        global _handing
-        _handing -= 1
+        me = _thread.get_ident()
+        left = _handing.pop(me) - 1
+        if left:
+            _handing[me] = left
 
 
 def close_quietly(*fds: int) -> None:
@@ -134,8 +139,12 @@ def close_quietly(*fds: int) -> None:
 
 
 def _after_fork_in_copy() -> None:
-    global _handing
-    handing, _handing = _handing > 0, 0
+    me = _thread.get_ident()
+    mine = _handing.get(me, 0)
+    _handing.clear()
+    if mine:
+        _handing[me] = mine
+    handing = mine > 0
     for lock in _locks:
         lock._lock = _thread.allocate_lock()
     for local in _locals:

@@ -70,7 +70,8 @@ class Sum:
     """In pytest: what the tests' children ran, added to pytest's own coverage."""
 
     def __init__(self) -> None:
-        self._dumped: Any = None
+        self._dumped: list[bytes] = []  # added one by one at the end: coverage before 7.11
+        # cannot update an in-memory data set from another more than once
 
     def add(self, taken: dict[str, Any]) -> None:
         coverage = current()
@@ -82,18 +83,17 @@ class Sum:
                 collector.data.setdefault(name, set()).update(lines)
             collector.file_tracers.update(taken["file_tracers"])
             return
-        from coverage import CoverageData
-
-        part = CoverageData(no_disk=True)
-        part.loads(taken["dumped"])
-        if self._dumped is None:
-            self._dumped = part
-        else:
-            self._dumped.update(part)
+        self._dumped.append(taken["dumped"])
 
     def hand_over(self) -> None:
         """Add what came flushed to pytest's coverage, before it saves."""
-        coverage = current()
-        if coverage is not None and self._dumped is not None:
-            coverage.get_data().update(self._dumped)
-        self._dumped = None
+        coverage, dumped, self._dumped = current(), self._dumped, []
+        if coverage is None or not dumped:
+            return
+        from coverage import CoverageData
+
+        data = coverage.get_data()
+        for each in dumped:
+            part = CoverageData(no_disk=True)
+            part.loads(each)
+            data.update(part)
