@@ -160,12 +160,22 @@ def located(fn: Any) -> Any:
     return _Located(fn, root)
 
 
-def unpicklable(name: str, fn: Any, calls: list[Any], error: Any) -> Any:
-    """The error for a task that would not pickle, naming the argument that would not."""
-    from .._launch.calls import unpicklable_call
+def task_body(name: str, fn: Any, calls: list[Any], grace: float | None) -> list[Any]:
+    """A task as its worker reads it (``fn``, located, and its calls), in parts to send.
 
-    advice = (
-        f"run it with fork.snapshot({name}, ...), which hands the function any object, "
-        "unpickled, in a fork of this process"
-    )
-    return unpicklable_call(name, fn, calls, error, advice, main_is_shared=False)
+    Raises:
+        PayloadError: it would not pickle; the argument that would not is named.
+    """
+    from .._errors import PayloadError
+    from .._shared import wire
+
+    try:
+        return wire.dumps_parts((located(fn), calls, grace), main_is_shared=False)
+    except PayloadError as exc:
+        from .._launch.calls import unpicklable_call
+
+        advice = (
+            f"run it with fork.snapshot({name}, ...), which hands the function any object, "
+            "unpickled, in a fork of this process"
+        )
+        raise unpicklable_call(name, fn, calls, exc, advice, main_is_shared=False) from None

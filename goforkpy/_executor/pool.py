@@ -24,11 +24,11 @@ import threading
 import time
 import weakref
 
-from .._errors import PayloadError, TimeoutExpired
+from .._errors import TimeoutExpired
 from .._process import quiet
 from .._shared import protocol, wire
 from . import frames
-from .between import located, unpicklable
+from .between import task_body
 from .futures import TaskFuture, broken_error, settle
 from .handles import Settings, Task, Worker, stop_all
 from .upkeep import Upkeep
@@ -106,10 +106,7 @@ class Pool(Upkeep):
         ``name`` is the task's in errors (default: ``fn``'s qualified name).
         """
         name = name or str(getattr(fn, "__qualname__", repr(fn)))
-        try:
-            body = wire.dumps_parts((located(fn), calls, limits[1]), main_is_shared=False)
-        except PayloadError as exc:
-            raise unpicklable(name, fn, calls, exc) from None
+        body = task_body(name, fn, calls, limits[1])
         future = TaskFuture(len(calls), single)
         with self._lock:
             if self._broken is not None:

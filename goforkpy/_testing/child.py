@@ -65,20 +65,25 @@ def run_phases(item: pytest.Item, path: str, key: bytes, coverage: Any) -> list[
         if setup.passed and not item.config.getoption("setuponly", False):
             send_report(PHASE, call_and_report(item, "call", log=False))
         teardown = call_and_report(item, "teardown", log=False, nextitem=Above(item))
-    left, helpers = _left_running()
-    if left:
-        _fail_for_leaving(teardown, left, adopted)
-        from .._child.orphans import end_children
-
-        # before the test's process exits: a process in a session of its own is
-        # ended even where the OS has no subreapers
-        end_children(helpers, GRACE)
+        _end_what_was_left(teardown, adopted)
     for message in raised:
         send((WARNING, _warning_fields(message)))
     if lines is not None:
         send((COVERAGE, lines.taken()))
     send_report(PHASE, teardown)
     return records
+
+
+def _end_what_was_left(teardown: pytest.TestReport, adopted: bool) -> None:
+    """Fail the teardown for the processes the test left running, and end them, before
+    the test's process exits: one in a session of its own is then ended even where the
+    OS has no subreapers."""
+    left, helpers = _left_running()
+    if left:
+        _fail_for_leaving(teardown, left, adopted)
+        from .._child.orphans import end_children
+
+        end_children(helpers, GRACE)
 
 
 def _forward_logged_reports(

@@ -49,17 +49,7 @@ def run(item: pytest.Item, nextitem: pytest.Item | None, settings: Settings, lin
         if _set_up_wider_fixtures(item):
             *logged, (_, teardown) = _logged(item, _in_child(item, settings), lines)
             for kind, value in logged:
-                if kind == WARNING:
-                    ihook.pytest_warning_recorded.call_historic(
-                        kwargs={
-                            "warning_message": value,
-                            "nodeid": item.nodeid,
-                            "when": "runtest",
-                            "location": None,
-                        }
-                    )
-                else:
-                    ihook.pytest_runtest_logreport(report=value)
+                _log(item, kind, value)
             teardown = _tear_down_wider_fixtures(item, nextitem, teardown)
             ihook.pytest_runtest_logreport(report=teardown)
         else:
@@ -166,6 +156,15 @@ def _logged(item: pytest.Item, sent: _Sent, lines: Sum) -> Logged:
     kept, had = {id(report) for report in completed}, {id(report) for report in phases}
     logged = [(kind, value) for kind, value in logged if kind != PHASE or id(value) in kept]
     return logged + [(PHASE, report) for report in completed if id(report) not in had]
+
+
+def _log(item: pytest.Item, kind: str, value: Any) -> None:
+    """Log what the child sent here, as pytest logs its own reports and warnings."""
+    if kind != WARNING:
+        item.ihook.pytest_runtest_logreport(report=value)
+        return
+    warned = {"warning_message": value, "nodeid": item.nodeid, "when": "runtest", "location": None}
+    item.ihook.pytest_warning_recorded.call_historic(kwargs=warned)
 
 
 def _as_made(report: pytest.TestReport, data: dict[str, Any]) -> pytest.TestReport:
