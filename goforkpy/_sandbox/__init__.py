@@ -1,0 +1,1 @@
+"""Sandboxed children (API.md section 18), under way: ``kernel`` is what Linux enforces."""
