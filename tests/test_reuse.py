@@ -101,3 +101,11 @@ def test_tasks_sent_ahead_of_a_retiring_worker_run_elsewhere(start: str) -> None
         pids = [future.result(DEADLOCK_NET) for future in futures]
         left_in = leaving.result(DEADLOCK_NET)
     assert set(pids[:20]) == {left_in} and left_in not in pids[20:]
+
+
+def test_a_worker_whose_tasks_leave_nothing_is_reused(start: str) -> None:
+    """What the worker's own start-up loads in the background (ctypes, for its watcher
+    of the parent) is no task's leftover: innocent tasks never retire it."""
+    with fork.Executor(max_workers=1, start=start) as executor:
+        pids = [executor.submit(reuse.pid).result(DEADLOCK_NET) for _ in range(10)]
+    assert len(set(pids)) == 1, pids

@@ -74,7 +74,10 @@ def serve(
         if initializer is not None and not _initialize(sock, initializer):
             return
         kept = set(platform.children_of(os.getpid()))  # the initializer's live with us
-        baseline = between.note()  # what each task starts from
+        # what each task starts from, once what start-up loads in the background is
+        # loaded: the watcher of our parent loads ctypes, whose libffi keeps a descriptor
+        platform.prepare_tie()
+        baseline = between.note()
         sock.sendall(frame(STARTED, 0, b""))  # task timeouts count from here, not from exec
         while True:
             received = read_frame(stream)
