@@ -52,7 +52,11 @@ class Baseline:
         self.handlers = [h for _, h in kept]
         self.path = list(sys.path)
         self.threads = threading.active_count()
+        # a descriptor to dup: the lowest free number a dup takes changes when a task
+        # leaves a descriptor open (open, socket, pipe, dup all take the lowest free)
+        self._anchor = os.open("/", os.O_RDONLY | os.O_CLOEXEC)
         self.fds = {fd for fd in _listed_fds() if _is_open(fd)}
+        self.lowest_free = _lowest_free(self._anchor)
 
     def restore(self) -> str | None:
         """Put the process back as it was; what could not be, in words (``None``: all was)."""
@@ -78,6 +82,8 @@ class Baseline:
         if threading.active_count() > self.threads:
             names = [thread.name for thread in threading.enumerate()]
             return f"it left threads running (of {', '.join(names)})"
+        if _lowest_free(self._anchor) == self.lowest_free:
+            return None  # the cheap look; the listing only where something changed
         fds = [fd for fd in _listed_fds() - self.fds if _is_open(fd)]  # not the listing's own
         if fds:
             return f"it left descriptors open ({', '.join(map(str, sorted(fds)))})"
@@ -96,6 +102,12 @@ def _decoded(value: Any) -> str:
 
 def _listed_fds() -> set[int]:
     return {int(name) for name in os.listdir(_FDS)}
+
+
+def _lowest_free(anchor: int) -> int:
+    probe = os.dup(anchor)
+    os.close(probe)
+    return probe
 
 
 def _is_open(fd: int) -> bool:
@@ -150,14 +162,19 @@ def located(fn: Any) -> Any:
     module = getattr(fn, "__module__", None)
     if not isinstance(module, str) or module == "__main__":
         return fn
-    from .._launch.plan import importable, root_off_path
+    root = _roots.get(module, _UNSEEN)
+    if root is _UNSEEN:
+        from .._launch.plan import root_off_path
 
-    if module not in _roots:
-        _roots[module] = root_off_path(module)
-    root = _roots[module]
-    if root is None or not importable(fn, module, getattr(fn, "__qualname__", "")):
-        return fn
-    return _Located(fn, root)
+        root = _roots[module] = root_off_path(module)
+    if root is None:
+        return fn  # the usual case: the worker finds the module on the path it has
+    from .._launch.plan import importable
+
+    return _Located(fn, root) if importable(fn, module, getattr(fn, "__qualname__", "")) else fn
+
+
+_UNSEEN = ""
 
 
 def task_body(name: str, fn: Any, calls: list[Any], grace: float | None) -> list[Any]:
