@@ -261,10 +261,10 @@ class Zygote:
             watched, self._watched = self._watched, {}
             reaping, self._reaping = self._reaping, {}
         self._ready.set()
-        code = _end_orphans(list(watched)) if watched else 0
+        killed = _end_orphans(list(watched)) if watched else 0
         for on_exit, on_zombie in watched.values():
             on_zombie()
-            on_exit(code, LOST_PARENT)
+            on_exit(killed, LOST_PARENT)
         for code, on_exit in reaping.values():
             on_exit(code, None)
 
