@@ -672,6 +672,7 @@ def main():
         on_dask.bench_dask(rounds, tasks=200, crashing=None)
         with_joblib.bench_joblib(rounds, tasks=2_000)
         with_pytest.bench_pytest(2, count=200)
+        with_pytest.bench_pytest_cov(2, count=200)
         return
     bench_start(rounds)
     bench_anatomy(rounds)
@@ -688,6 +689,7 @@ def main():
     on_dask.bench_dask(max(3, rounds // 5))
     with_joblib.bench_joblib(max(5, rounds // 3))
     with_pytest.bench_pytest(max(3, rounds // 5))
+    with_pytest.bench_pytest_cov(max(3, rounds // 5))
     web.bench_web()
 
 

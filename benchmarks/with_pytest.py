@@ -133,3 +133,77 @@ def bench_pytest(rounds, count=1_000):
         f"  floor: one fork and exit of the pytest process {once * 1e3:.2f} ms (all --forked "
         f"does), two {twice * 1e3:.2f} ms (a snapshot and the intermediate that contains it)"
     )
+
+
+MEASURED = """
+def grade(score):
+    if score >= 90:
+        return "A"
+    if score >= 75:
+        return "B"
+    if score >= 50:
+        return "C"
+    return "F"
+
+
+def spread(scores):
+    grades = {{}}
+    for score in scores:
+        grades.setdefault(grade(score), []).append(score)
+    return {{key: len(values) for key, values in sorted(grades.items())}}
+"""
+
+MEASURED_TESTS = """
+import pytest
+
+from measured import spread
+
+@pytest.mark.parametrize("n", range({count}))
+def test_spread(n):
+    assert sum(spread(range(n % 100)).values()) == n % 100
+"""
+
+
+def bench_pytest_cov(rounds, count=500):
+    """pytest-cov's --cov with and without --goforkpy, in this Python's own venv: what
+    counting lines costs on top of each, and --goforkpy --cov against plain --cov (the
+    target), beside its floor, --goforkpy against plain pytest (the plugin's own cost)."""
+    try:
+        import pytest_cov  # noqa: F401
+    except ImportError:
+        print("\npytest --cov: skipped (pytest-cov is not installed here)")
+        return
+    modes = {
+        "plain": [],
+        "--cov": ["--cov=measured"],
+        "--goforkpy": ["--goforkpy"],
+        "--goforkpy --cov": ["--goforkpy", "--cov=measured"],
+    }
+    samples = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "measured.py").write_text(MEASURED.format())
+        Path(directory, "test_measured.py").write_text(MEASURED_TESTS.format(count=count))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        for _ in range(rounds):
+            for mode, args in modes.items():
+                began = time.perf_counter()
+                done = subprocess.run(
+                    [*base, *args], cwd=directory, env=env, capture_output=True, text=True
+                )
+                samples[mode].append(time.perf_counter() - began)
+                if f"{count} passed" not in done.stdout:
+                    print(f"\npytest --cov: {mode} did not pass:\n{done.stdout[-2000:]}")
+                    return
+    took = {mode: _median(values) for mode, values in samples.items()}
+    print(f"\npytest --cov: {count:,} small tests, whole runs (medians)")
+    for mode, seconds in took.items():
+        print(f"  {mode:<20} {seconds:6.2f} s")
+    print(
+        f"  --cov's own cost: plain {took['--cov'] / took['plain']:.2f}x, under --goforkpy "
+        f"{took['--goforkpy --cov'] / took['--goforkpy']:.2f}x"
+    )
+    ratio = took["--goforkpy --cov"] / took["--cov"]
+    floor = took["--goforkpy"] / took["plain"]
+    print(f"  --goforkpy --cov / --cov  {ratio:5.2f}x (target <= 1.5x; floor, the plugin's "
+          f"own per-test fork: --goforkpy / plain {floor:.2f}x)")  # fmt: skip

@@ -39,9 +39,12 @@ class Above:
         return self._chain
 
 
-def run_phases(item: pytest.Item, path: str, key: bytes, coverage: Any) -> list[Record]:
+def run_phases(
+    item: pytest.Item, path: str, key: bytes, coverage: Any, forwarder: Forwarder
+) -> list[Record]:
     """Set up, call and tear down ``item``; every record it made, each also framed into
-    ``path`` as it was made. ``coverage`` is pytest's coverage (``measured.current``)."""
+    ``path`` as it was made. ``coverage`` is pytest's coverage (``measured.current``);
+    ``forwarder`` takes over the reports logged here."""
     adopted = platform.adopt_orphans()  # a daemon the test double-forks is still ours
     lines = measured.Lines.start(coverage)
     stream, records = Stream(path, key), []
@@ -56,7 +59,7 @@ def run_phases(item: pytest.Item, path: str, key: bytes, coverage: Any) -> list[
         config.hook.pytest_report_teststatus(report=report, config=config)
         send((kind, config.hook.pytest_report_to_serializable(config=config, report=report)))
 
-    _forward_logged_reports(item.config, lambda report: send_report(REPORT, report))
+    forwarder.take_over(item.config, lambda report: send_report(REPORT, report))
     # the stack where a timeout's SIGTERM finds the test, for its report
     with open(path + _STACK, "w") as stack, warnings.catch_warnings(record=True) as raised:
         faulthandler.register(signal.SIGTERM, stack, all_threads=True, chain=True)
@@ -86,21 +89,36 @@ def _end_what_was_left(teardown: pytest.TestReport, adopted: bool) -> None:
         end_children(helpers, GRACE)
 
 
-def _forward_logged_reports(
-    config: pytest.Config, send: Callable[[pytest.TestReport], None]
-) -> None:
-    """Every report logged in this process from now on (a subtest's, say) is sent,
-    and only sent: the plugins here are copies of pytest's, which log it there."""
+class Forwarder:
+    """pytest's ``pytest_runtest_logreport`` in a test's child: each report logged there
+    (a subtest's, say) is sent, and only sent, for the plugins there are copies of
+    pytest's, which log it in pytest's process. Registered in pytest's process, once
+    (a registration costs a millisecond): there it does nothing."""
 
-    class Forward:
-        @pytest.hookimpl
-        def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-            send(report)
+    NAME = "goforkpy-forwarder"
 
-    plugin = Forward()
-    config.pluginmanager.register(plugin, "goforkpy-forward")
-    caller = config.pluginmanager.hook.pytest_runtest_logreport
-    caller._hookimpls[:] = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+    def __init__(self) -> None:
+        self.send: Callable[[pytest.TestReport], None] | None = None
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.send is not None:
+            self.send(report)
+
+    @classmethod
+    def registered(cls, config: pytest.Config) -> Forwarder:
+        """The one registered with ``config`` (registered now, in pytest's process)."""
+        plugin = config.pluginmanager.get_plugin(cls.NAME)
+        if plugin is None:
+            plugin = cls()
+            config.pluginmanager.register(plugin, cls.NAME)
+        return plugin
+
+    def take_over(self, config: pytest.Config, send: Callable[[pytest.TestReport], None]) -> None:
+        """In the child: from now on, logged reports go to ``send`` and nowhere else."""
+        self.send = send
+        caller = config.pluginmanager.hook.pytest_runtest_logreport
+        caller._hookimpls[:] = [impl for impl in caller.get_hookimpls() if impl.plugin is self]
 
 
 def _warning_fields(message: warnings.WarningMessage) -> dict[str, Any]:

@@ -106,12 +106,13 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
     # in goforkpy's private directory, named for this process: swept if pytest dies
     path = tmpdir.new_stem() + ".reports"
     key, coverage = channel.new_key(), measured.current()
+    forwarder = child.Forwarder.registered(item.config)
     started = time.time()
     try:
         limits = None if settings.memory is None else Limits(memory=settings.memory)
 
         def phases() -> list[Record]:
-            return child.run_phases(item, path, key, coverage)
+            return child.run_phases(item, path, key, coverage, forwarder)
 
         phases.__name__ = phases.__qualname__ = item.name  # the child's name in errors
         process = spawn(phases, start="snapshot", timeout=settings.timeout, limits=limits)
