@@ -46,7 +46,6 @@ def run_phases(
     ``path`` as it was made. ``coverage`` is pytest's coverage (``measured.current``);
     ``forwarder`` takes over the reports logged here."""
     adopted = platform.adopt_orphans()  # a daemon the test double-forks is still ours
-    lines = measured.Lines.start(coverage)
     stream, records = Stream(path, key), []
 
     def send(record: Record) -> None:
@@ -62,6 +61,7 @@ def run_phases(
     forwarder.take_over(item.config, lambda report: send_report(REPORT, report))
     # the stack where a timeout's SIGTERM finds the test, for its report
     with open(path + _STACK, "w") as stack, warnings.catch_warnings(record=True) as raised:
+        lines = measured.Lines.start(coverage)  # (a warning if it cannot, in the report)
         faulthandler.register(signal.SIGTERM, stack, all_threads=True, chain=True)
         setup = call_and_report(item, "setup", log=False)
         send_report(PHASE, setup)
@@ -69,10 +69,11 @@ def run_phases(
             send_report(PHASE, call_and_report(item, "call", log=False))
         teardown = call_and_report(item, "teardown", log=False, nextitem=Above(item))
         _end_what_was_left(teardown, adopted)
+        taken = None if lines is None else lines.taken()
     for message in raised:
         send((WARNING, _warning_fields(message)))
-    if lines is not None:
-        send((COVERAGE, lines.taken()))
+    if taken is not None:
+        send((COVERAGE, taken))
     send_report(PHASE, teardown)
     return records
 
