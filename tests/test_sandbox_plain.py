@@ -139,7 +139,8 @@ def test_too_deep_is_refused_both_ways() -> None:
 def test_other_types_are_named() -> None:
     import threading
 
-    with pytest.raises(fork.PayloadError, match=r"_thread\.lock, which is not plain data"):
+    # refused as it is sent (Python < 3.11: no state to send) or as it comes back
+    with pytest.raises(fork.PayloadError, match=r"_thread\.lock.*not plain data"):
         plain.decode(plain.encode({"lock": threading.Lock()}))
     assert plain.decode(plain.encode(datetime.timedelta(days=-1, seconds=5))) == (
         datetime.timedelta(days=-1, seconds=5)
