@@ -63,7 +63,10 @@ def start(launch: Launch, create: Create) -> Child:
             "is out of processes, memory or file descriptors (see ulimit -u / -n)"
         ) from exc
     except BaseException:
-        _unlink_quietly(launch.payload_path)
+        # no handle will collect them: a child lost as it started (its zygote killed
+        # by it, say) may have made its fault and result files already
+        for path in (launch.payload_path, launch.faults_path, launch.result_path):
+            _unlink_quietly(path)
         raise
     if ready is not None:
         _write_while_starting(child, launch, assembled, ready, sealed_fd)

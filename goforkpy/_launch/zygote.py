@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 
+from .. import _env
 from .._errors import TimeoutExpired
 from .._process import guardian, lifeline, reaper
 from .._process.handle import ForkedProcess
@@ -157,7 +158,7 @@ class Zygote:
             for fd in fds:
                 os.fstat(fd)  # a bad one is the caller's OSError (EBADF), as Popen raises it,
                 # not a failed send that would pass for a dead zygote
-            answer = self._ask((messages.FORK, request), fds)
+            answer = self._ask((messages.FORK, request), fds, env.get(_env.PAYLOAD))
             if answer[0] == messages.FORKED:
                 if self.spare == answer[1]:
                     self.spare = None  # ours now
@@ -174,18 +175,49 @@ class Zygote:
         self.trouble = answer[1]
         return Unusable(answer[1])
 
-    def _ask(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
+    def _ask(
+        self, request: tuple[Any, ...], fds: list[int], payload: str | None
+    ) -> tuple[Any, ...]:
+        """The zygote's answer to a fork request.
+
+        Raises:
+            Gone: it died before the request was acted on (ask another): the payload
+                file is still there once its spare is ended.
+            ChildCrashed: it died with the request in hand, and the child took its
+                payload (and may have killed it at once): the call is not made again,
+                which could run the function twice; what it forked is ended.
+        """
         with self._asking:
             try:
                 messages.send(self._requests, request, fds)
+            except OSError:
+                self._mark_dead()
+                raise Gone(f"the zygote (pid {self.pid}) is gone") from None
+            try:
                 received = messages.receive(self._requests)
             except OSError:
                 received = None
         if received is None:
-            with self._lock:
-                self.dead = True  # the notices reader may not have seen it yet
-            raise Gone(f"the zygote (pid {self.pid}) is gone")
+            self._mark_dead()
+            spare = self.spare  # the child it hands a request to, forked ahead of it
+            if spare is not None:
+                _end_orphans([spare])  # stopped, then killed: it reads nothing more
+            if payload and os.path.exists(payload):
+                raise Gone(f"the zygote (pid {self.pid}) is gone")  # nothing ran
+            raise protocol.crashed(
+                f"the zygote (pid {self.pid}) died as it forked the child (one of its "
+                "children may have killed it); what it forked is ended, and the call is "
+                "not made again",
+                name="",
+                pid=spare or 0,
+                returncode=-signal.SIGKILL,
+                reason="lost-parent",
+            )
         return received[0]
+
+    def _mark_dead(self) -> None:
+        with self._lock:
+            self.dead = True  # the notices reader may not have seen it yet
 
     # --- exits ------------------------------------------------------------------------
 
