@@ -66,6 +66,23 @@ def _median(values):
     return ordered[len(ordered) // 2]
 
 
+def _timed(base, modes, directory, env, rounds, count, what):
+    """Each mode's run of the tests in ``directory``, round by round: its durations, by
+    mode (``None``, said, where a mode did not pass)."""
+    samples = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode, args in modes.items():
+            began = time.perf_counter()
+            done = subprocess.run(
+                [*base, *args], cwd=directory, env=env, capture_output=True, text=True
+            )
+            samples[mode].append(time.perf_counter() - began)
+            if f"{count} passed" not in done.stdout:
+                print(f"\n{what}: {mode} did not pass:\n{done.stdout[-2000:]}")
+                return None
+    return samples
+
+
 def _bench_venv():
     """The venv with pytest 8, pytest-forked and goforkpy (made once, then kept)."""
     if not PYTHON.exists():
@@ -100,21 +117,13 @@ def bench_pytest(rounds, count=1_000):
         print(f"\npytest plugin: skipped (could not make {VENV.name}: {exc})")
         return
     modes = {"plain": [], "--goforkpy": ["--goforkpy"], "--forked": ["--forked"]}
-    samples = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, "test_trivial.py").write_text(TESTS.format(count=count))
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         base = [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-        for _ in range(rounds):
-            for mode, args in modes.items():
-                began = time.perf_counter()
-                done = subprocess.run(
-                    [*base, *args], cwd=directory, env=env, capture_output=True, text=True
-                )
-                samples[mode].append(time.perf_counter() - began)
-                if f"{count} passed" not in done.stdout:
-                    print(f"\npytest plugin: {mode} did not pass:\n{done.stdout[-2000:]}")
-                    return
+        samples = _timed(base, modes, directory, env, rounds, count, "pytest plugin")
+        if samples is None:
+            return
         floors = subprocess.run(
             [str(PYTHON), "-c", FLOOR], capture_output=True, text=True, check=True
         ).stdout.split()
@@ -179,22 +188,14 @@ def bench_pytest_cov(rounds, count=500):
         "--goforkpy": ["--goforkpy"],
         "--goforkpy --cov": ["--goforkpy", "--cov=measured"],
     }
-    samples = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, "measured.py").write_text(MEASURED.format())
         Path(directory, "test_measured.py").write_text(MEASURED_TESTS.format(count=count))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        for _ in range(rounds):
-            for mode, args in modes.items():
-                began = time.perf_counter()
-                done = subprocess.run(
-                    [*base, *args], cwd=directory, env=env, capture_output=True, text=True
-                )
-                samples[mode].append(time.perf_counter() - began)
-                if f"{count} passed" not in done.stdout:
-                    print(f"\npytest --cov: {mode} did not pass:\n{done.stdout[-2000:]}")
-                    return
+        samples = _timed(base, modes, directory, env, rounds, count, "pytest --cov")
+    if samples is None:
+        return
     took = {mode: _median(values) for mode, values in samples.items()}
     print(f"\npytest --cov: {count:,} small tests, whole runs (medians)")
     for mode, seconds in took.items():
