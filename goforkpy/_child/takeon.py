@@ -34,7 +34,7 @@ def take_on(request: dict[str, Any], fds: list[int]) -> None:
     os.chdir(request["cwd"])
     if request["exec"] is not None:
         _exec(request["exec"], env, [fd for _, fd in handed])
-    _replace_environ(env)
+    replace_environ(env)
     marked = _env.reread()
     marked.keep_private()
     _env.record_faults(marked)
@@ -62,7 +62,7 @@ def _exec(argv: list[str], env: dict[str, str], handed: list[int]) -> NoReturn:
     os._exit(127)
 
 
-def _replace_environ(env: dict[str, str]) -> None:
+def replace_environ(env: dict[str, str]) -> None:
     """Make ``os.environ`` exactly ``env``, touching only what differs (most of it does not)."""
     for name in [name for name in os.environ if name not in env]:
         del os.environ[name]

@@ -37,11 +37,13 @@ class Baseline:
 
     Checked after every task, so each check is the cheapest that tells: the
     C-level ``_signal.getsignal`` (``signal``'s wraps each answer in an enum),
-    the environment's bytes, one listing of the open descriptors.
+    the environment's bytes, a dup for the lowest free descriptor (a listing of
+    them only where that moved).
     """
 
     def __init__(self) -> None:
-        self.environ = dict(_environ_data())
+        self.environ = dict(_environ_data())  # to compare
+        self.environ_text = dict(os.environ)  # to put back
         self.cwd = os.getcwd()
         self.umask = os.umask(0o022)
         os.umask(self.umask)
@@ -69,8 +71,9 @@ class Baseline:
                 if now is not then:
                     signal.signal(number, then)
         if _environ_data() != self.environ:
-            os.environ.clear()
-            os.environ.update({_decoded(k): _decoded(v) for k, v in self.environ.items()})
+            from .._child.takeon import replace_environ
+
+            replace_environ(self.environ_text)
         if os.getcwd() != self.cwd:
             os.chdir(self.cwd)
         os.umask(self.umask)
@@ -94,10 +97,6 @@ def _environ_data() -> dict[Any, Any]:
     """The environment as ``os.environ`` keeps it (bytes on POSIX): cheap to compare."""
     data: dict[Any, Any] = getattr(os.environ, "_data", None) or dict(os.environ)
     return data
-
-
-def _decoded(value: Any) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else str(value)
 
 
 def _listed_fds() -> set[int]:
