@@ -265,3 +265,34 @@ def test_a_bad_stdio_descriptor_is_the_callers_error_and_spares_the_zygote(start
         assert caught.value.errno == errno.EBADF
     assert zygotes.pids() == helpers, "the same zygotes, none started or left behind"
     assert fork.spawn("add", (1, 2), start=start).result(DEADLOCK_NET) == 3
+
+
+MANY_DESCRIPTORS = """
+import os, signal, sys
+import goforkpy as fork
+
+@fork.register
+def leave_late():
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(7))
+    print("ready", flush=True)
+    signal.pause()
+
+if __name__ == "__main__":
+    fork.init()
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # a busy server's
+    for start in ("cold", "warm", "snapshot"):
+        child = fork.spawn("leave_late", start=start, stdout=fork.PIPE, grace=60)
+        assert child.stdout.readline() == b"ready\\n", start
+        child.stdout.close()
+        child.terminate()
+        print(start, child.returncode, flush=True)
+"""
+
+
+def test_a_caller_with_descriptors_past_1023_keeps_its_children(run_script: RunScript) -> None:
+    """A snapshot's intermediate and a child's lifeline watcher inherit descriptor numbers
+    past select()'s limit: the child runs until it is ended, and ends as it chose."""
+    done = run_script(MANY_DESCRIPTORS)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:-1] == ["cold 7", "warm 7", "snapshot 7"]
+    assert "Traceback" not in done.stderr, done.stderr

@@ -154,7 +154,9 @@ def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     # and a parent that died just before the arming fails the pid check after.
     import select
 
-    if select.select([fd], [], [], _SETTLE)[0]:
+    poller = select.poll()  # not select(): a snapshot's lifeline may be past 1023
+    poller.register(fd, select.POLLIN)
+    if poller.poll(_SETTLE * 1000):
         end_family_and_die()  # EOF already: nobody ever writes to the lifeline
     from .._process.platform import tie_to_parent
 

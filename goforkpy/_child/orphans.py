@@ -155,8 +155,11 @@ def _wait_for_exit(pid: int, lifeline: int) -> None:
 
     pidfd = os.pidfd_open(pid)
     try:
+        poller = select.poll()  # not select(): a forked caller's descriptors go past 1023
+        poller.register(pidfd, select.POLLIN)
+        poller.register(lifeline, select.POLLIN)
         while True:
-            ready = select.select([pidfd, lifeline], [], [])[0]
+            ready = [fd for fd, _ in poller.poll()]
             if pidfd in ready:
                 return
             die_at_end_of(lifeline)
