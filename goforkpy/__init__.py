@@ -27,6 +27,8 @@ from ._errors import InitError as InitError
 from ._errors import IPCError as IPCError
 from ._errors import PayloadError as PayloadError
 from ._errors import RegistryError as RegistryError
+from ._errors import SandboxedError as SandboxedError
+from ._errors import SandboxUnavailable as SandboxUnavailable
 from ._errors import ShellError as ShellError
 from ._errors import TimeoutExpired as TimeoutExpired
 from ._shared import registry as _registry
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from ._process.stdio import PIPE as PIPE
     from ._process.stdio import STDOUT as STDOUT
     from ._process.tree import kill_tree as kill_tree
+    from ._sandbox.policy import Sandbox as Sandbox
+    from ._sandbox.policy import sandbox_support as sandbox_support
 del TYPE_CHECKING  # not a public name
 
 __all__ = [
@@ -78,6 +82,9 @@ __all__ = [
     "Message",
     "PayloadError",
     "RegistryError",
+    "Sandbox",
+    "SandboxUnavailable",
+    "SandboxedError",
     "ShellError",
     "TimeoutExpired",
     "fork",
@@ -94,6 +101,7 @@ __all__ = [
     "registered",
     "run",
     "run_async",
+    "sandbox_support",
     "send",
     "set_start_method",
     "shell",
@@ -121,6 +129,8 @@ _LAZY = {
     "Manager": "_coordination.manager",
     "Adopted": "_coordination.manager",
     "kill_tree": "_process.tree",
+    "Sandbox": "_sandbox.policy",
+    "sandbox_support": "_sandbox.policy",
     "Message": "_coordination.inbox",
     "send": "_coordination.messaging",
     "receive": "_coordination.messaging",

@@ -9,7 +9,9 @@ Every error goforkpy raises derives from one root::
      ├── ChildCrashed      the child died without sending a result
      ├── TimeoutExpired    a deadline passed (also a built-in TimeoutError)
      ├── IPCError          messaging between processes failed
-     └── ShellError        a shell command exited non-zero
+     ├── ShellError        a shell command exited non-zero
+     ├── SandboxUnavailable  this machine cannot enforce a part of a fork.Sandbox
+     └── SandboxedError    a sandboxed child's function raised (never unpickled)
 
 Errors carry structured fields as keyword-only constructor arguments; they are
 kept in ``__dict__``, so every error pickles and unpickles intact (the message
@@ -134,6 +136,30 @@ class ShellError(ForkError):
         self.returncode = returncode
         self.output = output
         self.cmd = cmd
+
+
+class SandboxUnavailable(ForkError):
+    """This machine's kernel cannot enforce a part of the ``fork.Sandbox`` asked for;
+    nothing was started."""
+
+
+class SandboxedError(ForkError):
+    """The function of a sandboxed child raised: its exception, described in plain text.
+
+    The object itself never crosses: a sandboxed child is not trusted to send
+    anything the parent would unpickle.
+
+    Attributes:
+        type_name: the exception's type, ``"module.QualName"``.
+        message: ``str()`` of the exception.
+        remote_traceback: the child's formatted traceback.
+    """
+
+    def __init__(self, message: str, *, type_name: str = "", remote_traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {message}" if type_name else message)
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
 
 
 class RemoteTraceback(Exception):

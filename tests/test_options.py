@@ -41,6 +41,9 @@ def report(what: str) -> object:
         return os.getcwd()
     if what == "limits":
         return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if what.startswith("/"):  # a file to read
+        with open(what) as f:
+            return f.read()
     if what == "sleep":
         signal.signal(signal.SIGTERM, _leave_late)
         print("ready", flush=True)
@@ -158,6 +161,25 @@ def _check_start_timeout(start: str, tmp_path: Path) -> None:
         child.result(DEADLOCK_NET)
 
 
+def _check_sandbox(start: str, tmp_path: Path) -> None:
+    """A file outside the sandbox is out of reach; a snapshot refuses a sandbox."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret")
+    if start == "snapshot":
+        with pytest.raises(ValueError, match="a snapshot child is a copy of this process"):
+            fork.spawn("report", (str(secret),), start=start, sandbox=fork.Sandbox())
+        return
+    if not fork.sandbox_support()["available"]:
+        with pytest.raises(fork.SandboxUnavailable, match="nothing was started"):
+            fork.spawn("report", (str(secret),), start=start, sandbox=fork.Sandbox())
+        return
+    child = fork.spawn("report", (str(secret),), start=start, sandbox=fork.Sandbox())
+    with pytest.raises(fork.SandboxedError, match="PermissionError"):
+        child.result(DEADLOCK_NET)
+    allowed = fork.Sandbox(read=[secret])
+    assert fork.spawn("report", (str(secret),), start=start, sandbox=allowed).result() == "s3cret"
+
+
 CHECKS: dict[str, Callable[[str, Path], None]] = {
     "timeout": _check_timeout,
     "grace": _check_grace,
@@ -169,6 +191,7 @@ CHECKS: dict[str, Callable[[str, Path], None]] = {
     "limits": _check_limits,
     "start": _check_start,
     "start_timeout": _check_start_timeout,
+    "sandbox": _check_sandbox,
 }
 
 

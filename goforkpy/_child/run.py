@@ -93,8 +93,13 @@ def _load_call(path: str, key: bytes, *, booting: bool) -> tuple[Callable[..., A
     if booting:
         sys.path[:] = meta.sys_path or sys.path
         sys.argv[:] = meta.argv or sys.argv
-        if meta.module is not None:
-            __import__(meta.module)
+    if meta.sandbox is not None:  # before the function's module and arguments load
+        from .._sandbox import inside
+
+        telling.load_what_reporting_needs()
+        inside.enter(meta.sandbox)
+    if booting and meta.module is not None:
+        __import__(meta.module)
     fn, args, kwargs = wire.decode(meta.kind, body, buffers)
     del body, buffers
     if fn is None:
@@ -197,6 +202,8 @@ def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     from . import telling
 
     try:
+        if _sandboxed():
+            _send_plain(path, key, result, code)
         try:
             kind, body, buffers = wire.encode(result.fields, main_is_shared=True)
         except PayloadError as exc:  # the return value would not pickle
@@ -206,6 +213,40 @@ def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
         assembled = wire.assemble((result.status, kind), body, buffers)
         if not telling.send_sealed(path, key, assembled):
             wire.write_assembled(path, key, assembled)
+    except BaseException as exc:
+        reason = telling.unsent_result(exc)
+        telling.tell_parent(reason)
+        _say(f"goforkpy: {reason}")
+        code = code or 1
+    exit_now(code)
+
+
+def _sandboxed() -> bool:
+    inside = sys.modules.get("goforkpy._sandbox.inside")
+    return inside is not None and bool(inside.sealed)
+
+
+def _send_plain(path: str, key: bytes, result: Result, code: int) -> NoReturn:
+    """A sandboxed child's result: plain data (no pickle) in a sealed memfd, for it may
+    write no file; its exception as its type's name, its message and its traceback."""
+    from .._sandbox import plain
+    from .._shared import wire
+    from .._shared.protocol import RAISED, Result
+    from . import telling
+
+    fields = result.fields
+    if result.status == RAISED:
+        fields = (None, *fields[1:])  # never the pickled exception
+    try:
+        body = plain.encode(fields)
+    except PayloadError as exc:  # the return value is not plain data
+        problem = f"the result of the child's function could not be sent back: {exc}"
+        code, result = 1, Result.raised(PayloadError(problem))
+        body = plain.encode((None, *result.fields[1:]))
+    assembled = wire.assemble((result.status, plain.KIND), [body], [])
+    try:
+        if not telling.send_sealed(path, key, assembled, always=True):
+            raise OSError("the parent's report socket took no result")
     except BaseException as exc:
         reason = telling.unsent_result(exc)
         telling.tell_parent(reason)

@@ -63,11 +63,14 @@ def load_what_reporting_needs() -> None:
     from .._process import passing, platform  # noqa: F401
 
 
-def send_sealed(path: str, key: bytes, assembled: Any) -> bool:
-    """Send a big result in a sealed memfd, where the platform has them; False: use the file."""
+def send_sealed(path: str, key: bytes, assembled: Any, *, always: bool = False) -> bool:
+    """Send a big result in a sealed memfd, where the platform has them; False: use the file.
+
+    ``always``: small ones too (a sandboxed child, which may write no file).
+    """
     from .._shared import wire
 
-    if assembled[1] < wire.SEALED_FROM:
+    if assembled[1] < wire.SEALED_FROM and not always:
         return False  # small: a file is quicker, and loads nothing more
     from .._process import platform
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .._parent.child import Child
     from .._process.limits import Limits
     from .._process.stdio import Redirect
+    from .._sandbox.policy import Sandbox
 
 
 def fork(name: str, /, *args: Any, **kwargs: Any) -> Child:
@@ -67,6 +68,7 @@ def spawn(
     limits: Limits | None = None,
     start: str | None = None,
     start_timeout: float | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Child:
     """Like ``fork``, with process options.
 
@@ -92,10 +94,15 @@ def spawn(
         start_timeout: seconds the child may take to start, up to the
             function's first line (default: no limit); the error says which
             of the two deadlines passed.
+        sandbox: a ``fork.Sandbox``: the child runs the function with only
+            what it allows (files, network, programs), and its result comes
+            back as plain data; cold and warm starts only.
 
     Raises:
         TypeError: ``args`` is not a tuple or list, ``kwargs`` not a mapping,
             or they do not fit the function's signature (nothing is started).
+        ValueError: ``sandbox`` with ``start="snapshot"``.
+        SandboxUnavailable: this machine cannot enforce the sandbox.
     """
     given = locals()
     options = Options(**{option: given[option] for option in OPTION_NAMES})

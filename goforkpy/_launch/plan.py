@@ -21,7 +21,9 @@ from .._shared import protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping
+    from typing import Any, Callable
+
+    from .record import Options
 
 # The folder holding the goforkpy package: a child imports this very copy of it.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -172,10 +174,17 @@ def _script_path(arg: str) -> str:
 
 
 def child_env(
-    mode: str, extra: Mapping[str, str] | None, markers: dict[str, str]
+    mode: str, options: Options, markers: dict[str, str], stem: str = ""
 ) -> dict[str, str]:
-    """The environment of a child (or zygote) of ``mode``: ours, ``extra``, ``markers``."""
-    env = _env.without_markers(dict(os.environ))
+    """The environment of a child (or zygote) of ``mode``: ours (a sandbox's short list
+    instead, see ``_sandbox.policy``), ``options.env``, ``markers``."""
+    extra = options.env
+    if options.sandbox is not None:
+        from .._sandbox import policy
+
+        env = policy.environment(extra, policy.scratch_of(stem))
+    else:
+        env = _env.without_markers(dict(os.environ))
     if extra:
         env.update(extra)
     if mode == protocol.MAIN and getattr(sys.modules["__main__"], "__spec__", None) is not None:

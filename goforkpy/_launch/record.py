@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
     from .._process.stdio import Redirect
+    from .._sandbox.policy import Sandbox
 
 # spawn's keyword options, in its order: the one list every other one derives from
 OPTION_NAMES = (
@@ -37,6 +38,7 @@ OPTION_NAMES = (
     "limits",
     "start",
     "start_timeout",
+    "sandbox",
 )
 
 
@@ -62,6 +64,7 @@ class Options:
         limits: Limits | None = None,
         start: str | None = None,
         start_timeout: float | None = None,
+        sandbox: Sandbox | None = None,
         pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.timeout = _checks.seconds("timeout", timeout)
@@ -73,6 +76,7 @@ class Options:
         self.env, self.cwd, self.limits = _checks.environment(env), cwd, limits
         self.pass_fds = pass_fds
         self.start = methods.check(start, snapshot=True)
+        self.sandbox = None if sandbox is None else _sandbox(sandbox, self.start)
 
     @property
     def stdio(self) -> tuple[Redirect, Redirect, Redirect]:
@@ -86,6 +90,20 @@ class Options:
     def applied_limits(self) -> tuple[tuple[str, int], ...]:
         """The limits as (rlimit name, value) pairs for the child to apply."""
         return self.limits._to_apply() if self.limits is not None else ()
+
+
+def _sandbox(sandbox: object, start: str | None) -> Sandbox:
+    from .._sandbox.policy import check
+
+    checked = check(sandbox)
+    assert checked is not None
+    if start == methods.SNAPSHOT:
+        raise ValueError(
+            "sandbox= with start='snapshot': a snapshot child is a copy of this process's "
+            "memory (its secrets, its open files), which no sandbox can take back; "
+            "use start='cold' or 'warm'"
+        )
+    return checked
 
 
 DEFAULTS = Options()

@@ -80,7 +80,7 @@ def _start_child(
     the payload goes in), the last two only where ``how`` (early, sealed) asks for them."""
     early, sealed = how
     markers = handover.markers(launch.key, payload=launch.payload_path, faults=launch.faults_path)
-    env = plan.child_env(planned.mode, launch.options.env, markers)
+    env = plan.child_env(planned.mode, launch.options, markers, launch.stem)
     with handover.Pipes() as pipes:
         handed = [(_env.PASSED, fd) for fd in launch.options.pass_fds]  # (marker, fd)
         if early:
@@ -113,7 +113,14 @@ def _serialise(launch: Launch, planned: plan.Planned) -> Assembled:
     argv = None if mode == protocol.MAIN else list(sys.argv)
     limits = launch.options.applied_limits()
     module, qualname, sys_path = planned.module, planned.qualname, planned.sys_path
-    fields = (mode, launch.name, module, qualname, sys_path, kind, limits, argv)
+    sandbox = launch.options.sandbox
+    rules = None
+    if sandbox is not None:
+        from .._sandbox import policy
+
+        processes = getattr(launch.options.limits, "processes", None)
+        rules = policy.rules(sandbox, launch.stem, processes)
+    fields = (mode, launch.name, module, qualname, sys_path, kind, limits, argv, rules)
     return wire.assemble(protocol.Meta(*fields).pack(), chunks, buffers)
 
 

@@ -26,6 +26,7 @@ from .._process.usage import LOST_PARENT, usage_of
 from .._shared import protocol
 from .._shared import zygote_messages as messages
 from . import handover, plan
+from .record import DEFAULTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Zygote:
             theirs = (their_requests.fileno(), their_notices.fileno())
             # a zygote reads no payload of its own
             markers = handover.markers(key, payload="", zygote=theirs)
-            env = plan.child_env(mode, None, markers)
+            env = plan.child_env(mode, DEFAULTS, markers)
             pass_fds = (*handover.kept_open(markers), *theirs)
             popen = lifeline.from_long_lived_thread(lambda: start_in_group(argv, env, pass_fds))
         except BaseException:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .._process.handle import ForkedProcess, RelayedFork
     from .._process.limits import Limits
     from .._process.usage import Usage
+    from .._sandbox.policy import Sandbox
 
     Process = Union[subprocess.Popen[bytes], ForkedProcess, RelayedFork]
     # Watches a pid: calls on_zombie() as it exits, then on_exit(returncode, usage).
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         limits: Limits | None
         timeout: float | None
         start_timeout: float | None
+        sandbox: Sandbox | None
 
 
 _log = logging.getLogger("goforkpy")
@@ -84,6 +86,7 @@ class Child(ExitWatch):
     _deadlines: Deadlines
     _leads_group = True  # every child leads its own process group
     _limits: Limits | None
+    _sandbox: Sandbox | None
     _rusage: Usage | None
 
     def __init__(self) -> None:
@@ -116,7 +119,7 @@ class Child(ExitWatch):
         self.name, self._popen = name, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
         self._stem, self._key, self._payload_fd = files
-        self._grace, self._limits = options.grace, options.limits
+        self._grace, self._limits, self._sandbox = options.grace, options.limits, options.sandbox
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
         self._rusage = None
@@ -391,7 +394,7 @@ class Child(ExitWatch):
         lost_parent = usage is LOST_PARENT
         self._rusage = usage = None if lost_parent else usage
         remains.clear_group(self.pid)
-        ending = Ending(self.name, self.pid, returncode, self._limits)
+        ending = Ending(self.name, self.pid, returncode, self._limits, self._sandbox)
         ending.rusage, ending.lost_parent = usage, lost_parent
         ending.stderr_piped = self.stderr is not None
         ending.stderr_tail = self._streams.stderr_tail

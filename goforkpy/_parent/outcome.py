@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .._errors import ChildCrashed
     from .._process.limits import Limits
     from .._process.usage import Usage
+    from .._sandbox.policy import Sandbox
 
 
 class Ending:
@@ -36,14 +37,23 @@ class Ending:
         "report",
         "lost_parent",
         "returncode",
+        "sandbox",
         "rusage",
         "stderr_piped",
         "stderr_tail",
         "traceback",
     )
 
-    def __init__(self, name: str, pid: int, returncode: int, limits: Limits | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        pid: int,
+        returncode: int,
+        limits: Limits | None,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self.name, self.pid, self.returncode, self.limits = name, pid, returncode, limits
+        self.sandbox = sandbox  # its child was sandboxed: nothing it sent is unpickled
         self.frame: wire.Decoded | PayloadError | None = None  # the result file, read
         self.payload_unread = False  # its payload was still there: it never reached init()
         self.report: str | None = None  # why it left no result, in its own words
@@ -62,12 +72,17 @@ class Ending:
             return False, self._no_result()
         (status, kind), body, buffers = frame
         try:
-            result = Result(status, *wire.decode(kind, body, buffers))
+            if self.sandbox is not None:
+                result = _plain_result(status, kind, body, buffers, self.sandbox)
+            else:
+                result = Result(status, *wire.decode(kind, body, buffers))
         except PayloadError as exc:
             return False, PayloadError(f"the result of {self.name!r} {exc}")
         memory = getattr(self.limits, "memory", None)
         if memory is not None and _out_of_memory(result):
             return False, self._memory_limit_passed(memory, result)
+        if self.sandbox is not None and result.status == protocol.RAISED:
+            return False, _sandboxed_error(result)
         ok, value = result.outcome(self.name)
         if not ok and value is None:  # SystemExit(n), n != 0
             value = self._crashed(f"exited with SystemExit({result.fields[0]}) without a result")
@@ -202,3 +217,30 @@ def _oom_killed() -> bool:
     from .._process import platform
 
     return platform.oom_kills_since_last_look()
+
+
+def _plain_result(status: str, kind: str, body: Any, buffers: Any, sandbox: Sandbox) -> Result:
+    """A sandboxed child's result, decoded as plain data only (``_sandbox.plain``)."""
+    from .._sandbox import plain
+
+    if kind != plain.KIND or buffers:
+        raise PayloadError("came in another format than plain data: refused unread")
+    fields = plain.decode(bytes(body), sandbox.results, sandbox.max_result)
+    shapes = {protocol.OK: 1, protocol.EXIT: 1, protocol.RAISED: 4}
+    if not isinstance(fields, tuple) or shapes.get(status) != len(fields):
+        raise PayloadError("is not a goforkpy result record")
+    if status == protocol.EXIT and not isinstance(fields[0], int):
+        raise PayloadError("is not a goforkpy result record")
+    if status == protocol.RAISED and not all(isinstance(text, str) for text in fields[1:]):
+        raise PayloadError("is not a goforkpy result record")
+    return Result(status, *fields)
+
+
+def _sandboxed_error(result: Result) -> Exception:
+    from .._errors import SandboxedError
+
+    error = SandboxedError(
+        result.message, type_name=result.typename, remote_traceback=result.traceback
+    )
+    error.__cause__ = RemoteTraceback(result.traceback)
+    return error

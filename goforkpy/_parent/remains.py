@@ -31,6 +31,12 @@ def collect(ending: Ending, stem: str, key: bytes, payload_fd: int | None) -> No
     ending.traceback = _read_faults(protocol.faults_path(payload), ending.returncode)
     ending.payload_unread = _payload_left_unread(payload, payload_fd)
     ending.report, sealed_result = reports.take(ending.pid)
+    if ending.sandbox is not None:
+        ending.frame = _read_sandboxed(payload, key, sealed_result, ending.sandbox.max_result)
+        from .._sandbox import policy
+
+        policy.remove(stem)
+        return
     ending.frame = _read_result(protocol.result_path(payload), key, sealed_result)
 
 
@@ -69,6 +75,24 @@ def _read_result(path: str, key: bytes, sealed: int | None) -> wire.Decoded | Pa
     finally:
         if sealed is not None:
             os.close(sealed)
+
+
+def _read_sandboxed(
+    payload: str, key: bytes, sealed: int | None, limit: int
+) -> wire.Decoded | PayloadError | None:
+    """A sandboxed child's result: only from a sealed memfd (it can write no file), and
+    only up to ``limit`` bytes, refused unread past that."""
+    path = protocol.result_path(payload)
+    _unlink(path)  # never its own: a sandboxed child cannot write here
+    if sealed is None:
+        return None
+    size = os.fstat(sealed).st_size
+    if size > limit + 4096:  # its plain data, and the frame's head and tag
+        os.close(sealed)
+        return PayloadError(
+            f"is {size} bytes, past the sandbox's max_result={limit}: refused unread"
+        )
+    return _read_result(path, key, sealed)
 
 
 def _read_faults(path: str, returncode: int) -> str | None:

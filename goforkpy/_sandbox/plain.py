@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+KIND = "s"  # how wire names a body in this format (a sandboxed child's result)
 MAX_DEPTH = 200
 _LENGTH = struct.Struct("<Q")
 _FLOAT = struct.Struct("<d")

@@ -96,7 +96,17 @@ def socket_name(pid: int) -> str:
 class Meta:
     """What the child is to run: the head of a payload file."""
 
-    __slots__ = ("argv", "kind", "limits", "mode", "module", "name", "qualname", "sys_path")
+    __slots__ = (
+        "argv",
+        "kind",
+        "limits",
+        "mode",
+        "module",
+        "name",
+        "qualname",
+        "sandbox",
+        "sys_path",
+    )
 
     def __init__(
         self,
@@ -108,12 +118,14 @@ class Meta:
         kind: str,
         limits: tuple[tuple[str, int], ...],
         argv: list[str] | None,
+        sandbox: tuple[Any, ...] | None = None,
     ) -> None:
         self.mode, self.name, self.module, self.qualname = mode, name, module, qualname
         self.sys_path = sys_path  # the parent's, absolute; None where the script re-runs
         self.kind = kind  # how the body was serialised (see wire)
         self.limits = limits  # (rlimit name, value) pairs to apply before the call
         self.argv = argv  # the parent's sys.argv; None where the script re-runs
+        self.sandbox = sandbox  # the rules the child enters (see _sandbox.policy.rules)
 
     def pack(self) -> tuple[Any, ...]:
         """Plain data for marshal, in field order."""
@@ -126,7 +138,17 @@ class Meta:
         return cls(*packed)
 
 
-_META_FIELDS = ("mode", "name", "module", "qualname", "sys_path", "kind", "limits", "argv")
+_META_FIELDS = (
+    "mode",
+    "name",
+    "module",
+    "qualname",
+    "sys_path",
+    "kind",
+    "limits",
+    "argv",
+    "sandbox",
+)
 
 
 class Result:
