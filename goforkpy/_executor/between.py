@@ -56,7 +56,7 @@ class Baseline:
         self.threads = threading.active_count()
         # a descriptor to dup: the lowest free number a dup takes changes when a task
         # leaves a descriptor open (open, socket, pipe, dup all take the lowest free)
-        self._anchor = os.open("/", os.O_RDONLY | os.O_CLOEXEC)
+        self._anchor = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.fds = {fd for fd in _listed_fds() if _is_open(fd)}
         self.lowest_free = _lowest_free(self._anchor)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, Union
 
     from .._process.limits import Limits
+    from .._sandbox.policy import Sandbox
 
     Progress = Union[bool, Callable[[int, Any], None]]  # (done, total: None if unknown)
 
@@ -67,6 +68,9 @@ class Executor(cf.Executor):
             thread; a task in such a worker cannot start goforkpy children,
             and, as with ``ProcessPoolExecutor``'s fork context, must keep
             away from locks the program's other threads may hold).
+        sandbox: a ``fork.Sandbox`` every worker enters before its first task
+            and keeps for its whole life; results come back as plain data,
+            an exception as ``fork.SandboxedError``.
 
     Leaving a ``with`` block normally waits for the submitted work, as
     ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's
@@ -92,6 +96,7 @@ class Executor(cf.Executor):
         max_worker_memory: int | str | None = None,
         capture_output: bool = False,
         mp_context: Any = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         from .._launch import methods
         from .._process.limits import Limits, parse_size
@@ -114,6 +119,10 @@ class Executor(cf.Executor):
             raise TypeError(f"limits={limits!r}: pass a fork.Limits(...)")
         if max_worker_memory is not None:
             settings.max_memory = parse_size("max_worker_memory", max_worker_memory)
+        if sandbox is not None:
+            from .._launch.record import Options
+
+            settings.sandbox = Options(start=start, sandbox=sandbox).sandbox
         self._pool = Pool(max_workers, max_tasks_per_child, task_timeout, initializer, initargs)
         self._pool.settings = settings
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False, False)

@@ -57,7 +57,9 @@ class FrameReader:
 
     _BIG = 1 << 20
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit  # the largest body taken (a sandboxed worker's max_result)
+        self.refused = 0  # the size of a body past the limit: nothing more is read
         self.buffer = bytearray()
         self.big: bytearray | None = None
         self.big_head = (b"", 0)
@@ -67,7 +69,7 @@ class FrameReader:
         """(complete frames, whether the other end is gone); reads what is there."""
         frames: list[tuple[bytes, int, bytearray]] = []
         try:
-            while True:
+            while not self.refused:
                 if self.big is not None:
                     got = sock.recv_into(memoryview(self.big)[self.filled :])
                     if not got:
@@ -82,6 +84,7 @@ class FrameReader:
                     return frames, True
                 self.buffer += data
                 frames.extend(self._cut())
+            return frames, True
         except BlockingIOError:
             return frames, False
         except OSError:
@@ -94,6 +97,9 @@ class FrameReader:
             kind = bytes(buffer[offset + 8 : offset + 9])
             task_id = int.from_bytes(buffer[offset + 9 : offset + 17], "little")
             start, end = offset + HEADER, offset + HEADER + size
+            if self.limit is not None and size > self.limit:
+                self.refused = size
+                break
             if end <= len(buffer):
                 frames.append((kind, task_id, buffer[start:end]))
                 offset = end

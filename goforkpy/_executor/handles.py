@@ -9,7 +9,7 @@ import sys
 import time
 
 from .._errors import TimeoutExpired
-from .._shared import protocol
+from .._shared import protocol, wire
 from . import frames
 from .worker import INTERRUPT
 from .worker import NAME as WORKER_NAME
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .._errors import ChildCrashed
     from .._parent.child import Child
     from .._process.limits import Limits
+    from .._sandbox.policy import Sandbox
     from .futures import TaskFuture
 
 # How many tasks a worker holds (running + queued), by how long its tasks take:
@@ -35,7 +36,7 @@ _STOP_WAIT = 5.0  # seconds a worker has to leave when told, before it is killed
 class Settings:
     """How a pool's workers start and are kept: the Executor's options for them."""
 
-    __slots__ = ("capture", "env", "grace", "limits", "max_memory", "start")
+    __slots__ = ("capture", "env", "grace", "limits", "max_memory", "sandbox", "start")
 
     def __init__(
         self,
@@ -48,6 +49,15 @@ class Settings:
         self.start, self.limits, self.max_memory = start, limits, max_memory
         self.capture, self.grace = capture, grace
         self.env: dict[str, str] | None = None  # set in each worker's environment
+        self.sandbox: Sandbox | None = None  # every worker's, for its whole life
+
+    def decode(self, body: bytes | bytearray) -> Any:
+        """A worker's answer: unpickled, or for sandboxed workers decoded as plain data."""
+        if self.sandbox is None:
+            return wire.loads(body)
+        from .._sandbox import plain
+
+        return plain.decode(bytes(body), self.sandbox.results, self.sandbox.max_result)
 
 
 class Task:
@@ -100,11 +110,11 @@ class Task:
 class Worker:
     """The pool's side of one worker process: its socket, tasks in flight, its pace."""
 
-    def __init__(self, child: Child, sock: socket.socket, why: int) -> None:
+    def __init__(self, child: Child, sock: socket.socket, why: int, limit: int | None) -> None:
         self.child, self.sock, self.why = child, sock, why
         self.inflight: collections.deque[Task] = collections.deque()
         self.outgoing: collections.deque[memoryview] = collections.deque()
-        self.reader = frames.FrameReader()
+        self.reader = frames.FrameReader(limit)
         self.assigned = 0
         self.retiring = self.dead = False
         self.leaving = False  # it said it leaves once it has answered: it starts no more
@@ -130,6 +140,7 @@ class Worker:
                 start=settings.start,
                 limits=settings.limits,
                 env=settings.env,
+                sandbox=settings.sandbox,
             )
             child = launch(WORKER_NAME, args, None, options)
         except BaseException:
@@ -141,7 +152,8 @@ class Worker:
             os.close(why_read)
         ours.setblocking(False)
         os.set_blocking(why_write, False)
-        return cls(child, ours, why_write)
+        sandbox = settings.sandbox
+        return cls(child, ours, why_write, None if sandbox is None else sandbox.max_result + 4096)
 
     def close(self) -> None:
         """Close our ends of its socket and why pipe."""

@@ -16,7 +16,6 @@ import concurrent.futures as cf
 import contextlib
 import itertools
 import logging
-import marshal
 import os
 import selectors
 import signal
@@ -26,12 +25,12 @@ import weakref
 
 from .._errors import TimeoutExpired
 from .._process import quiet
-from .._shared import protocol, wire
+from .._shared import wire
 from . import frames
 from .between import task_body
 from .futures import TaskFuture, broken_error, settle
 from .handles import Settings, Task, Worker, stop_all
-from .upkeep import Upkeep
+from .upkeep import Upkeep, past_max_result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -325,12 +324,14 @@ class Pool(Upkeep):
         received, ended = worker.reader.read(worker.sock)
         for kind, task_id, body in received:
             self._answer(worker, kind, task_id, body)
-        if ended:
+        if worker.reader.refused:
+            self._bury(worker, past_max_result(worker.reader.refused, self.settings))
+        elif ended:
             self._bury(worker, None)
 
     def _answer(self, worker: Worker, kind: bytes, task_id: int, body: bytearray) -> None:
         if kind == frames.INIT_FAILED:
-            error = protocol.rebuild_exception("the initializer", *wire.loads(body))
+            error = self._rebuilt("the initializer", body)
             self._break(error)
             return
         if kind == frames.STARTED:
@@ -345,7 +346,7 @@ class Pool(Upkeep):
             _log.debug("worker %d retires: %s", worker.child.pid, bytes(body).decode())
             return
         if kind == frames.OUTPUT:
-            out, err = marshal.loads(body)
+            out, err = self._output(body)
             head = worker.inflight[0].future
             head.stdout, head.stderr = (b.decode("utf-8", "replace") for b in (out, err))
             return

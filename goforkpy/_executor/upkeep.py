@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import marshal
 import math
 import signal
 import threading
 import time
 
-from .._errors import TimeoutExpired
-from .._shared import protocol, wire
+from .._errors import PayloadError, TimeoutExpired
+from .._shared import protocol
 from . import frames
 from .futures import TaskFuture, cancel_and_notify, settle
 from .worker import TIMED_OUT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .handles import Settings, Task, Worker
 
 _log = logging.getLogger("goforkpy")
@@ -188,8 +191,10 @@ class Upkeep:
     def _settle(self, worker: Worker, task: Task, returned: bool, body: bytearray) -> None:
         """Settle ``task``'s future from its worker's answer: what it returned, or raised."""
         try:
-            loaded = wire.loads(body)
-            raised = None if returned else protocol.rebuild_exception(task.fn_name, *loaded)
+            loaded = self.settings.decode(body)
+            raised = None if returned else self._rebuilt(task.fn_name, loaded)
+            if returned and not isinstance(loaded, list):
+                raise PayloadError("is not a list of results")
         except BaseException as exc:  # its own unpickling code raised: that task fails alone
             settle(task.future, error=protocol.unloadable(task.fn_name, exc))
             return
@@ -200,6 +205,31 @@ class Upkeep:
 
         error = self._memory_limit(worker, task, raised)
         settle(task.future, error=with_remote_traceback(error))
+
+    def _rebuilt(self, name: str, record: Any) -> BaseException:
+        """The exception a worker's error record describes (``SandboxedError`` from a
+        sandboxed worker: its record is plain text, never an object)."""
+        if isinstance(record, (bytes, bytearray)):
+            record = self.settings.decode(record)
+        if self.settings.sandbox is None:
+            return protocol.rebuild_exception(name, *record)
+        from .._errors import RemoteTraceback, SandboxedError
+
+        if not (isinstance(record, tuple) and len(record) == 4):
+            raise PayloadError("is not an error record")
+        _, type_name, message, text = (str(field) for field in record)
+        error = SandboxedError(message, type_name=type_name, remote_traceback=text)
+        error.__cause__ = RemoteTraceback(text)
+        return error
+
+    def _output(self, body: bytearray) -> tuple[bytes, bytes]:
+        """What a task wrote to fds 1 and 2 (plain data from a sandboxed worker)."""
+        if self.settings.sandbox is None:
+            return marshal.loads(body)  # type: ignore[no-any-return]
+        out, err = self.settings.decode(body)
+        if not (isinstance(out, bytes) and isinstance(err, bytes)):
+            raise PayloadError("is not a task's output")
+        return out, err
 
     def _memory_limit(self, worker: Worker, task: Task, error: BaseException) -> BaseException:
         """A MemoryError under the workers' ``Limits(memory=...)``: say it is the limit."""
@@ -239,3 +269,12 @@ class Upkeep:
                 resident,
                 limit,
             )
+
+
+def past_max_result(size: int, settings: Settings) -> PayloadError:
+    """A sandboxed worker sent ``size`` bytes, past what its Sandbox takes: it is ended."""
+    limit = settings.sandbox.max_result if settings.sandbox is not None else 0
+    return PayloadError(
+        f"a sandboxed worker sent {size} bytes, past the sandbox's max_result={limit}: "
+        "refused unread, and the worker ended"
+    )

@@ -170,6 +170,10 @@ class _Capture:
             written.append(os.pread(sink, size, 0) if size else b"")
             os.ftruncate(sink, 0)
             os.lseek(sink, 0, os.SEEK_SET)
+        if _sandboxed():
+            from .._sandbox import plain
+
+            return plain.encode(tuple(written))
         return marshal.dumps(tuple(written))
 
 
@@ -211,7 +215,7 @@ def _run(task_id: int, body: bytes) -> tuple[list[Any], float | None]:
     except BaseException as exc:
         return [frame(ERROR, task_id, _error_record(exc))], grace
     try:
-        return frame_parts(RESULT, task_id, wire.dumps_parts(results, main_is_shared=False)), grace
+        return frame_parts(RESULT, task_id, _encoded(results)), grace
     except BaseException as exc:  # a SystemExit from the result's own pickling goes back as is
         from .._errors import PayloadError
 
@@ -221,7 +225,25 @@ def _run(task_id: int, body: bytes) -> tuple[list[Any], float | None]:
 
 
 def _error_record(exc: BaseException) -> bytes:
+    if _sandboxed():  # its type's name, its message and its traceback, never the object
+        from .._sandbox import plain
+
+        return plain.encode((None, *Result.raised(exc).fields[1:]))
     return wire.dumps(Result.raised(exc).fields, main_is_shared=False)
+
+
+def _encoded(results: list[Any]) -> list[Any]:
+    """The results as the pool takes them: pickled, or plain data from a sandbox."""
+    if _sandboxed():
+        from .._sandbox import plain
+
+        return [plain.encode(results)]
+    return wire.dumps_parts(results, main_is_shared=False)
+
+
+def _sandboxed() -> bool:
+    inside = sys.modules.get("goforkpy._sandbox.inside")
+    return inside is not None and bool(inside.sealed)
 
 
 NAME = "goforkpy.executor-worker"

@@ -33,7 +33,8 @@ def enter(rules: tuple[Any, ...]) -> None:
     _close_all_but_ours()
     if scratch:
         os.chdir(scratch)
-    kernel.restrict(read, write, network=network, ports=ports, programs=programs)
+    own = f"/proc/{os.getpid()}"  # its own /proc entry only: its descriptors, its children
+    kernel.restrict((*read, own), write, network=network, ports=ports, programs=programs)
 
 
 def _cap_processes(cgroup: str, cap: int) -> None:
