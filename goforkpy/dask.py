@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from distributed import Worker
 
     from ._parent.child import Child
+    from ._sandbox.policy import Sandbox
 
 __all__ = ["Isolation"]
 
@@ -70,6 +71,8 @@ class Isolation(WorkerPlugin):
             workers: ``"task"`` (a fresh child per call) or ``"worker"``
             (isolated workers reused from call to call: far cheaper for short
             tasks, with the same crash, timeout, cancel and containment rules).
+        sandbox: a ``fork.Sandbox`` for the worker's isolated calls that name
+            none: each call's child (or reused worker) runs inside it.
     """
 
     name = "goforkpy-isolation"
@@ -81,6 +84,7 @@ class Isolation(WorkerPlugin):
         grace: float = 0.0,
         warm_up_timeout: float = 60.0,
         isolate: str = "task",
+        sandbox: Sandbox | None = None,
     ) -> None:
         if start not in (methods.COLD, methods.WARM):
             raise ValueError(
@@ -96,6 +100,9 @@ class Isolation(WorkerPlugin):
                 "'worker' (isolated workers reused from call to call)"
             )
         self.isolate = isolate
+        from ._sandbox.policy import check
+
+        self.sandbox = check(sandbox)
         self._worker: Worker | None = None
         self._running: dict[Any, set[Child]] = {}  # task key -> its isolated children
         self._lock = threading.Lock()
@@ -107,6 +114,7 @@ class Isolation(WorkerPlugin):
             "grace": self.grace,
             "warm_up_timeout": self.warm_up_timeout,
             "isolate": self.isolate,
+            "sandbox": self.sandbox,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -118,6 +126,7 @@ class Isolation(WorkerPlugin):
         self._worker = worker
         fork.set_start_method(self.start)
         isolated.set_default_isolate(self.isolate)
+        isolated.set_default_sandbox(self.sandbox)
         isolated.add_watcher(self)
         if self.start == methods.WARM:
             await worker.loop.run_in_executor(None, self._warm_up)  # off the event loop
@@ -134,6 +143,7 @@ class Isolation(WorkerPlugin):
         """The worker closes: end the children of the tasks it abandons."""
         isolated.remove_watcher(self)
         isolated.set_default_isolate("task")
+        isolated.set_default_sandbox(None)
         with self._lock:
             children = [child for group in self._running.values() for child in group]
             self._running.clear()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from ._executor.futures import TaskFuture
     from ._process.limits import Limits
+    from ._sandbox.policy import Sandbox
 
 __all__ = ["NAME", "GoforkpyBackend", "register", "shutdown"]
 
@@ -55,7 +56,7 @@ def register(**defaults: Any) -> None:
 
     Args:
         defaults: ``start``, ``timeout``, ``limits``, ``max_worker_memory``,
-            ``isolate``, as ``GoforkpyBackend`` takes them.
+            ``isolate``, ``sandbox``, as ``GoforkpyBackend`` takes them.
 
     Raises:
         TypeError, ValueError: an unknown option, or a bad value.
@@ -94,6 +95,8 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
             passed it after a task is replaced.
         isolate: ``"worker"`` (the default), workers reused from task to
             task; ``"task"``, a fresh worker for each batch of tasks.
+        sandbox: a ``fork.Sandbox`` every worker runs in (see
+            ``fork.Executor``); the tasks' results come back as plain data.
     """
 
     supports_retrieve_callback = True  # results, generators and Parallel's timeout
@@ -109,11 +112,18 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         limits: Limits | None = None,
         max_worker_memory: int | str | None = None,
         isolate: str = "worker",
+        sandbox: Sandbox | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
             raise _unknown(set(unknown))
-        given = {"start": start, "timeout": timeout, "limits": limits, "isolate": isolate}
+        given = {
+            "start": start,
+            "timeout": timeout,
+            "limits": limits,
+            "isolate": isolate,
+            "sandbox": sandbox,
+        }
         # the same errors here as in configure()
         self._options = _checked({**given, "max_worker_memory": max_worker_memory})
         self._settings = tuple(self._options[name] for name in _OPTIONS)
@@ -235,8 +245,14 @@ class _OneJob(int):
     __hash__ = int.__hash__
 
 
-_OPTIONS = ("start", "timeout", "limits", "max_worker_memory", "isolate")
-_DEFAULTS = {"start": "warm", "timeout": None, "limits": None, "max_worker_memory": None}
+_OPTIONS = ("start", "timeout", "limits", "max_worker_memory", "isolate", "sandbox")
+_DEFAULTS = {
+    "start": "warm",
+    "timeout": None,
+    "limits": None,
+    "max_worker_memory": None,
+    "sandbox": None,
+}
 # what joblib's Parallel passes every backend's configure()
 _JOBLIBS = ("max_nbytes", "temp_folder", "mmap_mode", "verbose", "context")
 
@@ -244,7 +260,7 @@ _JOBLIBS = ("max_nbytes", "temp_folder", "mmap_mode", "verbose", "context")
 def _unknown(names: set[str]) -> TypeError:
     return TypeError(
         f"the goforkpy joblib backend has no option {', '.join(map(repr, sorted(names)))}; "
-        "it takes start, timeout, limits, max_worker_memory and isolate"
+        "it takes start, timeout, limits, max_worker_memory, isolate and sandbox"
     )
 
 
@@ -269,6 +285,10 @@ def _checked(options: dict[str, Any]) -> dict[str, Any]:
         options["max_worker_memory"] = parse_size("max_worker_memory", options["max_worker_memory"])
     options["start"] = methods.check(options["start"])
     options["timeout"] = _checks.seconds("timeout", options["timeout"])
+    if options["sandbox"] is not None:
+        from ._sandbox.policy import check
+
+        options["sandbox"] = check(options["sandbox"])
     return options
 
 
@@ -313,16 +333,19 @@ def _release(key: tuple[int, tuple[Any, ...]]) -> None:
 
 
 def _new_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
-    start, _, limits, memory, isolate, env = settings  # the timeout goes with each task
+    start, _, limits, memory, isolate, sandbox, env = settings  # the timeout: each task's
     executor = Executor(
         n_jobs,
         max_tasks_per_child=1 if isolate == "task" else None,
         start=start,
         limits=limits,
         max_worker_memory=memory,
+        sandbox=sandbox,
     )
     executor._pool.idle_timeout = IDLE_SECONDS
     executor._pool.settings.env = dict(env)
+    if sandbox is not None:  # joblib's semaphore check needs /dev/shm: say it has none
+        executor._pool.settings.env["JOBLIB_MULTIPROCESSING"] = "0"
     return executor
 
 

@@ -57,7 +57,7 @@ def kept() -> Local[Kept]:
     return Local(Kept, Kept.disown)
 
 
-_pools = kept()  # by (start method, limits)
+_pools = kept()  # by (start method, limits, sandbox)
 
 
 def call(
@@ -70,7 +70,7 @@ def call(
     """Run ``fn(*args, **kwargs)`` in a reused worker; return or raise as ``fork.run``."""
     from .._launch import methods
 
-    executor = _pool(methods.chosen(options.start), options.limits)
+    executor = _pool(methods.chosen(options.start), options.limits, options.sandbox)
     limits = (options.timeout, options.grace)
     future = executor._pool.submit(fn, [(args, kwargs)], single=True, limits=limits)
     handle = Call(future, executor)
@@ -87,16 +87,16 @@ def call(
             watcher.ended(handle)
 
 
-def _pool(start: str, limits: Any) -> Executor:
+def _pool(start: str, limits: Any, sandbox: Any) -> Executor:
     pools = _pools.get()
     with pools.lock:
-        executor = pools.executors.get((start, limits))
+        executor = pools.executors.get((start, limits, sandbox))
         if executor is None or not executor._pool.usable():
             from .._process.platform import usable_cpus
 
-            executor = Executor(usable_cpus(), start=start, limits=limits)
+            executor = Executor(usable_cpus(), start=start, limits=limits, sandbox=sandbox)
             executor._pool.idle_timeout = IDLE_SECONDS
-            pools.executors[(start, limits)] = executor
+            pools.executors[(start, limits, sandbox)] = executor
         return executor
 
 

@@ -22,9 +22,16 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Protocol, TypeVar, Union
 
     from .._parent.child import Child
+    from .._sandbox.policy import Sandbox
 
+    # timeout, grace, limits, start, isolate, sandbox
     Settings = tuple[
-        Union[float, None], float, Union[Limits, None], Union[str, None], Union[str, None]
+        Union[float, None],
+        float,
+        Union[Limits, None],
+        Union[str, None],
+        Union[str, None],
+        Union[Sandbox, None],
     ]
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,12 +43,19 @@ if TYPE_CHECKING:
 _watchers: list[Watcher] = []
 ISOLATES = ("task", "worker")
 _default_isolate = "task"  # what isolate=None means here (goforkpy.dask may change it)
+_default_sandbox: Sandbox | None = None  # the sandbox of calls that name none (the same)
 
 
 def set_default_isolate(isolate: str) -> None:
     """What ``isolate=None`` means in this process from now on."""
     global _default_isolate
     _default_isolate = _check_isolate(isolate, None) or "task"
+
+
+def set_default_sandbox(sandbox: Sandbox | None) -> None:
+    """The sandbox of isolated calls that name none, in this process from now on."""
+    global _default_sandbox
+    _default_sandbox = sandbox
 
 
 def _check_isolate(isolate: str | None, start: str | None) -> str | None:
@@ -79,6 +93,7 @@ def isolated(
     limits: Limits | None = None,
     start: str | None = None,
     isolate: str | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Any:
     """Wrap ``fn`` so that each call runs it in a goforkpy child, where it is called.
 
@@ -104,14 +119,17 @@ def isolated(
             calls; a crash still fails only its call, and what a call started
             does not outlive it); ``None``, the process's default (``"task"``
             unless ``goforkpy.dask.Isolation`` set another).
+        sandbox: a ``fork.Sandbox`` for each call's child (or for the reused
+            workers, for their whole life).
 
     Raises:
         TypeError: ``fn`` is not callable, or an option has the wrong type.
         ValueError: an option's value is out of range.
     """
-    settings: Settings = (timeout, grace, limits, start, _check_isolate(isolate, start))
+    isolate = _check_isolate(isolate, start)
+    settings: Settings = (timeout, grace, limits, start, isolate, sandbox)
     if fn is None:  # a decorator with arguments: bad options fail here, not at decoration
-        Options(timeout=timeout, grace=grace, limits=limits, start=start)
+        Options(timeout=timeout, grace=grace, limits=limits, start=start, sandbox=sandbox)
         return functools.partial(_wrap, settings=settings)
     return _wrap(fn, settings)
 
@@ -133,18 +151,26 @@ class Isolated:
 
     def __init__(self, fn: Callable[..., Any], settings: Settings) -> None:
         functools.update_wrapper(self, fn)
-        timeout, grace, limits, start, self._isolate = settings
+        timeout, grace, limits, start, self._isolate, sandbox = settings
         self._isolated = settings
-        self._options = Options(timeout=timeout, grace=grace, limits=limits, start=start)
+        self._options = Options(
+            timeout=timeout, grace=grace, limits=limits, start=start, sandbox=sandbox
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if (self._isolate or _default_isolate) == "worker" and self._options.start != "snapshot":
+        options = self._options
+        if options.sandbox is None and _default_sandbox is not None:
+            timeout, grace, limits, start, _, _ = self._isolated
+            options = Options(
+                timeout=timeout, grace=grace, limits=limits, start=start, sandbox=_default_sandbox
+            )
+        if (self._isolate or _default_isolate) == "worker" and options.start != "snapshot":
             from .._executor import reused
 
-            return reused.call(self.__wrapped__, args, kwargs, self._options, _watchers)
+            return reused.call(self.__wrapped__, args, kwargs, options, _watchers)
         from .api import launch
 
-        child = launch(self.__wrapped__, args, kwargs, self._options, "isolated", rerun_main=False)
+        child = launch(self.__wrapped__, args, kwargs, options, "isolated", rerun_main=False)
         with child:  # an interrupted wait ends the child's tree
             for watcher in _watchers:
                 watcher.started(child)
@@ -163,12 +189,13 @@ class Isolated:
         return types.MethodType(self, instance)
 
     def __repr__(self) -> str:
-        timeout, grace, limits, start, isolate = self._isolated
+        timeout, grace, limits, start, isolate, sandbox = self._isolated
         shown = [f"timeout={timeout}"] if timeout is not None else []
         shown += [f"grace={grace}"] if grace != 5.0 else []
         shown += [f"limits={limits!r}"] if limits is not None else []
         shown += [f"start={start!r}"] if start is not None else []
         shown += [f"isolate={isolate!r}"] if isolate is not None else []
+        shown += [f"sandbox={sandbox!r}"] if sandbox is not None else []
         return f"<isolated {self.__wrapped__!r}{''.join(', ' + item for item in shown)}>"
 
     def __reduce__(self) -> str | tuple[Any, ...]:

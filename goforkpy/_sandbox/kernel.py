@@ -255,28 +255,31 @@ def _filter(network: bool | str, programs: bool) -> list[bytes]:
     program += _arg_test(calls["ioctl"], 1, _JEQ_K, _TIOCSTI, deny)
     program += _arg_test(calls["ioctl"], 1, _JEQ_K, _TIOCLINUX, deny)
     if network is not True:
-        program += _sockets(calls["socket"], tcp=network == "tcp")
-        program += _sockets(calls["socketpair"], tcp=False)
+        program += _sockets(calls["socket"], tcp=network == "tcp", unix=False)
+        program += _sockets(calls["socketpair"], tcp=False, unix=True)
     program.append(_op(_RET_K, _RET_ALLOW))
     return program
 
 
-def _sockets(number: int, tcp: bool) -> list[bytes]:
-    """Unix sockets only, and with ``tcp`` IPv4 and IPv6 stream sockets (whose
-    connections Landlock holds to the allowed ports): no UDP, raw or netlink socket."""
+def _sockets(number: int, tcp: bool, unix: bool) -> list[bytes]:
+    """With ``unix``, Unix sockets (``socketpair``: a connected pair, reaching nothing
+    outside); with ``tcp``, IPv4 and IPv6 stream sockets (whose connections Landlock
+    holds to the allowed ports); nothing else: no UDP, raw or netlink socket, and no
+    lone Unix socket, which could connect to a pathname one outside (Landlock does not
+    rule those)."""
     refuse = _RET_ERRNO | errno.EACCES
     if not tcp:
         return [
             _op(_JEQ_K, number, 0, 4),
             _op(_LD_W_ABS, _ARG[0]),
-            _op(_JEQ_K, _AF_UNIX, 1, 0),
+            _op(_JEQ_K, _AF_UNIX if unix else 0xFFFFFFFF, 1, 0),
             _op(_RET_K, refuse),
             _op(_LD_W_ABS, _NR),
         ]
     block = [
         _op(_JEQ_K, number, 0, 12),
         _op(_LD_W_ABS, _ARG[0]),
-        _op(_JEQ_K, _AF_UNIX, 9, 0),  # on to the next test: allowed
+        _op(_JEQ_K, _AF_UNIX if unix else 0xFFFFFFFF, 9, 0),  # on to the next test: allowed
         _op(_JEQ_K, _AF_INET, 1, 0),
         _op(_JEQ_K, _AF_INET6, 0, 6),  # neither: refused
         _op(_LD_W_ABS, _ARG[1]),
