@@ -70,7 +70,8 @@ class Executor(cf.Executor):
             away from locks the program's other threads may hold).
         sandbox: a ``fork.Sandbox`` every worker enters before its first task
             and keeps for its whole life; results come back as plain data,
-            an exception as ``fork.SandboxedError``.
+            an exception as ``fork.SandboxedError``. ``SandboxUnavailable``
+            where this machine cannot enforce it.
 
     Leaving a ``with`` block normally waits for the submitted work, as
     ``ProcessPoolExecutor`` does. Leaving it by an exception (Ctrl+C's
@@ -121,8 +122,10 @@ class Executor(cf.Executor):
             settings.max_memory = parse_size("max_worker_memory", max_worker_memory)
         if sandbox is not None:
             from .._launch.record import Options
+            from .._sandbox.policy import require
 
             settings.sandbox = Options(start=start, sandbox=sandbox).sandbox
+            require(sandbox, bool(sandbox.connect))  # at once, not at the first task
         self._pool = Pool(max_workers, max_tasks_per_child, task_timeout, initializer, initargs)
         self._pool.settings = settings
         self._finalizer = weakref.finalize(self, self._pool.shutdown, False, False)
