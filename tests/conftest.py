@@ -118,6 +118,8 @@ def _warm_up(_default_sigint: None) -> None:
     assert ctypes.CFUNCTYPE
     fork.spawn("add", (1, 1), start="cold").wait()  # the cold children's spawner too
     fork.warm_up()
+    if fork.sandbox_support()["available"]:  # the zygote of sandboxed warm children
+        fork.spawn("add", (1, 1), start="warm", sandbox=fork.Sandbox()).wait()
 
 
 @pytest.fixture(autouse=True)

@@ -527,3 +527,46 @@ def test_the_portable_layer_refuses_it(where: str) -> None:
     assert not support["available"] and support["missing"]
     with pytest.raises(fork.SandboxUnavailable, match="nothing was started"):
         sandboxed(where, "env", "PATH")
+
+
+SECRET_AT_START = """
+import os, sys
+import goforkpy as fork
+
+@fork.register
+def look(needle):
+    with open("/proc/self/environ", "rb") as f:
+        environ = f.read()
+    with open("/proc/self/maps") as f:
+        stack = next(line for line in f if line.rstrip().endswith("[stack]"))
+    low, high = (int(bound, 16) for bound in stack.split()[0].split("-"))
+    with open("/proc/self/mem", "rb") as f:
+        f.seek(low)
+        memory = f.read(high - low)
+    return needle.encode() in environ, needle.encode() in memory, "GOFORKPY_TEST_SECRET" in os.environ
+
+if __name__ == "__main__":
+    fork.init()
+    os.environ["GOFORKPY_TEST_SECRET"] = "".join(reversed("terces-eht"))  # before any child
+    needle = "".join(reversed("terces-eht"))
+    box = fork.Sandbox()
+    for start in ("cold", "warm"):
+        print(start, fork.spawn("look", (needle,), start=start, sandbox=box).result())
+    with fork.Executor(1, start="warm", sandbox=box) as executor:
+        print("executor", executor.submit(look, needle).result())
+    print("unsandboxed", fork.spawn("look", (needle,), start="warm").result())
+"""
+
+
+@needs_sandbox
+def test_no_sandboxed_child_holds_the_programs_environment(run_script: Any) -> None:
+    """Not in ``os.environ``, not in ``/proc/self/environ``, not on its stack: a warm
+    one comes from a zygote started with a sandbox's environment."""
+    done = run_script(SECRET_AT_START)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "cold (False, False, False)",
+        "warm (False, False, False)",
+        "executor (False, False, False)",
+        "unsandboxed (True, True, True)",
+    ]

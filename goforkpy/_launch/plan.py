@@ -182,7 +182,7 @@ def child_env(
     if options.sandbox is not None:
         from .._sandbox import policy
 
-        env = policy.environment(extra, policy.scratch_of(stem))
+        env = policy.environment(extra, policy.scratch_of(stem) if stem else "")
     else:
         env = _env.without_markers(dict(os.environ))
     if extra:

@@ -18,7 +18,7 @@ from .._errors import TimeoutExpired
 from .._shared import protocol
 from .._shared.registry import registered
 from . import cold, handover, methods, plan, reexec, zygotes
-from .zygote import BOOT_PATH, Gone, Unusable
+from .zygote import BOOT_PATH, SANDBOXED, Gone, Unusable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def create(
     """Have the zygote fork the child: (the process, the zygote's watch, ``"warm"``)."""
     options = launch.options
     for _ in range(2):  # a zygote found dead at the fork is replaced once
-        path = zygotes.path_of(planned.mode)
+        path = zygotes.path_of(planned.mode) + (SANDBOXED if options.sandbox else "")
         zygote = zygotes.ready(path, planned.mode, planned.argv, launch.key, options.start_timeout)
         if zygote is None:
             break

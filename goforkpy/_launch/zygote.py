@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("goforkpy")
 MAIN_PATH, BOOT_PATH, SPAWN_PATH = "main", "boot", "spawn"
+# a launch path's sandboxed twin: a zygote started with a sandbox's environment, so
+# that no warm sandboxed child holds the program's (in os.environ or in its memory)
+SANDBOXED = "+sandboxed"
 
 
 class Unusable(Exception):
@@ -77,7 +80,9 @@ class Zygote:
             theirs = (their_requests.fileno(), their_notices.fileno())
             # a zygote reads no payload of its own
             markers = handover.markers(key, payload="", zygote=theirs)
-            env = plan.child_env(mode, DEFAULTS, markers)
+            env = plan.child_env(
+                mode, _SANDBOXED if path.endswith(SANDBOXED) else DEFAULTS, markers
+            )
             pass_fds = (*handover.kept_open(markers), *theirs)
             popen = lifeline.from_long_lived_thread(lambda: start_in_group(argv, env, pass_fds))
         except BaseException:
@@ -366,6 +371,18 @@ def _directory(cwd: str | os.PathLike[str] | None) -> str:
 
 
 def describe(path: str) -> str:
+    if path.endswith(SANDBOXED):
+        return f"sandboxed children of {describe(path.removesuffix(SANDBOXED))}"
     if path == SPAWN_PATH:
         return "cold children"
     return "the main script" if path == MAIN_PATH else "functions in modules or sent by value"
+
+
+class _SandboxedZygote:
+    """The options a sandboxed path's zygote starts with: a sandbox's environment."""
+
+    env = None
+    sandbox = True
+
+
+_SANDBOXED: Any = _SandboxedZygote()

@@ -329,7 +329,8 @@ def environment(extra: Mapping[str, str] | None, scratch: str) -> dict[str, str]
         for name, value in os.environ.items()
         if name in _KEPT_ENV or name.startswith("LC_")
     }
-    env["HOME"] = env["TMPDIR"] = scratch
+    if scratch:  # a child's; a zygote for sandboxed children has none
+        env["HOME"] = env["TMPDIR"] = scratch
     env.update(extra or {})
     return env
 
