@@ -543,7 +543,8 @@ def look(needle):
     with open("/proc/self/mem", "rb") as f:
         f.seek(low)
         memory = f.read(high - low)
-    return needle.encode() in environ, needle.encode() in memory, "GOFORKPY_TEST_SECRET" in os.environ
+    named = "GOFORKPY_TEST_SECRET" in os.environ
+    return needle.encode() in environ, needle.encode() in memory, named
 
 if __name__ == "__main__":
     fork.init()
