@@ -571,3 +571,31 @@ def test_no_sandboxed_child_holds_the_programs_environment(run_script: Any) -> N
         "executor (False, False, False)",
         "unsandboxed (True, True, True)",
     ]
+
+
+@needs_sandbox
+def test_every_entry_point_takes_a_sandbox(outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manager.spawn, fork.isolated (a child per call, and reused workers) and the joblib
+    backend run their functions inside it."""
+    import joblib
+
+    import goforkpy.joblib
+    from goforkpy._executor import reused
+
+    monkeypatch.setattr(reused, "_pools", reused.kept())  # pools of the test's own
+
+    secret, box = str(outside / "secret"), fork.Sandbox()
+    with fork.Manager() as manager:
+        child = manager.spawn("sandbox_attempt", ("read", secret), sandbox=box)
+        assert child.result(DEADLOCK_NET) == "EACCES"
+    for isolate in ("task", "worker"):
+        wrapped = fork.isolated(attempt, isolate=isolate, sandbox=box)
+        assert wrapped("read", secret) == "EACCES"
+        assert "sandbox=Sandbox()" in repr(wrapped)
+    with joblib.parallel_config(backend="goforkpy", n_jobs=2, sandbox=box):
+        found = joblib.Parallel()(joblib.delayed(attempt)("read", secret) for _ in range(3))
+    assert found == ["EACCES"] * 3
+    goforkpy.joblib.shutdown()
+    for executor in reused._pools.get().executors.values():
+        executor.shutdown()
+    _untouched(outside)
