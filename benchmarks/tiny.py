@@ -34,6 +34,12 @@ def main(rounds):
             multiprocessing.get_context("forkserver")
         ),
     }
+    if fork.sandbox_support()["available"]:
+        box = fork.Sandbox()
+        fork.spawn("noop", start="warm", sandbox=box).result()  # its zygote, started once
+        contenders["goforkpy warm fork+result, sandboxed"] = lambda: fork.spawn(
+            "noop", start="warm", sandbox=box
+        ).result()
     print(json.dumps(medians(contenders, rounds)))
 
 

@@ -35,6 +35,7 @@ HELPER = "GOFORKPY_HELPER"
 FROZEN = bool(getattr(sys, "frozen", False))
 TIED = "GOFORKPY_TIED"  # "1": a spawner made us a subreaper that dies with it, before the exec
 ZYGOTE = "GOFORKPY_ZYGOTE"  # "<requests fd>,<notices fd>": this process is a zygote
+SANDBOXED = "GOFORKPY_SANDBOXED"  # "1": a zygote of sandboxed children (loads the sandbox)
 UNSET = "\0unset"  # PYTHONPATH_SAVED's value when there was no PYTHONPATH
 
 MARKERS = (

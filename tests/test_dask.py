@@ -251,3 +251,25 @@ def test_cancel_ends_a_reused_worker_tree(reusing_client: Client, tmp_path: Path
     client.cancel(future)
     assert wait_gone(pids, DEADLOCK_NET) == []
     assert client.submit(double, 5).result(DEADLOCK_NET)[0] == 10
+
+
+def _read_outside(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.skipif(not fork.sandbox_support()["available"], reason="no sandbox on this layer")
+@pytest.mark.parametrize("isolate", ["task", "worker"])
+def test_isolation_with_a_sandbox_runs_each_isolated_call_inside(
+    isolate: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("the worker's secret")
+    plugin = goforkpy.dask.Isolation(isolate=isolate, sandbox=fork.Sandbox())
+    with _cluster(1, plugin) as client:
+        wrapped = fork.isolated(_read_outside)
+        assert client.submit(wrapped, str(secret)).result(DEADLOCK_NET) == "PermissionError"
+        assert client.submit(_read_outside, str(secret)).result() == "the worker's secret"

@@ -77,6 +77,10 @@ def _preload(booting: bool) -> None:
     from .._shared.wire import tag
 
     tag.load_hash()  # the hash the child's payload needs
+    if os.environ.pop(_env.SANDBOXED, None):  # its children enter a sandbox: load it once
+        from .._sandbox import inside
+
+        inside.prepare()
     if booting:  # functions may come by value
         import importlib
 

@@ -80,9 +80,10 @@ class Zygote:
             theirs = (their_requests.fileno(), their_notices.fileno())
             # a zygote reads no payload of its own
             markers = handover.markers(key, payload="", zygote=theirs)
-            env = plan.child_env(
-                mode, _SANDBOXED if path.endswith(SANDBOXED) else DEFAULTS, markers
-            )
+            sandboxed = path.endswith(SANDBOXED)
+            env = plan.child_env(mode, _SANDBOXED if sandboxed else DEFAULTS, markers)
+            if sandboxed:
+                env[_env.SANDBOXED] = "1"  # it loads the sandbox once, for all its children
             pass_fds = (*handover.kept_open(markers), *theirs)
             popen = lifeline.from_long_lived_thread(lambda: start_in_group(argv, env, pass_fds))
         except BaseException:

@@ -22,12 +22,22 @@ if TYPE_CHECKING:
 sealed = False  # this process is sandboxed: it sends plain data only
 
 
+def prepare() -> None:
+    """Load what entering a sandbox takes (in a zygote of sandboxed children: once)."""
+    from .._child import telling
+    from . import kernel, plain  # noqa: F401
+
+    kernel.prepare()
+    telling.load_what_reporting_needs()
+
+
 def enter(rules: tuple[Any, ...]) -> None:
     """Apply ``rules`` (see ``policy.rules``) to this process and all it starts."""
     global sealed
     read, write, network, ports, programs, scratch, cgroup, cap = rules
     from . import kernel, plain  # noqa: F401 - loaded while the files can be read
 
+    kernel.prepare()
     sealed = True  # from here on, even a failure to enter goes back as plain data
     _cap_processes(cgroup, cap)
     _close_all_but_ours()

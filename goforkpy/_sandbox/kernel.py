@@ -29,6 +29,7 @@ import struct
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from typing import Any
 
 # --- the system calls, by machine --------------------------------------------------
 
@@ -80,11 +81,22 @@ _BIND_TCP, _CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 
 
+_loaded: list[Any] = []  # [the C library, the Landlock ABI], once loaded
+
+
+def prepare() -> None:
+    """Load the C library and ask the Landlock ABI now, once for this process."""
+    if not _loaded:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        libc.prctl.restype = ctypes.c_int
+        _loaded[:] = [libc, None]
+        _loaded[1] = _ask_abi()
+
+
 def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    libc.prctl.restype = ctypes.c_int
-    return libc
+    prepare()
+    return _loaded[0]  # type: ignore[no-any-return]
 
 
 def _call(number: int, *args: object) -> int:
@@ -97,6 +109,11 @@ def _call(number: int, *args: object) -> int:
 
 def landlock_abi() -> int:
     """The Landlock ABI this kernel offers (0: none, or not enabled at boot)."""
+    prepare()
+    return int(_loaded[1])
+
+
+def _ask_abi() -> int:
     try:
         return _call(_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
     except OSError:
@@ -134,10 +151,16 @@ def _ruleset(abi: int, network_ruled: bool) -> int:
 
 
 def _allow_path(ruleset: int, path: str, rights: int) -> None:
-    """Let the ruleset's process have ``rights`` on ``path`` and beneath it."""
-    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    """Let the ruleset's process have ``rights`` on ``path`` and beneath it (a path that
+    does not exist is skipped)."""
+    import stat
+
     try:
-        if not os.path.isdir(path):
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
             rights &= _FILE_ONLY  # a file takes no directory right (EINVAL)
         attr = ctypes.create_string_buffer(struct.pack("<Qi", rights, fd), 12)
         _call(_LANDLOCK_ADD_RULE, ruleset, _RULE_PATH_BENEATH, attr, 0)
@@ -167,8 +190,7 @@ def landlock(read: Iterable[str], write: Iterable[str], ports: Iterable[int] | N
     try:
         for rights, paths in ((readable, read), (_fs_rights(abi), write)):
             for path in paths:
-                if os.path.exists(path):
-                    _allow_path(ruleset, path, rights)
+                _allow_path(ruleset, path, rights)
         for port in ports or ():
             _allow_port(ruleset, port)
         _call(_LANDLOCK_RESTRICT_SELF, ruleset, 0)

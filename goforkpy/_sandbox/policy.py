@@ -34,6 +34,11 @@ _SHARED_LIBRARIES = (
     "/etc/ld.so.cache",
 )
 _DEVICES_READ = ("/dev/null", "/dev/zero", "/dev/urandom")
+# what libraries ask of the machine at import (psutil, numpy's BLAS, zoneinfo): no secrets
+_SYSTEM_FACTS = (
+    *("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu"),
+    *("/etc/localtime", "/usr/share/zoneinfo"),
+)
 _KEPT_ENV = ("PATH", "LANG", "TZ", "PYTHONPATH")  # with LC_*; PYTHONPATH finds goforkpy
 _CGROUP_V1, _CGROUP_V2 = "/sys/fs/cgroup/pids", "/sys/fs/cgroup"
 
@@ -293,9 +298,22 @@ def rules(sandbox: Sandbox, stem: str, processes: int | None) -> tuple[Any, ...]
     return (read, write, sandbox.network, sandbox.connect, sandbox.programs, scratch, cgroup, cap)
 
 
+_read_by_path: dict[tuple[str, ...], list[str]] = {}  # sys.path -> what _readable found
+
+
 def _readable() -> list[str]:
-    """The interpreter, its standard library, ``sys.path`` and the shared libraries."""
-    found = {os.path.realpath(sys.executable), *_DEVICES_READ, *_SHARED_LIBRARIES}
+    """The interpreter, its standard library, ``sys.path`` and the shared libraries
+    (looked up again only when ``sys.path`` changed)."""
+    key = tuple(sys.path)
+    found = _read_by_path.get(key)
+    if found is None:
+        _read_by_path.clear()
+        found = _read_by_path[key] = _look_up_readable()
+    return found
+
+
+def _look_up_readable() -> list[str]:
+    found = {os.path.realpath(sys.executable), *_DEVICES_READ, *_SHARED_LIBRARIES, *_SYSTEM_FACTS}
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
         found.add(os.path.realpath(prefix))
     for entry in sys.path:
