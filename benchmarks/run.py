@@ -219,12 +219,12 @@ def _report_sandbox_floor(rounds):
     grace period once the move lock has been idle (as between calls here)."""
     import time
 
-    from goforkpy._sandbox import policy
+    from goforkpy._sandbox import cgroups
 
     if os.geteuid() != 0:
         print("  floor: not root, so RLIMIT_NPROC caps its processes, at no cost")
         return
-    parent = policy._cgroup_parent()
+    parent = cgroups.parent()
     joins = []
     for index in range(max(3, rounds // 3)):
         path = os.path.join(parent, f"goforkpy-bench-{os.getpid()}-{index}")

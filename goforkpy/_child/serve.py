@@ -79,8 +79,10 @@ def _preload(booting: bool) -> None:
     tag.load_hash()  # the hash the child's payload needs
     if os.environ.pop(_env.SANDBOXED, None):  # its children enter a sandbox: load it once
         from .._sandbox import inside
+        from . import telling
 
         inside.prepare()
+        telling.load_what_reporting_needs()
     if booting:  # functions may come by value
         import importlib
 

@@ -24,11 +24,9 @@ sealed = False  # this process is sandboxed: it sends plain data only
 
 def prepare() -> None:
     """Load what entering a sandbox takes (in a zygote of sandboxed children: once)."""
-    from .._child import telling
     from . import kernel, plain  # noqa: F401
 
     kernel.prepare()
-    telling.load_what_reporting_needs()
 
 
 def enter(rules: tuple[Any, ...]) -> None:

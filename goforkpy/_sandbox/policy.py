@@ -40,7 +40,6 @@ _SYSTEM_FACTS = (
     *("/etc/localtime", "/usr/share/zoneinfo"),
 )
 _KEPT_ENV = ("PATH", "LANG", "TZ", "PYTHONPATH")  # with LC_*; PYTHONPATH finds goforkpy
-_CGROUP_V1, _CGROUP_V2 = "/sys/fs/cgroup/pids", "/sys/fs/cgroup"
 
 
 class Sandbox:
@@ -205,7 +204,7 @@ def sandbox_support() -> dict[str, Any]:
     if processes is None:
         missing.append(
             "a cap on processes that binds root: a writable pids cgroup "
-            f"({_CGROUP_V1} or {_CGROUP_V2} with the pids controller)"
+            "(/sys/fs/cgroup/pids, or /sys/fs/cgroup with the pids controller)"
         )
     return {
         "available": not missing,
@@ -221,35 +220,9 @@ def sandbox_support() -> dict[str, Any]:
 def _process_cap() -> str | None:
     if os.geteuid() != 0:
         return "rlimit"
-    return "cgroup" if _cgroup_parent() is not None else None
+    from . import cgroups
 
-
-def _cgroup_parent() -> str | None:
-    """The pids cgroup directory our sandboxes' cgroups go under, if we may write there."""
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "pids":
-            base = _CGROUP_V1 + path.rstrip("/")
-        elif controllers == "" and _has_pids_v2():
-            base = _CGROUP_V2 + path.rstrip("/")
-        else:
-            continue
-        if os.access(base, os.W_OK):
-            return base
-    return None
-
-
-def _has_pids_v2() -> bool:
-    try:
-        with open(os.path.join(_CGROUP_V2, "cgroup.subtree_control")) as f:
-            return "pids" in f.read().split()
-    except OSError:
-        return False
+    return "cgroup" if cgroups.parent() is not None else None
 
 
 def require(sandbox: Sandbox, ports_needed: bool) -> None:
@@ -292,7 +265,9 @@ def rules(sandbox: Sandbox, stem: str, processes: int | None) -> tuple[Any, ...]
     cgroup = ""
     cap = PROCESSES if processes is None else processes
     if os.geteuid() == 0:
-        cgroup = _make_cgroup(os.path.basename(stem), cap)
+        from . import cgroups
+
+        cgroup = cgroups.make(os.path.basename(stem), cap)
     read = (*_readable(), *sandbox.read)
     write = (scratch, "/dev/null", *sandbox.write)
     return (read, write, sandbox.network, sandbox.connect, sandbox.programs, scratch, cgroup, cap)
@@ -323,21 +298,6 @@ def _look_up_readable() -> list[str]:
     return sorted(path for path in found if os.path.exists(path))
 
 
-def _make_cgroup(name: str, cap: int) -> str:
-    parent = _cgroup_parent()
-    if parent is None:  # pragma: no cover - require() said so first
-        raise SandboxUnavailable("no writable pids cgroup for a sandbox run as root")
-    path = os.path.join(parent, f"goforkpy-{name}")
-    os.mkdir(path)
-    try:
-        with open(os.path.join(path, "pids.max"), "w") as f:
-            f.write(str(cap))
-    except BaseException:
-        os.rmdir(path)
-        raise
-    return path
-
-
 def environment(extra: Mapping[str, str] | None, scratch: str) -> dict[str, str]:
     """A sandboxed child's environment: ``PATH``, ``LANG``, ``LC_*``, ``TZ`` (and the
     ``PYTHONPATH`` that finds goforkpy) from ours, ``HOME`` and ``TMPDIR`` its scratch
@@ -360,9 +320,7 @@ def remove(stem: str) -> None:
     scratch = scratch_of(stem)
     if os.path.isdir(scratch):
         shutil.rmtree(scratch, ignore_errors=True)
-    parent = _cgroup_parent() if os.geteuid() == 0 else None
-    if parent is not None:
-        try:
-            os.rmdir(os.path.join(parent, f"goforkpy-{os.path.basename(stem)}"))
-        except OSError:
-            pass  # none was made
+    if os.geteuid() == 0:
+        from . import cgroups
+
+        cgroups.remove(os.path.basename(stem))
