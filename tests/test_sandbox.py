@@ -170,6 +170,23 @@ def _numpy(_: Any) -> list[int]:
     return numpy.arange(3).tolist()  # type: ignore[no-any-return]
 
 
+def _threads_and_asyncio(_: Any) -> list[int]:
+    import asyncio
+    import concurrent.futures
+
+    async def main() -> int:
+        await asyncio.sleep(0)
+        return 2
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        threaded = sorted(pool.map(abs, [-1, -3]))
+    return [*threaded, asyncio.run(main())]
+
+
+def _hoard(size: int) -> int:
+    return len(bytearray(size))
+
+
 def _run_program(path: str) -> str:
     return subprocess.run([path, "-c", "echo ran"], capture_output=True, check=True).stdout.decode()
 
@@ -197,6 +214,8 @@ _ATTEMPTS = {
     "compiled": _compiled,
     "numpy": _numpy,
     "program": _run_program,
+    "threads_and_asyncio": _threads_and_asyncio,
+    "hoard": _hoard,
     "home": lambda _: (os.getcwd() == os.environ["HOME"] == os.environ["TMPDIR"], _write("x")),
 }
 
@@ -483,9 +502,22 @@ def test_a_result_past_max_result_is_refused_unread(where: str) -> None:
 
 @needs_sandbox
 @pytest.mark.parametrize("where", WHERE)
-def test_code_strings_and_numpy_run_inside(where: str) -> None:
+def test_code_strings_numpy_threads_and_asyncio_run_inside(where: str) -> None:
     assert sandboxed(where, "compiled", "answer = sum(range(10))") == 45
     assert sandboxed(where, "numpy") == [0, 1, 2]
+    assert sandboxed(where, "threads_and_asyncio") == [1, 3, 2]
+
+
+@needs_sandbox
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_limits_still_apply_inside(start: str) -> None:
+    limits = fork.Limits(memory="300M")
+    child = fork.spawn(
+        "sandbox_attempt", ("hoard", 1 << 30), start=start, sandbox=fork.Sandbox(), limits=limits
+    )
+    with pytest.raises(fork.ChildCrashed) as crashed:
+        child.result(DEADLOCK_NET)
+    assert crashed.value.reason == "memory-limit"
 
 
 # --- its errors ------------------------------------------------------------------------
