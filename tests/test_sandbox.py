@@ -215,6 +215,8 @@ _ATTEMPTS = {
     "numpy": _numpy,
     "program": _run_program,
     "threads_and_asyncio": _threads_and_asyncio,
+    "send": lambda pid: fork.send(pid, b"from the sandbox", timeout=DEADLOCK_NET),
+    "spawn": lambda _: fork.run("sandbox_attempt", "env", "PATH"),
     "hoard": _hoard,
     "home": lambda _: (os.getcwd() == os.environ["HOME"] == os.environ["TMPDIR"], _write("x")),
 }
@@ -359,6 +361,16 @@ def test_unix_sockets_outside_are_out_of_reach(where: str, tmp_path: Path) -> No
             listening.bind(name)
             listening.listen(8)
             assert sandboxed(where, "unix", name) == "EACCES"
+
+
+@needs_sandbox
+@pytest.mark.parametrize("where", WHERE)
+def test_messages_and_children_of_its_own_are_refused_by_name(where: str) -> None:
+    """Messages are bytes, never unpickled; but a sandbox reaches no socket outside it."""
+    for what, arg in (("send", os.getpid()), ("spawn", None)):
+        with pytest.raises(fork.SandboxedError, match="inside a sandbox") as refused:
+            sandboxed(where, what, arg)
+        assert refused.value.type_name == "goforkpy._errors.ForkError"
 
 
 # --- what it inherits --------------------------------------------------------------------

@@ -102,6 +102,9 @@ def require_can_fork() -> None:
             "fork() was called in a child before fork.init() ran; call fork.init() "
             "right after your @fork.register functions, before any other work"
         )
+    inside = sys.modules.get("goforkpy._sandbox.inside")
+    if inside is not None:
+        inside.refuse("starting a child")
     limit = _env.max_depth()
     if depth() + 1 > limit:
         raise InitError(

@@ -39,6 +39,14 @@ _MAX_GROUP = 1024
 _SMALL = 1 << 16  # below this, header and data go in one write
 
 
+def _not_in_a_sandbox(what: str) -> None:
+    import sys
+
+    inside = sys.modules.get("goforkpy._sandbox.inside")
+    if inside is not None:
+        inside.refuse(what)
+
+
 # --- sending ---------------------------------------------------------------------------
 
 
@@ -68,9 +76,12 @@ def send(pid: int, data: bytes | str, group: str = "default", timeout: float = 5
             it did not take the message within ``timeout``; or the socket
             for ``pid`` is held by another user or process.
         TypeError: ``data`` is not bytes or str, or ``pid`` not an int.
+        ForkError: called inside a sandbox (``fork.Sandbox``), which reaches no
+            socket outside it.
         ValueError: ``pid`` is not positive, or ``timeout`` is NaN or negative.
     """
     _check_pid(pid)
+    _not_in_a_sandbox("fork.send()")
     limit = _checks.seconds("timeout", timeout)
     frame = _frame(data, group)
     deadline = None if limit is None else time.monotonic() + limit
@@ -240,7 +251,9 @@ def receive(group: str = "default", timeout: float | None = None) -> Message:
 
     Raises:
         TimeoutExpired: nothing arrived within ``timeout`` seconds.
+        ForkError: called inside a sandbox (``fork.Sandbox``).
     """
+    _not_in_a_sandbox("fork.receive()")
     inbox = _inbox.get()
     limit = _checks.seconds("timeout", timeout)
     try:

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 sealed = False  # this process is sandboxed: it sends plain data only
 
 
+def refuse(what: str) -> None:
+    """Raise ``ForkError`` for ``what`` (a call of goforkpy's) inside a sandbox."""
+    if sealed:
+        from .._errors import ForkError
+
+        raise ForkError(
+            f"{what} inside a sandbox: a sandboxed child reaches no socket and no private "
+            "directory outside its sandbox; return what it has to say as its result"
+        )
+
+
 def prepare() -> None:
     """Load what entering a sandbox takes (in a zygote of sandboxed children: once)."""
     from . import kernel, plain  # noqa: F401
