@@ -40,8 +40,11 @@ def prepare() -> None:
     kernel.prepare()
 
 
-def enter(rules: tuple[Any, ...]) -> None:
-    """Apply ``rules`` (see ``policy.rules``) to this process and all it starts."""
+def enter(rules: tuple[Any, ...], keep_descriptors: bool = False) -> None:
+    """Apply ``rules`` (see ``policy.rules``) to this process and all it starts.
+
+    ``keep_descriptors``: a sandboxed test's, which keeps pytest's and its fixtures'.
+    """
     global sealed
     read, write, network, ports, programs, scratch, cgroup, cap = rules
     from . import kernel, plain  # noqa: F401 - loaded while the files can be read
@@ -49,7 +52,8 @@ def enter(rules: tuple[Any, ...]) -> None:
     kernel.prepare()
     sealed = True  # from here on, even a failure to enter goes back as plain data
     _cap_processes(cgroup, cap)
-    _close_all_but_ours()
+    if not keep_descriptors:
+        _close_all_but_ours()
     if scratch:
         os.chdir(scratch)
     own = f"/proc/{os.getpid()}"  # its own /proc entry only: its descriptors, its children

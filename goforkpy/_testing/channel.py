@@ -55,8 +55,8 @@ class Stream:
     """The child's end: appends framed records to ``path``, a file only pytest and this
     test's process know of."""
 
-    def __init__(self, path: str, key: bytes) -> None:
-        self._key = key
+    def __init__(self, path: str, key: bytes, plain: bool = False) -> None:
+        self._key, self._plain = key, plain  # plain: a sandboxed test's (no pickles)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         stat = os.fstat(self._fd)
         self._identity = (stat.st_dev, stat.st_ino)
@@ -64,7 +64,7 @@ class Stream:
     def send(self, record: Record) -> None:
         if self._fd is None:
             return
-        payload = _pickled(record)
+        payload = _plain(record) if self._plain else _pickled(record)
         frame = _HEADER.pack(_MAGIC, len(payload), _digest(self._key, payload)) + payload
         try:
             stat = os.fstat(self._fd)
@@ -77,9 +77,10 @@ class Stream:
             self._fd = None  # the test closed it: the records still come in the result
 
 
-def read_stream(path: str, key: bytes) -> list[Record]:
+def read_stream(path: str, key: bytes, plain: bool = False) -> list[Record]:
     """The records the child framed into ``path``, up to the first that is cut short or
-    that the child did not write (a crash, or bytes the test wrote there)."""
+    that the child did not write (a crash, or bytes the test wrote there); ``plain``:
+    a sandboxed test's, decoded as plain data only."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -95,7 +96,7 @@ def read_stream(path: str, key: bytes) -> list[Record]:
         if _digest(key, payload) != digest:
             break
         try:
-            record = pickle.loads(payload)
+            record = _from_plain(payload) if plain else pickle.loads(payload)
         except Exception:
             break
         if checked([record]) is None:
@@ -116,6 +117,33 @@ def _pickled(record: Record) -> bytes:
         return pickle.dumps((kind, {**data, "user_properties": properties}))
 
 
+def _plain(record: Record) -> bytes:
+    from .._sandbox import plain
+
+    return plain.encode(plainly(record))
+
+
+def _from_plain(payload: bytes) -> Any:
+    from .._sandbox import plain
+
+    return plain.decode(payload)
+
+
+_PLAIN = (type(None), bool, int, float, str, bytes)
+
+
+def plainly(value: Any) -> Any:
+    """``value`` as plain data: containers kept, any other object as its ``repr`` (what
+    a report carries is for showing)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, dict):
+        return {str(key): plainly(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(plainly(item) for item in value)
+    return repr(value)
+
+
 def checked(value: object) -> list[Record] | None:
     """The child's result, if it is the list of records it should be."""
     if not isinstance(value, list):
@@ -131,7 +159,13 @@ def warning(fields: dict[str, Any]) -> warnings.WarningMessage:
     made in a function, say) gets a stand-in of the same name."""
     message, category = fields["message"], fields.get("category")
     if category is None:
-        category = type(fields["name"], (fields["base"],), {})
+        base = fields["base"]
+        if isinstance(base, str):  # a sandboxed test's: a built-in category, by name
+            import builtins
+
+            found = getattr(builtins, base, Warning)
+            base = found if isinstance(found, type) and issubclass(found, Warning) else Warning
+        category = type(fields["name"], (base,), {})
         message = category(message)
     return warnings.WarningMessage(
         message, category, fields["filename"], fields["lineno"], None, fields["line"]

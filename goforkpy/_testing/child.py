@@ -25,7 +25,7 @@ from _pytest.runner import call_and_report
 from .._child.orphans import own_helpers
 from .._process import platform
 from . import measured
-from .channel import COVERAGE, PHASE, REPORT, WARNING, Record, Stream
+from .channel import COVERAGE, PHASE, REPORT, WARNING, Record, Stream, plainly
 
 
 class Above:
@@ -40,15 +40,24 @@ class Above:
 
 
 def run_phases(
-    item: pytest.Item, path: str, key: bytes, coverage: Any, forwarder: Forwarder
+    item: pytest.Item,
+    path: str,
+    key: bytes,
+    coverage: Any,
+    forwarder: Forwarder,
+    rules: tuple[Any, ...] | None = None,
 ) -> list[Record]:
     """Set up, call and tear down ``item``; every record it made, each also framed into
     ``path`` as it was made. ``coverage`` is pytest's coverage (``measured.current``);
-    ``forwarder`` takes over the reports logged here."""
+    ``forwarder`` takes over the reports logged here. ``rules``: a sandbox's
+    (``_sandbox.policy.rules``), entered after the set-up; the records are then plain
+    data."""
     adopted = platform.adopt_orphans()  # a daemon the test double-forks is still ours
-    stream, records = Stream(path, key), []
+    stream, records = Stream(path, key, plain=rules is not None), []
 
     def send(record: Record) -> None:
+        if rules is not None:
+            record = plainly(record)
         records.append(record)
         stream.send(record)
 
@@ -65,13 +74,15 @@ def run_phases(
         faulthandler.register(signal.SIGTERM, stack, all_threads=True, chain=True)
         setup = call_and_report(item, "setup", log=False)
         send_report(PHASE, setup)
+        if rules is not None:
+            _enter_sandbox(item, rules)
         if setup.passed and not item.config.getoption("setuponly", False):
             send_report(PHASE, call_and_report(item, "call", log=False))
         teardown = call_and_report(item, "teardown", log=False, nextitem=Above(item))
         _end_what_was_left(teardown, adopted)
         taken = None if lines is None else lines.taken()
     for message in raised:
-        send((WARNING, _warning_fields(message)))
+        send((WARNING, _warning_fields(message, plain=rules is not None)))
     if taken is not None:
         send((COVERAGE, taken))
     send_report(PHASE, teardown)
@@ -122,10 +133,33 @@ class Forwarder:
         caller._hookimpls[:] = [impl for impl in caller.get_hookimpls() if impl.plugin is self]
 
 
-def _warning_fields(message: warnings.WarningMessage) -> dict[str, Any]:
+def _enter_sandbox(item: pytest.Item, rules: tuple[Any, ...]) -> None:
+    """Enter the test's sandbox: it may write its ``tmp_path`` too, its temporary files go
+    to its scratch directory, and it keeps pytest's descriptors and working directory (a
+    test is a copy of pytest's process)."""
+    import tempfile
+
+    from .._sandbox import inside
+
+    read, write, network, ports, programs, scratch, cgroup, cap = rules
+    made = getattr(item, "funcargs", {}).get("tmp_path")
+    if made is not None:
+        write = (*write, str(made))
+    tempfile.tempdir = os.environ["TMPDIR"] = scratch
+    inside.enter((read, write, network, ports, programs, "", cgroup, cap), keep_descriptors=True)
+
+
+def _warning_fields(message: warnings.WarningMessage, plain: bool = False) -> dict[str, Any]:
     """A warning as it travels: as it is where it pickles, else its text and the name of
-    its category (``channel.warning`` makes a stand-in of that name)."""
+    its category (``channel.warning`` makes a stand-in of that name); ``plain``: always
+    the text, the name and a built-in base's name (a sandboxed test's)."""
     fields = {"filename": message.filename, "lineno": message.lineno, "line": message.line}
+    if plain:
+        import builtins
+
+        base = next(c for c in message.category.__mro__ if getattr(builtins, c.__name__, 0) is c)
+        name = message.category.__name__
+        return {**fields, "message": str(message.message), "name": name, "base": base.__name__}
     import pickle
 
     try:

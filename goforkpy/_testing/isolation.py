@@ -21,9 +21,11 @@ import pytest
 from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import runtestprotocol
 
-from .._errors import ChildCrashed, TimeoutExpired
-from .._launch.api import spawn
+from .._errors import ChildCrashed, PayloadError, SandboxUnavailable, TimeoutExpired
+from .._launch.api import launch
+from .._launch.record import Options
 from .._process.limits import Limits
+from .._sandbox import policy
 from .._shared import tmpdir
 from . import channel, child, faults, measured
 from .channel import COVERAGE, PHASE, WARNING, Record
@@ -108,19 +110,28 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
     key, coverage = channel.new_key(), measured.current()
     forwarder = child.Forwarder.registered(item.config)
     started = time.time()
+    sandbox = settings.sandbox
     try:
         limits = None if settings.memory is None else Limits(memory=settings.memory)
+        try:
+            rules = None if sandbox is None else policy.rules(sandbox, path, None)
+        except SandboxUnavailable as exc:  # the test does not run, unsandboxed or at all
+            return _Sent([], faults.Fault(str(exc), phase="setup"), started)
 
         def phases() -> list[Record]:
-            return child.run_phases(item, path, key, coverage, forwarder)
+            return child.run_phases(item, path, key, coverage, forwarder, rules)
 
         phases.__name__ = phases.__qualname__ = item.name  # the child's name in errors
-        process = spawn(phases, start="snapshot", timeout=settings.timeout, limits=limits)
+        options = Options(start="snapshot", timeout=settings.timeout, limits=limits)
+        options.sandbox = sandbox  # entered by the test's process: what it sends is plain
+        process = launch(phases, (), None, options)
         try:
             records = channel.checked(process.result())
             fault = None
         except (ChildCrashed, TimeoutExpired) as exc:
             records, fault = None, faults.describe(exc, settings, child.stack_at_sigterm(path))
+        except PayloadError as exc:  # a sandboxed test's process sent what is refused
+            records, fault = None, faults.Fault(f"the test's process sent back {exc}")
         except BaseException as exc:
             process.kill()
             process.wait()
@@ -128,12 +139,14 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
                 raise  # Ctrl+C, pytest.exit(), an error of the plugin's own
             records, fault = None, faults.stopped(exc)  # pytest-timeout's, in this process
         if records is None:
-            records = channel.read_stream(path, key)
+            records = channel.read_stream(path, key, plain=sandbox is not None)
         elif fault is None:
             missing = channel.missing_phases(records, item.config.getoption("setuponly", False))
             fault = faults.unreported(missing) if missing else None
     finally:
         child.remove_files(path)
+        if sandbox is not None:
+            policy.remove(path)
     return _Sent(records, fault, started)
 
 

@@ -4,6 +4,7 @@ marker and pytest-timeout, each checked as it is given."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ class Settings:
     timeout: float | None = None
     memory: int | None = None
     timeout_from: str = ""  # where the timeout was given, for the report
+    sandbox: Any = None  # a fork.Sandbox the test's call and teardown run in
 
     @staticmethod
     def checked(timeout_from: str, timeout: object, memory_from: str, memory: object) -> Settings:
@@ -24,12 +26,15 @@ class Settings:
 
     def with_marker(self, marker: pytest.Mark, nodeid: str) -> Settings:
         """These settings, with what ``@pytest.mark.goforkpy(...)`` says instead."""
-        unknown = sorted(set(marker.kwargs) - {"timeout", "memory"})
+        unknown = sorted(set(marker.kwargs) - {"timeout", "memory", "sandbox"})
         if marker.args or unknown:
             given = ", ".join([*map(repr, marker.args), *unknown])
             raise pytest.UsageError(
-                f"{nodeid}: @pytest.mark.goforkpy takes only timeout= and memory= (got {given})"
+                f"{nodeid}: @pytest.mark.goforkpy takes only timeout=, memory= and sandbox= "
+                f"(got {given})"
             )
+        if "sandbox" in marker.kwargs:
+            self = replace(self, sandbox=_sandbox(nodeid, marker.kwargs["sandbox"]))
         if "timeout" in marker.kwargs:
             where = "@pytest.mark.goforkpy(timeout=...)"
             self = replace(self, timeout=_seconds(where, marker.kwargs["timeout"]))
@@ -69,3 +74,13 @@ def _bytes(where: str, value: object) -> int | None:
         return parse_size(where, value)
     except (TypeError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _sandbox(nodeid: str, value: object) -> Any:
+    from .._sandbox.policy import Sandbox
+
+    if value is not None and not isinstance(value, Sandbox):
+        raise pytest.UsageError(
+            f"{nodeid}: @pytest.mark.goforkpy(sandbox={value!r}): pass a fork.Sandbox(...)"
+        )
+    return value
