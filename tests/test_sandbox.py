@@ -191,6 +191,10 @@ def _run_program(path: str) -> str:
     return subprocess.run([path, "-c", "echo ran"], capture_output=True, check=True).stdout.decode()
 
 
+def _run_alone(path: str) -> str:
+    return subprocess.run([path], capture_output=True, check=True).stdout.decode()
+
+
 _ATTEMPTS = {
     "read": _read,
     "listdir": os.listdir,
@@ -214,6 +218,7 @@ _ATTEMPTS = {
     "compiled": _compiled,
     "numpy": _numpy,
     "program": _run_program,
+    "run": _run_alone,
     "threads_and_asyncio": _threads_and_asyncio,
     "send": lambda pid: fork.send(pid, b"from the sandbox", timeout=DEADLOCK_NET),
     "spawn": lambda _: fork.run("sandbox_attempt", "env", "PATH"),
@@ -322,6 +327,23 @@ def test_programs_run_inside_the_same_sandbox(where: str, outside: Path) -> None
     assert sandboxed(where, "program", "/bin/sh", programs=True, read=shell) == "ran\n"
     assert sandboxed(where, "program", "/bin/sh", programs=True) == "EACCES", "not under read"
     assert sandboxed(where, "execve", "/bin/sh", read=shell) == "EPERM"
+
+
+@needs_sandbox
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a setuid program of another user's")
+@pytest.mark.parametrize("where", ["cold", "warm"])
+def test_a_setuid_program_gains_nothing(where: str, tmp_path: Path) -> None:
+    """``id`` made setuid to nobody says euid=65534 when run plainly, and nothing of it
+    inside a sandbox (no_new_privs)."""
+    import shutil
+
+    program = tmp_path / "id"
+    shutil.copy("/usr/bin/id", program)
+    os.chown(program, 65534, -1)
+    os.chmod(program, 0o4755)
+    assert "euid=65534" in subprocess.run([program], capture_output=True, text=True).stdout
+    found = sandboxed(where, "run", str(program), programs=True, read=[program])
+    assert found.startswith("uid=0") and "euid" not in found
 
 
 @needs_sandbox
