@@ -1,12 +1,15 @@
 """The pids cgroups that cap a sandbox's processes where the program runs as root.
 
 ``RLIMIT_NPROC`` does not bind root, a pids cgroup does. Each sandboxed
-child of a program run as root gets one of its own, ``goforkpy-<stem>``
-beside this process's cgroup, with ``pids.max`` set; the child joins it
-before it enters the sandbox (from then on it cannot leave). A cgroup is
-removed once the child has ended; one still holding processes (orphans
-within their grace period) is removed later: at the next sandboxed start,
-or at exit once the children are ended. A dead program's are swept.
+child of a program run as root moves itself into a cgroup of its own,
+``goforkpy-<program's pid>-c<its pid>`` beside the program's, and sets its
+``pids.max`` before it enters the sandbox (from then on it cannot leave).
+The kernel makes a move between cgroups wait for an RCU grace period, so a
+zygote's spare child moves while it waits for its request, off the call's
+path. The program removes a child's cgroup once the child has ended; one
+still holding processes (orphans within their grace period) goes later: at
+the next sandboxed start, or at exit, when what it holds is killed. A dead
+program's are swept.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ from __future__ import annotations
 import os
 import threading
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
 V1, V2 = "/sys/fs/cgroup/pids", "/sys/fs/cgroup"
 PREFIX = "goforkpy-"
 
 _lock = threading.Lock()
 _later: set[str] = set()  # cgroups still holding processes when their child ended
-_swept = False
+_watching = False  # this program's exit and the dead programs' cgroups are seen to
+_joined: list[str] = []  # in a child: the cgroup it moved into
 
 
 def parent() -> str | None:
@@ -50,40 +58,77 @@ def _has_pids_v2() -> bool:
         return False
 
 
-def make(name: str, cap: int) -> str:
-    """A new cgroup ``goforkpy-<name>`` allowing ``cap`` processes (its path)."""
+def name_of(program: int, child: int) -> str:
+    return f"{PREFIX}{program}-c{child}"
+
+
+# --- in the child ------------------------------------------------------------------------
+
+
+def move_in(program: int) -> None:
+    """Move this process into a cgroup of its own (done once: a spare does it early)."""
+    if _joined:
+        return
     where = parent()
-    if where is None:  # pragma: no cover - policy.require() said so first
+    if where is None:
         from .._errors import SandboxUnavailable
 
         raise SandboxUnavailable("no writable pids cgroup for a sandbox run as root")
-    _tidy(where)
-    path = os.path.join(where, PREFIX + name)
+    path = os.path.join(where, name_of(program, os.getpid()))
     os.mkdir(path)
-    try:
-        with open(os.path.join(path, "pids.max"), "w") as f:
-            f.write(str(cap))
-    except BaseException:
-        os.rmdir(path)
-        raise
-    return path
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write("0")
+    _joined.append(path)
 
 
-def remove(name: str) -> None:
-    """Remove cgroup ``goforkpy-<name>`` (none made: nothing to do); one that still holds
-    processes goes later."""
+def cap(program: int, processes: int) -> None:
+    """This process and all it starts: ``processes`` at most (moving in first)."""
+    move_in(program)
+    with open(os.path.join(_joined[0], "pids.max"), "w") as f:
+        f.write(str(processes))
+
+
+# --- in the program ----------------------------------------------------------------------
+
+
+def watch() -> None:
+    """Before a sandboxed start: remove what waited, sweep (once) the dead programs'
+    cgroups, and see (once) that this program's go at its exit."""
+    global _watching
     where = parent()
     if where is None:
         return
-    path = os.path.join(where, PREFIX + name)
-    if not _removed(path):
-        with _lock:
-            first = not _later
-            _later.add(path)
-        if first:
-            from .._process import lifeline
+    with _lock:
+        waiting = list(_later)
+        first, _watching = not _watching, True
+    for path in waiting:
+        if _removed(path):
+            with _lock:
+                _later.discard(path)
+    if first:
+        from .._process import lifeline
 
-            lifeline.after_children(_at_exit)
+        lifeline.after_children(_at_exit)
+        _sweep(where, lambda owner: not _alive(owner))
+
+
+def remove(child: int) -> None:
+    """Remove the cgroup of this program's ended child ``child`` (if it made one); one
+    that still holds processes goes later."""
+    path = remove_for(os.getpid(), child)
+    if path is not None:
+        with _lock:
+            _later.add(path)
+
+
+def remove_for(program: int, child: int) -> str | None:
+    """Remove the cgroup of ``program``'s ended child ``child``; its path where it still
+    holds processes."""
+    where = parent()
+    if where is None:
+        return None
+    path = os.path.join(where, name_of(program, child))
+    return None if _removed(path) else path
 
 
 def _removed(path: str) -> bool:
@@ -96,35 +141,26 @@ def _removed(path: str) -> bool:
     return True
 
 
-def _tidy(where: str) -> None:
-    """Remove what waited, and (once) the cgroups of programs that are gone."""
-    global _swept
-    with _lock:
-        waiting = list(_later)
-    for path in waiting:
-        if _removed(path):
-            with _lock:
-                _later.discard(path)
-    if not _swept:
-        _swept = True
-        _sweep(where)
-
-
-def _sweep(where: str) -> None:
-    """The cgroups of programs no longer running: their processes killed, then removed."""
-    import signal
-
+def _sweep(where: str, whose: Callable[[int], bool]) -> None:
+    """End and remove the cgroups whose program ``whose(pid)`` says so of."""
     for name in os.listdir(where):
-        owner = name[len(PREFIX) :].split("-", 1)[0]  # goforkpy-<pid of its program>-...
-        if not name.startswith(PREFIX) or not owner.isdigit() or _alive(int(owner)):
-            continue
-        path = os.path.join(where, name)
+        owner = name[len(PREFIX) :].split("-", 1)[0]  # goforkpy-<its program's pid>-...
+        if name.startswith(PREFIX) and owner.isdigit() and whose(int(owner)):
+            _end_and_remove(os.path.join(where, name))
+
+
+def _end_and_remove(path: str, seconds: float = 1.0) -> None:
+    import signal
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not _removed(path) and time.monotonic() < deadline:
         for pid in _members(path):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        _removed(path)
+        time.sleep(0.005)
 
 
 def _members(path: str) -> list[int]:
@@ -146,19 +182,9 @@ def _alive(pid: int) -> bool:
 
 
 def _at_exit() -> None:
-    """At exit, the children ended: what their cgroups still hold is killed, and they go."""
-    import signal
-    import time
-
-    with _lock:
-        waiting = list(_later)
-        _later.clear()
-    for path in waiting:
-        deadline = time.monotonic() + 1.0
-        while not _removed(path) and time.monotonic() < deadline:
-            for pid in _members(path):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.01)
+    """At exit, the children ended: this program's cgroups (what waited, a zygote's
+    unused spare's) are emptied and removed."""
+    where = parent()
+    if where is not None:
+        me = os.getpid()
+        _sweep(where, lambda owner: owner == me)

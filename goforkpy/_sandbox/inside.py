@@ -62,8 +62,9 @@ def enter(rules: tuple[Any, ...], keep_descriptors: bool = False) -> None:
 
 def _cap_processes(cgroup: str, cap: int) -> None:
     if cgroup:  # root: RLIMIT_NPROC would not bind it
-        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-            f.write("0")
+        from . import cgroups
+
+        cgroups.cap(_program(), cap)
         return
     import resource
 
@@ -73,6 +74,23 @@ def _cap_processes(cgroup: str, cap: int) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+
+def _program() -> int:
+    """The program this child was started for (its cgroup is named after it)."""
+    return _env.MARKED.parent or os.getppid()
+
+
+def early(program: int) -> None:
+    """In a zygote's spare child, while it waits for its request: move into a cgroup of
+    its own now, off the call's path (the kernel makes the move wait)."""
+    from . import cgroups
+
+    if os.geteuid() == 0:
+        try:
+            cgroups.move_in(program)
+        except OSError:
+            pass  # the child tries again as it enters its sandbox, and says why there
 
 
 def _close_all_but_ours() -> None:

@@ -262,12 +262,13 @@ def rules(sandbox: Sandbox, stem: str, processes: int | None) -> tuple[Any, ...]
     require(sandbox, bool(sandbox.connect))
     scratch = scratch_of(stem)
     os.mkdir(scratch, 0o700)
-    cgroup = ""
+    cgroup = ""  # "cgroup": the child caps its processes with one (root), else RLIMIT_NPROC
     cap = PROCESSES if processes is None else processes
     if os.geteuid() == 0:
         from . import cgroups
 
-        cgroup = cgroups.make(os.path.basename(stem), cap)
+        cgroups.watch()
+        cgroup = "cgroup"
     read = (*_readable(), *sandbox.read)
     write = (scratch, "/dev/null", *sandbox.write)
     return (read, write, sandbox.network, sandbox.connect, sandbox.programs, scratch, cgroup, cap)
@@ -313,8 +314,9 @@ def environment(extra: Mapping[str, str] | None, scratch: str) -> dict[str, str]
     return env
 
 
-def remove(stem: str) -> None:
-    """Remove what ``rules`` made for the (ended) child of files ``stem``."""
+def remove(stem: str, pid: int) -> None:
+    """Remove what was made for the ended child ``pid`` of files ``stem``: its scratch
+    directory, and its cgroup."""
     import shutil
 
     scratch = scratch_of(stem)
@@ -323,4 +325,4 @@ def remove(stem: str) -> None:
     if os.geteuid() == 0:
         from . import cgroups
 
-        cgroups.remove(os.path.basename(stem))
+        cgroups.remove(pid)

@@ -196,6 +196,20 @@ def _refuse_shared(root: str) -> None:
         )
 
 
+def _remove_tree(name: str, dir_fd: int) -> None:
+    """Remove directory ``name`` (in ``dir_fd``) and all in it, following no link."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        for entry in os.listdir(fd):
+            try:
+                os.unlink(entry, dir_fd=fd)
+            except IsADirectoryError:
+                _remove_tree(entry, fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
 def _sweep(dir_fd: int) -> None:
     """Remove files left by parents that died before they could."""
     swept = 0
@@ -203,7 +217,10 @@ def _sweep(dir_fd: int) -> None:
         owner, dash, _ = entry.partition("-")
         if dash and owner.isdigit() and not pid_exists(int(owner)):
             try:
-                os.unlink(entry, dir_fd=dir_fd)
+                try:
+                    os.unlink(entry, dir_fd=dir_fd)
+                except IsADirectoryError:  # a sandboxed child's scratch directory
+                    _remove_tree(entry, dir_fd)
                 swept += 1
             except FileNotFoundError:
                 pass  # another process swept it first
