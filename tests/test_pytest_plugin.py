@@ -297,7 +297,9 @@ def test_any():
     result = _run(suite)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*test_any: @pytest.mark.goforkpy takes only timeout= and memory= (got retries)*"]
+        [
+            "*test_any: @pytest.mark.goforkpy takes only timeout=, memory= and sandbox= (got retries)*"
+        ]
     )
 
 

@@ -159,5 +159,10 @@ def test_files_of_dead_parents_are_swept(tmp_path: Path, use_base) -> None:  # t
     private.mkdir(0o700)
     (private / f"{dead_pid}-abc.in").write_bytes(b"left by a killed parent")
     (private / f"{os.getppid()}-def.in").write_bytes(b"a live parent's")
+    scratch = private / f"{dead_pid}-ghi.sandbox"  # a sandboxed child's, with what it made
+    (scratch / "deeper").mkdir(parents=True)
+    (scratch / "deeper" / "file").write_bytes(b"x")
+    (scratch / "link").symlink_to(tmp_path)  # removed, never followed
     tmpdir.payload_dir()
     assert sorted(p.name for p in private.iterdir()) == [f"{os.getppid()}-def.in"]
+    assert tmp_path.exists()
