@@ -210,40 +210,6 @@ def bench_start(rounds):
     else:
         extra = sandboxed - warm["goforkpy warm fork+result"]
         print(f"  a sandboxed warm call costs {extra * 1e3:+.2f} ms more (target: at most +1 ms)")
-        _report_sandbox_floor(rounds)
-
-
-def _report_sandbox_floor(rounds):
-    """What caps a sandbox's processes when the program runs as root: a pids cgroup of its
-    own, which the child joins; the kernel makes a move between cgroups wait for an RCU
-    grace period once the move lock has been idle (as between calls here)."""
-    import time
-
-    from goforkpy._sandbox import cgroups
-
-    if os.geteuid() != 0:
-        print("  floor: not root, so RLIMIT_NPROC caps its processes, at no cost")
-        return
-    parent = cgroups.parent()
-    joins = []
-    for index in range(max(3, rounds // 3)):
-        path = os.path.join(parent, f"goforkpy-bench-{os.getpid()}-{index}")
-        os.mkdir(path)
-        time.sleep(0.1)  # idle, as between two calls of the benchmark
-        pid = os.fork()
-        if pid == 0:
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write("0")
-            os._exit(0)
-        started = time.perf_counter()
-        os.waitpid(pid, 0)
-        joins.append(time.perf_counter() - started)
-        os.rmdir(path)
-    print(
-        f"  floor, as root: a fork that joins a cgroup of its own and exits takes "
-        f"{_median(joins) * 1e3:.2f} ms after an idle moment (the kernel's RCU grace period "
-        "before a move between cgroups); as any other user RLIMIT_NPROC caps it for free"
-    )
 
 
 def bench_anatomy(rounds):

@@ -298,7 +298,8 @@ def test_any():
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*test_any: @pytest.mark.goforkpy takes only timeout=, memory= and sandbox= (got retries)*"
+            "*test_any: @pytest.mark.goforkpy takes only timeout=, memory= and sandbox= "
+            "(got retries)*"
         ]
     )
 

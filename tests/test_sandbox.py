@@ -343,7 +343,7 @@ def test_a_setuid_program_gains_nothing(where: str, tmp_path: Path) -> None:
     os.chmod(program, 0o4755)
     assert "euid=65534" in subprocess.run([program], capture_output=True, text=True).stdout
     found = sandboxed(where, "run", str(program), programs=True, read=[program])
-    assert found.startswith("uid=0") and "euid" not in found
+    assert found.startswith("uid=") and "euid=65534" not in found, found
 
 
 @needs_sandbox
@@ -665,50 +665,3 @@ def test_every_entry_point_takes_a_sandbox(outside: Path, monkeypatch: pytest.Mo
     for executor in reused._pools.get().executors.values():
         executor.shutdown()
     _untouched(outside)
-
-
-LINGERING = """
-import os, signal, sys, time
-import goforkpy as fork
-
-@fork.register
-def leave_a_daemon():
-    ready, tell = os.pipe()
-    if os.fork() == 0:
-        signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.3), os._exit(0)))
-        os.write(tell, b"1")
-        signal.pause()
-    os.read(ready, 1)  # the daemon is up, in the child's cgroup, its SIGTERM handler set
-    os.kill(os.getpid(), signal.SIGKILL)
-
-if __name__ == "__main__":
-    fork.init()
-    from goforkpy._sandbox import cgroups
-    for start in ("cold", "warm"):
-        child = fork.spawn("leave_a_daemon", start=start, sandbox=fork.Sandbox(), grace=5)
-        print(start, child.wait())
-    print(cgroups.parent())
-"""
-
-
-@needs_sandbox
-@pytest.mark.skipif(os.geteuid() != 0, reason="a pids cgroup caps a sandbox of root's only")
-def test_the_cgroups_of_ended_children_go_even_with_orphans_in_them(run_script: Any) -> None:
-    """A child SIGKILLed with a daemon in its cgroup: the cgroup goes once the daemon has
-    (at the next start, or at exit); none of this program's is left."""
-    done = run_script(LINGERING)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[:2] == ["cold -9", "warm -9"]
-    where = lines[2]
-    left = [name for name in os.listdir(where) if name.startswith("goforkpy-")]
-    assert not [name for name in left if not _owner_alive(name)], left
-
-
-def _owner_alive(name: str) -> bool:
-    owner = int(name.split("-")[1])
-    try:
-        os.kill(owner, 0)
-    except ProcessLookupError:
-        return False
-    return True

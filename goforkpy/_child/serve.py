@@ -109,8 +109,6 @@ class _Zygote:
         # on a send would stop reading the releases the parent is sending.
         self.outbox = bytearray()
         self.refusal: str | None = None
-        self.sandboxed = "goforkpy._sandbox.inside" in sys.modules  # its children enter one
-        self.spares_moved: list[int] = []  # a sandboxed zygote's spares: each has a cgroup
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
         self.exits = exits.new()
@@ -169,10 +167,6 @@ class _Zygote:
         if pid == 0:
             ours.close()
             self._leave_zygote()
-            if self.sandboxed:  # what the kernel makes slow, done while no caller waits
-                from .._sandbox import inside
-
-                inside.early(_env.MARKED.parent or os.getppid())
             received = messages.receive(theirs)
             theirs.close()
             if received is None:
@@ -183,21 +177,9 @@ class _Zygote:
         theirs.close()
         self._watch(pid)
         self.spare = (pid, ours)
-        if self.sandboxed and len(self.spares_moved) == 0:
-            from .._process.family import before_dying
-
-            before_dying(self._remove_spare_cgroup)  # it moved into one of its own
-        self.spares_moved.append(pid)
         self.outbox += messages.frame((messages.SPARE, pid))
         self._flush()
         return False
-
-    def _remove_spare_cgroup(self) -> None:
-        """Dying, the family dead: remove the cgroup of the spare no caller ever had."""
-        from .._sandbox import cgroups
-
-        if self.spare is not None:
-            cgroups.remove_for(_env.MARKED.parent or os.getppid(), self.spare[0])
 
     def _answer(self) -> bool:
         """Handle one request; True in a child forked for it."""

@@ -35,7 +35,7 @@ def collect(ending: Ending, stem: str, key: bytes, payload_fd: int | None) -> No
         ending.frame = _read_sandboxed(payload, key, sealed_result, ending.sandbox.max_result)
         from .._sandbox import policy
 
-        policy.remove(stem, ending.pid)
+        policy.remove(stem)
         return
     ending.frame = _read_result(protocol.result_path(payload), key, sealed_result)
 

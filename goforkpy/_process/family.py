@@ -11,15 +11,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, NoReturn
-
-
-_last_words: list[Callable[[], None]] = []  # run once the family is dead, before we die
-
-
-def before_dying(callback: Callable[[], None]) -> None:
-    """``callback()`` in ``end_family_and_die``, once every descendant is dead."""
-    _last_words.append(callback)
+    from typing import NoReturn
 
 
 def end_family_and_die() -> NoReturn:
@@ -41,8 +33,6 @@ def end_family_and_die() -> NoReturn:
             send_each(family[::-1], signal.SIGKILL)
             _kill_groups(family, signal.SIGKILL)  # members orphaned to init, if any
             _reap_what_we_can()
-        for callback in _last_words:
-            callback()
     finally:
         os.kill(os.getpid(), signal.SIGKILL)
     raise SystemExit(1)  # pragma: no cover - SIGKILL does not return

@@ -1,8 +1,10 @@
 """In a sandboxed child: enter the sandbox, after goforkpy's set-up and before the call.
 
-``enter`` takes the rules its parent made (``policy.rules``): it joins the
-pids cgroup that caps its processes (or sets ``RLIMIT_NPROC``, which binds
-every user but root), closes every descriptor but goforkpy's own channels,
+``enter`` takes the rules its parent made (``policy.rules``): it caps its
+processes with ``RLIMIT_NPROC`` (a child of root, which it does not bind,
+first takes a real user id of its own, keeping root's effective one for
+reaching files, whose capabilities it drops next), closes every descriptor
+but goforkpy's own channels,
 moves into its scratch directory, and has the kernel restrict it for good
 (``kernel.restrict``). From then on ``sealed`` is true: the result goes back
 as plain data in a sealed memfd (``plain``), and nothing the parent reads
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 sealed = False  # this process is sandboxed: it sends plain data only
+# A sandboxed child of root takes the real user id _UIDS - its pid: unused by any
+# account, and its own while it lives, so that RLIMIT_NPROC counts its tree alone.
+_UIDS = 0x7FFF0000
 
 
 def refuse(what: str) -> None:
@@ -46,12 +51,12 @@ def enter(rules: tuple[Any, ...], keep_descriptors: bool = False) -> None:
     ``keep_descriptors``: a sandboxed test's, which keeps pytest's and its fixtures'.
     """
     global sealed
-    read, write, network, ports, programs, scratch, cgroup, cap = rules
+    read, write, network, ports, programs, scratch, own_uid, cap = rules
     from . import kernel, plain  # noqa: F401 - loaded while the files can be read
 
     kernel.prepare()
     sealed = True  # from here on, even a failure to enter goes back as plain data
-    _cap_processes(cgroup, cap)
+    _cap_processes(own_uid, cap)
     if not keep_descriptors:
         _close_all_but_ours()
     if scratch:
@@ -60,13 +65,13 @@ def enter(rules: tuple[Any, ...], keep_descriptors: bool = False) -> None:
     kernel.restrict((*read, own), write, network=network, ports=ports, programs=programs)
 
 
-def _cap_processes(cgroup: str, cap: int) -> None:
-    if cgroup:  # root: RLIMIT_NPROC would not bind it
-        from . import cgroups
-
-        cgroups.cap(_program(), cap)
-        return
+def _cap_processes(own_uid: str, cap: int) -> None:
     import resource
+
+    if own_uid:  # root, whom RLIMIT_NPROC does not bind: a real user id of its own
+        os.setresuid(_UIDS - os.getpid(), 0, 0)  # files are still reached as root's
+        resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+        return
 
     running = sum(1 for name in os.listdir("/proc") if name.isdigit())  # ours among them
     limit = running + cap
@@ -74,23 +79,6 @@ def _cap_processes(cgroup: str, cap: int) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-
-
-def _program() -> int:
-    """The program this child was started for (its cgroup is named after it)."""
-    return _env.MARKED.parent or os.getppid()
-
-
-def early(program: int) -> None:
-    """In a zygote's spare child, while it waits for its request: move into a cgroup of
-    its own now, off the call's path (the kernel makes the move wait)."""
-    from . import cgroups
-
-    if os.geteuid() == 0:
-        try:
-            cgroups.move_in(program)
-        except OSError:
-            pass  # the child tries again as it enters its sandbox, and says why there
 
 
 def _close_all_but_ours() -> None:

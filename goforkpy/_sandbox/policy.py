@@ -5,10 +5,10 @@ The parent does the work a child must not be trusted with: it lists what the
 child may read (the interpreter, its standard library, ``sys.path``, the
 shared libraries) and write (a scratch directory it makes, and removes when
 the child has ended), builds the environment from a short list instead of
-its own, and, where the program runs as root (whom ``RLIMIT_NPROC`` does not
-bind), makes the pids cgroup that caps the child's processes. The rules
-travel as plain data in the payload's head; nothing is run unsandboxed where
-the kernel lacks a part (``SandboxUnavailable``).
+its own, and caps the child's processes (``RLIMIT_NPROC``; a child of root,
+whom it does not bind, takes a user id of its own first). The rules travel
+as plain data in the payload's head; nothing is run unsandboxed where the
+kernel lacks a part (``SandboxUnavailable``).
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def sandbox_support() -> dict[str, Any]:
         stops it, in words; empty where it can), ``"landlock_abi"``,
         ``"seccomp"``, ``"ports"`` (``connect=`` can be enforced: Landlock ABI 4),
         ``"scoped"`` (signals and abstract Unix sockets kept inside: ABI 6) and
-        ``"processes"`` (what caps its processes: ``"rlimit"``, ``"cgroup"`` or
+        ``"processes"`` (what caps its processes: ``"rlimit"``, or ``"uid"`` where
         ``None``).
     """
     from .._process import platform
@@ -195,17 +195,12 @@ def sandbox_support() -> dict[str, Any]:
     from . import kernel
 
     abi, seccomp = kernel.landlock_abi(), kernel.seccomp_works()
-    processes = _process_cap()
+    processes = "uid" if os.geteuid() == 0 else "rlimit"
     missing = []
     if abi < 1:
         missing.append("Landlock (Linux 5.13, enabled at boot: lsm=landlock)")
     if not seccomp:
         missing.append("seccomp filters on this machine (x86_64 or aarch64)")
-    if processes is None:
-        missing.append(
-            "a cap on processes that binds root: a writable pids cgroup "
-            "(/sys/fs/cgroup/pids, or /sys/fs/cgroup with the pids controller)"
-        )
     return {
         "available": not missing,
         "missing": missing,
@@ -215,14 +210,6 @@ def sandbox_support() -> dict[str, Any]:
         "scoped": abi >= 6,
         "processes": processes,
     }
-
-
-def _process_cap() -> str | None:
-    if os.geteuid() != 0:
-        return "rlimit"
-    from . import cgroups
-
-    return "cgroup" if cgroups.parent() is not None else None
 
 
 def require(sandbox: Sandbox, ports_needed: bool) -> None:
@@ -262,16 +249,11 @@ def rules(sandbox: Sandbox, stem: str, processes: int | None) -> tuple[Any, ...]
     require(sandbox, bool(sandbox.connect))
     scratch = scratch_of(stem)
     os.mkdir(scratch, 0o700)
-    cgroup = ""  # "cgroup": the child caps its processes with one (root), else RLIMIT_NPROC
     cap = PROCESSES if processes is None else processes
-    if os.geteuid() == 0:
-        from . import cgroups
-
-        cgroups.watch()
-        cgroup = "cgroup"
+    own_uid = "uid" if os.geteuid() == 0 else ""  # root: RLIMIT_NPROC binds it under another
     read = (*_readable(), *sandbox.read)
     write = (scratch, "/dev/null", *sandbox.write)
-    return (read, write, sandbox.network, sandbox.connect, sandbox.programs, scratch, cgroup, cap)
+    return (read, write, sandbox.network, sandbox.connect, sandbox.programs, scratch, own_uid, cap)
 
 
 _read_by_path: dict[tuple[str, ...], list[str]] = {}  # sys.path -> what _readable found
@@ -314,15 +296,10 @@ def environment(extra: Mapping[str, str] | None, scratch: str) -> dict[str, str]
     return env
 
 
-def remove(stem: str, pid: int) -> None:
-    """Remove what was made for the ended child ``pid`` of files ``stem``: its scratch
-    directory, and its cgroup."""
+def remove(stem: str) -> None:
+    """Remove the scratch directory of the ended child of files ``stem``."""
     import shutil
 
     scratch = scratch_of(stem)
     if os.path.isdir(scratch):
         shutil.rmtree(scratch, ignore_errors=True)
-    if os.geteuid() == 0:
-        from . import cgroups
-
-        cgroups.remove(pid)

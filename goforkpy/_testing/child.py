@@ -141,12 +141,12 @@ def _enter_sandbox(item: pytest.Item, rules: tuple[Any, ...]) -> None:
 
     from .._sandbox import inside
 
-    read, write, network, ports, programs, scratch, cgroup, cap = rules
+    read, write, network, ports, programs, scratch, own_uid, cap = rules
     made = getattr(item, "funcargs", {}).get("tmp_path")
     if made is not None:
         write = (*write, str(made))
     tempfile.tempdir = os.environ["TMPDIR"] = scratch
-    inside.enter((read, write, network, ports, programs, "", cgroup, cap), keep_descriptors=True)
+    inside.enter((read, write, network, ports, programs, "", own_uid, cap), keep_descriptors=True)
 
 
 def _warning_fields(message: warnings.WarningMessage, plain: bool = False) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
     key, coverage = channel.new_key(), measured.current()
     forwarder = child.Forwarder.registered(item.config)
     started = time.time()
-    sandbox, process = settings.sandbox, None
+    sandbox = settings.sandbox
     try:
         limits = None if settings.memory is None else Limits(memory=settings.memory)
         try:
@@ -145,8 +145,8 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
             fault = faults.unreported(missing) if missing else None
     finally:
         child.remove_files(path)
-        if sandbox is not None and process is not None:
-            policy.remove(path, process.pid)
+        if sandbox is not None:
+            policy.remove(path)
     return _Sent(records, fault, started)
 
 
