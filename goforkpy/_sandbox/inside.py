@@ -14,6 +14,7 @@ from this process is a pickle.
 from __future__ import annotations
 
 import os
+import resource
 
 from .. import _env
 
@@ -66,8 +67,6 @@ def enter(rules: tuple[Any, ...], keep_descriptors: bool = False) -> None:
 
 
 def _cap_processes(own_uid: str, cap: int) -> None:
-    import resource
-
     if own_uid:  # root, whom RLIMIT_NPROC does not bind: a real user id of its own
         os.setresuid(_UIDS - os.getpid(), 0, 0)  # files are still reached as root's
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))

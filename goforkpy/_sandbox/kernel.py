@@ -92,6 +92,9 @@ def prepare() -> None:
         libc.prctl.restype = ctypes.c_int
         _loaded[:] = [libc, None]
         _loaded[1] = _ask_abi()
+        _last_capability()
+        if seccomp_works():  # the filter most sandboxes take, made once (in a zygote)
+            _programs[False, False] = b"".join(_filter(False, False))
 
 
 def _libc() -> ctypes.CDLL:
@@ -212,11 +215,14 @@ def no_new_privs() -> None:
         raise OSError(code, os.strerror(code))
 
 
-def drop_capabilities() -> None:
-    """Hold no capability, and be unable to regain any (root's included)."""
+def drop_capabilities(bounding: bool = True) -> None:
+    """Hold no capability, and be unable to regain any (root's included).
+
+    ``bounding``: empty the bounding set too, which is what a program run
+    later could be granted (needless where ``execve`` is refused).
+    """
     libc = _libc()
-    last = _last_capability()
-    for cap in range(last + 1):
+    for cap in range(_last_capability() + 1) if bounding else ():
         libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)  # needs CAP_SETPCAP: a no-op without it
     libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     header = struct.pack("<Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
@@ -226,7 +232,16 @@ def drop_capabilities() -> None:
         raise OSError(code, os.strerror(code))
 
 
+_last_cap: list[int] = []
+
+
 def _last_capability() -> int:
+    if not _last_cap:
+        _last_cap.append(_read_last_capability())
+    return _last_cap[0]
+
+
+def _read_last_capability() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             return int(f.read())
@@ -327,9 +342,14 @@ def _arg_test(number: int, arg: int, test: int, k: int, deny: int) -> list[bytes
     ]
 
 
+_programs: dict[tuple[bool | str, bool], bytes] = {}  # the filters made, by their options
+
+
 def seccomp(network: bool | str, programs: bool) -> None:
     """Install the filter (after ``no_new_privs``): the calls listed above fail, EPERM."""
-    program = b"".join(_filter(network, programs))
+    program = _programs.get((network, programs))
+    if program is None:
+        program = _programs[network, programs] = b"".join(_filter(network, programs))
     count = len(program) // 8
     instructions = ctypes.create_string_buffer(program, len(program))
     fprog = struct.pack("<HxxxxxxQ", count, ctypes.addressof(instructions))
@@ -348,6 +368,6 @@ def restrict(
 ) -> None:
     """All of it, in order (see the module docstring): for good, in this process."""
     no_new_privs()
-    drop_capabilities()
+    drop_capabilities(bounding=programs)
     landlock(read, write, None if network else (ports or ()))
     seccomp(True if network else "tcp" if ports else False, programs)

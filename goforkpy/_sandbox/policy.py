@@ -278,7 +278,11 @@ def _look_up_readable() -> list[str]:
         if entry:
             found.add(os.path.realpath(entry))
     found.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # goforkpy
-    return sorted(path for path in found if os.path.exists(path))
+    kept: list[str] = []  # each once, and none beneath another (a rule covers beneath)
+    for path in sorted(path for path in found if os.path.exists(path)):
+        if not kept or not path.startswith(kept[-1].rstrip("/") + "/"):
+            kept.append(path)
+    return kept
 
 
 def environment(extra: Mapping[str, str] | None, scratch: str) -> dict[str, str]:
