@@ -1,2 +1,4 @@
-"""Sandboxed children (API.md section 18), under way: ``kernel`` is what Linux enforces,
-``plain`` the data a sandboxed child may send back, decoded without running its code."""
+"""Sandboxed children (``fork.Sandbox``): ``policy`` makes the rules in the parent,
+``inside`` enters them in the child, ``kernel`` is what Linux enforces (Landlock,
+seccomp, ``no_new_privs``), and ``plain`` the data a sandboxed child sends back,
+decoded without running its code."""

@@ -1,14 +1,13 @@
 """In a sandboxed child: enter the sandbox, after goforkpy's set-up and before the call.
 
 ``enter`` takes the rules its parent made (``policy.rules``): it caps its
-processes with ``RLIMIT_NPROC`` (a child of root, which it does not bind,
-first takes a real user id of its own, keeping root's effective one for
-reaching files, whose capabilities it drops next), closes every descriptor
-but goforkpy's own channels,
-moves into its scratch directory, and has the kernel restrict it for good
-(``kernel.restrict``). From then on ``sealed`` is true: the result goes back
-as plain data in a sealed memfd (``plain``), and nothing the parent reads
-from this process is a pickle.
+processes with ``RLIMIT_NPROC`` (a child of root, which that limit does not
+bind, first takes a real user id of its own, keeping root's effective one to
+reach files, with every capability dropped next), closes every descriptor
+but goforkpy's own channels, moves into its scratch directory, and has the
+kernel restrict it for good (``kernel.restrict``). From then on ``sealed``
+is true: the result goes back as plain data in a sealed memfd (``plain``),
+and nothing the parent reads from this process is a pickle.
 """
 
 from __future__ import annotations
@@ -72,7 +71,9 @@ def _cap_processes(own_uid: str, cap: int) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
         return
 
-    running = sum(1 for name in os.listdir("/proc") if name.isdigit())  # ours among them
+    # RLIMIT_NPROC counts all this user's processes: allow those running (every
+    # user's, an upper bound read in one listing) and ``cap`` more
+    running = sum(1 for name in os.listdir("/proc") if name.isdigit())
     limit = running + cap
     _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
     if hard != resource.RLIM_INFINITY:

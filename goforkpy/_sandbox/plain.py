@@ -4,7 +4,7 @@ running its code.
 pickle rebuilds objects by calling what the data names, so a result's
 ``__reduce__`` would run in the parent. This format names no callable: each
 value is a one-byte tag and its contents, and the decoder builds only the
-types API.md section 18 lists (``None``, ``bool``, ``int``, ``float``,
+types a sandbox sends back (``None``, ``bool``, ``int``, ``float``,
 ``complex``, ``str``, ``bytes``, ``bytearray``, ``list``, ``tuple``, ``dict``,
 ``set``, ``frozenset``, ``datetime``'s ``date``, ``time``, ``datetime`` and
 ``timedelta``, ``Decimal``, ``Fraction``, ``UUID``, numpy arrays of
