@@ -665,3 +665,17 @@ def test_every_entry_point_takes_a_sandbox(outside: Path, monkeypatch: pytest.Mo
     for executor in reused._pools.get().executors.values():
         executor.shutdown()
     _untouched(outside)
+
+
+@needs_sandbox
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_a_child_that_cannot_start_leaves_no_scratch_directory(start: str, tmp_path: Path) -> None:
+    """The leftovers check of every test looks in the private directory."""
+    with pytest.raises(OSError):
+        fork.spawn(
+            "sandbox_attempt",
+            ("env", "PATH"),
+            start=start,
+            sandbox=fork.Sandbox(),
+            cwd=tmp_path / "missing",
+        ).result(DEADLOCK_NET)

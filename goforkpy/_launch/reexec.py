@@ -56,6 +56,7 @@ def start(launch: Launch, create: Create) -> Child:
         child, ready, sealed_fd = _start_child(launch, planned, create, (early, sealed))
     except OSError as exc:
         _unlink_quietly(launch.payload_path)
+        _remove_sandbox(launch)
         if exc.errno not in _OUT_OF_RESOURCES:
             raise  # a redirect or cwd that does not exist: the user's to fix, as subprocess says
         raise ForkError(
@@ -67,6 +68,7 @@ def start(launch: Launch, create: Create) -> Child:
         # by it, say) may have made its fault and result files already
         for path in (launch.payload_path, launch.faults_path, launch.result_path):
             _unlink_quietly(path)
+        _remove_sandbox(launch)
         raise
     if ready is not None:
         _write_while_starting(child, launch, assembled, ready, sealed_fd)
@@ -160,6 +162,14 @@ def _write_while_starting(
         pass  # the child is gone already; its exit tells how
     finally:
         os.close(ready)
+
+
+def _remove_sandbox(launch: Launch) -> None:
+    """A sandboxed child that never started: its scratch directory goes too."""
+    if launch.options.sandbox is not None:
+        from .._sandbox import policy
+
+        policy.remove(launch.stem)
 
 
 def _unlink_quietly(path: str) -> None:
