@@ -7,11 +7,12 @@ import datetime
 import decimal
 import fractions
 import uuid
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import goforkpy as fork
@@ -51,7 +52,11 @@ PLAIN = st.recursive(
 
 
 @given(PLAIN)
+@example(datetime.datetime(1999, 4, 4, 2, 0, tzinfo=zoneinfo.ZoneInfo("America/Boise")))
+@example(datetime.datetime(2021, 11, 7, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("US/Eastern")))
 def test_plain_data_comes_back_equal(value: Any) -> None:
+    """A datetime in a zone keeps its zone (by name) and fold: in a gap or a fold, one
+    with a fixed offset instead would not be equal to it."""
     back = plain.decode(plain.encode(value))
     assert back == value and type(back) is type(value)
 
@@ -148,3 +153,10 @@ def test_other_types_are_named() -> None:
     assert plain.decode(plain.encode(decimal.Decimal("1.10"))) == decimal.Decimal("1.10")
     assert plain.decode(plain.encode(fractions.Fraction(-3, 4))) == fractions.Fraction(-3, 4)
     assert plain.decode(plain.encode(uuid.UUID(int=5))) == uuid.UUID(int=5)
+
+
+@pytest.mark.parametrize("key", [b"../../etc/passwd", b"America", b"/etc/localtime", b""])
+def test_a_zone_that_is_no_zone_is_refused(key: bytes) -> None:
+    zoned = b"z" + plain._sized(b"", b"2000-01-01T00:00:00") + plain._sized(b"", key) + b"0"
+    with pytest.raises(fork.PayloadError, match="which is no time zone here"):
+        plain.decode(zoned)

@@ -83,6 +83,12 @@ def _encode_other(value: Any) -> bytes:
     import uuid
 
     if isinstance(value, datetime.datetime) and type(value) is datetime.datetime:
+        key = getattr(value.tzinfo, "key", None)
+        if type(value.tzinfo).__module__ == "zoneinfo" and isinstance(key, str):
+            naive = value.replace(tzinfo=None).isoformat()  # in a zone: its name travels
+            return (
+                b"z" + _sized(b"", naive.encode()) + _sized(b"", key.encode()) + b"%d" % value.fold
+            )
         return _sized(b"D", _timestamp(value).encode())
     if type(value) is datetime.date:
         return _sized(b"y", value.isoformat().encode())
@@ -208,9 +214,27 @@ class _Reader:
             import uuid
 
             return uuid.UUID(bytes=self.take(16))
+        if tag == b"z":
+            return self.zoned()
         if tag == b"o":
             return self.instance(depth)
         raise PayloadError(f"a malformed payload (tag {tag!r})")
+
+    def zoned(self) -> Any:
+        """A datetime in a zone of the time zone database, rebuilt by the zone's name (a
+        name that is no zone, or a path, is refused)."""
+        import datetime
+        import zoneinfo
+
+        naive = datetime.datetime.fromisoformat(self.take(self.length()).decode())
+        key, fold = self.take(self.length()).decode(), self.take(1)
+        if fold not in (b"0", b"1"):
+            raise PayloadError("a malformed payload (a datetime's fold)")
+        try:
+            zone = zoneinfo.ZoneInfo(key)
+        except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+            raise PayloadError(f"a datetime in {key!r}, which is no time zone here") from None
+        return naive.replace(tzinfo=zone, fold=int(fold))
 
     def instance(self, depth: int) -> Any:
         name = self.take(self.length()).decode()
