@@ -176,8 +176,8 @@ def sandbox_support() -> dict[str, Any]:
         stops it, in words; empty where it can), ``"landlock_abi"``,
         ``"seccomp"``, ``"ports"`` (``connect=`` can be enforced: Landlock ABI 4),
         ``"scoped"`` (signals and abstract Unix sockets kept inside: ABI 6) and
-        ``"processes"`` (what caps its processes: ``"rlimit"``, or ``"uid"`` where
-        ``None``).
+        ``"processes"`` (what caps its processes: ``"rlimit"``; ``"uid"`` for
+        root, whose children take a user id of their own first; ``None`` off Linux).
     """
     from .._process import platform
 
@@ -280,7 +280,7 @@ def _look_up_readable() -> list[str]:
     found.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # goforkpy
     kept: list[str] = []  # each once, and none beneath another (a rule covers beneath)
     for path in sorted(path for path in found if os.path.exists(path)):
-        if not kept or not path.startswith(kept[-1].rstrip("/") + "/"):
+        if not any(path.startswith(above.rstrip("/") + "/") for above in kept):
             kept.append(path)
     return kept
 
