@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hypothesis
 import psutil
 import pytest
 from helpers import DEADLOCK_NET, RunScript, resource_tracker
@@ -18,6 +19,11 @@ from goforkpy._launch import zygotes as zygote
 from goforkpy._shared import tmpdir
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Hypothesis's deadline is a time asserted inside a test: on a loaded machine it fails
+# correct code. Speed is measured in benchmarks/.
+hypothesis.settings.register_profile("goforkpy", deadline=None)
+hypothesis.settings.load_profile("goforkpy")
 
 
 def _open_fds() -> set[int]:

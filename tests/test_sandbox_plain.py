@@ -22,7 +22,9 @@ SCALARS = (
     st.none()
     | st.booleans()
     | st.integers()
-    | st.integers(min_value=-(10**5000), max_value=10**5000)
+    # past int <-> str's digit limit would break hypothesis's own reports: one example
+    # below goes past it
+    | st.integers(min_value=-(10**4000), max_value=10**4000)
     | st.floats(allow_nan=False)
     | st.complex_numbers(allow_nan=False)
     | st.text()
@@ -52,6 +54,7 @@ PLAIN = st.recursive(
 
 
 @given(PLAIN)
+@example(-(10**5000))
 @example(datetime.datetime(1999, 4, 4, 2, 0, tzinfo=zoneinfo.ZoneInfo("America/Boise")))
 @example(datetime.datetime(2021, 11, 7, 1, 30, 0, 0, zoneinfo.ZoneInfo("America/New_York"), fold=1))
 def test_plain_data_comes_back_equal(value: Any) -> None:
