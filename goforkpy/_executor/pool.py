@@ -204,6 +204,34 @@ class Pool(Upkeep):
             self._close_wake()
 
     def _step(self) -> bool:
+        """One turn of the manager thread: what was asked meanwhile, then new work, then
+        a wait for the workers; False once the pool is done."""
+        self._take_requests()
+        if self._abort is not None:
+            self._end_all_workers(*self._abort)
+            return False
+        self._expire()
+        self._retire_idle()
+        if self._broken is not None or self._finished():
+            return False
+        self._start_workers()
+        self._dispatch()
+        if self._finished():  # the dispatch dropped the last (cancelled) tasks
+            return False
+        for key, events in self._selector.select(self._next_deadline()):
+            if key.data is None:
+                frames.drain(self._wake_r)
+                continue
+            worker = key.data
+            if events & selectors.EVENT_WRITE:
+                self._flush(worker)
+            if events & selectors.EVENT_READ:
+                self._receive(worker)
+        return True
+
+    def _take_requests(self) -> None:
+        """Act on what other threads asked since the last turn: cancelled tasks, workers
+        that exited, tasks to kill or stop."""
         with self._lock:
             exited, self._exited = self._exited, []
             kills, self._kills = self._kills, []
@@ -225,29 +253,6 @@ class Pool(Upkeep):
             self._kill_running(future)
         for future, why in stops:
             self._stop_running(future, why)
-        if self._abort is not None:
-            self._end_all_workers(*self._abort)
-            return False
-        self._expire()
-        self._retire_idle()
-        if self._broken is not None:
-            return False
-        if self._finished():
-            return False
-        self._start_workers()
-        self._dispatch()
-        if self._finished():  # the dispatch dropped the last (cancelled) tasks
-            return False
-        for key, events in self._selector.select(self._next_deadline()):
-            if key.data is None:
-                frames.drain(self._wake_r)
-                continue
-            worker = key.data
-            if events & selectors.EVENT_WRITE:
-                self._flush(worker)
-            if events & selectors.EVENT_READ:
-                self._receive(worker)
-        return True
 
     def _finished(self) -> bool:
         """Shut down, with nothing pending or running: the manager thread may end."""
@@ -328,40 +333,6 @@ class Pool(Upkeep):
             self._bury(worker, past_max_result(worker.reader.refused, self.settings))
         elif ended:
             self._bury(worker, None)
-
-    def _answer(self, worker: Worker, kind: bytes, task_id: int, body: bytearray) -> None:
-        if kind == frames.INIT_FAILED:
-            error = self._rebuilt("the initializer", body)
-            self._break(error)
-            return
-        if kind == frames.STARTED:
-            worker.up = True
-            if worker.inflight:
-                self._begin(worker, worker.inflight[0])
-            else:
-                worker.idle_since = time.monotonic()
-            return
-        if kind == frames.LEAVING:  # what its task left retires it: the rest go elsewhere
-            worker.retiring = worker.leaving = True
-            _log.debug("worker %d retires: %s", worker.child.pid, bytes(body).decode())
-            return
-        if kind == frames.OUTPUT:
-            out, err = self._output(body)
-            head = worker.inflight[0].future
-            head.stdout, head.stderr = (b.decode("utf-8", "replace") for b in (out, err))
-            return
-        task = worker.inflight.popleft()
-        self._gone_from_workers([task])
-        now = time.monotonic()
-        worker.pace = 0.8 * worker.pace + 0.2 * (now - max(task.started, worker.last_result))
-        worker.last_result = now
-        if worker.inflight and not worker.leaving:
-            self._begin(worker, worker.inflight[0])
-        else:
-            worker.idle_since = now
-        if not task.future.cancelled():
-            self._settle(worker, task, kind == frames.RESULT, body)
-            self._recycle_if_big(worker)
 
     # --- endings ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Keeping a pool's workers in bounds: running tasks ended in escalating steps (past a
 timeout, or when the caller leaves early), idle workers let go, memory caps; and each
-answer settled into its future.
+answer a worker sends acted on (a result settled into its future).
 
 A mixin of ``pool.Pool``, run on its manager thread like the rest of it.
 """
@@ -44,6 +44,8 @@ class Upkeep:
 
         def _flush(self, worker: Worker) -> None: ...
         def _bury(self, worker: Worker, reason: BaseException | None) -> None: ...
+        def _begin(self, worker: Worker, task: Task) -> None: ...
+        def _break(self, error: BaseException) -> None: ...
 
     def _expire(self) -> None:
         """Running tasks that must stop, in steps: an exception raised in the task
@@ -187,6 +189,40 @@ class Upkeep:
                 moments.append(head.started + timeout)
         moments = [moment for moment in moments if moment != math.inf]  # grace: no limit
         return max(0.0, min(moments) - time.monotonic()) if moments else None
+
+    def _answer(self, worker: Worker, kind: bytes, task_id: int, body: bytearray) -> None:
+        if kind == frames.INIT_FAILED:
+            error = self._rebuilt("the initializer", body)
+            self._break(error)
+            return
+        if kind == frames.STARTED:
+            worker.up = True
+            if worker.inflight:
+                self._begin(worker, worker.inflight[0])
+            else:
+                worker.idle_since = time.monotonic()
+            return
+        if kind == frames.LEAVING:  # what its task left retires it: the rest go elsewhere
+            worker.retiring = worker.leaving = True
+            _log.debug("worker %d retires: %s", worker.child.pid, bytes(body).decode())
+            return
+        if kind == frames.OUTPUT:
+            out, err = self._output(body)
+            head = worker.inflight[0].future
+            head.stdout, head.stderr = (b.decode("utf-8", "replace") for b in (out, err))
+            return
+        task = worker.inflight.popleft()
+        self._gone_from_workers([task])
+        now = time.monotonic()
+        worker.pace = 0.8 * worker.pace + 0.2 * (now - max(task.started, worker.last_result))
+        worker.last_result = now
+        if worker.inflight and not worker.leaving:
+            self._begin(worker, worker.inflight[0])
+        else:
+            worker.idle_since = now
+        if not task.future.cancelled():
+            self._settle(worker, task, kind == frames.RESULT, body)
+            self._recycle_if_big(worker)
 
     def _settle(self, worker: Worker, task: Task, returned: bool, body: bytearray) -> None:
         """Settle ``task``'s future from its worker's answer: what it returned, or raised."""

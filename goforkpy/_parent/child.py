@@ -24,6 +24,7 @@ from .._process.handle import ExitWatch
 from .._process.stdio import Streams
 from .._shared import hooks, protocol
 from . import remains
+from .awaiting import Awaiting
 from .deadlines import Deadlines
 from .outcome import Ending
 
@@ -59,7 +60,7 @@ _NO_PUBLIC_CONSTRUCTOR = (
 )
 
 
-class Child(ExitWatch):
+class Child(Awaiting, ExitWatch):
     """A running or finished child process started by ``fork``/``spawn``.
 
     ``returncode`` follows ``subprocess``: ``None`` while running, ``0`` for a
@@ -354,34 +355,6 @@ class Child(ExitWatch):
     def __repr__(self) -> str:
         return f"<Child {self.name!r} pid={self.pid} {protocol.describe_state(self._returncode)}>"
 
-    # --- asyncio -----------------------------------------------------------------
-
-    async def wait_async(self) -> int:
-        """``wait()`` for asyncio, without a thread; cancelling it terminates the child."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        exited = loop.create_future()
-
-        def wake(_: Child) -> None:
-            try:
-                loop.call_soon_threadsafe(_set_if_pending, exited)
-            except RuntimeError:
-                pass  # the loop closed while the child ran
-
-        self._when_exited(wake)
-        try:
-            await exited
-        except asyncio.CancelledError:
-            await loop.run_in_executor(None, self.terminate)
-            raise
-        return self.wait()
-
-    async def result_async(self) -> Any:
-        """``result()`` for asyncio; cancelling it terminates the child."""
-        await self.wait_async()
-        return self.result()
-
     # --- called by the reaper, once ----------------------------------------------
 
     def _zombie(self) -> None:
@@ -411,11 +384,6 @@ class Child(ExitWatch):
         if self._deadlines.passed:
             return False, self._deadlines.error(self.name, self.pid)
         return self._ending.outcome()
-
-
-def _set_if_pending(future: Any) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _stay_if_exiting() -> None:

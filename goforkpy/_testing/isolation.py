@@ -107,47 +107,54 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
             stream.flush()  # or the child's copy of the buffer is written again
     # in goforkpy's private directory, named for this process: swept if pytest dies
     path = tmpdir.new_stem() + ".reports"
-    key, coverage = channel.new_key(), measured.current()
-    forwarder = child.Forwarder.registered(item.config)
     started = time.time()
     sandbox = settings.sandbox
     try:
-        limits = None if settings.memory is None else Limits(memory=settings.memory)
         try:
             rules = None if sandbox is None else policy.rules(sandbox, path, None)
         except SandboxUnavailable as exc:  # the test does not run, unsandboxed or at all
             return _Sent([], faults.Fault(str(exc), phase="setup"), started)
-
-        def phases() -> list[Record]:
-            return child.run_phases(item, path, key, coverage, forwarder, rules)
-
-        phases.__name__ = phases.__qualname__ = item.name  # the child's name in errors
-        options = Options(start="snapshot", timeout=settings.timeout, limits=limits)
-        options.sandbox = sandbox  # entered by the test's process: what it sends is plain
-        process = launch(phases, (), None, options)
-        try:
-            records = channel.checked(process.result())
-            fault = None
-        except (ChildCrashed, TimeoutExpired) as exc:
-            records, fault = None, faults.describe(exc, settings, child.stack_at_sigterm(path))
-        except PayloadError as exc:  # a sandboxed test's process sent what is refused
-            records, fault = None, faults.Fault(f"the test's process sent back {exc}")
-        except BaseException as exc:
-            process.kill()
-            process.wait()
-            if not isinstance(exc, TEST_OUTCOME):
-                raise  # Ctrl+C, pytest.exit(), an error of the plugin's own
-            records, fault = None, faults.stopped(exc)  # pytest-timeout's, in this process
-        if records is None:
-            records = channel.read_stream(path, key, plain=sandbox is not None)
-        elif fault is None:
-            missing = channel.missing_phases(records, item.config.getoption("setuponly", False))
-            fault = faults.unreported(missing) if missing else None
+        key = channel.new_key()
+        records, fault = _run_phases(item, settings, path, key, rules)
     finally:
         child.remove_files(path)
         if sandbox is not None:
             policy.remove(path)
     return _Sent(records, fault, started)
+
+
+def _run_phases(
+    item: pytest.Item, settings: Settings, path: str, key: bytes, rules: tuple[Any, ...] | None
+) -> tuple[list[Record], faults.Fault | None]:
+    """Start the child, and take what it sent: (its records, what went wrong if anything)."""
+    coverage, forwarder = measured.current(), child.Forwarder.registered(item.config)
+
+    def phases() -> list[Record]:
+        return child.run_phases(item, path, key, coverage, forwarder, rules)
+
+    phases.__name__ = phases.__qualname__ = item.name  # the child's name in errors
+    limits = None if settings.memory is None else Limits(memory=settings.memory)
+    options = Options(start="snapshot", timeout=settings.timeout, limits=limits)
+    options.sandbox = settings.sandbox  # entered by the test's process: what it sends is plain
+    process = launch(phases, (), None, options)
+    fault = None
+    try:
+        records = channel.checked(process.result())
+    except (ChildCrashed, TimeoutExpired) as exc:
+        fault = faults.describe(exc, settings, child.stack_at_sigterm(path))
+    except PayloadError as exc:  # a sandboxed test's process sent what is refused
+        fault = faults.Fault(f"the test's process sent back {exc}")
+    except BaseException as exc:
+        process.kill()
+        process.wait()
+        if not isinstance(exc, TEST_OUTCOME):
+            raise  # Ctrl+C, pytest.exit(), an error of the plugin's own
+        fault = faults.stopped(exc)  # pytest-timeout's, in this process
+    else:
+        if records is not None:
+            missing = channel.missing_phases(records, item.config.getoption("setuponly", False))
+            return records, faults.unreported(missing) if missing else None
+    return channel.read_stream(path, key, plain=rules is not None), fault
 
 
 def _logged(item: pytest.Item, sent: _Sent, lines: Sum) -> Logged:
