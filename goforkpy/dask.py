@@ -86,7 +86,8 @@ class Isolation(WorkerPlugin):
         isolate: str = "task",
         sandbox: Sandbox | None = None,
     ) -> None:
-        if start not in (methods.COLD, methods.WARM):
+        method = methods.TABLE.get(start) if isinstance(start, str) else None
+        if method is None or method.copies_memory:
             raise ValueError(
                 f"Isolation(start={start!r}): a Dask worker's isolated calls start "
                 "'warm' or 'cold' ('snapshot' would fork the worker, threads and all)"
@@ -128,7 +129,7 @@ class Isolation(WorkerPlugin):
         isolated.set_default_isolate(self.isolate)
         isolated.set_default_sandbox(self.sandbox)
         isolated.add_watcher(self)
-        if self.start == methods.WARM:
+        if methods.TABLE[self.start].from_zygote:
             await worker.loop.run_in_executor(None, self._warm_up)  # off the event loop
 
     def _warm_up(self) -> None:

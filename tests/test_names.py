@@ -127,3 +127,24 @@ def test_a_stale_name_is_caught() -> None:
     """The check itself can fail: names of modules that moved away are reported."""
     names = ["boot.tell_parent", "warm.zygote", "_launch.cold", "Child._exited", "Child.gone"]
     assert unresolved(names, None) == ["boot.tell_parent", "warm.zygote", "Child.gone"]
+
+
+def test_each_start_method_is_a_module_and_a_line_of_the_table() -> None:
+    """docs/architecture.md: a start method is its unit's module and its line in
+    ``methods.TABLE``; nothing outside the table asks a method by its name what it is."""
+    from goforkpy._launch import methods, units
+
+    for name in methods.TABLE:
+        unit = units.unit(name)
+        assert isinstance(unit.PICKLES, bool) and callable(unit.start), name
+    package = ROOT / "_launch"
+    for path in sorted(ROOT.rglob("*.py")):
+        if path == package / "methods.py":
+            continue
+        asked = [
+            line.strip()
+            for line in path.read_text().splitlines()
+            if re.search(r"\bstart\b\s*(?:==|!=|(?:not\s+)?in\b)", line)
+            and re.search(r"""["'](?:cold|warm|snapshot)["']|methods\.[A-Z]""", line)
+        ]
+        assert asked == [], f"{path.relative_to(ROOT)} asks a start method by its name"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 
 from .._process.limits import Limits
+from . import methods
 from .record import Options
 
 TYPE_CHECKING = False
@@ -64,9 +65,9 @@ def _check_isolate(isolate: str | None, start: str | None) -> str | None:
             f"isolate={isolate!r}: use 'task' (a fresh child per call) or 'worker' "
             "(isolated workers reused from call to call)"
         )
-    if isolate == "worker" and start == "snapshot":
+    if isolate == "worker" and not methods.properties(methods.check(start, snapshot=True)).reusable:
         raise ValueError(
-            "isolate='worker' with start='snapshot': a snapshot is a fork of the caller at "
+            f"isolate='worker' with start={start!r}: such a child is a fork of the caller at "
             "each call, so it cannot be reused; use start='cold' or 'warm' for reused workers"
         )
     return isolate
@@ -164,7 +165,9 @@ class Isolated:
             options = Options(
                 timeout=timeout, grace=grace, limits=limits, start=start, sandbox=_default_sandbox
             )
-        if (self._isolate or _default_isolate) == "worker" and options.start != "snapshot":
+        if (self._isolate or _default_isolate) == "worker" and methods.properties(
+            options.start
+        ).reusable:
             from .._executor import reused
 
             return reused.call(self.__wrapped__, args, kwargs, options, _watchers)

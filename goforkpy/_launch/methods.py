@@ -11,7 +11,59 @@ from .. import _env
 from .._state import Lock
 
 COLD, WARM, SNAPSHOT = "cold", "warm", "snapshot"
-METHODS = (COLD, WARM)  # what a default may be; a snapshot is asked for call by call
+
+
+class Method:
+    """What a start method is, beside how it starts a child (its unit, ``units``)."""
+
+    __slots__ = ("can_default", "copies_memory", "from_zygote", "name", "reusable", "says")
+
+    def __init__(
+        self,
+        name: str,
+        says: str,
+        *,
+        can_default: bool,
+        reusable: bool,
+        copies_memory: bool,
+        from_zygote: bool = False,
+    ) -> None:
+        self.name = name  # and the name of its unit's module in this package
+        self.says = says  # what it is, in the words of an error message
+        self.can_default = can_default  # may be the default, and an Executor's or pool's
+        self.reusable = reusable  # a child of it may serve call after call (a worker)
+        self.copies_memory = copies_memory  # the child is a copy of the caller's memory
+        self.from_zygote = from_zygote  # forked by a zygote, which warm_up() starts ahead
+
+
+# The one table of start methods: a new one is a line here and a module of its name.
+TABLE = {
+    method.name: method
+    for method in (
+        Method(
+            COLD,
+            "a fresh interpreter per child",
+            can_default=True,
+            reusable=True,
+            copies_memory=False,
+        ),
+        Method(
+            WARM,
+            "a fork of a zygote that already ran your imports",
+            can_default=True,
+            reusable=True,
+            copies_memory=False,
+            from_zygote=True,
+        ),
+        Method(
+            SNAPSHOT,
+            "a fork of this very process",
+            can_default=False,
+            reusable=False,
+            copies_memory=True,
+        ),
+    )
+}
 
 _lock = Lock()
 _default: str | None = None
@@ -20,21 +72,28 @@ _default: str | None = None
 def check(start: str | None, what: str = "start", *, snapshot: bool = False) -> str | None:
     """``start`` if it names a start method (or is ``None``), else a ``ValueError``.
 
-    ``snapshot``: ``"snapshot"`` is allowed too (a single child's, not a default's).
+    ``snapshot``: a method that cannot be a default is allowed too (a single child's).
     """
-    if start is None or start in METHODS or (snapshot and start == SNAPSHOT):
+    method = TABLE.get(start) if isinstance(start, str) else None
+    if start is None or (method is not None and (method.can_default or snapshot)):
         return start
-    if start == SNAPSHOT:
+    if method is not None:
         raise ValueError(
-            f"{what}='snapshot' cannot be a default or a pool's: a snapshot forks the "
-            "calling process at one instant; use fork.snapshot(fn, ...) or "
-            "fork.spawn(fn, args, start='snapshot') for each one"
+            f"{what}={start!r} cannot be a default or a pool's: it is {method.says}, at one "
+            f"instant; use fork.spawn(fn, args, start={start!r}) for each child"
+            + (" (or fork.snapshot(fn, ...))" if start == SNAPSHOT else "")
         )
-    extra = ", or 'snapshot' (a fork of this very process)" if snapshot else ""
+    choices = [m for m in TABLE.values() if m.can_default or snapshot]
+    listed = ", ".join(f"{m.name!r} ({m.says})" for m in choices[:-1])
     raise ValueError(
-        f"{what}={start!r} is not a start method; pass 'cold' (a fresh interpreter per "
-        f"child) or 'warm' (a fork of a zygote that already ran your imports){extra}"
+        f"{what}={start!r} is not a start method; pass {listed} or {choices[-1].name!r} "
+        f"({choices[-1].says})"
     )
+
+
+def properties(start: str | None) -> Method:
+    """The method a call uses (its own ``start=``, or the default): what it is."""
+    return TABLE[chosen(start)]
 
 
 def set_start_method(method: str) -> None:

@@ -97,9 +97,9 @@ def _sandbox(sandbox: object, start: str | None) -> Sandbox:
 
     checked = check(sandbox)
     assert checked is not None
-    if start == methods.SNAPSHOT:
+    if methods.properties(start).copies_memory:
         raise ValueError(
-            "sandbox= with start='snapshot': a snapshot child is a copy of this process's "
+            f"sandbox= with start={start!r}: a {start} child is a copy of this process's "
             "memory (its secrets, its open files), which no sandbox can take back; "
             "use start='cold' or 'warm'"
         )

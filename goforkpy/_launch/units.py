@@ -1,15 +1,17 @@
 """The start methods' units: one table, one interface.
 
 Each start method is a module of this package (``cold``, ``warm``,
-``snapshot``) that provides what ``StartMethod`` says; ``_UNITS`` is the one
-table that names them. A new start method is one module and one line here;
-the callers (``spawn``, ``isolated``, the Executor, the Manager) only ever
-ask ``unit(start)`` and call its ``start``.
+``snapshot``) that provides what ``StartMethod`` says, named by its line in
+``methods.TABLE``, which also says what the method is (whether it may be a
+default, serve as a reused worker, copies the caller's memory). A new start
+method is that module and that line; the callers (``spawn``, ``isolated``, the
+Executor, the Manager) only ever ask ``unit(start)`` and call its ``start``,
+and ask ``methods.properties(start)`` what it is.
 """
 
 from __future__ import annotations
 
-from .methods import COLD, SNAPSHOT, WARM, chosen
+from .methods import properties
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,16 +33,15 @@ if TYPE_CHECKING:
             ...
 
 
-_UNITS = {COLD: "cold", WARM: "warm", SNAPSHOT: "snapshot"}  # name -> module of this package
 _loaded: dict[str, StartMethod] = {}
 
 
 def unit(start: str | None) -> StartMethod:
     """The unit of the start method a call uses (its own ``start=``, or the default)."""
-    name = chosen(start)
+    name = properties(start).name
     found = _loaded.get(name)
     if found is None:
         import importlib
 
-        found = _loaded[name] = importlib.import_module(f".{_UNITS[name]}", __package__)
+        found = _loaded[name] = importlib.import_module(f".{name}", __package__)
     return found
