@@ -81,6 +81,10 @@ def _floors(rounds):
     return {"cold": cold, "warm": warm, "snapshot": _median(pauses)}
 
 
+# The most a call may add to its floor (the speed targets; a snapshot's is its pause's ratio
+# to a bare fork, in run.py's snapshot benchmark).
+TARGETS = {"cold": 1.5e-3, "warm": 1.0e-3}
+
 FLOORS = {
     "cold": "an interpreter start + import goforkpy",
     "warm": "a bare fork + exit + wait of the zygote's image",
@@ -114,6 +118,12 @@ def main(rounds):
         "  launch: until spawn() returns (snapshot: the caller's pause); start-up: until "
         "the function's first line; back: until result() returns (result, exit, reap)"
     )
+    for start, most in TARGETS.items():
+        total = _median([sum(call[:3]) for call in samples[start]])
+        print(
+            f"  target: {start} total <= floor + {most * 1e3:.2f} ms; "
+            f"now floor + {(total - floors[start]) * 1e3:.2f} ms"
+        )
     _system_calls()
 
 

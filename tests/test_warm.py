@@ -367,3 +367,27 @@ def test_first_warm_child_of_a_module_counts_its_import(
         first.result(DEADLOCK_NET)
     later = fork.spawn("quick_warm", (2,), start="warm")
     assert later.result(DEADLOCK_NET) == 3
+
+
+WARM_IMPORTS = """
+import goforkpy as fork
+
+@fork.register
+def noop():
+    return None
+
+if __name__ == "__main__":
+    fork.init()
+    fork.warm_up()
+    for _ in range(2):
+        child = fork.spawn("noop", start="warm", stderr=fork.PIPE)
+        print(repr(child.communicate()[1].decode()))
+"""
+
+
+def test_a_warm_child_imports_nothing_its_zygote_could_have(run_script: RunScript) -> None:
+    """What every warm child needs is loaded once, in the zygote: with the interpreter
+    reporting each import (``-X importtime``), the children report none."""
+    done = run_script(WARM_IMPORTS, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["''", "''"]

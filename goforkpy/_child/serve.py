@@ -74,6 +74,8 @@ def _preload(booting: bool) -> None:
     Then the garbage collector leaves what is loaded alone (``gc.freeze``), so
     collections in the children do not copy the zygote's pages.
     """
+    import faulthandler  # noqa: F401 - each child's crash stacks (_env.record_faults)
+
     from .._shared.wire import tag
 
     tag.load_hash()  # the hash the child's payload needs
