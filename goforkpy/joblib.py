@@ -25,18 +25,17 @@ import functools
 import sys
 import threading
 
-from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase
-from joblib.parallel import register_parallel_backend
+from joblib.parallel import AutoBatchingMixin, ParallelBackendBase, register_parallel_backend
 
 from . import _checks
-from ._executor.executor import Executor, _why
-from ._executor.reused import kept
+from ._executor import kept
 from ._process.platform import usable_cpus
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+    from ._executor.executor import Executor
     from ._executor.futures import TaskFuture
     from ._process.limits import Limits
     from ._sandbox.policy import Sandbox
@@ -190,7 +189,7 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
                 "through joblib.Parallel, which configures it first"
             )
         limits = (self._settings[1], None)  # (timeout, the Executor's grace)
-        future = self._executor._pool.submit(func, [((), {})], True, limits, _named(func))
+        future = kept.submit(self._executor, func, (), {}, limits, _named(func))
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._forget)  # a result is not kept past its retrieval
@@ -216,8 +215,7 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         if self._executor is None or not futures:
             return
         handling = sys.exc_info()[0]  # joblib aborts from inside its except clause
-        self._executor._pool.end_running(futures, _why(handling or Exception))
-        self._executor._pool.wait_left(futures)
+        kept.end(self._executor, futures, handling or Exception)
 
     def terminate(self) -> None:
         """The call is over; the workers stay for the next one (as loky's do)."""
@@ -302,7 +300,7 @@ def _named(batch: Any) -> str:
     return f"{names} via joblib" + (f", in a batch of {len(calls)}" if len(calls) > 1 else "")
 
 
-_executors = kept()  # by (n_jobs, settings): those in use, and the last used
+_executors = kept.kept()  # by (n_jobs, settings): those in use, and the last used
 
 
 def _acquire(key: tuple[int, tuple[Any, ...]]) -> Executor:
@@ -313,7 +311,7 @@ def _acquire(key: tuple[int, tuple[Any, ...]]) -> Executor:
     executors = _executors.get()
     with executors.lock:
         made = executors.executors.get(key)
-        if made is None or not made._pool.usable():
+        if made is None or not kept.usable(made):
             made = executors.executors[key] = _new_executor(*key)
         executors.users[key] = executors.users.get(key, 0) + 1
         users = executors.users
@@ -334,19 +332,19 @@ def _release(key: tuple[int, tuple[Any, ...]]) -> None:
 
 def _new_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
     start, _, limits, memory, isolate, sandbox, env = settings  # the timeout: each task's
-    executor = Executor(
+    workers_env = dict(env)
+    if sandbox is not None:  # joblib's semaphore check needs /dev/shm: say it has none
+        workers_env["JOBLIB_MULTIPROCESSING"] = "0"
+    return kept.make(
         n_jobs,
+        IDLE_SECONDS,
+        workers_env,
         max_tasks_per_child=1 if isolate == "task" else None,
         start=start,
         limits=limits,
         max_worker_memory=memory,
         sandbox=sandbox,
     )
-    executor._pool.idle_timeout = IDLE_SECONDS
-    executor._pool.settings.env = dict(env)
-    if sandbox is not None:  # joblib's semaphore check needs /dev/shm: say it has none
-        executor._pool.settings.env["JOBLIB_MULTIPROCESSING"] = "0"
-    return executor
 
 
 register()

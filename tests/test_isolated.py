@@ -253,8 +253,8 @@ def test_reused_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     is replaced; a worker idle for IDLE_SECONDS leaves."""
     from goforkpy._executor import reused
 
-    monkeypatch.setattr(reused, "_pools", reused.kept())  # a pool of our own
-    monkeypatch.setattr(reused, "IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(reused, "_pools", reused.kept.kept())  # a pool of our own
+    monkeypatch.setattr(reused.kept, "IDLE_SECONDS", 0.5)
     call = fork.isolated(isolation.where, isolate="worker")
     pids = {call(i)[1] for i in range(20)}
     assert len(pids) == 1, "one call at a time: one worker, reused"

@@ -31,7 +31,7 @@ def _executor(start: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 def _isolated(start: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from goforkpy._executor import reused
 
-    monkeypatch.setattr(reused, "_pools", reused.kept())  # pools of the test's own
+    monkeypatch.setattr(reused, "_pools", reused.kept.kept())  # pools of the test's own
 
     def run(fn: Callable[..., Any], *args: Any) -> Any:
         return fork.isolated(fn, isolate="worker", start=start)(*args)

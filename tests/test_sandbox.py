@@ -663,7 +663,7 @@ def test_every_entry_point_takes_a_sandbox(outside: Path, monkeypatch: pytest.Mo
     import goforkpy.joblib
     from goforkpy._executor import reused
 
-    monkeypatch.setattr(reused, "_pools", reused.kept())  # pools of the test's own
+    monkeypatch.setattr(reused, "_pools", reused.kept.kept())  # pools of the test's own
 
     secret, box = str(outside / "secret"), fork.Sandbox()
     with fork.Manager() as manager:

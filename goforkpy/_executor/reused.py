@@ -4,7 +4,7 @@ A fresh child per call costs a process start and exit, which for short calls
 is most of the bill. Here calls run in isolated worker processes reused from
 call to call: one pool per process and per (start method, limits), with as
 many workers as calls run at once, at most the CPUs this process may use
-(further calls wait), and a worker idle for ``IDLE_SECONDS`` leaves.
+(further calls wait), and a worker idle for ``kept.IDLE_SECONDS`` leaves.
 
 Each call keeps what a child per call gives: a crash fails only its call (its
 worker is replaced), a timeout ends the call in the Executor's steps, a
@@ -14,11 +14,8 @@ it (the worker ends it before the call returns).
 
 from __future__ import annotations
 
-import threading
-
-from .._state import Local
+from . import kept
 from .executor import Executor
-from .worker import CANCELLED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,30 +31,7 @@ if TYPE_CHECKING:
         def ended(self, call: Any) -> None: ...
 
 
-IDLE_SECONDS = 30.0
-
-
-class Kept:
-    """Executors this process keeps from call to call, by what they were made with
-    (``fork.isolated``'s reused workers here, the joblib backend's pool)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.executors: dict[Any, Executor] = {}
-        self.users: dict[Any, int] = {}  # by the same key: the calls using each now
-
-    def disown(self, handing: bool) -> None:
-        """In a forked copy: the executors are the original's (their threads are not here)."""
-        for executor in self.executors.values():
-            executor._finalizer.detach()
-
-
-def kept() -> Local[Kept]:
-    """A new per-process set of kept executors, fresh in each forked copy."""
-    return Local(Kept, Kept.disown)
-
-
-_pools = kept()  # by (start method, limits, sandbox)
+_pools = kept.kept()  # by (start method, limits, sandbox)
 
 
 def call(
@@ -71,8 +45,7 @@ def call(
     from .._launch import methods
 
     executor = _pool(methods.chosen(options.start), options.limits, options.sandbox)
-    limits = (options.timeout, options.grace)
-    future = executor._pool.submit(fn, [(args, kwargs)], single=True, limits=limits)
+    future = kept.submit(executor, fn, args, kwargs, (options.timeout, options.grace))
     handle = Call(future, executor)
     watching = list(watchers)
     for watcher in watching:
@@ -91,11 +64,10 @@ def _pool(start: str, limits: Any, sandbox: Any) -> Executor:
     pools = _pools.get()
     with pools.lock:
         executor = pools.executors.get((start, limits, sandbox))
-        if executor is None or not executor._pool.usable():
+        if executor is None or not kept.usable(executor):
             from .._process.platform import usable_cpus
 
-            executor = Executor(usable_cpus(), start=start, limits=limits, sandbox=sandbox)
-            executor._pool.idle_timeout = IDLE_SECONDS
+            executor = kept.make(usable_cpus(), start=start, limits=limits, sandbox=sandbox)
             pools.executors[(start, limits, sandbox)] = executor
         return executor
 
@@ -117,4 +89,6 @@ class Call:
 
     def terminate(self, grace: float | None = None) -> None:
         """CancelledError raised in the call, SIGTERM to its worker's tree after its grace."""
-        self._executor._pool.end_running([self._future], CANCELLED)
+        import concurrent.futures as cf
+
+        kept.stop(self._executor, self._future, cf.CancelledError)
