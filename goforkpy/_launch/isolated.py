@@ -20,20 +20,11 @@ from .record import Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Protocol, TypeVar, Union
+    from typing import Any, Callable, Protocol, TypeVar
 
     from .._parent.child import Child
     from .._sandbox.policy import Sandbox
 
-    # timeout, grace, limits, start, isolate, sandbox
-    Settings = tuple[
-        Union[float, None],
-        float,
-        Union[Limits, None],
-        Union[str, None],
-        Union[str, None],
-        Union[Sandbox, None],
-    ]
     F = TypeVar("F", bound=Callable[..., Any])
 
     class Watcher(Protocol):
@@ -128,20 +119,19 @@ def isolated(
         ValueError: an option's value is out of range.
     """
     isolate = _check_isolate(isolate, start)
-    settings: Settings = (timeout, grace, limits, start, isolate, sandbox)
-    if fn is None:  # a decorator with arguments: bad options fail here, not at decoration
-        Options(timeout=timeout, grace=grace, limits=limits, start=start, sandbox=sandbox)
-        return functools.partial(_wrap, settings=settings)
-    return _wrap(fn, settings)
+    options = Options(timeout=timeout, grace=grace, limits=limits, start=start, sandbox=sandbox)
+    if fn is None:  # a decorator with arguments: bad options failed here, not at decoration
+        return functools.partial(_wrap, options=options, isolate=isolate)
+    return _wrap(fn, options, isolate)
 
 
-def _wrap(fn: F, settings: Settings) -> F:
+def _wrap(fn: F, options: Options, isolate: str | None) -> F:
     if not callable(fn):
         raise TypeError(
             f"fork.isolated() wraps a callable, not {fn!r}; pass the function itself, "
             "or use @fork.isolated(timeout=...) as a decorator"
         )
-    return Isolated(fn, settings)  # type: ignore[return-value] # it calls like fn
+    return Isolated(fn, options, isolate)  # type: ignore[return-value] # it calls like fn
 
 
 class Isolated:
@@ -150,21 +140,14 @@ class Isolated:
     __wrapped__: Callable[..., Any]
     __qualname__: str
 
-    def __init__(self, fn: Callable[..., Any], settings: Settings) -> None:
+    def __init__(self, fn: Callable[..., Any], options: Options, isolate: str | None) -> None:
         functools.update_wrapper(self, fn)
-        timeout, grace, limits, start, self._isolate, sandbox = settings
-        self._isolated = settings
-        self._options = Options(
-            timeout=timeout, grace=grace, limits=limits, start=start, sandbox=sandbox
-        )
+        self._options, self._isolate = options, isolate
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         options = self._options
         if options.sandbox is None and _default_sandbox is not None:
-            timeout, grace, limits, start, _, _ = self._isolated
-            options = Options(
-                timeout=timeout, grace=grace, limits=limits, start=start, sandbox=_default_sandbox
-            )
+            options = options.with_sandbox(_default_sandbox)
         if (self._isolate or _default_isolate) == "worker" and methods.properties(
             options.start
         ).reusable:
@@ -192,24 +175,24 @@ class Isolated:
         return types.MethodType(self, instance)
 
     def __repr__(self) -> str:
-        timeout, grace, limits, start, isolate, sandbox = self._isolated
-        shown = [f"timeout={timeout}"] if timeout is not None else []
-        shown += [f"grace={grace}"] if grace != 5.0 else []
-        shown += [f"limits={limits!r}"] if limits is not None else []
-        shown += [f"start={start!r}"] if start is not None else []
+        options, isolate = self._options, self._isolate
+        shown = [f"timeout={options.timeout}"] if options.timeout is not None else []
+        shown += [f"grace={options.grace}"] if options.grace != 5.0 else []
+        shown += [f"limits={options.limits!r}"] if options.limits is not None else []
+        shown += [f"start={options.start!r}"] if options.start is not None else []
         shown += [f"isolate={isolate!r}"] if isolate is not None else []
-        shown += [f"sandbox={sandbox!r}"] if sandbox is not None else []
+        shown += [f"sandbox={options.sandbox!r}"] if options.sandbox is not None else []
         return f"<isolated {self.__wrapped__!r}{''.join(', ' + item for item in shown)}>"
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         if _importable(self):
             return self.__qualname__  # by reference: the decorated name in its module
-        fn = self.__wrapped__
+        fn, settings = self.__wrapped__, (self._options, self._isolate)
         if _importable(fn):
-            return _rebuild, (fn, self._isolated)
+            return Isolated, (fn, *settings)
         import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
-        return _rebuild_by_value, (cloudpickle.dumps(fn), self._isolated)
+        return _rebuild_by_value, (cloudpickle.dumps(fn), *settings)
 
 
 def _importable(obj: object) -> bool:
@@ -221,11 +204,7 @@ def _importable(obj: object) -> bool:
     return module not in (None, "__main__") and importable(obj, module, qualname)
 
 
-def _rebuild(fn: Callable[..., Any], settings: Settings) -> Isolated:
-    return Isolated(fn, settings)
-
-
-def _rebuild_by_value(data: bytes, settings: Settings) -> Isolated:
+def _rebuild_by_value(data: bytes, options: Options, isolate: str | None) -> Isolated:
     import pickle
 
-    return Isolated(pickle.loads(data), settings)
+    return Isolated(pickle.loads(data), options, isolate)

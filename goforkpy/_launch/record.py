@@ -78,6 +78,14 @@ class Options:
         self.start = methods.check(start, snapshot=True)
         self.sandbox = None if sandbox is None else _sandbox(sandbox, self.start)
 
+    def with_sandbox(self, sandbox: Sandbox) -> Options:
+        """These options, with ``sandbox`` (checked as ``spawn`` checks it)."""
+        made = Options.__new__(Options)
+        for name in Options.__slots__:
+            setattr(made, name, getattr(self, name))
+        made.sandbox = _sandbox(sandbox, self.start)
+        return made
+
     @property
     def stdio(self) -> tuple[Redirect, Redirect, Redirect]:
         return self.stdin, self.stdout, self.stderr
