@@ -86,7 +86,7 @@ class Isolation(WorkerPlugin):
         isolate: str = "task",
         sandbox: Sandbox | None = None,
     ) -> None:
-        method = methods.TABLE.get(start) if isinstance(start, str) else None
+        method = methods.lookup(start)
         if method is None or method.copies_memory:
             raise ValueError(
                 f"Isolation(start={start!r}): a Dask worker's isolated calls start "

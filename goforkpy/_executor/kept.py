@@ -3,8 +3,9 @@ workers, the joblib backend): made, used and ended through this module, the one 
 outside the Executor that reaches into its pool.
 
 Such an executor lets a worker idle for a while leave (``IDLE_SECONDS`` unless
-told), may give its workers an environment of their own, and takes calls one by one, each with its
-own time limits and name. ``Kept`` holds them by what they were made with.
+told), may give its workers an environment of their own, and takes calls one by
+one, each with its own time limits and name. ``Kept`` holds them by what they
+were made with.
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ def submit(
     return executor._pool.submit(fn, [(args, kwargs)], True, limits, name)
 
 
-def end(executor: Executor, futures: list[TaskFuture], leaving: type[BaseException]) -> None:
+def end(
+    executor: Executor,
+    futures: list[TaskFuture],
+    leaving: type[BaseException],
+    wait: bool = True,
+) -> None:
     """End ``futures`` as the caller leaves by ``leaving`` (``KeyboardInterrupt`` raised
     in the running ones for Ctrl+C, ``CancelledError`` otherwise, then their workers'
-    trees ended in the Executor's steps), and wait until they have ended."""
+    trees ended in the Executor's steps); with ``wait``, until they have ended."""
     executor._pool.end_running(futures, _why(leaving))
-    executor._pool.wait_left(futures)
-
-
-def stop(executor: Executor, future: TaskFuture, leaving: type[BaseException]) -> None:
-    """End ``future`` as ``end`` does, without waiting for it."""
-    executor._pool.end_running([future], _why(leaving))
+    if wait:
+        executor._pool.wait_left(futures)

@@ -91,4 +91,4 @@ class Call:
         """CancelledError raised in the call, SIGTERM to its worker's tree after its grace."""
         import concurrent.futures as cf
 
-        kept.stop(self._executor, self._future, cf.CancelledError)
+        kept.end(self._executor, [self._future], cf.CancelledError, wait=False)

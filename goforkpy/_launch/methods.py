@@ -74,7 +74,7 @@ def check(start: str | None, what: str = "start", *, snapshot: bool = False) -> 
 
     ``snapshot``: a method that cannot be a default is allowed too (a single child's).
     """
-    method = TABLE.get(start) if isinstance(start, str) else None
+    method = lookup(start)
     if start is None or (method is not None and (method.can_default or snapshot)):
         return start
     if method is not None:
@@ -89,6 +89,11 @@ def check(start: str | None, what: str = "start", *, snapshot: bool = False) -> 
         f"{what}={start!r} is not a start method; pass {listed} or {choices[-1].name!r} "
         f"({choices[-1].says})"
     )
+
+
+def lookup(start: object) -> Method | None:
+    """The start method ``start`` names, or ``None`` (for ``None`` too, or a non-string)."""
+    return TABLE.get(start) if isinstance(start, str) else None
 
 
 def properties(start: str | None) -> Method:

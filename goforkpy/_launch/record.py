@@ -105,7 +105,8 @@ def _sandbox(sandbox: object, start: str | None) -> Sandbox:
 
     checked = check(sandbox)
     assert checked is not None
-    if methods.properties(start).copies_memory:
+    method = methods.lookup(start)  # None: the default, which never copies memory
+    if method is not None and method.copies_memory:
         raise ValueError(
             f"sandbox= with start={start!r}: a {start} child is a copy of this process's "
             "memory (its secrets, its open files), which no sandbox can take back; "
