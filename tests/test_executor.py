@@ -79,6 +79,56 @@ def test_map_with_a_buffersize_reads_its_input_as_results_are_taken(
     assert list(executor.map(pow, [2, 3], [5, 6], buffersize=1)) == [32, 729]
 
 
+def test_a_task_sent_ahead_to_a_worker_that_leaves_runs_and_is_never_blamed(
+    tmp_path: Path,
+) -> None:
+    """A map left early stops its running task, and that worker leaves after answering:
+    another caller's task already sent ahead to it runs elsewhere, and is not reported as
+    the crash of a worker that exited with code 0."""
+    with fork.Executor(max_workers=1) as ex:
+        assert list(ex.map(workers.square, range(60))) == [x * x for x in range(60)]
+        worker = ex._pool._workers[0]  # quick tasks: it now sends the next ones ahead
+        results = ex.map(workers.note_then_sleep, [tmp_path / "a", tmp_path / "b"], [0, 300])
+        assert next(results) == 0
+        running = _wait_for_file(tmp_path / "b")
+        ahead = ex.submit(workers.square, 3)
+        deadline = time.monotonic() + DEADLOCK_NET
+        while len(worker.inflight) < 2:  # it is in that worker's hands
+            assert time.monotonic() < deadline, "the task was never sent to the worker"
+            time.sleep(0.001)
+        results.close()
+        assert ahead.result(DEADLOCK_NET) == 9
+        assert ahead.pid != running
+    assert not psutil.pid_exists(running)
+
+
+def test_an_interrupt_meant_for_a_task_that_ended_is_not_raised_in_the_next() -> None:
+    """The pool's interrupt names its task: one that ended as the signal came is not
+    followed into the next task; signals that came together are read together."""
+    from goforkpy._executor import worker
+
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    saved = worker._why[0], list(worker._running), list(worker._leaving)
+    worker._why[0], worker._running[:] = read, [5]
+    try:
+        os.write(write, worker.TIMED_OUT + (4).to_bytes(8, "little"))
+        worker._interrupt(signal.SIGUSR2, None)  # meant for task 4: nothing raised
+        assert not worker._leaving
+        os.write(write, worker.TIMED_OUT + (4).to_bytes(8, "little"))
+        os.write(write, worker.CANCELLED + (5).to_bytes(8, "little"))
+        with pytest.raises(cf.CancelledError):
+            worker._interrupt(signal.SIGUSR2, None)
+        assert worker._leaving  # cancelled: the worker leaves after its answer
+        with pytest.raises(BlockingIOError):  # both records were taken
+            os.read(read, 100)
+    finally:
+        worker._why[0] = saved[0]
+        worker._running[:], worker._leaving[:] = saved[1], saved[2]
+        os.close(read)
+        os.close(write)
+
+
 def test_a_falsey_exception_is_raised_not_returned(executor: fork.Executor) -> None:
     future = executor.submit(workers.pool.raise_falsey, "falsey")
     error = future.exception(timeout=DEADLOCK_NET)

@@ -162,10 +162,11 @@ class Worker:
             os.close(self.why)
             self.why = -1
 
-    def interrupt(self, why: bytes) -> None:
-        """Raise in its running task the exception ``why`` names (see ``worker.INTERRUPT``)."""
+    def interrupt(self, why: bytes, task_id: int) -> None:
+        """Raise in task ``task_id``, if it runs, the exception ``why`` names (see
+        ``worker.INTERRUPT``)."""
         try:
-            os.write(self.why, why)
+            os.write(self.why, why + task_id.to_bytes(8, "little"))
             os.kill(self.child.pid, INTERRUPT)
         except OSError:
             pass  # it ended meanwhile; the reaper says how

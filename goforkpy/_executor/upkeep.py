@@ -143,12 +143,12 @@ class Upkeep:
         """The first step of ending a running task: raise in it what ``why`` names. Once
         only: a second exception would land in the task's own ``finally``.
 
-        But for a timeout, the worker leaves after the task: it takes no more, and a QUIT
-        follows, for a worker whose task ended as the interrupt came (idle, it would
-        otherwise leave at its next task, before answering it)."""
+        But for a timeout, the worker leaves after the task: it takes no more (it says
+        so with its answer, the tasks sent ahead go elsewhere), and a QUIT follows, for a
+        worker whose task ended as the interrupt came (idle, it would wait for work)."""
         if not task.interrupted:
             task.interrupted = time.monotonic()
-            worker.interrupt(why)
+            worker.interrupt(why, task.id)
             if why != TIMED_OUT:
                 worker.retiring = True
                 worker.outgoing.append(memoryview(frames.frame(frames.QUIT, 0, b"")))

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 INTERRUPT = signal.SIGUSR2  # the pool's "stop this task": raise in it what the why pipe says
 # Why the pool interrupts: past task_timeout, Ctrl+C, or the caller left a block or map early.
+# Each interrupt writes one record to the why pipe: the reason, then the task's id (8 bytes).
 TIMED_OUT, CTRL_C, CANCELLED = b"t", b"i", b"c"
+WHY_SIZE = 9
 _running: list[int] = []  # the id of the task running now, if one is
 _why = [-1]  # the read end of the pipe the pool writes each interrupt's reason to
 _leaving: list[bool] = []  # set: the caller is gone, take no further task
@@ -92,11 +94,13 @@ def serve(
                 answer.insert(0, frame(OUTPUT, task_id, outputs.taken()))
             left = baseline.restore()  # at once: an alarm the task set must not go off
             _end_what_the_task_left(kept, grace if own_grace is None else own_grace)
-            if left is not None:
+            if left is None and _leaving:  # once read: an interrupt from here on is the
+                left = "its pool ended a task it ran"  # next task's business
+            if left is not None:  # said, so the pool starts no more here and blames none
                 answer.insert(0, frame(LEAVING, task_id, left.encode()))
             for part in answer:
                 sock.sendall(part)
-            if _leaving or left is not None:
+            if left is not None:
                 return  # the tasks sent ahead are the pool's to cancel or run elsewhere
 
 
@@ -115,16 +119,20 @@ def _end_what_the_task_left(kept: set[int], grace: float) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """The pool stops the task: raise in it (its ``finally`` blocks run) what the why pipe
+    """The pool stops a task: raise in it (its ``finally`` blocks run) what the why pipe
     says: TimeoutExpired past ``task_timeout``, KeyboardInterrupt for Ctrl+C in the
-    caller, CancelledError where the caller left its block or ``map`` early."""
-    try:
-        why = os.read(_why[0], 1)
-    except BlockingIOError:
-        why = TIMED_OUT
-    if why != TIMED_OUT:
-        _leaving.append(True)
-    if not _running:
+    caller, CancelledError where the caller left its block or ``map`` early.
+
+    Only in the task the pool meant: one that ended as the signal came is not
+    followed into the next. Signals that came together are read together. But for
+    a timeout, the worker leaves after its answer."""
+    why = None
+    for reason, task_id in _reasons():
+        if reason != TIMED_OUT:
+            _leaving.append(True)
+        if task_id in _running:
+            why = reason
+    if why is None:
         return
     if why == CTRL_C:
         raise KeyboardInterrupt
@@ -137,6 +145,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise TimeoutExpired(
         "the task ran past the Executor's task_timeout", pid=os.getpid(), timeout=None
     )
+
+
+def _reasons() -> list[tuple[bytes, int]]:
+    """The records waiting in the why pipe: (reason, task id) each."""
+    records = b""
+    try:
+        while chunk := os.read(_why[0], WHY_SIZE * 64):
+            records += chunk
+    except BlockingIOError:
+        pass
+    return [
+        (records[at : at + 1], int.from_bytes(records[at + 1 : at + WHY_SIZE], "little"))
+        for at in range(0, len(records) - WHY_SIZE + 1, WHY_SIZE)
+    ]
 
 
 class _Capture:
