@@ -168,7 +168,7 @@ def _only_one(start):
     """The process strace watches: all set up, then (on a line on stdin) one call."""
     import sys
 
-    from goforkpy._launch import zygotes
+    from goforkpy._launch import kept_zygotes as zygotes
 
     fork.warm_up()
     _one_call(start)

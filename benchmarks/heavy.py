@@ -76,7 +76,7 @@ def main(rounds):
     import psutil
     from starting import medians, mp_start_join
 
-    from goforkpy._launch import zygotes as zygote
+    from goforkpy._launch import kept_zygotes as zygote
 
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(["__main__", "numpy", "pandas"])

@@ -47,12 +47,12 @@ if TYPE_CHECKING:
     from ._coordination.shell import shell_exec as shell_exec
     from ._coordination.shell import shell_run as shell_run
     from ._executor.executor import Executor as Executor
+    from ._executor.isolated import isolated as isolated
     from ._launch.api import fork as fork
     from ._launch.api import run as run
     from ._launch.api import run_async as run_async
     from ._launch.api import snapshot as snapshot
     from ._launch.api import spawn as spawn
-    from ._launch.isolated import isolated as isolated
     from ._launch.methods import get_start_method as get_start_method
     from ._launch.methods import set_start_method as set_start_method
     from ._launch.warm import warm_up as warm_up
@@ -123,7 +123,7 @@ _LAZY = {
     "set_start_method": "_launch.methods",
     "get_start_method": "_launch.methods",
     "snapshot": "_launch.api",
-    "isolated": "_launch.isolated",
+    "isolated": "_executor.isolated",
     "Limits": "_process.limits",
     "Executor": "_executor.executor",
     "Manager": "_coordination.manager",

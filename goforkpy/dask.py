@@ -30,7 +30,8 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
 
 from ._checks import grace as _check_grace
 from ._checks import seconds as _check_timeout
-from ._launch import isolated, methods
+from ._executor import isolated
+from ._launch import methods
 from ._process import reaper
 
 TYPE_CHECKING = False

@@ -20,8 +20,8 @@ import pytest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._testing.measured import Sum
-    from ._testing.settings import Settings
+    from ._isolated_tests.measured import Sum
+    from ._isolated_tests.settings import Settings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     if not _isolated(item):
         return None
-    from ._testing import isolation
+    from ._isolated_tests import isolation
 
     isolation.run(item, nextitem, _settings(item), _lines(item.config))
     return True
@@ -108,7 +108,7 @@ def _isolated(item: pytest.Item) -> bool:
 def _defaults(config: pytest.Config) -> Settings:
     """The options' settings, checked once."""
     if _SETTINGS not in config.stash:
-        from ._testing.settings import Settings
+        from ._isolated_tests.settings import Settings
 
         config.stash[_SETTINGS] = Settings.checked(
             "--goforkpy-timeout",
@@ -125,7 +125,7 @@ _SETTINGS = pytest.StashKey["Settings"]()
 def _lines(config: pytest.Config) -> Sum:
     """What the isolated tests ran under coverage, added up."""
     if _LINES not in config.stash:
-        from ._testing.measured import Sum
+        from ._isolated_tests.measured import Sum
 
         config.stash[_LINES] = Sum()
     return config.stash[_LINES]

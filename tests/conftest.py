@@ -15,7 +15,7 @@ from helpers import DEADLOCK_NET, RunScript, resource_tracker
 
 import goforkpy as fork
 from goforkpy._coordination import messaging
-from goforkpy._launch import zygotes as zygote
+from goforkpy._launch import kept_zygotes as zygote
 from goforkpy._shared import tmpdir
 
 sys.path.insert(0, str(Path(__file__).parent))

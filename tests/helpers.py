@@ -70,7 +70,7 @@ def children() -> list[psutil.Process]:
     The zygotes themselves (and the spare child each holds) serve the whole
     session, and do not count.
     """
-    from goforkpy._launch import zygotes as zygote
+    from goforkpy._launch import kept_zygotes as zygote
     from goforkpy._process import lifeline
 
     zygotes = set(zygote.pids())

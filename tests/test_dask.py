@@ -64,7 +64,7 @@ def _wait_for(path: Path) -> list[int]:
 
 
 def _zygotes(client: Client) -> dict[str, list[int]]:
-    from goforkpy._launch import zygotes as zygote
+    from goforkpy._launch import kept_zygotes as zygote
 
     return client.run(zygote.pids)  # type: ignore[no-any-return]
 

@@ -325,7 +325,7 @@ def test_a_coverage_whose_insides_moved_is_a_warning_not_a_gap(
 ) -> None:
     """Where coverage's collector is not as goforkpy knows it, the test's report says
     its lines were not counted, and the test runs on."""
-    from goforkpy._testing import measured
+    from goforkpy._isolated_tests import measured
 
     class Moved:
         _collector = object()  # no traced data where goforkpy reads it

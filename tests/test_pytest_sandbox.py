@@ -67,7 +67,7 @@ def test_properties_come_back_as_text(record_property):
 @pytest.mark.goforkpy(sandbox=BOX)
 def test_forges_a_pickle_and_crashes():
     import gc
-    from goforkpy._testing import channel
+    from goforkpy._isolated_tests import channel
     # what a hostile test could do: find the stream and its key in its memory, frame its
     # own pickle into it, then crash so that pytest reads the stream
     stream = next(o for o in gc.get_objects() if isinstance(o, channel.Stream))

@@ -252,7 +252,7 @@ def test_a_bad_env_is_refused_before_anything_starts(
 
 @pytest.mark.parametrize("start", ["cold", "warm"])
 def test_a_bad_stdio_descriptor_is_the_callers_error_and_spares_the_zygote(start: str) -> None:
-    from goforkpy._launch import zygotes
+    from goforkpy._launch import kept_zygotes as zygotes
 
     fork.spawn("add", (1, 2), start=start).wait()
     helpers = zygotes.pids()

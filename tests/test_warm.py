@@ -21,7 +21,8 @@ from helpers import DEADLOCK_NET, RunScript, ready, wait_gone
 
 import goforkpy as fork
 from goforkpy import _state
-from goforkpy._launch import methods, zygote, zygotes
+from goforkpy._launch import kept_zygotes as zygotes
+from goforkpy._launch import methods, zygote
 from goforkpy._process import platform
 
 

@@ -136,7 +136,7 @@ def own_helpers(children: Iterable[int], kept: set[int]) -> set[int]:
     as this process does; they are not what the task left."""
     from .._process.guardian import is_guardian
 
-    zygotes = sys.modules.get("goforkpy._launch.zygotes")
+    zygotes = sys.modules.get("goforkpy._launch.kept_zygotes")
     helpers = set() if zygotes is None else set(zygotes.pids())
     helpers.update(pid for pid in children if pid not in kept and is_guardian(pid))
     return helpers

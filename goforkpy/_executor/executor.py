@@ -102,7 +102,7 @@ class Executor(cf.Executor):
         from .._launch import methods
         from .._process.limits import Limits, parse_size
         from .._process.platform import usable_cpus
-        from .handles import Settings
+        from .tasks_and_workers import Settings
 
         if max_workers is None:
             max_workers = usable_cpus()

@@ -29,7 +29,7 @@ from .._shared import wire
 from . import frames
 from .between import task_body
 from .futures import TaskFuture, broken_error, settle
-from .handles import Settings, Task, Worker, stop_all
+from .tasks_and_workers import Settings, Task, Worker, stop_all
 from .upkeep import Upkeep, past_max_result
 
 TYPE_CHECKING = False

@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .handles import Settings, Task, Worker
+    from .tasks_and_workers import Settings, Task, Worker
 
 _log = logging.getLogger("goforkpy")
 

@@ -22,7 +22,7 @@ from .. import _env
 from .._process import lifeline, platform, reaper
 from .._process.popen import start_in_group
 from .._shared.protocol import VALUE
-from . import handover, methods, plan, reexec, zygotes
+from . import handover, kept_zygotes, methods, plan, reexec
 from .zygote import SPAWN_PATH, Gone, Unusable
 
 TYPE_CHECKING = False
@@ -48,7 +48,7 @@ def create(
     """
     options = launch.options
     for _ in range(2 if platform.NATIVE else 0):  # a spawner found dead is replaced once
-        spawner = zygotes.ready(SPAWN_PATH, VALUE, plan.boot_command(), launch.key)
+        spawner = kept_zygotes.ready(SPAWN_PATH, VALUE, plan.boot_command(), launch.key)
         if spawner is None:
             break
         try:
@@ -56,7 +56,7 @@ def create(
         except Gone:
             continue
         except Unusable as exc:  # pragma: no cover - it imports nothing that starts a thread
-            zygotes.give_up(spawner, str(exc))
+            kept_zygotes.give_up(spawner, str(exc))
             break
         return process, spawner.watch, methods.COLD
     reaper.prepare()  # a reaper that cannot run stops us before anything starts

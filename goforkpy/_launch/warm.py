@@ -1,6 +1,6 @@
 """The warm start: a fork of a zygote that already ran the child's start-up.
 
-Warm children come from two zygotes (``zygotes``): one that re-ran the main
+Warm children come from two zygotes (``kept_zygotes``): one that re-ran the main
 script down to ``fork.init()``, for functions defined there, and one started
 from goforkpy's entry point, for functions in modules (which it imports on
 request and keeps) and functions sent by value. Each starts on first need
@@ -17,7 +17,7 @@ from .._child import boot
 from .._errors import TimeoutExpired
 from .._shared import protocol
 from .._shared.registry import registered
-from . import cold, handover, methods, plan, reexec, zygotes
+from . import cold, handover, kept_zygotes, methods, plan, reexec
 from .zygote import BOOT_PATH, SANDBOXED, Gone, Unusable
 
 TYPE_CHECKING = False
@@ -40,8 +40,10 @@ def create(
     """Have the zygote fork the child: (the process, the zygote's watch, ``"warm"``)."""
     options = launch.options
     for _ in range(2):  # a zygote found dead at the fork is replaced once
-        path = zygotes.path_of(planned.mode) + (SANDBOXED if options.sandbox else "")
-        zygote = zygotes.ready(path, planned.mode, planned.argv, launch.key, options.start_timeout)
+        path = kept_zygotes.path_of(planned.mode) + (SANDBOXED if options.sandbox else "")
+        zygote = kept_zygotes.ready(
+            path, planned.mode, planned.argv, launch.key, options.start_timeout
+        )
         if zygote is None:
             break
         try:
@@ -49,7 +51,7 @@ def create(
         except Gone:
             continue
         except Unusable as exc:  # it refuses: an import started a thread in it
-            zygotes.give_up(zygote, str(exc))
+            kept_zygotes.give_up(zygote, str(exc))
             break
         return process, zygote.watch, methods.WARM
     return cold.create(launch, planned, env, handed)
@@ -74,14 +76,14 @@ def warm_up(timeout: float | None = None) -> None:
     wanted: dict[str, tuple[str, list[str]]] = {}
     for fn in registered().values():
         planned = plan.plan(fn)
-        wanted.setdefault(zygotes.path_of(planned.mode), (planned.mode, planned.argv))
+        wanted.setdefault(kept_zygotes.path_of(planned.mode), (planned.mode, planned.argv))
     if not wanted:
         wanted[BOOT_PATH] = (protocol.VALUE, plan.boot_command())
     key = handover.parent_key()
     for path, (mode, argv) in wanted.items():
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            zygotes.ready(path, mode, argv, key, left)
+            kept_zygotes.ready(path, mode, argv, key, left)
         except TimeoutExpired as exc:
             raise TimeoutExpired(
                 f"{str(exc).partition(' was not ready')[0]} was not ready after {timeout} s; "

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 
+from .._launch import methods
+from .._launch.record import Options
 from .._process.limits import Limits
-from . import methods
-from .record import Options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -151,10 +151,10 @@ class Isolated:
         if (self._isolate or _default_isolate) == "worker" and methods.properties(
             options.start
         ).reusable:
-            from .._executor import reused
+            from . import reused
 
             return reused.call(self.__wrapped__, args, kwargs, options, _watchers)
-        from .api import launch
+        from .._launch.api import launch
 
         child = launch(self.__wrapped__, args, kwargs, options, "isolated", rerun_main=False)
         with child:  # an interrupted wait ends the child's tree
@@ -197,7 +197,7 @@ class Isolated:
 
 def _importable(obj: object) -> bool:
     """True where ``obj`` is found by importing its module (not a script's ``__main__``)."""
-    from .plan import importable
+    from .._launch.plan import importable
 
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", "")
