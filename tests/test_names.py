@@ -148,3 +148,16 @@ def test_each_start_method_is_a_module_and_a_line_of_the_table() -> None:
             and re.search(r"""["'](?:cold|warm|snapshot)["']|methods\.[A-Z]""", line)
         ]
         assert asked == [], f"{path.relative_to(ROOT)} asks a start method by its name"
+
+
+def test_one_at_fork_hook_resets_what_a_forked_copy_gets_anew() -> None:
+    """docs/architecture.md: "one at-fork hook" (``_state``'s) gives a forked copy its
+    fresh state; no other module registers one of its own."""
+    hooks = [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted(ROOT.rglob("*.py"))
+        if "register_at_fork(" in path.read_text()
+    ]
+    assert hooks == ["_state.py"]
+    page = (ROOT.parent / "docs" / "architecture.md").read_text()
+    assert "One at-fork hook" in page

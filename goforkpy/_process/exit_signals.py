@@ -14,7 +14,8 @@ not started a moment later, the watcher sends it again, to the main thread
 alone: that interrupts the wait, and the handler runs.
 
 A forked copy gets the default dispositions back, and none of the original's
-wake-up pipe. Its own first fork from its main thread installs its own.
+wake-up pipe (what is installed is a ``_state.Local``, reset by its one at-fork
+hook). Its own first fork from its main thread installs its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import signal
 import threading
 
-from .._state import close_quietly
+from .._state import Local, close_quietly
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,39 +34,43 @@ _NAMES = ("SIGTERM", "SIGHUP")
 _SIGNALS = tuple(getattr(signal, name) for name in _NAMES if hasattr(signal, name))
 _AGAIN_AFTER = 0.1  # seconds a handler may take to start before its signal is sent again
 
-_installed = False
-_on_signal: Callable[[], None] | None = None
-_handling = threading.Event()  # one of ours is being handled: no more resending
-_wake: tuple[int, int] | None = None  # our wake-up pipe (read end, write end)
+
+class _Installed:
+    """Our handlers in this process: what they call first, and the watcher's pipe."""
+
+    def __init__(self) -> None:
+        self.on_signal: Callable[[], None] = lambda: None
+        self.handling = threading.Event()  # one of ours is being handled: no more resending
+        self.wake: tuple[int, int] | None = None  # our wake-up pipe (read end, write end)
 
 
 def install(on_signal: Callable[[], None]) -> None:
     """Once, from the main thread: ``on_signal()`` and then death, for each of ours whose
     disposition is the default. The user's own handlers stay in place."""
-    global _installed, _on_signal
-    if _installed or threading.current_thread() is not threading.main_thread():
+    if _ours.peek() is not None or threading.current_thread() is not threading.main_thread():
         return  # handlers can only be set from the main thread; retried next fork
-    _installed, _on_signal = True, on_signal
-    ours = [sig for sig in _SIGNALS if signal.getsignal(sig) == signal.SIG_DFL]
-    for sig in ours:
+    installed = _ours.get()
+    installed.on_signal = on_signal
+    signals = [sig for sig in _SIGNALS if signal.getsignal(sig) == signal.SIG_DFL]
+    for sig in signals:
         signal.signal(sig, _end_children_then_die)
-    if ours:
-        _watch(frozenset(ours))
+    if signals:
+        _watch(installed, frozenset(signals))
 
 
 def _end_children_then_die(signum: int, frame: Any) -> None:
-    _handling.set()
+    installed = _ours.peek()
     try:
-        if _on_signal is not None:
-            _on_signal()
+        if installed is not None:
+            installed.handling.set()
+            installed.on_signal()
     finally:  # whatever happened to the children, the signal kills us as it would have
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
 
-def _watch(ours: frozenset[int]) -> None:
+def _watch(installed: _Installed, signals: frozenset[int]) -> None:
     """Start the watcher, if Python's wake-up fd is free to be ours."""
-    global _wake
     from . import reaper
 
     read_end, write_end = os.pipe()
@@ -76,11 +81,11 @@ def _watch(ours: frozenset[int]) -> None:
         os.close(read_end)
         os.close(write_end)
         return
-    _wake = (read_end, write_end)
-    reaper.start_thread(_resend_unhandled, "signals", read_end, ours)
+    installed.wake = (read_end, write_end)
+    reaper.start_thread(_resend_unhandled, "signals", read_end, signals, installed.handling)
 
 
-def _resend_unhandled(read_end: int, ours: frozenset[int]) -> None:
+def _resend_unhandled(read_end: int, signals: frozenset[int], handling: threading.Event) -> None:
     main = threading.main_thread().ident
     assert main is not None
     while True:
@@ -90,9 +95,9 @@ def _resend_unhandled(read_end: int, ours: frozenset[int]) -> None:
             return  # closed: a forked copy let go of it
         if not arrived:
             return
-        for sig in ours.intersection(arrived):
+        for sig in signals.intersection(arrived):
             # only while the handler is still ours: one the program set since is its own
-            while not _handling.wait(_AGAIN_AFTER) and _still_ours(sig):
+            while not handling.wait(_AGAIN_AFTER) and _still_ours(sig):
                 signal.pthread_kill(main, sig)
 
 
@@ -100,27 +105,22 @@ def _still_ours(sig: int) -> bool:
     return signal.getsignal(sig) is _end_children_then_die
 
 
-def _reset_in_copy() -> None:
+def _reset_in_copy(installed: _Installed, handing: bool) -> None:
     """In a forked copy: the default dispositions, no watcher; a fork installs anew."""
-    global _installed, _wake, _handling
-    if not _installed:
-        return
-    _installed, _handling = False, threading.Event()
     released = False
     try:
         for sig in _SIGNALS:
             if _still_ours(sig):
                 signal.signal(sig, signal.SIG_DFL)
-        if _wake is not None:
+        if installed.wake is not None:
             current = signal.set_wakeup_fd(-1)
-            if current != _wake[1]:
+            if current != installed.wake[1]:
                 signal.set_wakeup_fd(current)  # not ours any more (an event loop's)
             released = True
     except ValueError:
         pass  # Python would not let this thread change them
-    if _wake is not None:
-        read_end, write_end = _wake
-        _wake = None
+    if installed.wake is not None:
+        read_end, write_end = installed.wake
         close_quietly(read_end)
         if released:
             close_quietly(write_end)
@@ -130,4 +130,4 @@ def _reset_in_copy() -> None:
             os.close(null)
 
 
-os.register_at_fork(after_in_child=_reset_in_copy)
+_ours: Local[_Installed] = Local(_Installed, _reset_in_copy)
