@@ -62,6 +62,9 @@ def test_bad_environment_start_method(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_module_is_imported_once_in_the_zygote() -> None:
+    """The zygote imports a function's module as its first child does (which imports it
+    itself, as a cold child would); every later child has it from the zygote."""
+    fork.spawn("where_imported", start="warm").result()  # the first, run alone or not
     first = fork.spawn("where_imported", start="warm").result()
     second = fork.spawn("where_imported", start="warm").result()
     cold = fork.spawn("where_imported", start="cold").result()

@@ -97,9 +97,8 @@ def _start_child(
         process, watch, method = create(launch, planned, env, handed)
         if payload_fd is not None:
             pipes.take(payload_fd)  # the handle closes it once the child has exited
-        kept = (launch.stem, launch.key, payload_fd)
         taken = pipes.take(started) if launch.options.timed else None
-        child = Child._started(launch.name, process, kept, launch.options, taken, (watch, method))
+        child = Child._started(launch, process, taken, (watch, method), payload_fd)
         return child, pipes.take(ready) if early else None, payload_fd
 
 

@@ -60,10 +60,8 @@ def start(launch: Launch) -> Child:
             _env.hand_fds(markers, [(_env.STARTED, tell)])
         cwd = None if options.cwd is None else os.fspath(options.cwd)
         process, watch, later = _fork_contained(launch, markers, ends, cwd, ours)
-        kept = (launch.stem, launch.key, None)
         taken = None if started is None else pipes.take(started)
-        how = (watch, methods.SNAPSHOT)
-        return Child._started(launch.name, process, kept, options, taken, how, later)
+        return Child._started(launch, process, taken, (watch, methods.SNAPSHOT), later=later)
 
 
 def _fork_contained(

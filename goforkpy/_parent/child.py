@@ -16,9 +16,7 @@ import threading
 import time
 
 from .. import _checks
-from .._errors import (
-    TimeoutExpired,
-)
+from .._errors import TimeoutExpired
 from .._process import reaper
 from .._process.handle import ExitWatch
 from .._process.stdio import Streams
@@ -52,6 +50,16 @@ if TYPE_CHECKING:
         timeout: float | None
         start_timeout: float | None
         sandbox: Sandbox | None
+
+    class Launch(Protocol):
+        """What a handle takes from its launch (``_launch.record.Launch``)."""
+
+        name: str
+        stem: str
+        key: bytes
+
+        @property
+        def options(self) -> Options: ...
 
 
 _log = logging.getLogger("goforkpy")
@@ -96,30 +104,33 @@ class Child(Awaiting, ExitWatch):
     @classmethod
     def _started(
         cls,
-        name: str,
+        launch: Launch,
         popen: Process,
-        files: tuple[str, bytes, int | None],
-        options: Options,
         started: int | None,
         how: tuple[Watch, str] = (reaper.watch, "cold"),
+        payload_fd: int | None = None,
         later: Callable[[Callable[[], None]], None] | None = None,
     ) -> Child:
-        """The handle of a child just started by ``launch`` (the one way to make one).
+        """The handle of ``launch``'s child, just started (the one way to make one).
 
         It is watched from here on: tracked for the lifeline and the guardian,
         handed to the reaper, and, given the read end of its ``started`` pipe,
         held to ``options.start_timeout`` and ``options.timeout``. If the
         watching cannot be set up, the child is killed and reaped, and the
         error raised. ``how`` is (what watches its exit: the reaper, or its
-        zygote; its start method). ``later(begin)``, where given, runs
-        ``begin()`` (the watching) once the pid is known: a snapshot's arrives
-        from its intermediate after the caller has gone on.
+        zygote; its start method). ``payload_fd`` is the sealed memfd its
+        payload travels in, if it does: closed once it has exited.
+        ``later(begin)``, where given, runs ``begin()`` (the watching) once the
+        pid is known: a snapshot's arrives from its intermediate after the
+        caller has gone on. The handle keeps what it needs of ``launch``, never
+        the call's function and arguments.
         """
         self = cls.__new__(cls)
         watch, self.start = how
-        self.name, self._popen = name, popen
+        options = launch.options
+        self.name, self._popen = launch.name, popen
         self.stdin, self.stdout, self.stderr = popen.stdin, popen.stdout, popen.stderr
-        self._stem, self._key, self._payload_fd = files
+        self._stem, self._key, self._payload_fd = launch.stem, launch.key, payload_fd
         self._grace, self._limits, self._sandbox = options.grace, options.limits, options.sandbox
         self._watch_exit()  # self._lock also guards _exited_already and _outcome
         self._exited_already = False  # true from the moment it is a zombie
@@ -194,7 +205,9 @@ class Child(Awaiting, ExitWatch):
             )
         waiter = threading.current_thread()
         if waiter.daemon and not waiter.name.startswith("goforkpy-"):  # the program's own
-            _stay_if_exiting()
+            from .._process import lifeline
+
+            lifeline.stay_if_exiting()
         if self._deadlines.passed:
             raise self._deadlines.error(self.name, self.pid)
         assert self._returncode is not None
@@ -384,14 +397,3 @@ class Child(Awaiting, ExitWatch):
         if self._deadlines.passed:
             return False, self._deadlines.error(self.name, self.pid)
         return self._ending.outcome()
-
-
-def _stay_if_exiting() -> None:
-    """Block a daemon thread for good once the interpreter's exit has ended the child
-    it waited for: woken, it would raise into the interpreter's finalization, which
-    stops daemon threads wherever they are (3.14 aborts when one is writing to
-    stderr). It stays where it waited, as in any other wait at exit."""
-    from .._process import lifeline
-
-    if lifeline.exiting():
-        threading.Event().wait()

@@ -222,3 +222,12 @@ def from_long_lived_thread(start: Callable[[], T]) -> T:
 
 
 _launcher: Local[_Launcher] = Local(_Launcher)
+
+
+def stay_if_exiting() -> None:
+    """Block a daemon thread for good once the interpreter's exit has ended the child
+    it waited for: woken, it would raise into the interpreter's finalization, which
+    stops daemon threads wherever they are (3.14 aborts when one is writing to
+    stderr). It stays where it waited, as in any other wait at exit."""
+    if exiting():
+        threading.Event().wait()
