@@ -101,3 +101,12 @@ def unexpected_stderr(stderr: str) -> str:
     return "".join(
         line for line in stderr.splitlines(keepends=True) if "fall back to cold" not in line
     )
+
+
+def zygotes() -> set[int]:
+    """The pids of this process's live zygotes (not the spare children they hold, which
+    each forks again when its last child is gone)."""
+    from goforkpy._launch import kept_zygotes
+
+    serving = kept_zygotes._zygotes.get().serving.values()
+    return {zygote.pid for zygote in serving if not zygote.dead}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DEADLOCK_NET, RunScript
+from helpers import DEADLOCK_NET, RunScript, children, zygotes
 
 import goforkpy as fork
 
@@ -240,29 +240,26 @@ def test_a_module_found_on_a_path_lent_for_its_import(
 def test_a_bad_env_is_refused_before_anything_starts(
     start: str, env: object, error: type[Exception], words: str
 ) -> None:
-    import psutil
-
     fork.spawn("add", (1, 2), start=start if start != "snapshot" else "cold").wait()
-    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    helpers = zygotes()
     with pytest.raises(error, match=re.escape(words)):
         fork.spawn("add", (1, 2), start=start, env=env)  # type: ignore[arg-type]
-    after = {child.pid for child in psutil.Process().children(recursive=True)}
-    assert after <= before, "nothing started"
+    assert children() == [], "nothing started (a zygote's spare is not a start)"
+    assert zygotes() == helpers, "no zygote started either"
 
 
 @pytest.mark.parametrize("start", ["cold", "warm"])
 def test_a_bad_stdio_descriptor_is_the_callers_error_and_spares_the_zygote(start: str) -> None:
-    from goforkpy._launch import kept_zygotes as zygotes
-
     fork.spawn("add", (1, 2), start=start).wait()
-    helpers = zygotes.pids()
+    helpers = zygotes()
     closed = os.dup(0)
     os.close(closed)
     for _ in range(5):
         with pytest.raises(OSError) as caught:
             fork.spawn("add", (1, 2), start=start, stdout=closed)
         assert caught.value.errno == errno.EBADF
-    assert zygotes.pids() == helpers, "the same zygotes, none started or left behind"
+    assert zygotes() == helpers, "the same zygotes, none started or left behind"
+    assert children() == [], "nothing started"
     assert fork.spawn("add", (1, 2), start=start).result(DEADLOCK_NET) == 3
 
 

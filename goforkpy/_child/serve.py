@@ -19,6 +19,7 @@ import os
 import selectors
 import socket
 import sys
+import time
 
 from .. import _env
 from .._process import platform, quiet
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 _REQUEST, _RELEASE, _LIFELINE, _EXIT, _EXIT_ONCE = range(5)
+_SPARE_AFTER = 0.005  # seconds after a hand-out, at most, the next spare is forked
 
 
 def serve(booting: bool) -> None:
@@ -102,7 +104,8 @@ class _Zygote:
     The spare (an idea from Android's pool of unspecialised app processes)
     takes the fork off the critical path: a request is handed to a child that
     already exists, which then takes on the request's streams, directory and
-    environment, and a new spare is forked while it runs.
+    environment, and a new spare is forked once it has ended (or a few
+    milliseconds on, while it runs: see ``_spare_due``).
     """
 
     def __init__(self, requests: socket.socket, notices: socket.socket) -> None:
@@ -113,6 +116,8 @@ class _Zygote:
         self.refusal: str | None = None
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
+        self.handed: int | None = None  # the child last handed out, while it runs
+        self.handed_at = 0.0
         self.exits = exits.new()
         # A subreaper (see _leave_zygote) ends what its children leave.
         self.orphans = Orphans(self._watch) if platform.NATIVE else None
@@ -129,7 +134,7 @@ class _Zygote:
         """Serve until a request reaches this process as a child; then return in it."""
         while True:
             try:
-                if self.spare is None and self.refusal is None and self._fork_spare():
+                if self._spare_due() and self._fork_spare():
                     return  # we are the spare, and a request came
                 if self._serve_ready():
                     return  # forked for this request, with no spare at hand
@@ -139,6 +144,9 @@ class _Zygote:
     def _serve_ready(self) -> bool:
         """Handle what the selector says is ready; True in a child forked for a request."""
         wait = None if self.orphans is None else self.orphans.next_deadline()
+        if self.spare is None and self.refusal is None and self.handed is not None:
+            due = max(0.0, self.handed_at + _SPARE_AFTER - time.monotonic())
+            wait = due if wait is None else min(wait, due)  # the next spare's fork
         for key, events in self.selector.select(wait):
             if key.data == _REQUEST and self._answer():
                 return True
@@ -156,6 +164,15 @@ class _Zygote:
         if self.orphans is not None:
             self.orphans.kill_overdue()
         return False
+
+    def _spare_due(self) -> bool:
+        """Time to fork the next spare: once the child last handed out is reaped, or
+        ``_SPARE_AFTER`` seconds after it was, whichever comes first. Sooner, the fork
+        (half a millisecond of a core, for a big image) would compete with that child
+        and with the parent taking it on: a short call was 0.3-0.5 ms slower so."""
+        if self.spare is not None or self.refusal is not None:
+            return False
+        return self.handed is None or time.monotonic() >= self.handed_at + _SPARE_AFTER
 
     def _fork_spare(self) -> bool:
         """Fork the next child ahead of its request; True in that child, once a request came."""
@@ -207,6 +224,7 @@ class _Zygote:
                     return True
                 self._watch(pid)
             self.handed_out[pid] = request["grace"]
+            self.handed, self.handed_at = pid, time.monotonic()
             messages.send(self.requests, (messages.FORKED, pid))
         finally:
             for fd in fds:
@@ -308,6 +326,8 @@ class _Zygote:
         for fd in fds:
             os.close(fd)
         used = self.exits.release(pid)
+        if pid == self.handed:
+            self.handed = None
         self.outbox += messages.frame((messages.REAPED, pid, used))
         self._flush()
 
