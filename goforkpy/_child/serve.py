@@ -186,6 +186,7 @@ class _Zygote:
         if pid == 0:
             ours.close()
             self._leave_zygote()
+            takeon.ready_ahead()
             received = messages.receive(theirs)
             theirs.close()
             if received is None:

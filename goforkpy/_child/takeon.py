@@ -40,6 +40,18 @@ def take_on(request: dict[str, Any], fds: list[int]) -> None:
     _env.record_faults(marked)
 
 
+def ready_ahead() -> None:
+    """In a spare, while it waits for its request: touch now what taking one on and
+    reading its payload go through (the environment, the markers, the payload's tag
+    check). A fresh fork pays a copy-on-write fault at its first write to each page it
+    shares with its zygote; paid here, they are off the call's path (0.1-0.3 ms)."""
+    from .._shared.wire import tag
+
+    replace_environ(dict(os.environ))
+    _env.Markers(os.environ)
+    tag.hmac_sha256(b"", [b""], 0)
+
+
 def _exec(argv: list[str], env: dict[str, str], handed: list[int]) -> NoReturn:
     """Run ``argv`` in this process: a cold child, already a subreaper tied to us.
 
