@@ -28,6 +28,10 @@ def grandchild():
     threading.Event().wait()
 
 @fork.register
+def quick():
+    pass
+
+@fork.register
 def child(how):
     forked = fork.fork("grandchild")
     bare = subprocess.Popen(["sleep", "300"])  # started without goforkpy
@@ -44,9 +48,12 @@ def child(how):
 
 if __name__ == "__main__":
     fork.init()
+    if sys.argv[1] == "reused":  # the guardian's slots of reaped children filled again
+        for _ in range(3):
+            fork.fork("quick").wait()
     fork.fork("child", sys.argv[1]).wait()
 """
-ORPHAN_ROUNDS = ["at-once", "settled", "stuck"] * 7
+ORPHAN_ROUNDS = ["at-once", "settled", "stuck", "reused"] * 7
 
 
 def _guardians() -> set[int]:
@@ -61,8 +68,9 @@ def test_parent_sigkilled_leaves_no_survivor(tmp_path: Path) -> None:
     """The child and every descendant, whatever group or session it moved to: gone within 1 s.
 
     Rounds kill the parent at once, once the child has settled (its watcher
-    thread running), or while the child is stuck in C code holding the GIL
-    (so only the guardian can act).
+    thread running), while the child is stuck in C code holding the GIL (so
+    only the guardian can act), or after children that ended (the guardian
+    finds the live child in a slot one of theirs held).
     """
     script = tmp_path / "orphans.py"
     script.write_text(ORPHAN_SCRIPT)
@@ -337,3 +345,49 @@ def test_many_forks_leave_no_zombie_and_no_fd() -> None:
         child.wait(DEADLOCK_NET)
     assert children() == [] or wait_gone([c.pid for c in children()], DEADLOCK_NET) == []
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+GUARDIAN_TABLE_SCRIPT = """
+import subprocess, sys, threading
+from goforkpy._process import guardian
+
+assert guardian.ensure_started()
+ended = [subprocess.Popen(["true"]) for _ in range(3)]
+for process in ended:  # slots filled, then cleared as each is reaped
+    guardian.watch(process.pid)
+    process.wait()
+    guardian.forget(process.pid)
+watched = subprocess.Popen(["sleep", "300"], start_new_session=True)  # in a freed slot
+kept = subprocess.Popen(["sleep", "300"], start_new_session=True)
+guardian.watch(watched.pid)
+print(watched.pid, kept.pid, flush=True)
+threading.Event().wait()
+"""
+
+
+def test_the_guardian_ends_what_its_table_lists_when_the_parent_is_killed(
+    tmp_path: Path,
+) -> None:
+    """The guardian reads its parent's table of children at EOF: a child listed in a
+    slot that reaped children held before is ended; one never listed is not."""
+    script = tmp_path / "table.py"
+    script.write_text(GUARDIAN_TABLE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(fork.__file__).parent.parent)}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    assert parent.stdout is not None
+    with parent.stdout:
+        watched, kept = (int(pid) for pid in parent.stdout.readline().split())
+    try:
+        parent.kill()
+        parent.wait()
+        assert wait_gone([watched], DEADLOCK_NET) == [], "the guardian ended the listed child"
+        assert wait_gone([kept], 0.0) == [kept], "what was never listed is not the guardian's"
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in (watched, kept):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_gone([watched, kept], DEADLOCK_NET)
