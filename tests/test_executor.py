@@ -129,6 +129,24 @@ def test_an_interrupt_meant_for_a_task_that_ended_is_not_raised_in_the_next() ->
         os.close(write)
 
 
+def test_submits_from_many_threads_at_once_each_wake_the_pool(executor: fork.Executor) -> None:
+    """The pool's manager is woken once per burst, not per submit: what is submitted
+    while it drains its wake-ups, or just after, is never left waiting (a lost
+    wake-up would hang here, past the deadlock net)."""
+
+    def burst(first: int) -> list[cf.Future[int]]:
+        futures = []
+        for start in range(first, first + 2000, 200):
+            futures += [executor.submit(workers.square, x) for x in range(start, start + 200)]
+            _, pending = cf.wait(futures[-200:], timeout=DEADLOCK_NET)  # idle between
+            assert not pending, f"{len(pending)} tasks never ran"  # bursts
+        return futures
+
+    with cf.ThreadPoolExecutor(4) as threads:
+        futures = [f for batch in threads.map(burst, range(0, 8000, 2000)) for f in batch]
+    assert [f.result(DEADLOCK_NET) for f in futures] == [x * x for x in range(8000)]
+
+
 def test_a_falsey_exception_is_raised_not_returned(executor: fork.Executor) -> None:
     future = executor.submit(workers.pool.raise_falsey, "falsey")
     error = future.exception(timeout=DEADLOCK_NET)
