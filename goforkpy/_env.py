@@ -6,11 +6,13 @@ first imported, so ``is_child()`` holds from the child's first line on;
 ``init()`` then removes them from ``os.environ`` so that grandchildren and shell
 commands do not inherit them.
 
-This module is on the child's start-up path: it imports nothing but ``os``.
+This module is on the child's start-up path: it imports nothing but built-in
+modules the interpreter has loaded already (``os``, ``sys``, ``_signal``).
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found,unused-ignore] # loaded already: not signal
 import os
 import sys
 
@@ -198,6 +200,12 @@ def _fds(value: str | None) -> tuple[int, ...]:
 MARKED = Markers(os.environ)
 
 
+# The signal the parent sends a child whose start-up passed its start_timeout: it writes
+# the stack of every thread to its fault file, then dies of it (a real-time signal where
+# there are some: nothing else sends them; no core dump, as SIGABRT would leave).
+STACKS = _signal.SIGRTMIN + 1 if hasattr(_signal, "SIGRTMIN") else _signal.SIGUSR1
+
+
 def record_faults(marked: Markers) -> None:
     """Have a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) write the Python
     stack of every thread to the private file the parent named, never to the user's
@@ -210,7 +218,11 @@ def record_faults(marked: Markers) -> None:
     try:
         fd = os.open(marked.faults, flags, 0o600)  # stays open for as long as we live
         faulthandler.enable(file=fd, all_threads=True)
-    except (OSError, ValueError):
+        if marked.started is not None:  # timed: should its start-up pass start_timeout,
+            # STACKS writes every thread's stack there, then ends it (until its function
+            # starts: run._announce_start)
+            faulthandler.register(STACKS, file=fd, all_threads=True, chain=True)
+    except (OSError, ValueError, RuntimeError):
         pass  # no room, or no directory: a crash is reported without the stacks
 
 

@@ -95,6 +95,10 @@ class TimeoutExpired(ForkError, TimeoutError):
         timeout: the deadline in seconds.
         pid: the pid concerned, where there is one.
         name: the registered name concerned, where there is one.
+        traceback: for a child past its ``start_timeout``, the Python stack of
+            every thread of it at that moment (where it had got far enough to
+            say: past ``import goforkpy``), else ``None``. On Python 3.11+ it is
+            in the exception's notes too.
     """
 
     def __init__(
@@ -104,11 +108,15 @@ class TimeoutExpired(ForkError, TimeoutError):
         timeout: float | None = None,
         pid: int | None = None,
         name: str | None = None,
+        traceback: str | None = None,
     ) -> None:
         super().__init__(message)
         self.timeout = timeout
         self.pid = pid
         self.name = name
+        self.traceback = traceback
+        if traceback and hasattr(self, "add_note"):  # Python 3.11+: shown wherever it goes
+            self.add_note(f"The child's threads when it passed:\n{traceback.rstrip()}")
 
 
 class IPCError(ForkError):

@@ -157,8 +157,15 @@ def _check_start_timeout(start: str, tmp_path: Path) -> None:
             child = fork.spawn(name, start=start, start_timeout=0.2)
         finally:
             sys.path.remove(str(tmp_path))
-    with pytest.raises(fork.TimeoutExpired, match=r"start_timeout=0\.2"):
+    with pytest.raises(fork.TimeoutExpired, match=r"start_timeout=0\.2") as caught:
         child.result(DEADLOCK_NET)
+    # what it was doing then: the stack of each of its threads, the slow line on one
+    stacks = caught.value.traceback
+    assert stacks is not None and "in .traceback" in str(caught.value), str(caught.value)
+    slow = "in __iter__" if start == "snapshot" else "in <module>"
+    assert "(most recent call first)" in stacks and slow in stacks, stacks
+    if sys.version_info >= (3, 11):
+        assert stacks.rstrip() in caught.value.__notes__[0]
 
 
 def _check_sandbox(start: str, tmp_path: Path) -> None:

@@ -132,7 +132,8 @@ def _read_payload(path: str, key: bytes) -> Any:
 
 
 def _announce_start(fd: int | None) -> None:
-    """Tell the parent the function starts now: its ``timeout`` counts from here."""
+    """Tell the parent the function starts now: its ``timeout`` counts from here, and
+    ``STACKS`` is no longer ours (``_env.record_faults``)."""
     if fd is None:
         return
     try:
@@ -140,6 +141,9 @@ def _announce_start(fd: int | None) -> None:
         os.close(fd)
     except OSError:
         pass  # the parent stopped listening: it is gone or gave up on us
+    faulthandler = sys.modules.get("faulthandler")
+    if faulthandler is not None:
+        faulthandler.unregister(_env.STACKS)
 
 
 def _await_payload(fd: int) -> None:

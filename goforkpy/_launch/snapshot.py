@@ -270,12 +270,12 @@ def _be_the_child(
     try:
         quiet.hear()  # what the intermediate did not hear, the child does
         os.setpgid(0, 0)
+        run.become_snapshot(markers, parent)  # first: a set-up that hangs says where
         _take_streams(ends)
         if cwd is not None:
             os.chdir(cwd)
         if env:
             os.environ.update(env)
-        run.become_snapshot(markers, parent)
         if limits:
             from .._process.limits import apply
 

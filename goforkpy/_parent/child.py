@@ -122,8 +122,7 @@ class Child(Awaiting, ExitWatch):
         payload travels in, if it does: closed once it has exited.
         ``later(begin)``, where given, runs ``begin()`` (the watching) once the
         pid is known: a snapshot's arrives from its intermediate after the
-        caller has gone on. The handle keeps what it needs of ``launch``, never
-        the call's function and arguments.
+        caller has gone on. It keeps none of the call's function and arguments.
         """
         self = cls.__new__(cls)
         watch, self.start = how
@@ -209,7 +208,7 @@ class Child(Awaiting, ExitWatch):
 
             lifeline.stay_if_exiting()
         if self._deadlines.passed:
-            raise self._deadlines.error(self.name, self.pid)
+            raise self._deadlines.error(self.name, self.pid, self._ending)
         assert self._returncode is not None
         return self._returncode
 
@@ -347,13 +346,15 @@ class Child(Awaiting, ExitWatch):
             return tree.psutil_process(self.pid)
 
     def _expire(self, which: str) -> None:
-        """A deadline passed (see ``deadlines``): end the tree, unless it has ended."""
+        """A deadline passed (``deadlines``): end the tree, its stacks first for a start-up."""
         with self._lock:
             if self._returncode is not None or self._exited_already:
                 return
             self._deadlines.passed = which
-        deadline = "start_timeout" if which == "start" else "timeout"
-        _log.debug("child %r (pid %d) ran past its %s; ending it", self.name, self.pid, deadline)
+            asked = which == "start_timeout" and self._deadlines.ask_for_stacks(self.pid)
+        _log.debug("child %r (pid %d) ran past its %s; ending it", self.name, self.pid, which)
+        if asked:
+            self._done.wait(min(self._grace, self._deadlines.STACKS_WAIT))
         self.terminate()
 
     def __enter__(self) -> Child:
@@ -395,5 +396,5 @@ class Child(Awaiting, ExitWatch):
     def _settle(self) -> tuple[bool, Any]:
         assert self._ending is not None
         if self._deadlines.passed:
-            return False, self._deadlines.error(self.name, self.pid)
+            return False, self._deadlines.error(self.name, self.pid, self._ending)
         return self._ending.outcome()

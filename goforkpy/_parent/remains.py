@@ -113,11 +113,14 @@ def _read_faults(path: str, returncode: int) -> str | None:
 
 
 def _fatal_signals() -> frozenset[int]:
-    return frozenset(
-        int(getattr(signal, name))
-        for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT")
-        if hasattr(signal, name)
-    )
+    """The signals a child writes its threads' stacks at before it dies of them: the fatal
+    faults, and ``_env.STACKS`` (its start-up passed ``start_timeout``)."""
+    from .. import _env
+
+    faults = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT")
+    return frozenset(int(getattr(signal, name)) for name in faults if hasattr(signal, name)) | {
+        _env.STACKS
+    }
 
 
 def _unlink(path: str) -> bool:
