@@ -117,7 +117,7 @@ class _Zygote:
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
         self.handed: int | None = None  # the child last handed out, while it runs
-        self.handed_at = 0.0
+        self.spare_at = 0.0  # when the next spare is due while it runs (_spare_due)
         self.exits = exits.new()
         # A subreaper (see _leave_zygote) ends what its children leave.
         self.orphans = Orphans(self._watch) if platform.NATIVE else None
@@ -145,7 +145,7 @@ class _Zygote:
         """Handle what the selector says is ready; True in a child forked for a request."""
         wait = None if self.orphans is None else self.orphans.next_deadline()
         if self.spare is None and self.refusal is None and self.handed is not None:
-            due = max(0.0, self.handed_at + _SPARE_AFTER - time.monotonic())
+            due = max(0.0, self.spare_at - time.monotonic())
             wait = due if wait is None else min(wait, due)  # the next spare's fork
         for key, events in self.selector.select(wait):
             if key.data == _REQUEST and self._answer():
@@ -172,7 +172,7 @@ class _Zygote:
         and with the parent taking it on: a short call was 0.3-0.5 ms slower so."""
         if self.spare is not None or self.refusal is not None:
             return False
-        return self.handed is None or time.monotonic() >= self.handed_at + _SPARE_AFTER
+        return self.handed is None or time.monotonic() >= self.spare_at
 
     def _fork_spare(self) -> bool:
         """Fork the next child ahead of its request; True in that child, once a request came."""
@@ -225,7 +225,7 @@ class _Zygote:
                     return True
                 self._watch(pid)
             self.handed_out[pid] = request["grace"]
-            self.handed, self.handed_at = pid, time.monotonic()
+            self.handed, self.spare_at = pid, time.monotonic() + _SPARE_AFTER
             messages.send(self.requests, (messages.FORKED, pid))
         finally:
             for fd in fds:

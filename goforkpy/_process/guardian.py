@@ -134,6 +134,9 @@ class _Watchdog:
             self.table = self.write_end = -1
         else:
             self.write_end = _start(self.table)
+            if self.write_end < 0:  # no guardian to read it
+                os.close(self.table)
+                self.table = -1
 
     def watch(self, pid: int) -> None:
         with self.lock:
