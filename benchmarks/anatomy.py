@@ -164,6 +164,13 @@ def _system_calls():
         print(f"  {start:9} {total:6d} in all: {top}")
 
 
+def _tasks(pid):
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+
+
 def _only_one(start):
     """The process strace watches: all set up, then (on a line on stdin) one call."""
     import sys
@@ -173,7 +180,8 @@ def _only_one(start):
     fork.warm_up()
     _one_call(start)
     pids = [os.getpid(), *zygotes.pids()]
-    tids = [tid for pid in pids for tid in os.listdir(f"/proc/{pid}/task")]
+    # a spare may leave as we list (its zygote forks it again once a child is reaped)
+    tids = [tid for pid in pids for tid in _tasks(pid)]
     print(" ".join(tids), flush=True)
     sys.stdin.readline()
     _one_call(start)
