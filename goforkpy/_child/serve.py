@@ -55,18 +55,18 @@ def serve(booting: bool) -> None:
 
 
 def running_thread() -> str | None:
-    """Why this process must not fork: a thread other than ours runs (its name), or None."""
-    import threading
+    """Why this process must not fork: the threads other than ours that run (in words), or
+    None. Native threads count too (a library's pool), unless their library makes a fork
+    safe (see ``_process.threads``)."""
+    from .._process import threads
 
-    if len(sys._current_frames()) <= 1:
+    found = threads.unvouched()
+    if not found:
         return None
-    me = threading.get_ident()
-    names = [thread.name for thread in threading.enumerate() if thread.ident != me]
-    name = repr(names[0]) if names else "a thread started with _thread"
     return (
-        f"the program's imports started the thread {name}, and a fork would copy only one "
-        "thread (a lock the other held would stay locked in the child); starting children "
-        "cold instead. Start threads after fork.init(), or use start='cold'"
+        f"the program's imports started the {threads.described(found)}, and a fork would "
+        "copy only one thread (a lock another held would stay locked in the child); "
+        "starting children cold instead. Start threads after fork.init(), or use start='cold'"
     )
 
 

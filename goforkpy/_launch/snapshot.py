@@ -27,7 +27,7 @@ import time
 from .. import _env
 from .._child import run
 from .._parent.child import Child
-from .._process import platform, quiet, reaper
+from .._process import platform, quiet, reaper, threads
 from .._process.handle import ForkedProcess, RelayedFork
 from .._process.stdio import child_ends
 from .._state import handing_over
@@ -241,10 +241,11 @@ def _fork(name: str) -> int:
     import warnings
 
     ours = threading.current_thread().name.startswith("goforkpy-")
-    others = [] if ours else [t.name for t in threading.enumerate() if _foreign(t)]
+    others = [] if ours else threads.unvouched()
     if others:
         warnings.warn(
-            f"fork.snapshot({name}) in a process with threads of its own ({', '.join(others)}): "
+            f"fork.snapshot({name}) in a process with threads of its own "
+            f"({threads.described(others)}): "
             "the child has only the calling thread, and a lock another one held at this "
             "instant stays locked in it; keep the function away from what they lock",
             RuntimeWarning,
@@ -253,10 +254,6 @@ def _fork(name: str) -> int:
     with warnings.catch_warnings(), handing_over():
         warnings.simplefilter("ignore", DeprecationWarning)
         return os.fork()
-
-
-def _foreign(thread: threading.Thread) -> bool:
-    return thread is not threading.current_thread() and not thread.name.startswith("goforkpy-")
 
 
 def _be_the_child(

@@ -47,6 +47,9 @@ if NATIVE:
     from .linux import resident_bytes as resident_bytes
     from .linux import seal as seal
     from .linux import sealed_memory_supported as sealed_memory_supported
+    from .linux import thread_ids as thread_ids
+    from .linux import thread_libraries as thread_libraries
+    from .linux import thread_name as thread_name
     from .linux import tie_to_parent as tie_to_parent
     from .linux import usable_cpus as usable_cpus
     from .linux import wait_unreaped as wait_unreaped
@@ -69,6 +72,9 @@ else:
     from .posix import resident_bytes as resident_bytes
     from .posix import seal as seal
     from .posix import sealed_memory_supported as sealed_memory_supported
+    from .posix import thread_ids as thread_ids
+    from .posix import thread_libraries as thread_libraries
+    from .posix import thread_name as thread_name
     from .posix import tie_to_parent as tie_to_parent
     from .posix import usable_cpus as usable_cpus
     from .posix import wait_unreaped as wait_unreaped

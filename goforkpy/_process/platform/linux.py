@@ -284,3 +284,73 @@ def resident_bytes(pid: int) -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def thread_ids() -> list[int] | None:
+    """The id of every thread of this process, from /proc/self/task."""
+    return [int(entry) for entry in os.listdir("/proc/self/task")]
+
+
+def thread_name(tid: int) -> str | None:
+    """The name of thread ``tid`` of this process (``None``: it has ended)."""
+    try:
+        with open(f"/proc/self/task/{tid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode(errors="replace")
+    except OSError:
+        return None
+
+
+_STACK_BYTES = 16384  # how much of a waiting thread's stack to look through
+_RUNNING_WAIT = 0.5  # seconds to wait for a running thread to wait (a pool spins a while)
+
+
+def thread_libraries(tid: int) -> list[str]:
+    """The shared objects whose code addresses lie on thread ``tid``'s stack (innermost
+    first): where it waits, and who started it. Empty where it cannot be read, or the
+    thread runs on for ``_RUNNING_WAIT`` seconds (only a waiting thread's stack is still).
+    """
+    import bisect
+    import struct
+
+    try:
+        stack_pointer = _waiting_stack_pointer(tid)
+        if stack_pointer is None:
+            return []
+        with open("/proc/self/mem", "rb", buffering=0) as mem:
+            mem.seek(stack_pointer)
+            stack = mem.read(_STACK_BYTES)
+        with open("/proc/self/maps", "rb") as f:
+            maps = f.read().splitlines()
+    except (OSError, ValueError, OverflowError):
+        return []
+    code: list[tuple[int, int, str]] = []  # (start, end, path) of each mapping of code
+    for line in maps:
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and b"x" in parts[1] and parts[5].startswith(b"/"):
+            start, _, end = parts[0].partition(b"-")
+            code.append((int(start, 16), int(end, 16), os.fsdecode(parts[5])))
+    code.sort()
+    starts = [start for start, _, _ in code]
+    found: list[str] = []
+    usable = len(stack) - len(stack) % struct.calcsize("P")
+    for (word,) in struct.iter_unpack("P", stack[:usable]):
+        at = bisect.bisect_right(starts, word) - 1
+        if at >= 0 and word < code[at][1] and code[at][2] not in found:
+            found.append(code[at][2])
+    return found
+
+
+def _waiting_stack_pointer(tid: int) -> int | None:
+    """The stack pointer of thread ``tid`` once it waits in a system call (``None``: it
+    ran on). Its /proc "syscall" line is "number args... sp pc", or "running"."""
+    import time
+
+    deadline = time.monotonic() + _RUNNING_WAIT
+    while True:
+        with open(f"/proc/self/task/{tid}/syscall", "rb") as f:
+            fields = f.read().split()
+        if len(fields) >= 3:
+            return int(fields[-2], 16)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.002)

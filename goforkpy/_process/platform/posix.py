@@ -181,3 +181,18 @@ def resident_bytes(pid: int) -> int | None:
         return int(psutil.Process(pid).memory_info().rss)
     except psutil.Error:
         return None
+
+
+def thread_ids() -> list[int] | None:
+    """The id of every thread of this process: ``None``, POSIX cannot list them."""
+    return None
+
+
+def thread_name(tid: int) -> str | None:
+    """The name of thread ``tid`` of this process: unknown here (see ``linux``)."""
+    return None
+
+
+def thread_libraries(tid: int) -> list[str]:
+    """The shared objects on thread ``tid``'s stack: unknown here (see ``linux``)."""
+    return []

@@ -1,0 +1,134 @@
+"""This process's threads, Python's and native ones: what a fork would leave behind.
+
+A fork copies only the thread that calls it; a lock another thread held at that
+instant stays locked in the child for ever. ``threading`` sees Python's threads
+only, but libraries in C start their own: OpenBLAS and OpenMP pools (``import
+numpy`` starts one), gRPC, CUDA. Where the OS lists a process's threads (Linux),
+each is found here and named: its own name, and the library whose code is on
+its stack where that can be told. Then it is vouched for, or not:
+
+- goforkpy's own threads wait in system calls and hold nothing a child takes;
+- the pools of libraries that stop or rebuild them around a fork (at-fork
+  handlers): OpenBLAS, GNU and LLVM OpenMP;
+- any other thread, a Python thread of the program's or a native one, is not.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from . import platform
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
+
+# Libraries whose thread pools survive a fork: each registers pthread_atfork handlers
+# that stop its threads before it (OpenBLAS) or rebuild its pool after it (OpenMP).
+_SAFE_LIBRARIES = ("openblas", "libgomp", "libomp", "libiomp")
+# Code of these on a thread's stack says nothing of who started it.
+_RUNTIME = ("libc.", "libc-", "ld-linux", "ld-musl", "libpthread", "libstdc++", "libgcc_s")
+THREAD, NATIVE, RAW = "thread", "native thread", "thread started with _thread"
+# Thread names that say their library where the stack cannot (a running thread's).
+_NAMED = (("grpc", "gRPC"), ("default-executo", "gRPC"), ("cuda", "CUDA"), ("omp_", "OpenMP"))
+
+
+class Thread:
+    """One thread of this process: its name, its kind (``THREAD``, one of ``threading``'s;
+    ``NATIVE``, a library's; ``RAW``, started with ``_thread``), the library that runs
+    it (where that can be told), and whether a fork may leave it behind."""
+
+    __slots__ = ("kind", "library", "name", "vouched")
+
+    def __init__(self, name: str, kind: str, library: str | None, vouched: bool) -> None:
+        self.name, self.kind, self.library, self.vouched = name, kind, library, vouched
+
+    def __str__(self) -> str:
+        where = f" (in {self.library})" if self.library else ""
+        return f"{self.kind} {self.name!r}{where}"
+
+    def __repr__(self) -> str:
+        return f"<{self}{', vouched for' if self.vouched else ''}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Thread) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+def others() -> list[Thread]:
+    """Every thread of this process but the calling one, Python's first."""
+    me = threading.get_ident()
+    python = [thread for thread in threading.enumerate() if thread.ident != me]
+    found = [Thread(t.name, THREAD, None, t.name.startswith("goforkpy-")) for t in python]
+    unknown = len(sys._current_frames()) - 1 - len(python)  # started with _thread
+    listed = platform.thread_ids()
+    if listed is None:  # the OS cannot list them: Python's are all there is to see
+        return found + [Thread("?", RAW, None, False)] * max(0, unknown)
+    known = {thread.native_id for thread in python} | {threading.get_native_id()}
+    natives = (_native(tid, unknown) for tid in listed if tid not in known)
+    return found + [thread for thread in natives if thread is not None]
+
+
+def unvouched() -> list[Thread]:
+    """The threads a fork now could leave one of its locks held by (the caller aside).
+
+    Cheap where this process has one thread, or only Python's: the libraries
+    on a thread's stack are looked for only where ``threading`` does not
+    know it.
+    """
+    listed = platform.thread_ids()
+    if listed is not None and len(listed) == 1:
+        return []
+    return [thread for thread in others() if not thread.vouched]
+
+
+def described(threads: Iterable[Thread]) -> str:
+    """The threads in words, for a message: "thread 'feeder', native thread 'python' (in
+    libfoo.so)"."""
+    return ", ".join(map(str, threads))
+
+
+_libraries: dict[tuple[int, str], str | None] = {}  # (thread id, name) -> its library
+
+
+def _native(tid: int, unknown_python: int) -> Thread | None:
+    """A thread ``threading`` does not know: a library's, or one ``_thread`` started
+    (``None``: it has ended meanwhile, as a Python thread does a moment after
+    ``threading`` lets it go)."""
+    name = platform.thread_name(tid)
+    if name is None:
+        return None
+    if (tid, name) not in _libraries:  # a thread's library does not change: looked for once
+        library = _library(tid, name)
+        if library is None and platform.thread_name(tid) is None:
+            return None  # it ended while its stack was read
+        _libraries[tid, name] = library
+    library = _libraries[tid, name]
+    if library is None and unknown_python > 0:  # it may run Python code
+        return Thread(name, RAW, None, False)
+    if name.startswith("goforkpy-"):  # one of ours, named by Python 3.14+
+        return Thread(name, THREAD, None, True)
+    vouched = library is not None and any(safe in library.lower() for safe in _SAFE_LIBRARIES)
+    return Thread(name, NATIVE, library, vouched)
+
+
+def _library(tid: int, name: str) -> str | None:
+    """The library that runs thread ``tid``: the first on its stack that is neither the C
+    runtime nor the interpreter, else the one its name says (``None``: not known)."""
+    for path in platform.thread_libraries(tid):
+        if not _runtime(path):
+            return os.path.basename(path)
+    return next((library for prefix, library in _NAMED if name.startswith(prefix)), None)
+
+
+def _runtime(path: str) -> bool:
+    """True for the C runtime's and the interpreter's code (libpython, or the binary it
+    is linked into): on any thread's stack, they say nothing of who started it."""
+    base = os.path.basename(path)
+    if base.startswith(_RUNTIME) or base.startswith("libpython"):
+        return True
+    return bool(sys.executable) and os.path.realpath(sys.executable) == path

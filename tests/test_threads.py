@@ -1,0 +1,156 @@
+"""Native threads: the ones libraries in C start, which ``threading`` does not see.
+
+A fork copies only the calling thread, so a zygote that forks, and a snapshot,
+must know every thread of the process: where Linux lists them, they are found
+by their name and the library on their stack; the pools of libraries with
+at-fork handlers (OpenBLAS) are vouched for, and any other keeps a zygote
+from forking and makes a snapshot warn. The portable layer cannot list them
+(POSIX has no way): there, only Python's threads are seen, as the docs say.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import native_thread
+import pytest
+from helpers import RunScript
+
+import goforkpy as fork
+from goforkpy._process import platform, threads
+
+pytest.importorskip("numpy")  # in the test extra (scikit-learn's); its OpenBLAS pool is tested
+
+
+def _named(name: str) -> list[threads.Thread]:
+    return [thread for thread in threads.others() if thread.name == name]
+
+
+def test_a_native_thread_is_seen_by_name_and_not_vouched_for() -> None:
+    started = native_thread.start("pool-worker")
+    try:
+        found = _named("pool-worker")
+        if not platform.NATIVE:  # POSIX cannot list a process's threads
+            assert found == [] and threads.unvouched() == []
+            return
+        assert [(t.kind, t.vouched) for t in found] == [(threads.NATIVE, False)]
+        assert str(found[0]) == "native thread 'pool-worker'", "its library is libc's only"
+        assert found[0] in threads.unvouched()
+    finally:
+        native_thread.stop(started)
+    assert _named("pool-worker") == []
+
+
+@pytest.mark.skipif(not platform.NATIVE, reason="POSIX cannot list a process's threads")
+def test_a_thread_whose_name_says_its_library_is_named_by_it() -> None:
+    started = native_thread.start("grpc_global_tim")  # the name gRPC gives its timer thread
+    try:
+        (found,) = _named("grpc_global_tim")
+        assert str(found) == "native thread 'grpc_global_tim' (in gRPC)" and not found.vouched
+    finally:
+        native_thread.stop(started)
+
+
+def test_a_thread_started_with__thread_is_seen_and_not_vouched_for() -> None:
+    import _thread
+
+    held, started = _thread.allocate_lock(), _thread.allocate_lock()
+    held.acquire()
+    started.acquire()
+
+    def wait() -> None:  # Python code, which threading does not know of
+        started.release()
+        held.acquire()
+
+    _thread.start_new_thread(wait, ())
+    started.acquire()
+    try:
+        raw = [thread for thread in threads.unvouched() if thread.kind == threads.RAW]
+        assert len(raw) == 1 and str(raw[0]).startswith("thread started with _thread")
+    finally:
+        held.release()
+
+
+def test_goforkpys_own_threads_are_vouched_for_and_the_programs_are_not() -> None:
+    with fork.Executor(max_workers=1) as pool:  # its manager thread: "goforkpy-..."
+        assert pool.submit(abs, -1).result(60) == 1
+        ours = [thread for thread in threads.others() if thread.name.startswith("goforkpy-")]
+        assert ours and all(thread.vouched and thread.kind == threads.THREAD for thread in ours)
+        assert not any(thread in threads.unvouched() for thread in ours)
+
+
+NATIVE_BEFORE_INIT = """
+import sys
+sys.path.insert(0, TESTS)
+import goforkpy as fork
+import native_thread
+
+if "native" in sys.argv:
+    native_thread.start("pool-worker")  # as a library's import would
+
+@fork.register
+def where():
+    return fork.ppid()
+
+if __name__ == "__main__":
+    fork.init()
+    fork.set_start_method("warm")
+    print(fork.run("where"), fork.run("where"))
+"""
+
+
+@pytest.mark.skipif(not platform.NATIVE, reason="POSIX cannot list a process's threads")
+def test_a_zygote_with_a_native_thread_falls_back_to_cold(run_script: RunScript) -> None:
+    script = NATIVE_BEFORE_INIT.replace("TESTS", repr(str(Path(__file__).parent)))
+    done = run_script(script, args=["native"])
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "fall back to cold" in line]
+    assert len(warned) == 1 and "native thread 'pool-worker'" in warned[0], done
+
+
+NUMPY_SCRIPT = """
+import os, warnings
+os.environ["OPENBLAS_NUM_THREADS"] = "2"  # a pool of at least one thread, on any machine
+import numpy
+import goforkpy as fork
+from goforkpy._process import threads
+
+@fork.register
+def product(n):
+    return float((numpy.ones((n, n)) @ numpy.ones((n, n))).sum())
+
+if __name__ == "__main__":
+    fork.init()
+    warnings.simplefilter("error", RuntimeWarning)  # a snapshot's warning of threads
+    native = [t for t in threads.others() if t.kind == threads.NATIVE]
+    print(all(t.vouched and "openblas" in t.library.lower() for t in native), len(native))
+    fork.set_start_method("warm")
+    print(fork.run("product", 100), fork.snapshot(product, 100).result(60))
+"""
+
+
+@pytest.mark.skipif(not platform.NATIVE, reason="POSIX cannot list a process's threads")
+def test_openblas_pool_is_seen_and_vouched_for(run_script: RunScript) -> None:
+    done = run_script(NUMPY_SCRIPT)
+    assert done.returncode == 0, done.stderr
+    seen, products = done.stdout.splitlines()
+    vouched, count = seen.split()
+    assert vouched == "True" and int(count) >= 1, "numpy's OpenBLAS pool, in its library"
+    assert products == "1000000.0 1000000.0"
+    assert done.stderr == "", "no fall back to cold, no warning"
+
+
+def test_a_snapshot_warns_of_a_native_thread_it_cannot_vouch_for() -> None:
+    started = native_thread.start("pool-worker")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert fork.snapshot(abs, -2).result(60) == 2
+    finally:
+        native_thread.stop(started)
+    ours = [str(w.message) for w in caught if "threads of its own" in str(w.message)]
+    if platform.NATIVE:
+        assert len(ours) == 1 and "native thread 'pool-worker'" in ours[0], ours
+    else:
+        assert ours == [], "POSIX cannot list a process's threads"
