@@ -69,13 +69,18 @@ def init() -> None:
 
 
 def _be_a_helper(helper: str) -> None:
-    """In a frozen application: be the helper that started this run of the binary, never
-    the application (the code after ``init()``)."""
+    """Be the helper that started this run of the program (a frozen application's binary
+    run as the guardian, or any program run by ``python -m goforkpy doctor``), never the
+    program itself (the code after ``init()``)."""
     kind, _, argument = helper.partition(":")
     if kind == "guardian":
         from .._process import guardian
 
         guardian.run_here(argument)
+    if kind == "doctor":  # python -m goforkpy doctor runs this program down to here
+        from .. import _doctor
+
+        _doctor.report_here(argument)
     raise SystemExit(f"goforkpy: {_env.HELPER}={helper!r} names no helper; unset it")
 
 

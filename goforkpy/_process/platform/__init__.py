@@ -40,6 +40,7 @@ if NATIVE:
     from .linux import max_rss_bytes as max_rss_bytes
     from .linux import new_sealable as new_sealable
     from .linux import note_oom_kills as note_oom_kills
+    from .linux import oom_counter_readable as oom_counter_readable
     from .linux import oom_kills_since_last_look as oom_kills_since_last_look
     from .linux import peer_credentials as peer_credentials
     from .linux import prepare_tie as prepare_tie
@@ -47,6 +48,7 @@ if NATIVE:
     from .linux import resident_bytes as resident_bytes
     from .linux import seal as seal
     from .linux import sealed_memory_supported as sealed_memory_supported
+    from .linux import subreaper_supported as subreaper_supported
     from .linux import thread_ids as thread_ids
     from .linux import thread_libraries as thread_libraries
     from .linux import thread_name as thread_name
@@ -65,6 +67,7 @@ else:
     from .posix import max_rss_bytes as max_rss_bytes
     from .posix import new_sealable as new_sealable
     from .posix import note_oom_kills as note_oom_kills
+    from .posix import oom_counter_readable as oom_counter_readable
     from .posix import oom_kills_since_last_look as oom_kills_since_last_look
     from .posix import peer_credentials as peer_credentials
     from .posix import prepare_tie as prepare_tie
@@ -72,6 +75,7 @@ else:
     from .posix import resident_bytes as resident_bytes
     from .posix import seal as seal
     from .posix import sealed_memory_supported as sealed_memory_supported
+    from .posix import subreaper_supported as subreaper_supported
     from .posix import thread_ids as thread_ids
     from .posix import thread_libraries as thread_libraries
     from .posix import thread_name as thread_name

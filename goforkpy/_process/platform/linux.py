@@ -41,7 +41,7 @@ def usable_cpus() -> int:
 
 
 _PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
 
 
 def tie_to_parent(parent_pid: int, die_with_it: bool) -> bool:
@@ -265,6 +265,19 @@ def _oom_kill_count() -> int | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def oom_counter_readable() -> bool:
+    """True where this process's cgroup counts OOM kills where we can read it."""
+    return _oom_kill_count() is not None
+
+
+def subreaper_supported() -> bool:
+    """True where this kernel has subreapers (``PR_SET_CHILD_SUBREAPER``, Linux 3.4+)."""
+    import ctypes
+
+    flag = ctypes.c_int()
+    return bool(_prctl()(_PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), 0, 0, 0) == 0)
 
 
 def note_oom_kills() -> None:

@@ -196,3 +196,13 @@ def thread_name(tid: int) -> str | None:
 def thread_libraries(tid: int) -> list[str]:
     """The shared objects on thread ``tid``'s stack: unknown here (see ``linux``)."""
     return []
+
+
+def oom_counter_readable() -> bool:
+    """True where OOM kills are counted where we can read them: Linux cgroups only."""
+    return False
+
+
+def subreaper_supported() -> bool:
+    """True where the OS has subreapers: Linux only (FreeBSD's procctl is not used)."""
+    return False
