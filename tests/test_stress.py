@@ -45,7 +45,7 @@ def test_sixteen_threads_at_once_lose_nothing_and_leave_nothing() -> None:
                 while time.monotonic() < deadline:
                     count += 1
                     _one(kind, index, count, pool)
-            except BaseException as exc:  # noqa: BLE001 - reported below, with the rest
+            except BaseException as exc:  # reported below, with the rest
                 with lock:
                     failures.append(exc)
             with lock:
