@@ -67,7 +67,7 @@ def machine() -> list[tuple[str, str]]:
         layer += f": {_env.PLATFORM}=posix chose it"
     return [
         ("system", f"{os.uname().sysname} {os.uname().release}, {os.uname().machine}"),
-        ("Python", f"{sys.version.split()[0]}{'' if gil else ', free-threaded (no GIL)'}"),
+        ("Python", _python(gil)),
         ("platform layer", layer),
         ("subreaper", _yes(platform.subreaper_supported(), _SUBREAPER)),
         ("pidfd", _yes(platform.watch_exit_supported(), _PIDFD)),
@@ -98,6 +98,15 @@ _SEALED = (
 )
 _OOM = ("a child ended by the OOM killer says reason='oom-killer'", "such a death is a 'signal'")
 _RAM = ("payloads are written to /dev/shm, in memory", "payloads are written to the temp directory")
+
+
+def _python(gil: bool) -> str:
+    import types
+
+    said = sys.version.split()[0] + ("" if gil else ", free-threaded (no GIL)")
+    if hasattr(types, "LazyImportType"):
+        said += ", lazy imports (a zygote makes them real before it forks)"
+    return said
 
 
 def _yes(has: bool, meanings: tuple[str, str]) -> str:

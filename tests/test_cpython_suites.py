@@ -1,6 +1,6 @@
 """CPython's own test_concurrent_futures, process-pool tests, against fork.Executor.
 
-Slow (about two minutes): marker ``cpython``, run in CI's Python 3.13 and 3.14
+Slow (about two minutes): marker ``cpython``, run in CI's Python 3.14 and 3.15
 passes. The runner, ``cpython/concurrent_futures.py``, says what it skips and
 why, and which tests fail on purpose.
 """

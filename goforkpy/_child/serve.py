@@ -27,6 +27,7 @@ from .._process.family import die_at_end_of, end_family_and_die
 from .._shared import zygote_messages as messages
 from . import exits, takeon
 from .orphans import Orphans
+from .reify import reify_lazy_imports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def _preload(booting: bool) -> None:
 
         inside.prepare()
         telling.load_what_reporting_needs()
+    reify_lazy_imports()  # the program's lazy imports, once here rather than in each child
     if booting:  # functions may come by value
         import importlib
 
@@ -293,6 +295,7 @@ class _Zygote:
         before = self._children()
         try:
             __import__(module)
+            reify_lazy_imports([sys.modules[module]])
         except BaseException:  # each child imports it again, and reports the error
             pass
         if self.orphans is not None:  # processes the import started are the zygote's own

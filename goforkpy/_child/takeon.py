@@ -26,7 +26,7 @@ def take_on(request: dict[str, Any], fds: list[int]) -> None:
     """
     placed = _place(fds, request["stdio"])
     env = request["env"]
-    handed = list(zip(request["handed"], placed))
+    handed = list(zip(request["handed"], placed, strict=True))
     _env.hand_fds(env, handed)
     for name, fd in handed:
         if name == _env.PASSED:

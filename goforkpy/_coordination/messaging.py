@@ -91,7 +91,7 @@ def send(pid: int, data: bytes | str, group: str = "default", timeout: float = 5
         try:
             for part in frame:
                 connection.sock.sendall(part)
-        except (socket.timeout, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             _forget((pid, group), connection)
             if isinstance(exc, socket.timeout):
                 raise IPCError(

@@ -49,7 +49,9 @@ class Baseline:
         os.umask(self.umask)
         numbers = [n for n in signal.valid_signals() if n not in (signal.SIGKILL, signal.SIGSTOP)]
         handlers = list(map(_signal.getsignal, numbers))
-        kept = [(n, h) for n, h in zip(numbers, handlers) if h is not None]  # None: set in C
+        kept = [
+            (n, h) for n, h in zip(numbers, handlers, strict=True) if h is not None
+        ]  # None: set in C
         self.numbers = [n for n, _ in kept]
         self.handlers = [h for _, h in kept]
         self.path = list(sys.path)
@@ -67,7 +69,7 @@ class Baseline:
                 signal.setitimer(timer, 0)  # ITIMER_REAL is alarm()'s
         handlers = list(map(_signal.getsignal, self.numbers))
         if handlers != self.handlers:
-            for number, now, then in zip(self.numbers, handlers, self.handlers):
+            for number, now, then in zip(self.numbers, handlers, self.handlers, strict=True):
                 if now is not then:
                     signal.signal(number, then)
         if _environ_data() != self.environ:

@@ -171,7 +171,7 @@ class Executor(cf.Executor):
         if buffersize is not None:
             _check_buffersize(buffersize)
         target = _resolve(fn)
-        chunks = _chunks(zip(*iterables), chunksize)
+        chunks = _chunks(zip(*iterables, strict=False), chunksize)
         total = None
         if buffersize is None:
             listed = list(chunks)  # consumed now, as the stdlib does

@@ -178,7 +178,7 @@ class _Capture:
 
     def __exit__(self, *exc_info: object) -> None:
         _flush_std()
-        for number, saved in zip((1, 2), self._saved):
+        for number, saved in zip((1, 2), self._saved, strict=True):
             os.dup2(saved, number)
             os.close(saved)
 

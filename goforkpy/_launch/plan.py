@@ -2,7 +2,7 @@
 
 - ``MAIN``: defined in the main script, which the child re-runs with the
   interpreter's flags and the original command line (``sys.orig_argv``,
-  rebuilt on 3.9), so ``fork.init()`` in it dispatches.
+  or rebuilt where a script rewrote ``sys.argv``), so ``fork.init()`` in it dispatches.
 - ``MODULE``: importable by its module and qualified name; the child starts
   from goforkpy's entry point and imports that module.
 - ``VALUE``: neither (REPL, ``python -c``, notebooks, closures); the child
@@ -157,7 +157,7 @@ def _main_command() -> list[str] | None:
             return [_interpreter(), *orig[1:at], orig[at], *orig[at + 1 :]]
         if spec is None:
             return [_interpreter(), *orig[1:at], _script_path(orig[at]), *orig[at + 1 :]]
-    # Python 3.9 (no sys.orig_argv), or a script that rewrote sys.argv.
+    # a script that rewrote sys.argv: rebuilt from the interpreter's flags
     flags = _interpreter_flags()
     target = ["-m", spec.name] if spec is not None else [_script_path(sys.argv[0])]
     return [_interpreter(), *flags, *target, *sys.argv[1:]]

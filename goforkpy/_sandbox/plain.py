@@ -204,7 +204,7 @@ class _Reader:
             count = self.length()
             items = [self.value(depth + 1) for _ in range(count)]  # a dict's: keys, values
             if tag == b"d":
-                return dict(zip(items[::2], items[1::2]))
+                return dict(zip(items[::2], items[1::2], strict=False))
             return _MADE[tag](items)
         if tag == b"m":
             import datetime

@@ -239,7 +239,7 @@ def _sections(
     offset, lengths, flags = layout
     sections: list[Buffer] = []
     mapping: memoryview | None = None
-    for length, flag in zip(lengths, flags):
+    for length, flag in zip(lengths, flags, strict=False):
         if in_memory or flag & _OWN_BYTES:
             sections.append(read(length, offset))
         elif length < LARGE:
