@@ -107,7 +107,9 @@ def main(rounds):
         f"{'parent CPU':>10} {'child CPU':>9}   floor"
     )
     for start, calls in samples.items():
-        launch, startup, back, parent_cpu, child_cpu = (_median(c) for c in zip(*calls))
+        launch, startup, back, parent_cpu, child_cpu = (
+            _median(c) for c in zip(*calls, strict=True)
+        )
         total = _median([sum(call[:3]) for call in calls])
         print(
             f"  {start:9} {launch * 1e3:8.2f} {startup * 1e3:9.2f} {back * 1e3:8.2f} "

@@ -36,7 +36,7 @@ def run(client):
     records = [f"{i},{i * i},{i % 7}" if i % 10 else f"!corrupt-{i}" for i in range(1, 51)]
     futures = client.map(parse, records)
     parsed, crashed = 0, []
-    for record, future in zip(records, futures):
+    for record, future in zip(records, futures, strict=True):
         try:
             parsed += future.result() == 3
         except fork.ChildCrashed as exc:
