@@ -185,7 +185,7 @@ def _run_to_init(script: str, args: list[str]) -> tuple[dict[str, Any] | None, f
     end of its stderr)."""
     with tempfile.TemporaryDirectory(prefix="goforkpy-doctor-") as place:
         path = os.path.join(place, "report.json")
-        env = {**os.environ, _env.HELPER: f"doctor:{path}"}
+        env = {**os.environ, _env.HELPER: f"doctor:{os.getpid()}:{path}"}
         argv = [sys.executable, os.path.abspath(script), *args]
         seconds, errors = min(_started_in(argv, env) for _ in range(2))
         try:
@@ -226,9 +226,14 @@ _UNSAFE: tuple[tuple[str, Callable[[], bool], str], ...] = (
 )
 
 
-def report_here(path: str) -> None:
+def report_here(argument: str) -> None:
     """In a program the doctor runs, at its ``fork.init()``: write what is found here to
-    ``path``, then leave (the program's code after ``init()`` never runs)."""
+    the path ``argument`` names, then leave (the program's code after ``init()`` never
+    runs). ``argument`` is "DOCTOR_PID:PATH": a process that is not the doctor's child (one
+    the program started before its ``init()``) returns, and goes on as it would have."""
+    doctor, _, path = argument.partition(":")
+    if str(os.getppid()) != doctor:
+        return
     unsafe = []
     for module, broken, why in _UNSAFE:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,26 @@ def test_the_platforms_page_shows_what_the_doctor_prints() -> None:
     topics += ["reaches fork.init() in", "resident then", "threads then", "start method"]
     for topic in topics:
         assert f"\n  {topic} " in sample, f"the docs' sample lacks {topic!r}"
+
+
+def test_a_process_the_program_starts_before_init_is_not_stopped(tmp_path: Path) -> None:
+    script = tmp_path / "starts.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import subprocess, sys
+            import goforkpy as fork
+
+            if "inner" not in sys.argv:  # before init(): a helper of the same program
+                subprocess.run([sys.executable, __file__, "inner"], check=True)
+
+            if __name__ == "__main__":
+                fork.init()
+                if "inner" in sys.argv:
+                    open({str(tmp_path / "inner-ran")!r}, "w").close()
+            """
+        )
+    )
+    done = _doctor("doctor", str(script))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "inner-ran").exists(), "the inner run went on past its init()"

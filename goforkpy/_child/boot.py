@@ -81,6 +81,7 @@ def _be_a_helper(helper: str) -> None:
         from .. import _doctor
 
         _doctor.report_here(argument)
+        return  # a process the program started before init(), which inherited the marker
     raise SystemExit(f"goforkpy: {_env.HELPER}={helper!r} names no helper; unset it")
 
 
