@@ -66,8 +66,12 @@ def test_a_thread_started_with__thread_is_seen_and_not_vouched_for() -> None:
     _thread.start_new_thread(wait, ())
     started.acquire()
     try:
-        raw = [thread for thread in threads.unvouched() if thread.kind == threads.RAW]
-        assert len(raw) == 1 and str(raw[0]).startswith("thread started with _thread")
+        found = threads.others()
+        raw = [thread for thread in found if thread.kind == threads.RAW]
+        assert [str(thread) for thread in raw] == [f"thread started with _thread {__name__!r}"]
+        assert raw[0] in threads.unvouched()
+        unnamed = [t for t in found if t.kind == threads.NATIVE and t.library is None]
+        assert unnamed == [], "seen once, as the _thread thread it is"
     finally:
         held.release()
 

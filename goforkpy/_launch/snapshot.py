@@ -214,7 +214,7 @@ def _load_what_the_child_runs() -> None:
     import io  # noqa: F401
     import resource  # noqa: F401
     import select  # noqa: F401
-    import traceback  # noqa: F401 - a function that raised
+    import traceback
 
     from .._child import orphans, telling  # noqa: F401 - the intermediate's part too
     from .._process import family, platform, streams  # noqa: F401
@@ -223,6 +223,7 @@ def _load_what_the_child_runs() -> None:
     from .._shared.wire import tag
 
     tag.load_hash()
+    traceback.format_exception(ValueError())  # what formatting loads (3.15: _colorize, lazily)
     telling.load_what_reporting_needs()
     platform.prepare_tie()
     _loaded = True

@@ -23,7 +23,7 @@ from . import platform
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from typing import Any, Iterable
 
 # Libraries whose thread pools survive a fork: each registers pthread_atfork handlers
 # that stop its threads before it (OpenBLAS) or rebuild its pool after it (OpenMP).
@@ -33,12 +33,16 @@ _RUNTIME = ("libc.", "libc-", "ld-linux", "ld-musl", "libpthread", "libstdc++", 
 THREAD, NATIVE, RAW = "thread", "native thread", "thread started with _thread"
 # Thread names that say their library where the stack cannot (a running thread's).
 _NAMED = (("grpc", "gRPC"), ("default-executo", "gRPC"), ("cuda", "CUDA"), ("omp_", "OpenMP"))
+# Packages whose _thread threads hold only their own locks, which no child of ours takes:
+# execnet's carry pytest-xdist's messages in each of its workers.
+_SAFE_PACKAGES = ("execnet",)
 
 
 class Thread:
     """One thread of this process: its name, its kind (``THREAD``, one of ``threading``'s;
-    ``NATIVE``, a library's; ``RAW``, started with ``_thread``), the library that runs
-    it (where that can be told), and whether a fork may leave it behind."""
+    ``NATIVE``, a library's; ``RAW``, started with ``_thread``, named by the module it
+    started in), the library that runs it (where that can be told), and whether a fork
+    may leave it behind."""
 
     __slots__ = ("kind", "library", "name", "vouched")
 
@@ -64,13 +68,26 @@ def others() -> list[Thread]:
     me = threading.get_ident()
     python = [thread for thread in threading.enumerate() if thread.ident != me]
     found = [Thread(t.name, THREAD, None, t.name.startswith("goforkpy-")) for t in python]
-    unknown = len(sys._current_frames()) - 1 - len(python)  # started with _thread
+    idents = {thread.ident for thread in python} | {me}
+    raw = [_raw(frame) for ident, frame in sys._current_frames().items() if ident not in idents]
     listed = platform.thread_ids()
     if listed is None:  # the OS cannot list them: Python's are all there is to see
-        return found + [Thread("?", RAW, None, False)] * max(0, unknown)
+        return found + raw
     known = {thread.native_id for thread in python} | {threading.get_native_id()}
-    natives = (_native(tid, unknown) for tid in listed if tid not in known)
-    return found + [thread for thread in natives if thread is not None]
+    natives = [t for t in (_native(tid) for tid in listed if tid not in known) if t is not None]
+    # The _thread ones show here too, as native threads that no library runs: once is enough.
+    unknown = [thread for thread in natives if thread.library is None]
+    for thread in unknown[: len(raw)]:
+        natives.remove(thread)
+    return found + raw + natives
+
+
+def _raw(frame: Any) -> Thread:
+    """A thread started with ``_thread``, named by the module its outermost frame is in."""
+    while frame.f_back is not None:
+        frame = frame.f_back
+    module = str(frame.f_globals.get("__name__", "?"))
+    return Thread(module, RAW, None, module.partition(".")[0] in _SAFE_PACKAGES)
 
 
 def unvouched() -> list[Thread]:
@@ -95,7 +112,7 @@ def described(threads: Iterable[Thread]) -> str:
 _libraries: dict[tuple[int, str], str | None] = {}  # (thread id, name) -> its library
 
 
-def _native(tid: int, unknown_python: int) -> Thread | None:
+def _native(tid: int) -> Thread | None:
     """A thread ``threading`` does not know: a library's, or one ``_thread`` started
     (``None``: it has ended meanwhile, as a Python thread does a moment after
     ``threading`` lets it go)."""
@@ -108,8 +125,6 @@ def _native(tid: int, unknown_python: int) -> Thread | None:
             return None  # it ended while its stack was read
         _libraries[tid, name] = library
     library = _libraries[tid, name]
-    if library is None and unknown_python > 0:  # it may run Python code
-        return Thread(name, RAW, None, False)
     if name.startswith("goforkpy-"):  # one of ours, named by Python 3.14+
         return Thread(name, THREAD, None, True)
     vouched = library is not None and any(safe in library.lower() for safe in _SAFE_LIBRARIES)
