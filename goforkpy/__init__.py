@@ -15,8 +15,6 @@ so everything not needed to reach ``init()`` loads on first use, through the
 module ``__getattr__`` below.
 """
 
-from __future__ import annotations
-
 from ._child.boot import init as init
 from ._child.boot import is_child as is_child
 from ._child.boot import pid as pid

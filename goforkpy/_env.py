@@ -10,8 +10,6 @@ This module is on the child's start-up path: it imports nothing but built-in
 modules the interpreter has loaded already (``os``, ``sys``, ``_signal``).
 """
 
-from __future__ import annotations
-
 import _signal  # type: ignore[import-not-found,unused-ignore] # loaded already: not signal
 import os
 import sys

@@ -22,8 +22,6 @@ attached as ``__cause__`` to exceptions re-raised in the parent, the way
 ``concurrent.futures`` does it.
 """
 
-from __future__ import annotations
-
 
 class ForkError(Exception):
     """Root of every error goforkpy raises."""

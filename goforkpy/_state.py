@@ -26,8 +26,6 @@ This module is on every child's start-up path: it imports only ``os`` and
 ``_thread``.
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 
@@ -44,8 +42,8 @@ else:
             return cls
 
 
-_locks: list[Lock] = []
-_locals: list[Local] = []  # type: ignore[type-arg]
+_locks: "list[Lock]" = []
+_locals: "list[Local]" = []  # type: ignore[type-arg]
 # launches forking right now that hand descriptors to the new process, by thread: in a
 # forked copy only the forking thread's count holds (its blocks exit there too; no
 # other thread's ever will)
@@ -82,25 +80,25 @@ class Local(Generic[T]):
     __slots__ = ("_disown", "_make", "_value", "lock")
 
     def __init__(
-        self, make: Callable[[], T], disown: Callable[[T, bool], None] | None = None
+        self, make: "Callable[[], T]", disown: "Callable[[T, bool], None] | None" = None
     ) -> None:
         self._make, self._disown = make, disown
-        self._value: T | None = None
+        self._value: "T | None" = None
         self.lock = Lock()
         _locals.append(self)
 
-    def get(self) -> T:
+    def get(self) -> "T":
         """This process's value, made now if there is none."""
         with self.lock:
             if self._value is None:
                 self._value = self._make()
             return self._value
 
-    def peek(self) -> T | None:
+    def peek(self) -> "T | None":
         """This process's value if it was made, else ``None``; never makes one."""
         return self._value
 
-    def take(self) -> T | None:
+    def take(self) -> "T | None":
         """Remove this process's value and return it (``None`` if none was made)."""
         with self.lock:
             value, self._value = self._value, None
@@ -151,7 +149,7 @@ def _after_fork_in_copy() -> None:
         local._forget_in_copy(handing)
 
 
-def all_locals() -> Iterator[Local]:  # type: ignore[type-arg]
+def all_locals() -> "Iterator[Local]":  # type: ignore[type-arg]
     """Every ``Local`` (for tests that check a copy starts empty)."""
     return iter(list(_locals))
 

@@ -12,8 +12,6 @@ This module is the child's hot path: it imports only builtins until the
 payload asks for more.
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 import sys
@@ -179,7 +177,7 @@ def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     end_family_and_die()
 
 
-def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: "Any") -> None:
     """``sys.excepthook`` of a re-run script: an error before ``init()`` goes to the parent.
 
     The parent raises it as one ``InitError`` (with this traceback as its

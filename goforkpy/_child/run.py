@@ -11,8 +11,6 @@ On the child's start-up path: it imports only builtins until the payload
 asks for more.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -35,7 +33,7 @@ SNAPSHOT = "snapshot"  # a snapshot child (see _launch.snapshot): runs one funct
 stage = WAITING if _env.MARKED.is_child else PARENT
 
 
-def report_early(error: BaseException, traceback_text: str) -> NoReturn:
+def report_early(error: BaseException, traceback_text: str) -> "NoReturn":
     from .._shared.protocol import Result, result_path
 
     path, key = _take_markers()
@@ -51,7 +49,7 @@ def _take_markers() -> tuple[str, bytes]:
     return path, bytes.fromhex(key_hex) if len(key_hex) == 2 * KEY_SIZE else b""
 
 
-def dispatch() -> NoReturn:
+def dispatch() -> "NoReturn":
     """Run the call this child was started for; never returns."""
     global stage
     # Loaded now, not on the way out: under Limits(open_files=...) nothing more may load.
@@ -79,7 +77,7 @@ def dispatch() -> NoReturn:
     _finish(result_path, key, *_call(fn, args, kwargs))
 
 
-def _load_call(path: str, key: bytes, *, booting: bool) -> tuple[Callable[..., Any], Any, Any]:
+def _load_call(path: str, key: bytes, *, booting: bool) -> "tuple[Callable[..., Any], Any, Any]":
     """(the function, its args, its kwargs), read from the payload; the limits applied.
 
     ``booting``: goforkpy's entry point, which takes the parent's ``sys.path``
@@ -112,7 +110,7 @@ def _load_call(path: str, key: bytes, *, booting: bool) -> tuple[Callable[..., A
     return fn, args, kwargs
 
 
-def _read_payload(path: str, key: bytes) -> Any:
+def _read_payload(path: str, key: bytes) -> "Any":
     from .._shared import wire
 
     sealed = _env.MARKED.payload_fd
@@ -157,12 +155,12 @@ def _await_payload(fd: int) -> None:
         _die("goforkpy: the parent could not write this child's arguments; see its error")
 
 
-def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
+def _resolve(meta: "protocol.Meta") -> "Callable[..., Any]":
     """Find the function: by import path, or by registered name after a re-run."""
     from .._shared import protocol
 
     if meta.mode == protocol.MODULE:
-        found: Any = sys.modules[meta.module or ""]
+        found: "Any" = sys.modules[meta.module or ""]
         for part in meta.qualname.split("."):
             found = getattr(found, part)
         return found  # type: ignore[no-any-return]
@@ -175,7 +173,7 @@ def _resolve(meta: protocol.Meta) -> Callable[..., Any]:
     return fn
 
 
-def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
+def _call(fn: "Callable[..., Any]", args: "Any", kwargs: "Any") -> "tuple[Result, int]":
     """Run the function: (its result, the exit code)."""
     from .._shared.protocol import Result
 
@@ -188,7 +186,7 @@ def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[Result, int]:
     return Result.ok(value), 0
 
 
-def _exit_result(code: object) -> tuple[Result, int]:
+def _exit_result(code: object) -> "tuple[Result, int]":
     from .._shared.protocol import Result
 
     if code is None:
@@ -199,7 +197,7 @@ def _exit_result(code: object) -> tuple[Result, int]:
     return Result.exited(1), 1
 
 
-def _finish(path: str, key: bytes, result: Result, code: int) -> NoReturn:
+def _finish(path: str, key: bytes, result: "Result", code: int) -> "NoReturn":
     """Write the result file, then exit with ``code``."""
     from .._shared import wire
     from .._shared.protocol import Result
@@ -230,7 +228,7 @@ def _sandboxed() -> bool:
     return inside is not None and bool(inside.sealed)
 
 
-def _send_plain(path: str, key: bytes, result: Result, code: int) -> NoReturn:
+def _send_plain(path: str, key: bytes, result: "Result", code: int) -> "NoReturn":
     """A sandboxed child's result: plain data (no pickle) in a sealed memfd, for it may
     write no file; its exception as its type's name, its message and its traceback."""
     from .._sandbox import plain
@@ -259,7 +257,7 @@ def _send_plain(path: str, key: bytes, result: Result, code: int) -> NoReturn:
     exit_now(code)
 
 
-def _die(message: str) -> NoReturn:
+def _die(message: str) -> "NoReturn":
     from . import telling
 
     telling.tell_parent(message.removeprefix("goforkpy: "))
@@ -295,21 +293,21 @@ def become_snapshot(markers: dict[str, str], parent: int) -> None:
 
 
 def run_and_leave(
-    fn: Callable[..., Any], args: Any, kwargs: Any, result_path: str, key: bytes
-) -> NoReturn:
+    fn: "Callable[..., Any]", args: "Any", kwargs: "Any", result_path: str, key: bytes
+) -> "NoReturn":
     """Run a snapshot's function, write its result and leave."""
     _announce_start(_env.MARKED.started)
     _finish(result_path, key, *_call(fn, args, kwargs))
 
 
-def leave_with(result_path: str, key: bytes, error: BaseException) -> NoReturn:
+def leave_with(result_path: str, key: bytes, error: BaseException) -> "NoReturn":
     """A snapshot child that could not get ready: report ``error`` and leave."""
     from .._shared.protocol import Result
 
     _finish(result_path, key, Result.raised(error), 1)
 
 
-def exit_now(code: int) -> NoReturn:
+def exit_now(code: int) -> "NoReturn":
     """Leave at once with ``code``: hooks run (not ``atexit``), standard streams flushed."""
     from .._shared import hooks
 

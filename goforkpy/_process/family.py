@@ -5,8 +5,6 @@ it reads the process tree without psutil where the OS makes that cheap
 (Linux), rather than waiting for psutil to load.
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -14,7 +12,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
-def end_family_and_die() -> NoReturn:
+def end_family_and_die() -> "NoReturn":
     """Stop and kill every descendant of this process, then this process.
 
     Descendants die before their ancestors: were we stopped halfway (the

@@ -17,8 +17,6 @@ goforkpy child opens it again as it starts (``open_all``).
 Builtins only: a child's start-up path imports this.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
@@ -37,7 +35,7 @@ _FAULTS = {
 _QUIET = _signal.valid_signals() - _FAULTS
 
 
-def start(begin: Callable[[], T]) -> T:
+def start(begin: "Callable[[], T]") -> "T":
     """``begin()`` (which starts a thread) with the program's signals blocked in the new
     thread: ``quiet.start(thread.start)``."""
     mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _QUIET)
@@ -67,7 +65,7 @@ _DEAF = {
 }
 if hasattr(_signal, "SIGRTMIN"):
     _DEAF |= set(range(_signal.SIGRTMIN, _signal.SIGRTMAX + 1)) & _signal.valid_signals()
-_heard: dict[int, Any] = {}  # what each deaf signal did before deafen()
+_heard: "dict[int, Any]" = {}  # what each deaf signal did before deafen()
 
 
 def deafen() -> None:

@@ -4,8 +4,6 @@ On the child's start-up path (a re-run script registers its functions before
 ``init()`` dispatches), so it imports nothing heavy.
 """
 
-from __future__ import annotations
-
 from .._errors import RegistryError
 from .._state import Lock
 
@@ -17,11 +15,11 @@ if TYPE_CHECKING:
 
 _MappingProxy = type(type.__dict__)  # types.MappingProxyType, without importing types
 
-_functions: dict[str, Callable[..., Any]] = {}
+_functions: "dict[str, Callable[..., Any]]" = {}
 _lock = Lock()
 
 
-def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+def _same_definition(a: "Callable[..., Any]", b: "Callable[..., Any]") -> bool:
     """True for one function, or a redefinition of it (a re-run script, a REPL edit)."""
     if a is b:
         return True
@@ -30,7 +28,7 @@ def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     return key_a == key_b and key_a[1] is not None
 
 
-def register_func(name: str, fn: F) -> F:
+def register_func(name: str, fn: "F") -> "F":
     """Register ``fn`` under ``name`` (the Go-style spelling of ``@register``).
 
     Args:
@@ -63,12 +61,12 @@ def register_func(name: str, fn: F) -> F:
 if TYPE_CHECKING:
 
     @overload
-    def register(fn_or_name: F) -> F: ...
+    def register(fn_or_name: "F") -> "F": ...
     @overload
-    def register(fn_or_name: str) -> Callable[[F], F]: ...
+    def register(fn_or_name: str) -> "Callable[[F], F]": ...
 
 
-def register(fn_or_name: Any) -> Any:
+def register(fn_or_name: "Any") -> "Any":
     """Register a function for forking; use as ``@register`` or ``@register("name")``.
 
     Returns:
@@ -79,7 +77,7 @@ def register(fn_or_name: Any) -> Any:
     if isinstance(fn_or_name, str):
         given = fn_or_name
 
-        def decorate(fn: F) -> F:
+        def decorate(fn: "F") -> "F":
             return register_func(given, fn)
 
         return decorate
@@ -97,12 +95,12 @@ def register(fn_or_name: Any) -> Any:
     return register_func(name, fn_or_name)
 
 
-def registered() -> Mapping[str, Callable[..., Any]]:
+def registered() -> "Mapping[str, Callable[..., Any]]":
     """A read-only, live view of the registry: name -> function."""
     return _MappingProxy(_functions)
 
 
-def lookup(name: str, via: str = "fork") -> Callable[..., Any]:
+def lookup(name: str, via: str = "fork") -> "Callable[..., Any]":
     """The function registered under ``name``; the errors name the fix.
 
     Raises:
@@ -121,7 +119,7 @@ def lookup(name: str, via: str = "fork") -> Callable[..., Any]:
     return fn
 
 
-def _not_a_name(value: Any, via: str) -> str:
+def _not_a_name(value: "Any", via: str) -> str:
     """Why ``fork.<via>(value)`` is wrong, for a ``value`` that is not a name."""
     if not callable(value):
         return f"fork.{via}() takes a registered function's name (a str), not {value!r}"
@@ -138,7 +136,7 @@ def _not_a_name(value: Any, via: str) -> str:
     )
 
 
-def _describe(fn: Callable[..., Any]) -> str:
+def _describe(fn: "Callable[..., Any]") -> str:
     module = getattr(fn, "__module__", "?")
     qualname = getattr(fn, "__qualname__", repr(fn))
     return f"{module}.{qualname}"
@@ -147,15 +145,15 @@ def _describe(fn: Callable[..., Any]) -> str:
 # How ``fn.fork(...)``/``fn.run(...)`` start a child: ``starter(how, name, args,
 # kwargs)``, set by ``goforkpy/__init__.py``, so that the registry, on every
 # child's start-up path, never imports the launcher.
-starter: Callable[[str, str, tuple[Any, ...], dict[str, Any]], Any] | None = None
+starter: "Callable[[str, str, tuple[Any, ...], dict[str, Any]], Any] | None" = None
 
 
-def _attach_shortcuts(name: str, fn: Callable[..., Any]) -> None:
-    def fork(*args: Any, **kwargs: Any) -> Any:
+def _attach_shortcuts(name: str, fn: "Callable[..., Any]") -> None:
+    def fork(*args: "Any", **kwargs: "Any") -> "Any":
         assert starter is not None, "goforkpy/__init__.py sets the starter"
         return starter("fork", name, args, kwargs)
 
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: "Any", **kwargs: "Any") -> "Any":
         assert starter is not None, "goforkpy/__init__.py sets the starter"
         return starter("run", name, args, kwargs)
 
