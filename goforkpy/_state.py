@@ -62,6 +62,12 @@ class Lock:
         self._lock = _thread.allocate_lock()
         _locks.append(self)
 
+    def acquire(self) -> bool:
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
     def __enter__(self) -> bool:
         return self._lock.acquire()
 

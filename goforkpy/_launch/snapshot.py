@@ -30,7 +30,7 @@ from .._parent.child import Child
 from .._process import platform, quiet, reaper, threads
 from .._process.handle import ForkedProcess, RelayedFork
 from .._process.stdio import child_ends
-from .._state import handing_over
+from .._state import Lock, handing_over
 from . import handover, methods
 
 TYPE_CHECKING = False
@@ -252,9 +252,19 @@ def _fork(name: str) -> int:
             RuntimeWarning,
             stacklevel=4,
         )
-    with warnings.catch_warnings(), handing_over():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
+    pid = -1
+    _one_fork_at_a_time.acquire()  # catch_warnings() is not thread-safe: no two at once
+    try:
+        with warnings.catch_warnings(), handing_over():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    finally:
+        if pid != 0:  # the child's copy of the lock is a new one, never held
+            _one_fork_at_a_time.release()
+    return pid
+
+
+_one_fork_at_a_time = Lock()
 
 
 def _be_the_child(
