@@ -154,11 +154,16 @@ def program(script: str, args: list[str]) -> list[tuple[str, str]]:
 def _fitting(start_up: float, size: int, listed: list[Any], unsafe: list[Any]) -> str:
     """The start method that fits a program, and why, in words."""
     blocking = [text for text, vouched in listed if not vouched]
-    if blocking or unsafe:
-        what = ", ".join(blocking) or ", ".join(module for module, _ in unsafe)
+    if blocking:
         return (
-            f"cold: a zygote would copy {what}, so warm starts fall back to cold; start "
-            "threads and such modules after fork.init() for warm starts"
+            f"cold: a zygote would fork with {', '.join(blocking)} running, so warm starts "
+            "fall back to cold; start threads after fork.init() for warm starts"
+        )
+    if unsafe:
+        modules = ", ".join(module for module, _ in unsafe)
+        return (
+            f"cold: {modules} would not survive a zygote's forks; import it after "
+            "fork.init() (or turn its fork support on) for warm starts"
         )
     mib = f"{size / 2**20:.0f} MiB, shared with its children" if size else "shared"
     if start_up >= _SLOW_START:

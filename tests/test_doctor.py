@@ -114,14 +114,14 @@ def test_a_native_thread_at_init_is_named_and_makes_cold_the_fit(script: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     assert _finding(done.stdout, "threads then") == "native thread 'pool-worker': NOT vouched for"
     fit = _finding(done.stdout, "start method")
-    assert fit.startswith("cold: a zygote would copy native thread 'pool-worker'"), fit
+    assert fit.startswith("cold: a zygote would fork with native thread 'pool-worker'"), fit
 
 
 def test_grpc_without_its_fork_support_is_named(script: Path) -> None:
     done = _doctor("doctor", str(script), "grpc")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "GRPC_ENABLE_FORK_SUPPORT=true" in _finding(done.stdout, "does not survive fork")
-    assert _finding(done.stdout, "start method").startswith("cold: a zygote would copy grpc")
+    assert _finding(done.stdout, "start method").startswith("cold: grpc would not survive")
     done = _doctor("doctor", str(script), "grpc", env={"GRPC_ENABLE_FORK_SUPPORT": "true"})
     assert "does not survive fork" not in done.stdout, done.stdout
 
