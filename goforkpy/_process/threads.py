@@ -10,6 +10,8 @@ its stack where that can be told. Then it is vouched for, or not:
 - goforkpy's own threads wait in system calls and hold nothing a child takes;
 - the pools of libraries that stop or rebuild them around a fork (at-fork
   handlers): OpenBLAS, GNU and LLVM OpenMP;
+- execnet's ``_thread`` threads (pytest-xdist's workers), which hold only
+  execnet's own locks;
 - any other thread, a Python thread of the program's or a native one, is not.
 """
 
