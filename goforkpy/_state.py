@@ -69,10 +69,10 @@ class Lock:
         self._lock.release()
 
     def __enter__(self) -> bool:
-        return self._lock.acquire()
+        return self.acquire()
 
     def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
+        self.release()
 
 
 class Local(Generic[T]):

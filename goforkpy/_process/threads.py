@@ -67,12 +67,16 @@ class Thread:
 
 def others() -> list[Thread]:
     """Every thread of this process but the calling one, Python's first."""
+    return _others(platform.thread_ids())
+
+
+def _others(listed: list[int] | None) -> list[Thread]:
+    """``others()``, given the ids the OS lists (``None``: it cannot list them)."""
     me = threading.get_ident()
     python = [thread for thread in threading.enumerate() if thread.ident != me]
     found = [Thread(t.name, THREAD, None, t.name.startswith("goforkpy-")) for t in python]
     idents = {thread.ident for thread in python} | {me}
     raw = [_raw(frame) for ident, frame in sys._current_frames().items() if ident not in idents]
-    listed = platform.thread_ids()
     if listed is None:  # the OS cannot list them: Python's are all there is to see
         return found + raw
     known = {thread.native_id for thread in python} | {threading.get_native_id()}
@@ -102,7 +106,7 @@ def unvouched() -> list[Thread]:
     listed = platform.thread_ids()
     if listed is not None and len(listed) == 1:
         return []
-    return [thread for thread in others() if not thread.vouched]
+    return [thread for thread in _others(listed) if not thread.vouched]
 
 
 def described(threads: Iterable[Thread]) -> str:
