@@ -13,6 +13,7 @@ import time
 import warnings
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Callable
 
 import psutil
 import pytest
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import goforkpy as fork
+from goforkpy._executor import tasks_and_workers
 
 
 @pytest.fixture
@@ -36,6 +38,13 @@ def _wait_for_file(path: Path) -> int:
         assert time.monotonic() < deadline, "the task never started"
         time.sleep(0.005)
     return int(path.read_text())
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLOCK_NET
+    while not condition():
+        assert time.monotonic() < deadline, "never came to pass"
+        time.sleep(0.005)
 
 
 def test_submit_and_result(executor: fork.Executor) -> None:
@@ -271,6 +280,27 @@ def test_cancel_on_a_running_task_kills_it(tmp_path: Path) -> None:
         with pytest.raises(cf.CancelledError):
             future.result()
         assert ex.submit(workers.square, 4).result(DEADLOCK_NET) == 16
+    assert not psutil.pid_exists(pid)
+
+
+def test_cancel_on_a_task_sent_ahead_kills_it_once_it_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A busy worker is sent its next task ahead; cancelled there, the task still reaches
+    # the worker, which runs it: the pool kills it then, and goes on with a new worker.
+    monkeypatch.setattr(tasks_and_workers, "_AHEAD_LONG", 2)
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    with fork.Executor(max_workers=1) as ex:
+        first = ex.submit(workers.ready_file_then_wait_for, str(tmp_path / "pid"), str(go))
+        pid = _wait_for_file(tmp_path / "pid")
+        ahead = ex.submit(workers.ready_file_then_sleep, str(tmp_path / "ahead"))
+        _wait_until(lambda: [len(w.inflight) for w in ex._pool._workers] == [2])
+        assert ahead.cancel() is True and not ahead.running()
+        go.write_text("go")
+        assert first.result(DEADLOCK_NET) == "go"
+        assert ex.submit(workers.square, 4).result(DEADLOCK_NET) == 16
+        assert ahead.cancelled()
     assert not psutil.pid_exists(pid)
 
 

@@ -302,17 +302,20 @@ class Pool(Upkeep):
         if self._max_tasks is not None and worker.assigned >= self._max_tasks:
             worker.retiring = True  # it finishes what it has, then leaves
             parts.append(frames.frame(frames.QUIT, 0, b""))
-        if len(worker.inflight) == 1 and worker.up:
+        if len(worker.inflight) == 1:
             self._begin(worker, task)
         worker.outgoing.extend(memoryview(part).cast("B") for part in parts)
         self._flush(worker)
 
     def _begin(self, worker: Worker, task: Task) -> None:
-        """The worker has reached ``task``: it is running now."""
-        task.started = time.monotonic()
+        """``task`` is the worker's next: it runs as soon as the worker is up."""
+        if worker.up:
+            task.started = time.monotonic()  # its time limit counts from here
         task.future.pid = worker.child.pid
         if task.future.set_running_or_notify_cancel():
             task.future.kill = self._request_kill
+        else:  # cancelled once sent ahead: the worker runs it all the same, so it is killed
+            self._request_kill(task.future)
 
     def _flush(self, worker: Worker) -> None:
         try:

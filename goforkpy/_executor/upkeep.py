@@ -198,7 +198,7 @@ class Upkeep:
         if kind == frames.STARTED:
             worker.up = True
             if worker.inflight:
-                self._begin(worker, worker.inflight[0])
+                worker.inflight[0].started = time.monotonic()
             else:
                 worker.idle_since = time.monotonic()
             return

@@ -37,6 +37,9 @@ from .pool import (
     ready_file_then_sleep as ready_file_then_sleep,
 )
 from .pool import (
+    ready_file_then_wait_for as ready_file_then_wait_for,
+)
+from .pool import (
     remember as remember,
 )
 from .pool import (

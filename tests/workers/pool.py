@@ -52,6 +52,14 @@ def ready_file_then_sleep(path: str) -> None:
     threading.Event().wait()
 
 
+def ready_file_then_wait_for(path: str, fifo: str) -> str:
+    """Note the pid in ``path``, then wait for a line on the named pipe ``fifo``."""
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    with open(fifo) as f:
+        return f.read()
+
+
 def identity_value(value: object) -> object:
     return value
 
