@@ -30,8 +30,8 @@ STARTS = ["cold", "warm", "snapshot"]
 @fork.register
 def report(what: str) -> object:
     """What the child sees of one option."""
-    if what == "stdin":
-        return sys.stdin.readline().strip()
+    if what == "stdin":  # to its end: the child holds no copy of the end that writes
+        return sys.stdin.read().strip()
     if what in ("stdout", "stderr"):
         print(f"to {what}", file=getattr(sys, what), flush=True)
         return None
