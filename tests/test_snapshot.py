@@ -95,6 +95,44 @@ def test_failures_leave_the_parent_untouched(
     assert kept == {"state": [1, 2, 3]} and not child.is_alive()
 
 
+def _wait_for_ever() -> None:
+    threading.Event().wait()
+
+
+def _copy_of_this_process(how: str) -> Callable[[], None]:
+    """A copy of the test process that waits until ended: a snapshot, or a plain fork
+    (as multiprocessing or a prefork server makes one). Returns what ends it."""
+    if how == "snapshot":
+        holder = fork.snapshot(_wait_for_ever)
+        return lambda: (holder.kill(), holder.wait())  # type: ignore[func-returns-value]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the test process has threads
+        pid = os.fork()
+    if pid == 0:
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGTERM])
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    return lambda: (os.kill(pid, signal.SIGKILL), os.waitpid(pid, 0))  # type: ignore[func-returns-value]
+
+
+@pytest.mark.parametrize("copy", ["snapshot", "os.fork"])
+@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
+def test_a_copy_of_the_parent_holds_no_end_of_a_childs_pipes(start: str, copy: str) -> None:
+    """A child reads the end of its input when the parent closes its stdin, however many
+    copies of itself the parent made meanwhile: each copy got the parent's descriptors,
+    and a copy that held the end that writes kept the child waiting as long as it lived."""
+    child = fork.spawn("shout_back", start=start, stdin=fork.PIPE, stdout=fork.PIPE)
+    end_copy = _copy_of_this_process(copy)
+    try:
+        out, _ = child.communicate(b"hello", timeout=DEADLOCK_NET)
+        assert (out, child.result()) == (b"HELLO", 5)
+    finally:
+        end_copy()
+
+
 def _children_of_its_own(start: str) -> tuple[int, int, list[int]]:
     """In a snapshot child: a child of its own, an Executor's task, and a child left
     running (its pid comes back, for the test to see it ended with the snapshot)."""

@@ -84,7 +84,6 @@ def _fork_contained(
     if not platform.NATIVE:
         pid = _fork(launch.name)
         if pid == 0:
-            _close_our_ends(streams)
             _be_the_child(launch, markers, ends, cwd, int(markers[_env.PARENT]))
         return ForkedProcess(pid, streams), reaper.watch, None
     read, write = os.pipe()
@@ -93,7 +92,6 @@ def _fork_contained(
         if between == 0:
             try:
                 os.close(read)
-                _close_our_ends(streams)
                 _be_between(launch, markers, ends, cwd, write)
             finally:
                 os._exit(1)  # never back into the caller's code, whatever happened
@@ -121,15 +119,6 @@ def _fork_contained(
         reaper.when_readable(read, told)
 
     return process, watch, later
-
-
-def _close_our_ends(streams: list[IO[bytes] | None]) -> None:
-    """In a fork: close the caller's ends of the child's pipes, which it got with the rest
-    of the caller's descriptors (holding the end that writes to its stdin, the child would
-    never read EOF there)."""
-    for stream in streams:
-        if stream is not None:
-            os.close(stream.fileno())  # not stream.close(): nothing of the caller's is flushed
 
 
 def _end_what_between_left(process: RelayedFork, between: int, forked: float) -> None:

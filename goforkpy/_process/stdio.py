@@ -8,11 +8,13 @@ import subprocess
 import threading
 import time
 
+from .._state import Local
 from . import quiet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Callable, Iterator, Protocol, Tuple, Union
+    from weakref import WeakSet
 
     class Piped(Protocol):
         """A started process's ends of its pipes (``Popen`` or a warm child's stand-in)."""
@@ -85,6 +87,7 @@ def _child_end(
         theirs, mine = (read, write) if number == 0 else (write, read)
         opened.callback(os.close, theirs)
         ours[number] = open(mine, "wb" if number == 0 else "rb")  # noqa: SIM115
+        keep_from_copies(ours[number])
         return theirs
     if value == DEVNULL:
         fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -119,6 +122,40 @@ def _resolve(stream: str, value: Redirect, mode: str, opened: contextlib.ExitSta
     )
 
 
+def keep_from_copies(*streams: IO[bytes] | None) -> None:
+    """Keep a forked copy of this process (a snapshot child, a program's own fork) from
+    holding these ends of a child's pipes: in the copy they lead to ``/dev/null``."""
+    ends = _pipe_ends.get()
+    for stream in streams:
+        if stream is not None:
+            ends.add(stream)
+
+
+def _new_ends() -> WeakSet[IO[bytes]]:
+    from weakref import WeakSet
+
+    return WeakSet()
+
+
+def _blank_in_copy(ends: WeakSet[IO[bytes]], handing: bool) -> None:
+    """In a forked copy: point the original's ends of its children's pipes at /dev/null.
+
+    Holding the end that writes to a child's stdin, the copy would keep that child
+    from reading the end of its input for as long as the copy lives (the original's
+    close would not be the last). The numbers stay open, on /dev/null, so a file
+    object of the original's that the copy closes closes nothing of the copy's own.
+    """
+    numbers = [stream.fileno() for stream in list(ends) if not stream.closed]
+    if numbers:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        for number in numbers:
+            os.dup2(null, number, inheritable=False)
+        os.close(null)
+
+
+_pipe_ends: Local[WeakSet[IO[bytes]]] = Local(_new_ends, _blank_in_copy)
+
+
 class Streams:
     """A child's pipes, drained by background threads for ``communicate``.
 
@@ -131,6 +168,7 @@ class Streams:
 
     def __init__(self, popen: Piped) -> None:
         self._popen = popen
+        keep_from_copies(popen.stdin, popen.stdout, popen.stderr)
         self._threads: list[threading.Thread] | None = None
         self._out: list[bytes] = []
         self._err: list[bytes] = []
