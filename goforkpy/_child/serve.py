@@ -193,8 +193,8 @@ class _Zygote:
             theirs.close()
             if received is None:
                 os._exit(0)  # the zygote let go of us (it ends, or an import made us stale)
-            (_, request), fds = received
-            takeon.take_on(request, fds)
+            (_, setup), fds = received
+            takeon.take_on(takeon.Setup.unpack(setup), fds)
             return True
         theirs.close()
         self._watch(pid)
@@ -208,12 +208,12 @@ class _Zygote:
         received = messages.receive(self.requests)
         if received is None:
             _end_family()  # the parent let go of us: it is exiting, or shutting us down
-        (_, request), fds = received
+        (_, setup, module, sys_path, grace), fds = received
         try:
             if self.refusal is not None:
                 messages.send(self.requests, (messages.REFUSED, self.refusal))
                 return False
-            pid = self._hand_to_spare(request, fds)
+            pid = self._hand_to_spare(setup, fds)
             if pid is None:
                 try:
                     pid = os.fork()
@@ -222,27 +222,28 @@ class _Zygote:
                     return False
                 if pid == 0:
                     self._leave_zygote()
-                    takeon.take_on(request, fds)
+                    takeon.take_on(takeon.Setup.unpack(setup), fds)
                     fds = []  # placed, or closed
                     return True
                 self._watch(pid)
-            self.handed_out[pid] = request["grace"]
+            self.handed_out[pid] = grace
             self.handed, self.spare_at = pid, time.monotonic() + _SPARE_AFTER
             messages.send(self.requests, (messages.FORKED, pid))
         finally:
             for fd in fds:
                 os.close(fd)
-        self._import(request)
+        self._import(module, sys_path)
         return False
 
-    def _hand_to_spare(self, request: dict[str, Any], fds: list[int]) -> int | None:
-        """Pass the request to the spare; its pid, or None if there is none (or it died)."""
+    def _hand_to_spare(self, setup: tuple[Any, ...], fds: list[int]) -> int | None:
+        """Pass the child's set-up to the spare; its pid, or None if there is none (or it
+        died)."""
         if self.spare is None:
             return None
         pid, sock = self.spare
         self.spare = None
         try:
-            messages.send(sock, (messages.FORK, request), fds)
+            messages.send(sock, (messages.FORK, setup), fds)
         except OSError:
             return None  # it died; its exit is collected as a spare's
         finally:
@@ -281,17 +282,16 @@ class _Zygote:
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbox else 0)
         self.selector.modify(self.notices, events, _RELEASE)
 
-    def _import(self, request: dict[str, Any]) -> None:
+    def _import(self, module: str | None, sys_path: list[str] | None) -> None:
         """Import the function's module here, for every later child of it.
 
         The first child imports it itself, as a cold child would (its
         ``start_timeout`` counts that), while the zygote does the same; the
         spare, forked before, is let go and a fresh one forked.
         """
-        module = request["module"]
-        if module is None or module in sys.modules:
+        if module is None or sys_path is None or module in sys.modules:
             return
-        sys.path[:] = request["sys_path"]
+        sys.path[:] = sys_path
         before = self._children()
         try:
             __import__(module)

@@ -1,8 +1,9 @@
 """Becoming the child a zygote's request describes: streams, descriptors, directory,
 environment; or, for a spawner's request, the command line to run.
 
-Runs in a fork of the zygote (see ``serve``), before the child dispatches as
-a cold one would.
+The parent makes the ``Setup`` once (``_launch.zygote``), its fork request
+carries it as plain data, and ``take_on`` puts it in place in a fork of the
+zygote (see ``serve``), before the child dispatches as a cold one would.
 """
 
 from __future__ import annotations
@@ -18,22 +19,50 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
-def take_on(request: dict[str, Any], fds: list[int]) -> None:
-    """Become the child the request describes: streams, descriptors, directory, environment.
+class Setup:
+    """What a child forked by a zygote is given before anything of its call runs."""
 
-    A request with a command line (a cold child, from a zygote that spawns)
-    then runs it instead of returning.
+    __slots__ = ("argv", "cwd", "env", "handed", "stdio")
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        handed: list[str],
+        stdio: list[int],
+        cwd: str,
+        argv: list[str] | None = None,
+    ) -> None:
+        self.env = env  # its whole environment, its markers but the descriptors' included
+        self.handed = handed  # the marker of each descriptor after the streams', in order
+        self.stdio = stdio  # for each standard stream, its descriptor's index; -1: closed
+        self.cwd = cwd  # absolute: the zygote's own directory may differ from the parent's
+        self.argv = argv  # a command line to run instead (a cold child of a spawner)
+
+    def pack(self) -> tuple[Any, ...]:
+        """Plain data for the request (marshal), in field order."""
+        return self.env, self.handed, self.stdio, self.cwd, self.argv
+
+    @classmethod
+    def unpack(cls, packed: tuple[Any, ...]) -> Setup:
+        return cls(*packed)
+
+
+def take_on(setup: Setup, fds: list[int]) -> None:
+    """Become the child ``setup`` describes, given ``fds``: its streams', then the rest.
+
+    With a command line (a cold child, from a zygote that spawns) it then
+    runs it instead of returning.
     """
-    placed = _place(fds, request["stdio"])
-    env = request["env"]
-    handed = list(zip(request["handed"], placed, strict=True))
+    placed = _place(fds, setup.stdio)
+    env = setup.env
+    handed = list(zip(setup.handed, placed, strict=True))
     _env.hand_fds(env, handed)
     for name, fd in handed:
         if name == _env.PASSED:
             os.set_inheritable(fd, True)
-    os.chdir(request["cwd"])
-    if request["exec"] is not None:
-        _exec(request["exec"], env, [fd for _, fd in handed])
+    os.chdir(setup.cwd)
+    if setup.argv is not None:
+        _exec(setup.argv, env, [fd for _, fd in handed])
     replace_environ(env)
     marked = _env.reread()
     marked.keep_private()

@@ -17,6 +17,7 @@ import socket
 import threading
 
 from .. import _env
+from .._child.takeon import Setup
 from .._errors import TimeoutExpired
 from .._process import guardian, lifeline, reaper
 from .._process.handle import ForkedProcess
@@ -149,23 +150,17 @@ class Zygote:
             Unusable: the zygote is gone or refuses (start cold instead).
             OSError: the fork or a redirect failed, as ``Popen`` would raise it.
         """
-        request: dict[str, Any] = {
-            "env": env,
-            "handed": [name for name, _ in handed],
-            "cwd": _directory(options.cwd),
-            "module": module,
-            "sys_path": sys_path,
-            "exec": argv,
-            "grace": options.grace,
-        }
+        cwd = _directory(options.cwd)
         with child_ends(*options.stdio) as (ends, ours):
             fds: list[int] = []
-            request["stdio"] = [_index(fds, end) for end in ends]
+            stdio = [_index(fds, end) for end in ends]
             fds += [fd for _, fd in handed]
             for fd in fds:
                 os.fstat(fd)  # a bad one is the caller's OSError (EBADF), as Popen raises it,
                 # not a failed send that would pass for a dead zygote
-            answer = self._ask((messages.FORK, request), fds, env.get(_env.PAYLOAD))
+            setup = Setup(env, [name for name, _ in handed], stdio, cwd, argv)
+            request = (messages.FORK, setup.pack(), module, sys_path, options.grace)
+            answer = self._ask(request, fds, env.get(_env.PAYLOAD))
             if answer[0] == messages.FORKED:
                 if self.spare == answer[1]:
                     self.spare = None  # ours now

@@ -23,7 +23,9 @@ _MAX_FDS = 16
 _CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 
 # Requests, parent -> zygote, each answered on the same socket.
-FORK = "fork"  # (FORK, request dict) with the child's descriptors: -> FORKED | REFUSED | FAILED
+# (FORK, packed takeon.Setup, module to import after, its sys.path, grace) with the child's
+# descriptors -> FORKED | REFUSED | FAILED; a spare is sent (FORK, packed Setup) alone
+FORK = "fork"
 FORKED = "forked"  # (FORKED, pid)
 REFUSED = "refused"  # (REFUSED, why): the zygote can no longer fork safely
 FAILED = "failed"  # (FAILED, errno, strerror): fork(2) failed
