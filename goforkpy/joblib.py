@@ -171,7 +171,9 @@ class GoforkpyBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ignore[m
         env = self._prepare_worker_env(int(n_jobs))
         self._settings = tuple(settings[name] for name in _OPTIONS)
         self._release()  # a backend configured again (joblib's managed Parallel) lets go first
-        self._key = (int(n_jobs), (*self._settings, tuple(sorted(env.items()))))
+        # the timeout is each task's: calls that differ only in it share the workers
+        of_workers = tuple(None if name == "timeout" else settings[name] for name in _OPTIONS)
+        self._key = (int(n_jobs), (*of_workers, tuple(sorted(env.items()))))
         self._executor = _acquire(self._key)
         return n_jobs
 
@@ -331,7 +333,7 @@ def _release(key: tuple[int, tuple[Any, ...]]) -> None:
 
 
 def _new_executor(n_jobs: int, settings: tuple[Any, ...]) -> Executor:
-    start, _, limits, memory, isolate, sandbox, env = settings  # the timeout: each task's
+    start, _, limits, memory, isolate, sandbox, env = settings  # (the timeout is each task's)
     workers_env = dict(env)
     if sandbox is not None:  # joblib's semaphore check needs /dev/shm: say it has none
         workers_env["JOBLIB_MULTIPROCESSING"] = "0"
