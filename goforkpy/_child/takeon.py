@@ -32,7 +32,7 @@ class Setup:
         cwd: str,
         argv: list[str] | None = None,
     ) -> None:
-        self.env = env  # its whole environment, its markers but the descriptors' included
+        self.env = env  # its whole environment and markers (a descriptor's: once placed)
         self.handed = handed  # the marker of each descriptor after the streams', in order
         self.stdio = stdio  # for each standard stream, its descriptor's index; -1: closed
         self.cwd = cwd  # absolute: the zygote's own directory may differ from the parent's
