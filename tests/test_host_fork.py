@@ -9,13 +9,18 @@ touch the original's children.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import threading
+import warnings
 
 import pytest
 from helpers import RunScript
 
+import goforkpy as fork
 from goforkpy import _state
+from goforkpy._process.stdio import child_ends
 
 # Threads call an isolated function in a loop while the main thread forks
 # copies that each call it once: a copy that inherited a held lock hangs.
@@ -186,3 +191,45 @@ def test_a_copy_starts_with_every_local_empty_and_every_lock_free() -> None:
         holder.join()
     assert report == b"111", "(every Local empty, the held locks free, a value of its own)"
     assert made.peek() == [os.getpid()]  # the original keeps its own
+
+
+def _what_a_copy_finds(fds: list[int], handing: bool) -> bytes:
+    """Fork a copy (one that is handed descriptors, or a program's own), and have it say
+    for each of ``fds`` whether it is still a pipe (``p``) or leads elsewhere (``-``)."""
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the test process has threads
+        with _state.handing_over() if handing else contextlib.nullcontext():
+            pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        found = [b"p" if stat.S_ISFIFO(os.fstat(fd).st_mode) else b"-" for fd in fds]
+        os.write(write, b"".join(found))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    return report
+
+
+def test_a_copy_holds_no_pipe_end_of_a_child_that_is_starting() -> None:
+    """While a thread starts a child, both ends of the child's pipes are open in this
+    process: a copy forked from another thread then (a snapshot, a program's own fork)
+    gets neither, or the child's stdout would never end for its parent; a copy forked
+    by the starting thread itself, as the child it starts, keeps the child's ends."""
+    with child_ends(fork.PIPE, fork.PIPE, None) as (ends, ours):
+        theirs = [ends[0], ends[1]]
+        mine = [stream.fileno() for stream in ours if stream is not None]
+        from_another: list[bytes] = []
+        thread = threading.Thread(
+            target=lambda: from_another.append(_what_a_copy_finds(theirs + mine, False))
+        )
+        thread.start()
+        thread.join()
+        as_the_child = _what_a_copy_finds(theirs + mine, True)
+    for stream in ours:
+        if stream is not None:
+            stream.close()
+    assert from_another == [b"----"], "a copy from another thread holds none of them"
+    assert as_the_child == b"pp--", "the child keeps its own ends, not the parent's"

@@ -85,7 +85,7 @@ def _child_end(
     if value == PIPE:
         read, write = os.pipe()
         theirs, mine = (read, write) if number == 0 else (write, read)
-        opened.callback(os.close, theirs)
+        _pipe_ends.get().hold(theirs, opened)
         ours[number] = open(mine, "wb" if number == 0 else "rb")  # noqa: SIM115
         keep_from_copies(ours[number])
         return theirs
@@ -128,32 +128,49 @@ def keep_from_copies(*streams: IO[bytes] | None) -> None:
     ends = _pipe_ends.get()
     for stream in streams:
         if stream is not None:
-            ends.add(stream)
+            ends.streams.add(stream)
 
 
-def _new_ends() -> WeakSet[IO[bytes]]:
-    from weakref import WeakSet
+class _PipeEnds:
+    """This process's ends of its children's pipes, and the ends meant for a child
+    while it starts (by the thread starting it, which closes them after)."""
 
-    return WeakSet()
+    def __init__(self) -> None:
+        from weakref import WeakSet
+
+        self.streams: WeakSet[IO[bytes]] = WeakSet()
+        self.theirs: dict[int, int] = {}  # descriptor -> the thread that holds it
+
+    def hold(self, fd: int, opened: contextlib.ExitStack) -> None:
+        """``fd`` is a starting child's end, closed when ``opened`` closes."""
+        self.theirs[fd] = threading.get_ident()
+        opened.callback(self._close, fd)
+
+    def _close(self, fd: int) -> None:
+        del self.theirs[fd]  # first: a copy made meanwhile must not blank a reused number
+        os.close(fd)
+
+    def blank_in_copy(self, handing: bool) -> None:
+        """In a forked copy: point what this holds at /dev/null, but the ends a child
+        started by the forking thread is handed (the copy is that child).
+
+        Holding the end that writes to a child's stdin (or the one its stdout is
+        written to), the copy would keep that child, or its parent, from reading
+        the end for as long as the copy lives (the original's close would not be
+        the last). The numbers stay open, on /dev/null, so a file object of the
+        original's that the copy closes closes nothing of the copy's own.
+        """
+        me = threading.get_ident()
+        numbers = [stream.fileno() for stream in list(self.streams) if not stream.closed]
+        numbers += [fd for fd, holder in self.theirs.items() if not handing or holder != me]
+        if numbers:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            for number in numbers:
+                os.dup2(null, number, inheritable=False)
+            os.close(null)
 
 
-def _blank_in_copy(ends: WeakSet[IO[bytes]], handing: bool) -> None:
-    """In a forked copy: point the original's ends of its children's pipes at /dev/null.
-
-    Holding the end that writes to a child's stdin, the copy would keep that child
-    from reading the end of its input for as long as the copy lives (the original's
-    close would not be the last). The numbers stay open, on /dev/null, so a file
-    object of the original's that the copy closes closes nothing of the copy's own.
-    """
-    numbers = [stream.fileno() for stream in list(ends) if not stream.closed]
-    if numbers:
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        for number in numbers:
-            os.dup2(null, number, inheritable=False)
-        os.close(null)
-
-
-_pipe_ends: Local[WeakSet[IO[bytes]]] = Local(_new_ends, _blank_in_copy)
+_pipe_ends: Local[_PipeEnds] = Local(_PipeEnds, _PipeEnds.blank_in_copy)
 
 
 class Streams:
