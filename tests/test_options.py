@@ -82,6 +82,11 @@ def _check_env(start: str, tmp_path: Path) -> None:
 def _check_cwd(start: str, tmp_path: Path) -> None:
     child = fork.spawn("report", ("cwd",), start=start, cwd=tmp_path)
     assert child.result(DEADLOCK_NET) == str(tmp_path)
+    # a directory that is none fails the start, as Popen fails it, whatever the method
+    (tmp_path / "file").touch()
+    for where, error in (("missing", FileNotFoundError), ("file", NotADirectoryError)):
+        with pytest.raises(error, match=where):
+            fork.spawn("report", ("cwd",), start=start, cwd=tmp_path / where)
 
 
 def _check_limits(start: str, tmp_path: Path) -> None:

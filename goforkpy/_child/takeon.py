@@ -47,6 +47,19 @@ class Setup:
         return cls(*packed)
 
 
+def directory(cwd: str | os.PathLike[str] | None) -> str:
+    """In the parent: the child's working directory, absolute (a zygote's own may differ
+    from ours), checked now, so a bad one fails the start as ``Popen`` fails it."""
+    here = os.getcwd()
+    if cwd is None:
+        return here
+    path = os.path.join(here, os.fspath(cwd))
+    if not os.path.isdir(path):
+        os.stat(path)  # FileNotFoundError, as Popen would raise
+        raise NotADirectoryError(20, "Not a directory", path)
+    return path
+
+
 def take_on(setup: Setup, fds: list[int]) -> None:
     """Become the child ``setup`` describes, given ``fds``: its streams', then the rest.
 

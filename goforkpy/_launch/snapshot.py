@@ -26,6 +26,7 @@ import time
 
 from .. import _env
 from .._child import run
+from .._child.takeon import directory
 from .._parent.child import Child
 from .._process import platform, quiet, reaper, threads
 from .._process.handle import ForkedProcess, RelayedFork
@@ -58,7 +59,7 @@ def start(launch: Launch) -> Child:
         if options.timed:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
-        cwd = None if options.cwd is None else os.fspath(options.cwd)
+        cwd = None if options.cwd is None else directory(options.cwd)
         process, watch, later = _fork_contained(launch, markers, ends, cwd, ours)
         taken = None if started is None else pipes.take(started)
         return Child._started(launch, process, taken, (watch, methods.SNAPSHOT), later=later)

@@ -17,7 +17,7 @@ import socket
 import threading
 
 from .. import _env
-from .._child.takeon import Setup
+from .._child.takeon import Setup, directory
 from .._errors import TimeoutExpired
 from .._process import guardian, lifeline, reaper
 from .._process.handle import ForkedProcess
@@ -150,7 +150,7 @@ class Zygote:
             Unusable: the zygote is gone or refuses (start cold instead).
             OSError: the fork or a redirect failed, as ``Popen`` would raise it.
         """
-        cwd = _directory(options.cwd)
+        cwd = directory(options.cwd)
         with child_ends(*options.stdio) as (ends, ours):
             fds: list[int] = []
             stdio = [_index(fds, end) for end in ends]
@@ -352,18 +352,6 @@ def _index(fds: list[int], end: int | None) -> int:
         return -1
     fds.append(end)
     return len(fds) - 1
-
-
-def _directory(cwd: str | os.PathLike[str] | None) -> str:
-    """The child's working directory, absolute: the zygote's own may differ from ours."""
-    here = os.getcwd()
-    if cwd is None:
-        return here
-    path = os.path.join(here, os.fspath(cwd))
-    if not os.path.isdir(path):
-        os.stat(path)  # FileNotFoundError, as Popen would raise
-        raise NotADirectoryError(20, "Not a directory", path)
-    return path
 
 
 def describe(path: str) -> str:
