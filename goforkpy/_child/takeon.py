@@ -1,22 +1,28 @@
-"""Becoming the child a zygote's request describes: streams, descriptors, directory,
-environment; or, for a spawner's request, the command line to run.
+"""A forked child taking on what its caller's options make of it: its streams,
+descriptors, directory and environment, before anything of its call runs.
 
-The parent makes the ``Setup`` once (``_launch.zygote``), its fork request
+Two forks make children without running an interpreter anew. A zygote's:
+the parent makes the ``Setup`` once (``_launch.zygote``), its fork request
 carries it as plain data, and ``take_on`` puts it in place in a fork of the
-zygote (see ``serve``), before the child dispatches as a cold one would.
+zygote (see ``serve``), which then dispatches as a cold child would, or,
+for a spawner's request, runs the command line. A snapshot's: the child is a
+copy of the caller, which has its descriptors already, and
+``take_on_in_copy`` changes only what the options change. The directory is
+checked in the parent (``directory``), as ``Popen`` checks it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sys
 
 from .. import _env
 from .._process import streams
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import IO, Any, Mapping, NoReturn
 
 
 class Setup:
@@ -80,6 +86,43 @@ def take_on(setup: Setup, fds: list[int]) -> None:
     marked = _env.reread()
     marked.keep_private()
     _env.record_faults(marked)
+
+
+def take_on_in_copy(
+    ends: list[int | None],
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    limits: tuple[tuple[str, int], ...],
+) -> None:
+    """In a snapshot child: the streams ``ends`` as 0-2 (``None``: closed), with fresh
+    ``sys`` stream objects (the caller's may be held by another of its threads, or hold
+    its unflushed output), then ``cwd``, ``env`` over the caller's environment, and the
+    resource limits."""
+    streams.install(ends)
+    sys.stdin = _fresh(0, "r", sys.stdin)
+    sys.stdout = _fresh(1, "w", sys.stdout)
+    sys.stderr = _fresh(2, "w", sys.stderr)
+    if cwd is not None:
+        os.chdir(cwd)
+    if env:
+        os.environ.update(env)
+    if limits:
+        from .._process.limits import apply
+
+        apply(limits)
+
+
+def _fresh(fd: int, mode: str, old: IO[str] | None) -> Any:
+    """A new text stream on ``fd``, set up as ``old`` was (``None`` if ``fd`` is closed)."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    encoding = getattr(old, "encoding", None) or "utf-8"
+    errors = getattr(old, "errors", None) or "strict"
+    lines = bool(getattr(old, "line_buffering", False)) or os.isatty(fd)
+    # It lives as long as the child; closing it would close the descriptor too.
+    return open(fd, mode, 1 if lines else -1, encoding, errors, closefd=False)
 
 
 def ready_ahead() -> None:

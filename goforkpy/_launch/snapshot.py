@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 
 from .. import _env
-from .._child import run
-from .._child.takeon import directory
+from .._child import run, takeon
 from .._parent.child import Child
 from .._process import platform, quiet, reaper, threads
 from .._process.handle import ForkedProcess, RelayedFork
@@ -36,7 +34,7 @@ from . import handover, methods
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable, NoReturn
+    from typing import IO, Callable, NoReturn
 
     from .._parent.child import Process, Watch
     from .._process.reaper import OnExit, OnZombie
@@ -59,7 +57,7 @@ def start(launch: Launch) -> Child:
         if options.timed:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
-        cwd = None if options.cwd is None else directory(options.cwd)
+        cwd = None if options.cwd is None else takeon.directory(options.cwd)
         process, watch, later = _fork_contained(launch, markers, ends, cwd, ours)
         taken = None if started is None else pipes.take(started)
         return Child._started(launch, process, taken, (watch, methods.SNAPSHOT), later=later)
@@ -280,38 +278,7 @@ def _be_the_child(
         quiet.hear()  # what the intermediate did not hear, the child does
         os.setpgid(0, 0)
         run.become_snapshot(markers, parent)  # first: a set-up that hangs says where
-        _take_streams(ends)
-        if cwd is not None:
-            os.chdir(cwd)
-        if env:
-            os.environ.update(env)
-        if limits:
-            from .._process.limits import apply
-
-            apply(limits)
+        takeon.take_on_in_copy(ends, cwd, env, limits)
     except BaseException as exc:
         run.leave_with(launch.result_path, launch.key, exc)
     run.run_and_leave(launch.fn, launch.args, launch.kwargs, launch.result_path, launch.key)
-
-
-def _take_streams(ends: list[int | None]) -> None:
-    """Put the child's standard streams in place, with fresh ``sys`` stream objects."""
-    from .._process import streams
-
-    streams.install(ends)
-    sys.stdin = _fresh(0, "r", sys.stdin)
-    sys.stdout = _fresh(1, "w", sys.stdout)
-    sys.stderr = _fresh(2, "w", sys.stderr)
-
-
-def _fresh(fd: int, mode: str, old: IO[str] | None) -> Any:
-    """A new text stream on ``fd``, set up as ``old`` was (``None`` if ``fd`` is closed)."""
-    try:
-        os.fstat(fd)
-    except OSError:
-        return None
-    encoding = getattr(old, "encoding", None) or "utf-8"
-    errors = getattr(old, "errors", None) or "strict"
-    lines = bool(getattr(old, "line_buffering", False)) or os.isatty(fd)
-    # It lives as long as the child; closing it would close the descriptor too.
-    return open(fd, mode, 1 if lines else -1, encoding, errors, closefd=False)
