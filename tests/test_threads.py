@@ -53,6 +53,26 @@ def test_a_thread_whose_name_says_its_library_is_named_by_it() -> None:
         native_thread.stop(started)
 
 
+@pytest.mark.skipif(not platform.NATIVE, reason="POSIX cannot list a process's threads")
+def test_a_stack_is_read_no_further_than_its_own_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What lies past the top of a thread's stack is other memory (another thread's stack,
+    say): code addresses there would name a library the thread never ran (CI saw numpy's
+    _philox named for a thread running libc only). A window far larger than any stack
+    must still find only the C library on this thread's."""
+    from goforkpy._process.platform import linux
+
+    monkeypatch.setattr(linux, "_STACK_BYTES", 64 << 20)
+    started = native_thread.start("stack-bound")
+    try:
+        (tid,) = [
+            tid for tid in platform.thread_ids() if platform.thread_name(tid) == "stack-bound"
+        ]
+        found = platform.thread_libraries(tid)
+        assert found and all(threads._runtime(path) for path in found), found
+    finally:
+        native_thread.stop(started)
+
+
 def test_a_thread_started_with__thread_is_seen_and_not_vouched_for() -> None:
     import _thread
 

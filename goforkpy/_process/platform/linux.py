@@ -329,19 +329,23 @@ def thread_libraries(tid: int) -> list[str]:
         stack_pointer = _waiting_stack_pointer(tid)
         if stack_pointer is None:
             return []
-        with open("/proc/self/mem", "rb", buffering=0) as mem:
-            mem.seek(stack_pointer)
-            stack = mem.read(_STACK_BYTES)
         with open("/proc/self/maps", "rb") as f:
             maps = f.read().splitlines()
+        code: list[tuple[int, int, str]] = []  # (start, end, path) of each mapping of code
+        top = stack_pointer  # the end of the stack's mapping: what lies past it is not its
+        for line in maps:
+            parts = line.split(maxsplit=5)
+            low, _, high = parts[0].partition(b"-")
+            first, last = int(low, 16), int(high, 16)
+            if first <= stack_pointer < last:
+                top = last
+            if len(parts) == 6 and b"x" in parts[1] and parts[5].startswith(b"/"):
+                code.append((first, last, os.fsdecode(parts[5])))
+        with open("/proc/self/mem", "rb", buffering=0) as mem:
+            mem.seek(stack_pointer)
+            stack = mem.read(min(_STACK_BYTES, top - stack_pointer))
     except (OSError, ValueError, OverflowError):
         return []
-    code: list[tuple[int, int, str]] = []  # (start, end, path) of each mapping of code
-    for line in maps:
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and b"x" in parts[1] and parts[5].startswith(b"/"):
-            start, _, end = parts[0].partition(b"-")
-            code.append((int(start, 16), int(end, 16), os.fsdecode(parts[5])))
     code.sort()
     starts = [start for start, _, _ in code]
     found: list[str] = []
