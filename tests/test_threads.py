@@ -73,6 +73,22 @@ def test_a_stack_is_read_no_further_than_its_own_mapping(monkeypatch: pytest.Mon
         native_thread.stop(started)
 
 
+@pytest.mark.skipif(not platform.NATIVE, reason="POSIX cannot list a process's threads")
+def test_a_thread_is_not_judged_by_an_earlier_one_with_its_id() -> None:
+    """The kernel gives an ended thread's id to a later one: what was found on the
+    earlier one's stack (an OpenBLAS pool's, vouched for) is not the later one's."""
+    started = native_thread.start("id-reused")
+    (tid,) = [t for t in platform.thread_ids() or [] if platform.thread_name(t) == "id-reused"]
+    earlier = (tid, "id-reused", (platform.thread_started(tid) or 1) - 1)
+    threads._libraries[earlier] = "libscipy_openblas64_.so"  # as an earlier thread left it
+    try:
+        (found,) = _named("id-reused")
+        assert not found.vouched and found.library is None
+    finally:
+        threads._libraries.pop(earlier)
+        native_thread.stop(started)
+
+
 def test_a_thread_started_with__thread_is_seen_and_not_vouched_for() -> None:
     import _thread
 

@@ -115,7 +115,9 @@ def described(threads: Iterable[Thread]) -> str:
     return ", ".join(map(str, threads))
 
 
-_libraries: dict[tuple[int, str], str | None] = {}  # (thread id, name) -> its library
+# (thread id, name, start) -> its library: a thread's library does not change, and an id
+# may come back for a later thread (the start tells them apart)
+_libraries: dict[tuple[int, str, int | None], str | None] = {}
 
 
 def _native(tid: int) -> Thread | None:
@@ -125,12 +127,13 @@ def _native(tid: int) -> Thread | None:
     name = platform.thread_name(tid)
     if name is None:
         return None
-    if (tid, name) not in _libraries:  # a thread's library does not change: looked for once
+    key = (tid, name, platform.thread_started(tid))
+    if key not in _libraries:
         library = _library(tid, name)
         if library is None and platform.thread_name(tid) is None:
             return None  # it ended while its stack was read
-        _libraries[tid, name] = library
-    library = _libraries[tid, name]
+        _libraries[key] = library
+    library = _libraries[key]
     if name.startswith("goforkpy-"):  # one of ours, named by Python 3.14+
         return Thread(name, THREAD, None, True)
     vouched = library is not None and any(safe in library.lower() for safe in _SAFE_LIBRARIES)

@@ -52,6 +52,7 @@ if NATIVE:
     from .linux import thread_ids as thread_ids
     from .linux import thread_libraries as thread_libraries
     from .linux import thread_name as thread_name
+    from .linux import thread_started as thread_started
     from .linux import tie_to_parent as tie_to_parent
     from .linux import usable_cpus as usable_cpus
     from .linux import wait_unreaped as wait_unreaped
@@ -79,6 +80,7 @@ else:
     from .posix import thread_ids as thread_ids
     from .posix import thread_libraries as thread_libraries
     from .posix import thread_name as thread_name
+    from .posix import thread_started as thread_started
     from .posix import tie_to_parent as tie_to_parent
     from .posix import usable_cpus as usable_cpus
     from .posix import wait_unreaped as wait_unreaped

@@ -313,6 +313,17 @@ def thread_name(tid: int) -> str | None:
         return None
 
 
+def thread_started(tid: int) -> int | None:
+    """When thread ``tid`` started, in clock ticks since boot (``None``: it has ended):
+    with its id, what tells it from a later thread given the same id."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+
+
 _STACK_BYTES = 16384  # how much of a waiting thread's stack to look through
 _RUNNING_WAIT = 0.5  # seconds to wait for a running thread to wait (a pool spins a while)
 

@@ -193,6 +193,11 @@ def thread_name(tid: int) -> str | None:
     return None
 
 
+def thread_started(tid: int) -> int | None:
+    """When thread ``tid`` started: unknown here (see ``linux``)."""
+    return None
+
+
 def thread_libraries(tid: int) -> list[str]:
     """The shared objects on thread ``tid``'s stack: unknown here (see ``linux``)."""
     return []
