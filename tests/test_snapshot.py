@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -11,7 +12,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 import pytest
@@ -99,12 +100,18 @@ def _wait_for_ever() -> None:
     threading.Event().wait()
 
 
-def _copy_of_this_process(how: str) -> Callable[[], None]:
-    """A copy of the test process that waits until ended: a snapshot, or a plain fork
-    (as multiprocessing or a prefork server makes one). Returns what ends it."""
+@contextlib.contextmanager
+def _copy_of_this_process(how: str) -> Iterator[None]:
+    """A copy of the test process for the block's time: a snapshot, or a plain fork (as
+    multiprocessing or a prefork server makes one)."""
     if how == "snapshot":
         holder = fork.snapshot(_wait_for_ever)
-        return lambda: (holder.kill(), holder.wait())  # type: ignore[func-returns-value]
+        try:
+            yield
+        finally:
+            holder.kill()
+            holder.wait()
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the test process has threads
         pid = os.fork()
@@ -115,7 +122,11 @@ def _copy_of_this_process(how: str) -> Callable[[], None]:
                 signal.pause()
         finally:
             os._exit(0)
-    return lambda: (os.kill(pid, signal.SIGKILL), os.waitpid(pid, 0))  # type: ignore[func-returns-value]
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 @pytest.mark.parametrize("copy", ["snapshot", "os.fork"])
@@ -125,12 +136,9 @@ def test_a_copy_of_the_parent_holds_no_end_of_a_childs_pipes(start: str, copy: s
     copies of itself the parent made meanwhile: each copy got the parent's descriptors,
     and a copy that held the end that writes kept the child waiting as long as it lived."""
     child = fork.spawn("shout_back", start=start, stdin=fork.PIPE, stdout=fork.PIPE)
-    end_copy = _copy_of_this_process(copy)
-    try:
+    with _copy_of_this_process(copy):
         out, _ = child.communicate(b"hello", timeout=DEADLOCK_NET)
         assert (out, child.result()) == (b"HELLO", 5)
-    finally:
-        end_copy()
 
 
 def _children_of_its_own(start: str) -> tuple[int, int, list[int]]:
