@@ -80,6 +80,8 @@ def _sleeps(duration: str) -> list[psutil.Process]:
     ids=["shell", "shell_exec", "shell_run"],
 )
 def test_timeout_leaves_no_grandchild_alive(helper, duration: str) -> None:  # type: ignore[no-untyped-def]
+    # this process's own duration: CI runs two suites side by side on one machine
+    duration = f"{duration}{os.getpid()}"
     with pytest.raises(fork.TimeoutExpired) as caught:
         helper(f"sleep {duration} & sleep {duration}; wait", timeout=0.5, grace=0.5)
     assert isinstance(caught.value, TimeoutError) and caught.value.timeout == 0.5
