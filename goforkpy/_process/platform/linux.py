@@ -191,12 +191,18 @@ def children_of(pid: int) -> list[int]:
 
 
 def _parent_of(pid: int) -> int | None:
+    return _stat_field(f"/proc/{pid}/stat", 1)
+
+
+def _stat_field(path: str, index: int) -> int | None:
+    """Field ``index`` of a /proc "stat" file, counted from the state after the name
+    (``None``: the process or thread has ended)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(path, "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+    return int(stat[stat.rindex(b")") + 2 :].split()[index])
 
 
 def sealed_memory_supported() -> bool:
@@ -316,12 +322,7 @@ def thread_name(tid: int) -> str | None:
 def thread_started(tid: int) -> int | None:
     """When thread ``tid`` started, in clock ticks since boot (``None``: it has ended):
     with its id, what tells it from a later thread given the same id."""
-    try:
-        with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    return _stat_field(f"/proc/self/task/{tid}/stat", 19)
 
 
 _STACK_BYTES = 16384  # how much of a waiting thread's stack to look through
