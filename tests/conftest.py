@@ -198,6 +198,7 @@ def run_script(tmp_path: Path) -> RunScript:
         env: dict[str, str] | None = None,
         stdin: str | None = None,
         command: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> subprocess.CompletedProcess[str]:
         script = tmp_path / name
         script.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +213,7 @@ def run_script(tmp_path: Path) -> RunScript:
             capture_output=True,
             text=True,
             timeout=DEADLOCK_NET,
+            pass_fds=pass_fds,
         )
 
     return run

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,30 @@ def test_a_complete_stale_set_says_so(run_script: RunScript) -> None:
     completed = run_script(STRAY_SCRIPT, env=stale)
     assert completed.returncode == 1
     assert "stale" in completed.stderr and "unset the GOFORKPY_* variables" in completed.stderr
+
+
+def test_a_child_whose_parent_is_gone_leaves_without_a_word(run_script: RunScript) -> None:
+    """A dead parent's guardian clears its files: its child, finding no payload, ends as
+    its lifeline's EOF would end it, without a word on the stderr it shares (the watcher
+    thread is left out: a spawner's child, "tied", has none)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lifeline, parent_end = os.pipe()
+    os.close(parent_end)
+    markers = {
+        "GOFORKPY_PAYLOAD": "/nowhere/1-x.in",
+        "GOFORKPY_KEY": "00" * 32,
+        "GOFORKPY_PARENT": str(gone.pid),
+        "GOFORKPY_DEPTH": "1",
+        "GOFORKPY_LIFELINE": str(lifeline),
+        "GOFORKPY_TIED": "1",
+    }
+    try:
+        completed = run_script(STRAY_SCRIPT, env=markers, pass_fds=(lifeline,))
+    finally:
+        os.close(lifeline)
+    assert completed.returncode != 0
+    assert completed.stderr == "" and completed.stdout == ""
 
 
 # --- hostile or odd inputs -------------------------------------------------------------

@@ -122,11 +122,35 @@ def _read_payload(path: str, key: bytes) -> "Any":
         os.close(sealed)
         return decoded
     except FileNotFoundError:
+        if _parent_gone():  # its guardian cleared its files; nobody is left to tell
+            end_family_and_die()
         _die(
             f"goforkpy: {_env.PAYLOAD}={path!r} names no payload file: the goforkpy "
             "markers in this environment are stale (left by an earlier run, or set by "
-            "hand) or the parent is gone; unset the GOFORKPY_* variables"
+            "hand); unset the GOFORKPY_* variables"
         )
+
+
+def _parent_gone() -> bool:
+    """True if the parent is dead: its lifeline at EOF (nobody writes to one), or its pid
+    gone."""
+    import select
+
+    marked = _env.MARKED
+    if marked.lifeline is not None:
+        poller = select.poll()
+        poller.register(marked.lifeline, select.POLLIN)
+        if any(events & (select.POLLIN | select.POLLHUP) for _, events in poller.poll(0)):
+            return True
+    if marked.parent is None:
+        return False
+    try:
+        os.kill(marked.parent, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # alive, and not ours to signal
+    return False
 
 
 def _announce_start(fd: int | None) -> None:
