@@ -181,7 +181,9 @@ def test_map_buffersize_progress_and_bad_values(executor: fork.Executor) -> None
 
 
 def test_map_results_are_lazy_and_time_out(executor: fork.Executor) -> None:
-    results = executor.map(workers.sleep_for, [0.0, 300.0], timeout=0.5)
+    # map's timeout counts from the call: a worker started first, so only the tasks count
+    assert executor.submit(workers.square, 2).result(DEADLOCK_NET) == 4
+    results = executor.map(workers.sleep_for, [0.0, 300.0], timeout=2.0)
     assert next(results) == 0.0
     with pytest.raises(fork.TimeoutExpired) as caught:
         next(results)
