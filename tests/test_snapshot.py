@@ -141,6 +141,29 @@ def test_a_copy_of_the_parent_holds_no_end_of_a_childs_pipes(start: str, copy: s
         assert (out, child.result()) == (b"HELLO", 5)
 
 
+@pytest.mark.skipif(not platform.NATIVE, reason="no intermediate without subreapers")
+def test_a_copy_forked_as_a_snapshot_starts_holds_up_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another thread's fork in the instant the pipe that tells a snapshot's pid is open
+    gives that copy the pipe's writing end: the pid and the result come all the same,
+    while the copy lives (the pid was read up to EOF, which only the copy's end could
+    bring)."""
+    real_pipe, copies = os.pipe, contextlib.ExitStack()
+
+    def pipe_and_a_copy() -> tuple[int, int]:
+        ends = real_pipe()
+        if sys._getframe(1).f_code.co_name == "_fork_contained":
+            copies.enter_context(_copy_of_this_process("os.fork"))
+        return ends
+
+    monkeypatch.setattr(os, "pipe", pipe_and_a_copy)
+    with copies:
+        child = fork.snapshot(divmod, 7, 2)
+        assert child.result(DEADLOCK_NET) == (3, 1)
+        assert child.pid != os.getpid()
+
+
 def _children_of_its_own(start: str) -> tuple[int, int, list[int]]:
     """In a snapshot child: a child of its own, an Executor's task, and a child left
     running (its pid comes back, for the test to see it ended with the snapshot)."""

@@ -169,7 +169,7 @@ def _be_between(
         _be_the_child(launch, markers, ends, cwd, me)
     try:
         try:
-            os.write(tell, b"%d" % pid)
+            os.write(tell, b"%d\n" % pid)
         except OSError:
             pass  # EPIPE: the caller died; contain() sees its lifeline's end and ends all
         os.close(tell)

@@ -110,7 +110,9 @@ class RelayedFork:
     def _read_pid(self) -> int:
         import os
 
+        # Up to its end of line, not EOF: a copy of ours forked by another thread in the
+        # instant the pipe was open holds its write end too, for as long as that copy lives.
         told = b""
-        while chunk := os.read(self._told, 64):
+        while not told.endswith(b"\n") and (chunk := os.read(self._told, 64)):
             told += chunk
-        return int(told) if told.isdigit() else self._between
+        return int(told) if told.endswith(b"\n") else self._between
