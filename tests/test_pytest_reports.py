@@ -320,6 +320,30 @@ def test_the_plugin_keeps_pytest_exit_codes(suite: pytest.Pytester) -> None:
         assert plain.ret == isolated.ret, args
 
 
+FAULTHANDLER_TIMER = """
+import time
+
+def test_fails():
+    assert 1 == 2
+
+def test_slow_then_passes():
+    time.sleep(1.0)
+"""
+
+
+def test_faulthandler_timeout_is_kept_in_the_tests_process(suite: pytest.Pytester) -> None:
+    """With pytest's ``faulthandler_timeout`` a failing test hung in its child (pytest's
+    cancel of the timer waits there for a thread the copy does not have): the reports
+    are plain pytest's, and the timer dumps the stacks of the test that overran it."""
+    suite.makepyfile(test_timer=FAULTHANDLER_TIMER)
+    plain, isolated = _both(suite, "-rA", "-o", "faulthandler_timeout=0.3")
+    assert _short(isolated) == _short(plain)
+    assert _summary(isolated) == _summary(plain) == "1 failed, 1 passed"
+    for result in (plain, isolated):
+        dumped = "\n".join(result.stderr.lines)
+        assert "Timeout (0:00:00.300000)!" in dumped and "in test_slow_then_passes" in dumped
+
+
 def test_a_coverage_whose_insides_moved_is_a_warning_not_a_gap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

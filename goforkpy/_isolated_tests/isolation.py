@@ -27,11 +27,11 @@ from .._launch.record import Options
 from .._process.limits import Limits
 from .._sandbox import policy
 from .._shared import tmpdir
-from . import channel, child, faults, measured
+from . import channel, child, faults, measured, timer
 from .channel import COVERAGE, PHASE, WARNING, Record
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
     from .measured import Sum
@@ -115,7 +115,8 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
         except SandboxUnavailable as exc:  # the test does not run, unsandboxed or at all
             return _Sent([], faults.Fault(str(exc), phase="setup"), started)
         key = channel.new_key()
-        records, fault = _run_phases(item, settings, path, key, rules)
+        with timer.moved_to_child(item.config) as arm_timer:
+            records, fault = _run_phases(item, settings, path, (key, rules), arm_timer)
     finally:
         child.remove_files(path)
         if sandbox is not None:
@@ -124,12 +125,21 @@ def _in_child(item: pytest.Item, settings: Settings) -> _Sent:
 
 
 def _run_phases(
-    item: pytest.Item, settings: Settings, path: str, key: bytes, rules: tuple[Any, ...] | None
+    item: pytest.Item,
+    settings: Settings,
+    path: str,
+    sealing: tuple[bytes, tuple[Any, ...] | None],
+    arm_timer: Callable[[], None],
 ) -> tuple[list[Record], faults.Fault | None]:
-    """Start the child, and take what it sent: (its records, what went wrong if anything)."""
+    """Start the child, and take what it sent: (its records, what went wrong if anything).
+
+    ``sealing``: the records' key, and the sandbox's rules (``None``: no sandbox).
+    """
     coverage, forwarder = measured.current(), child.Forwarder.registered(item.config)
+    key, rules = sealing
 
     def phases() -> list[Record]:
+        arm_timer()
         return child.run_phases(item, path, key, coverage, forwarder, rules)
 
     phases.__name__ = phases.__qualname__ = item.name  # the child's name in errors
