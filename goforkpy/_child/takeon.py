@@ -2,13 +2,16 @@
 descriptors, directory and environment, before anything of its call runs.
 
 Two forks make children without running an interpreter anew. A zygote's:
-the parent makes the ``Setup`` once (``_launch.zygote``), its fork request
+the parent makes the ``Setup`` once (``Setup.made``), its fork request
 carries it as plain data, and ``take_on`` puts it in place in a fork of the
 zygote (see ``serve``), which then dispatches as a cold child would, or,
 for a spawner's request, runs the command line. A snapshot's: the child is a
-copy of the caller, which has its descriptors already, and
-``take_on_in_copy`` changes only what the options change. The directory is
-checked in the parent (``directory``), as ``Popen`` checks it.
+copy of the caller, which has its descriptors already, and its ``InCopy``
+(``InCopy.made``) changes only what the options change. Both are made from
+``Options`` (``_launch.record``), in the parent, where the directory is
+checked (``directory``), as ``Popen`` checks it; ``Popen``, the fallback,
+takes the options as its own arguments. So an option that acts in the child
+is named in ``Options``, here, and in ``spawn``'s signature, and nowhere else.
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+from contextlib import contextmanager
 
 from .. import _env
 from .._process import streams
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Mapping, NoReturn
+    from typing import IO, Any, Iterator, Mapping, NoReturn
+
+    from .._process.stdio import Redirect
+
+    Ours = list[IO[bytes] | None]  # our ends of the child's pipes, as Popen has them
 
 
 class Setup:
@@ -51,6 +59,94 @@ class Setup:
     @classmethod
     def unpack(cls, packed: tuple[Any, ...]) -> Setup:
         return cls(*packed)
+
+    @classmethod
+    @contextmanager
+    def made(
+        cls,
+        stdio: tuple[Redirect, Redirect, Redirect],
+        cwd: str | os.PathLike[str] | None,
+        env: dict[str, str],
+        handed: list[tuple[str, int]],
+        argv: list[str] | None,
+    ) -> Iterator[tuple[Setup, list[int], Ours]]:
+        """In the parent, for the block's time: (the ``Setup``, the descriptors it
+        indexes, in order, to send with it; our ends of the child's pipes).
+
+        ``handed`` are (marker, descriptor) pairs: each descriptor is passed and
+        its number in the child set as the marker's value.
+
+        Raises:
+            OSError: a bad directory, redirect or descriptor, as ``Popen`` raises it.
+        """
+        from .._process.stdio import child_ends
+
+        directory_ = directory(cwd)
+        with child_ends(*stdio) as (ends, ours):
+            fds = [end for end in ends if end is not None]
+            indexes = iter(range(len(fds)))
+            stdio_ = [-1 if end is None else next(indexes) for end in ends]
+            fds += [fd for _, fd in handed]
+            for fd in fds:
+                os.fstat(fd)  # a bad one is the caller's OSError (EBADF), as Popen raises it,
+                # not a failed send that would pass for a dead zygote
+            names = [name for name, _ in handed]
+            yield cls(env, names, stdio_, directory_, argv), fds, ours
+
+
+class InCopy:
+    """What a snapshot child, a copy of its caller, takes on: its streams, directory,
+    environment and resource limits."""
+
+    __slots__ = ("cwd", "ends", "env", "limits")
+
+    def __init__(
+        self,
+        ends: list[int | None],
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        limits: tuple[tuple[str, int], ...],
+    ) -> None:
+        self.ends = ends  # its descriptors for streams 0-2 (None: closed), in the caller
+        self.cwd, self.env, self.limits = cwd, env, limits
+
+    @classmethod
+    @contextmanager
+    def made(
+        cls,
+        stdio: tuple[Redirect, Redirect, Redirect],
+        cwd: str | os.PathLike[str] | None,
+        env: Mapping[str, str] | None,
+        limits: tuple[tuple[str, int], ...],
+    ) -> Iterator[tuple[InCopy, Ours]]:
+        """In the caller, for the block's time, in which it forks: (the ``InCopy``, our
+        ends of the child's pipes).
+
+        Raises:
+            OSError: a bad directory or redirect, as ``Popen`` raises it.
+        """
+        from .._process.stdio import child_ends
+
+        directory_ = None if cwd is None else directory(cwd)
+        with child_ends(*stdio) as (ends, ours):
+            yield cls(ends, directory_, env, limits), ours
+
+    def take_on(self) -> None:
+        """In the child: the streams as 0-2, with fresh ``sys`` stream objects (the
+        caller's may be held by another of its threads, or hold its unflushed output),
+        then the directory, the environment over the caller's, and the limits."""
+        streams.install(self.ends)
+        sys.stdin = _fresh(0, "r", sys.stdin)
+        sys.stdout = _fresh(1, "w", sys.stdout)
+        sys.stderr = _fresh(2, "w", sys.stderr)
+        if self.cwd is not None:
+            os.chdir(self.cwd)
+        if self.env:
+            os.environ.update(self.env)
+        if self.limits:
+            from .._process.limits import apply
+
+            apply(self.limits)
 
 
 def directory(cwd: str | os.PathLike[str] | None) -> str:
@@ -86,30 +182,6 @@ def take_on(setup: Setup, fds: list[int]) -> None:
     marked = _env.reread()
     marked.keep_private()
     _env.record_faults(marked)
-
-
-def take_on_in_copy(
-    ends: list[int | None],
-    cwd: str | None,
-    env: Mapping[str, str] | None,
-    limits: tuple[tuple[str, int], ...],
-) -> None:
-    """In a snapshot child: the streams ``ends`` as 0-2 (``None``: closed), with fresh
-    ``sys`` stream objects (the caller's may be held by another of its threads, or hold
-    its unflushed output), then ``cwd``, ``env`` over the caller's environment, and the
-    resource limits."""
-    streams.install(ends)
-    sys.stdin = _fresh(0, "r", sys.stdin)
-    sys.stdout = _fresh(1, "w", sys.stdout)
-    sys.stderr = _fresh(2, "w", sys.stderr)
-    if cwd is not None:
-        os.chdir(cwd)
-    if env:
-        os.environ.update(env)
-    if limits:
-        from .._process.limits import apply
-
-        apply(limits)
 
 
 def _fresh(fd: int, mode: str, old: IO[str] | None) -> Any:

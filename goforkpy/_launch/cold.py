@@ -63,6 +63,6 @@ def create(
     _env.hand_fds(env, handed)
     pass_fds = (*handover.kept_open(env), *(fd for _, fd in handed))
     popen = lifeline.from_long_lived_thread(
-        lambda: start_in_group(planned.argv, env, pass_fds, options.stdio, options.cwd)
+        lambda: start_in_group(planned.argv, env, pass_fds, **options.popen_arguments())
     )
     return popen, reaper.watch, methods.COLD

@@ -21,8 +21,10 @@ from . import methods
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import os
+    from contextlib import AbstractContextManager
     from typing import Any, Callable, Mapping
 
+    from .._child.takeon import InCopy, Ours, Setup
     from .._process.stdio import Redirect
     from .._sandbox.policy import Sandbox
 
@@ -98,6 +100,28 @@ class Options:
     def applied_limits(self) -> tuple[tuple[str, int], ...]:
         """The limits as (rlimit name, value) pairs for the child to apply."""
         return self.limits._to_apply() if self.limits is not None else ()
+
+    # What acts in the child, for each way of making one (see _child.takeon).
+
+    def setup(
+        self, env: dict[str, str], handed: list[tuple[str, int]], argv: list[str] | None = None
+    ) -> AbstractContextManager[tuple[Setup, list[int], Ours]]:
+        """A zygote's child's ``Setup``, with the descriptors to send and our ends of its
+        pipes, for the block's time (``takeon.Setup.made``)."""
+        from .._child.takeon import Setup
+
+        return Setup.made(self.stdio, self.cwd, env, handed, argv)
+
+    def in_copy(self) -> AbstractContextManager[tuple[InCopy, Ours]]:
+        """A snapshot child's ``InCopy``, with our ends of its pipes, for the block's time
+        (``takeon.InCopy.made``)."""
+        from .._child.takeon import InCopy
+
+        return InCopy.made(self.stdio, self.cwd, self.env, self.applied_limits())
+
+    def popen_arguments(self) -> dict[str, Any]:
+        """``start_in_group``'s arguments for a child ``Popen`` starts (the fallback)."""
+        return {"stdio": self.stdio, "cwd": self.cwd}
 
 
 def _sandbox(sandbox: object, start: str | None) -> Sandbox:

@@ -24,11 +24,10 @@ import threading
 import time
 
 from .. import _env
-from .._child import run, takeon
+from .._child import run
 from .._parent.child import Child
 from .._process import platform, quiet, reaper, threads
 from .._process.handle import ForkedProcess, RelayedFork
-from .._process.stdio import child_ends
 from .._state import Lock, handing_over
 from . import handover, methods
 
@@ -36,6 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Callable, NoReturn
 
+    from .._child.takeon import InCopy
     from .._parent.child import Process, Watch
     from .._process.reaper import OnExit, OnZombie
     from .record import Launch
@@ -52,13 +52,12 @@ def start(launch: Launch) -> Child:
     markers = handover.markers(launch.key, payload="", faults=launch.faults_path)
     _env.hand_fds(markers, [(_env.PASSED, fd) for fd in options.pass_fds])  # same numbers
     reaper.prepare()
-    with handover.Pipes() as pipes, child_ends(*options.stdio) as (ends, ours):
+    with handover.Pipes() as pipes, options.in_copy() as (copy, ours):
         started = None
         if options.timed:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
-        cwd = None if options.cwd is None else takeon.directory(options.cwd)
-        process, watch, later = _fork_contained(launch, markers, ends, cwd, ours)
+        process, watch, later = _fork_contained(launch, markers, copy, ours)
         taken = None if started is None else pipes.take(started)
         return Child._started(launch, process, taken, (watch, methods.SNAPSHOT), later=later)
 
@@ -66,8 +65,7 @@ def start(launch: Launch) -> Child:
 def _fork_contained(
     launch: Launch,
     markers: dict[str, str],
-    ends: list[int | None],
-    cwd: str | None,
+    copy: InCopy,
     streams: list[IO[bytes] | None],
 ) -> tuple[Process, Watch, Later | None]:
     """Fork the child: (its process record, what watches its exit, when watching begins).
@@ -83,7 +81,7 @@ def _fork_contained(
     if not platform.NATIVE:
         pid = _fork(launch.name)
         if pid == 0:
-            _be_the_child(launch, markers, ends, cwd, int(markers[_env.PARENT]))
+            _be_the_child(launch, markers, copy, int(markers[_env.PARENT]))
         return ForkedProcess(pid, streams), reaper.watch, None
     read, write = os.pipe()
     try:
@@ -91,7 +89,7 @@ def _fork_contained(
         if between == 0:
             try:
                 os.close(read)
-                _be_between(launch, markers, ends, cwd, write)
+                _be_between(launch, markers, copy, write)
             finally:
                 os._exit(1)  # never back into the caller's code, whatever happened
     except BaseException:
@@ -142,9 +140,7 @@ def _end_what_between_left(process: RelayedFork, between: int, forked: float) ->
     end_trees([child], signal.SIGKILL, 0.0, groups=(pid,))
 
 
-def _be_between(
-    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None, tell: int
-) -> NoReturn:
+def _be_between(launch: Launch, markers: dict[str, str], copy: InCopy, tell: int) -> NoReturn:
     """The intermediate: fork the child, tell its pid on ``tell``, contain it, exit as it did."""
     from .._child.orphans import contain
     from .._process.family import end_family_and_die
@@ -166,14 +162,14 @@ def _be_between(
         run.leave_with(launch.result_path, launch.key, error)
     if pid == 0:
         os.close(tell)
-        _be_the_child(launch, markers, ends, cwd, me)
+        _be_the_child(launch, markers, copy, me)
     try:
         try:
             os.write(tell, b"%d\n" % pid)
         except OSError:
             pass  # EPIPE: the caller died; contain() sees its lifeline's end and ends all
         os.close(tell)
-        for fd in {fd for fd in ends if fd is not None and fd > 2}:
+        for fd in {fd for fd in copy.ends if fd is not None and fd > 2}:
             os.close(fd)  # the caller sees EOF on the child's pipes when the child exits
         status = contain(pid, launch.options.grace, int(markers[_env.LIFELINE]))
     except BaseException:
@@ -266,19 +262,16 @@ def _fork(name: str) -> int:
 _one_fork_at_a_time = Lock()
 
 
-def _be_the_child(
-    launch: Launch, markers: dict[str, str], ends: list[int | None], cwd: str | None, parent: int
-) -> NoReturn:
+def _be_the_child(launch: Launch, markers: dict[str, str], copy: InCopy, parent: int) -> NoReturn:
     """In the child: take on the options, run the function, write the result, leave.
 
     ``parent`` forked it (the caller, or the intermediate). Never returns.
     """
-    limits, env = launch.options.applied_limits(), launch.options.env
     try:
         quiet.hear()  # what the intermediate did not hear, the child does
         os.setpgid(0, 0)
         run.become_snapshot(markers, parent)  # first: a set-up that hangs says where
-        takeon.take_on_in_copy(ends, cwd, env, limits)
+        copy.take_on()
     except BaseException as exc:
         run.leave_with(launch.result_path, launch.key, exc)
     run.run_and_leave(launch.fn, launch.args, launch.kwargs, launch.result_path, launch.key)

@@ -17,12 +17,10 @@ import socket
 import threading
 
 from .. import _env
-from .._child.takeon import Setup, directory
 from .._errors import TimeoutExpired
 from .._process import guardian, lifeline, reaper
 from .._process.handle import ForkedProcess
 from .._process.popen import start_in_group
-from .._process.stdio import child_ends
 from .._process.usage import LOST_PARENT, usage_of
 from .._shared import protocol
 from .._shared import zygote_messages as messages
@@ -150,15 +148,7 @@ class Zygote:
             Unusable: the zygote is gone or refuses (start cold instead).
             OSError: the fork or a redirect failed, as ``Popen`` would raise it.
         """
-        cwd = directory(options.cwd)
-        with child_ends(*options.stdio) as (ends, ours):
-            fds: list[int] = []
-            stdio = [_index(fds, end) for end in ends]
-            fds += [fd for _, fd in handed]
-            for fd in fds:
-                os.fstat(fd)  # a bad one is the caller's OSError (EBADF), as Popen raises it,
-                # not a failed send that would pass for a dead zygote
-            setup = Setup(env, [name for name, _ in handed], stdio, cwd, argv)
+        with options.setup(env, handed, argv) as (setup, fds, ours):
             request = (messages.FORK, setup.pack(), module, sys_path, options.grace)
             answer = self._ask(request, fds, env.get(_env.PAYLOAD))
             if answer[0] == messages.FORKED:
@@ -345,13 +335,6 @@ def _end_orphans(pids: list[int]) -> int:
         except (ProcessLookupError, PermissionError):
             pass
     return -signal.SIGKILL
-
-
-def _index(fds: list[int], end: int | None) -> int:
-    if end is None:
-        return -1
-    fds.append(end)
-    return len(fds) - 1
 
 
 def describe(path: str) -> str:

@@ -21,9 +21,10 @@ def start_in_group(
     env: dict[str, str],
     pass_fds: tuple[int, ...],
     stdio: tuple[Redirect, Redirect, Redirect] = (None, None, None),
-    cwd: str | os.PathLike[str] | None = None,
+    **more: Any,
 ) -> subprocess.Popen[bytes]:
-    """Run ``argv`` leading its own process group, with only ``pass_fds`` inherited."""
+    """Run ``argv`` leading its own process group, with only ``pass_fds`` inherited;
+    ``more`` are ``Popen``'s (a child's options: ``Options.popen_arguments``)."""
     with open_redirects(*stdio) as (stdin, stdout, stderr), handing_over():
         return subprocess.Popen(
             argv,
@@ -31,10 +32,10 @@ def start_in_group(
             stdout=stdout,
             stderr=stderr,
             env=env,
-            cwd=cwd,
             close_fds=True,
             pass_fds=pass_fds,
             **_own_group(),
+            **more,
         )
 
 
