@@ -60,17 +60,7 @@ def serve(
     arguments may be a multiprocessing manager's proxies, as in a
     ``ProcessPoolExecutor``'s workers.
     """
-    if authkey:
-        from multiprocessing import process
-
-        process.current_process().authkey = authkey
-    fd, why = _env.MARKED.passed
-    for mine in (fd, why):
-        os.set_inheritable(mine, False)  # what tasks start must not hold our ends open
-    os.set_blocking(why, False)
-    _why[0] = why
-    signal.signal(INTERRUPT, _interrupt)
-    sock = socket.socket(fileno=fd)
+    sock = socket.socket(fileno=_settle(authkey))
     outputs = _Capture() if capture else None
     with sock, sock.makefile("rb", buffering=1 << 16) as stream:
         if initializer is not None and not _initialize(sock, initializer):
@@ -102,6 +92,21 @@ def serve(
                 sock.sendall(part)
             if left is not None:
                 return  # the tasks sent ahead are the pool's to cancel or run elsewhere
+
+
+def _settle(authkey: bytes) -> int:
+    """Take the passed descriptors and the caller's key: our socket's descriptor."""
+    if authkey:
+        from multiprocessing import process
+
+        process.current_process().authkey = authkey
+    fd, why = _env.MARKED.passed
+    for mine in (fd, why):
+        os.set_inheritable(mine, False)  # what tasks start must not hold our ends open
+    os.set_blocking(why, False)
+    _why[0] = why
+    signal.signal(INTERRUPT, _interrupt)
+    return fd
 
 
 def _end_what_the_task_left(kept: set[int], grace: float) -> None:
