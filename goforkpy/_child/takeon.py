@@ -81,17 +81,17 @@ class Setup:
         """
         from .._process.stdio import child_ends
 
-        directory_ = directory(cwd)
+        where = directory(cwd)
         with child_ends(*stdio) as (ends, ours):
             fds = [end for end in ends if end is not None]
             indexes = iter(range(len(fds)))
-            stdio_ = [-1 if end is None else next(indexes) for end in ends]
+            indexed = [-1 if end is None else next(indexes) for end in ends]
             fds += [fd for _, fd in handed]
             for fd in fds:
                 os.fstat(fd)  # a bad one is the caller's OSError (EBADF), as Popen raises it,
                 # not a failed send that would pass for a dead zygote
             names = [name for name, _ in handed]
-            yield cls(env, names, stdio_, directory_, argv), fds, ours
+            yield cls(env, names, indexed, where, argv), fds, ours
 
 
 class InCopy:
@@ -127,9 +127,9 @@ class InCopy:
         """
         from .._process.stdio import child_ends
 
-        directory_ = None if cwd is None else directory(cwd)
+        where = None if cwd is None else directory(cwd)
         with child_ends(*stdio) as (ends, ours):
-            yield cls(ends, directory_, env, limits), ours
+            yield cls(ends, where, env, limits), ours
 
     def take_on(self) -> None:
         """In the child: the streams as 0-2, with fresh ``sys`` stream objects (the
