@@ -157,24 +157,31 @@ def _be_between(launch: Launch, markers: dict[str, str], copy: InCopy, tell: int
     except OSError as exc:  # no child: this process stands for it, and says why
         from .._errors import ForkError
 
-        os.close(tell)
+        _tell(tell, os.getpid())
         error = ForkError(f"cannot fork the snapshot of {launch.name}: {exc}")
         run.leave_with(launch.result_path, launch.key, error)
     if pid == 0:
         os.close(tell)
         _be_the_child(launch, markers, copy, me)
     try:
-        try:
-            os.write(tell, b"%d\n" % pid)
-        except OSError:
-            pass  # EPIPE: the caller died; contain() sees its lifeline's end and ends all
-        os.close(tell)
+        _tell(tell, pid)
         for fd in {fd for fd in copy.ends if fd is not None and fd > 2}:
             os.close(fd)  # the caller sees EOF on the child's pipes when the child exits
         status = contain(pid, launch.options.grace, int(markers[_env.LIFELINE]))
     except BaseException:
         end_family_and_die()  # the child never outlives its container
     _exit_as(status)
+
+
+def _tell(fd: int, pid: int) -> None:
+    """Tell the caller the child's pid (this process's own where it stands for the child)
+    in one line, and close ``fd``: not by EOF, which a copy of the caller forked by
+    another thread while the pipe was open would hold off for as long as it lived."""
+    try:
+        os.write(fd, b"%d\n" % pid)
+    except OSError:
+        pass  # EPIPE: the caller died; contain() sees its lifeline's end and ends all
+    os.close(fd)
 
 
 def _exit_as(status: int) -> NoReturn:

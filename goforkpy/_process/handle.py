@@ -112,6 +112,7 @@ class RelayedFork:
 
         # Up to its end of line, not EOF: a copy of ours forked by another thread in the
         # instant the pipe was open holds its write end too, for as long as that copy lives.
+        # (EOF with no line: the intermediate died before it could tell; it stands for it.)
         told = b""
         while not told.endswith(b"\n") and (chunk := os.read(self._told, 64)):
             told += chunk
