@@ -257,6 +257,55 @@ if __name__ == "__main__":
 """
 
 
+COPY_HOLDS_THE_ZYGOTES_ENDS = """
+import os, signal, socket, sys
+import goforkpy as fork
+
+@fork.register
+def parent_pid():
+    return os.getppid()
+
+real, made, copies = socket.socketpair, [], []
+held_r, held_w = os.pipe()
+
+def socketpair_and_a_copy(*args):
+    pair = real(*args)
+    if sys._getframe(1).f_globals.get("__name__") == "goforkpy._launch.zygote":
+        made.append(pair)
+        if len(made) == 2:  # a copy of us, forked by another thread, say, at this instant
+            pid = os.fork()
+            if pid == 0:
+                os.close(held_w)
+                os.read(held_r, 1)  # until we are gone
+                os._exit(0)
+            copies.append(pid)
+    return pair
+
+if __name__ == "__main__":
+    fork.init()
+    fork.set_start_method("warm")
+    socket.socketpair = socketpair_and_a_copy
+    fork.run("parent_pid")
+    zygote = fork.run("parent_pid")
+    socket.socketpair = real
+    assert copies, "the copy was made as the zygote started"
+    os.kill(zygote, signal.SIGKILL)
+    replaced = fork.spawn("parent_pid")
+    print("replaced:", replaced.result(timeout=30) != zygote)
+    os.kill(copies[0], signal.SIGKILL)
+    os.waitpid(copies[0], 0)
+"""
+
+
+def test_a_dead_zygote_is_seen_while_a_copy_holds_its_ends(run_script: RunScript) -> None:
+    """A copy of the caller forked as its zygote started holds the zygote's ends of their
+    sockets: the zygote's death is seen all the same (its exit shuts our ends down), not
+    only at an EOF the copy would hold off, and the next call gets a new zygote."""
+    done = run_script(COPY_HOLDS_THE_ZYGOTES_ENDS)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["replaced: True"]
+
+
 def test_dead_zygote_is_replaced(run_script: RunScript) -> None:
     done = run_script(DEAD_ZYGOTE_SCRIPT)
     assert done.returncode == 0, done.stderr

@@ -294,6 +294,14 @@ class Zygote:
 
     def _zygote_exited(self, returncode: int, usage: Usage | None) -> None:
         guardian.forget(self.pid)
+        # Our ends shut down, so a read waiting on them ends (an ask, the notices reader):
+        # its EOF alone could wait for ever, where a copy of this process forked while the
+        # zygote started holds the zygote's ends too. No lock: an ask may hold it.
+        for sock in (self._requests, self._notices):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already (discarded)
         _log.debug("zygote %d ended (%s)", self.pid, protocol.how_it_ended(returncode))
 
     def discard(self) -> None:
