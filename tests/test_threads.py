@@ -10,7 +10,6 @@ from forking and makes a snapshot warn. The portable layer cannot list them
 
 from __future__ import annotations
 
-import faulthandler
 import warnings
 from pathlib import Path
 
@@ -202,23 +201,3 @@ def test_a_snapshot_warns_of_a_native_thread_it_cannot_vouch_for() -> None:
         assert len(ours) == 1 and len(named) == 1, ours
     else:
         assert named == [], "POSIX cannot list a process's threads"
-
-
-@pytest.mark.skipif(not platform.NATIVE, reason="POSIX cannot list a process's threads")
-def test_faulthandlers_timer_is_the_interpreters_and_vouched_for() -> None:
-    """pytest's ``faulthandler_timeout`` arms faulthandler's timer around every test: a
-    native thread that runs the interpreter's code only and holds nothing a child takes.
-    A snapshot forks beside it without a word (a zygote would fork beside it too)."""
-    before = set(platform.thread_ids() or ())
-    faulthandler.dump_traceback_later(3600)
-    try:
-        (tid,) = set(platform.thread_ids() or ()) - before
-        timer = threads._native(tid)
-        assert timer is not None and (timer.library, timer.vouched) == (threads.INTERPRETER, True)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert fork.snapshot(abs, -2).result(60) == 2
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-    named = f"native thread {timer.name!r}"
-    assert not [w for w in caught if named in str(w.message)]

@@ -12,10 +12,6 @@ its stack where that can be told. Then it is vouched for, or not:
   handlers): OpenBLAS, GNU and LLVM OpenMP;
 - execnet's ``_thread`` threads (pytest-xdist's workers), which hold only
   execnet's own locks;
-- a native thread that runs the interpreter's code and no library's, with no
-  Python state: the interpreter's own, faulthandler's timer
-  (``dump_traceback_later``, which pytest's ``faulthandler_timeout`` arms
-  around every test), which holds nothing a child takes;
 - any other thread, a Python thread of the program's or a native one, is not.
 """
 
@@ -37,7 +33,6 @@ _SAFE_LIBRARIES = ("openblas", "libgomp", "libomp", "libiomp")
 # Code of these on a thread's stack says nothing of who started it.
 _RUNTIME = ("libc.", "libc-", "ld-linux", "ld-musl", "libpthread", "libstdc++", "libgcc_s")
 THREAD, NATIVE, RAW = "thread", "native thread", "thread started with _thread"
-INTERPRETER = "the interpreter"  # the library of a thread on whose stack only it is
 # Thread names that say their library where the stack cannot (a running thread's).
 _NAMED = (("grpc", "gRPC"), ("default-executo", "gRPC"), ("cuda", "CUDA"), ("omp_", "OpenMP"))
 # Packages whose _thread threads hold only their own locks, which no child of ours takes:
@@ -86,10 +81,8 @@ def _others(listed: list[int] | None) -> list[Thread]:
         return found + raw
     known = {thread.native_id for thread in python} | {threading.get_native_id()}
     natives = [t for t in (_native(tid) for tid in listed if tid not in known) if t is not None]
-    # The _thread ones show here too, as native threads that no library runs (running, or
-    # waiting in the interpreter's code): once is enough.
-    unknown = [thread for thread in natives if thread.library in (None, INTERPRETER)]
-    unknown.sort(key=lambda thread: thread.library is not None)
+    # The _thread ones show here too, as native threads that no library runs: once is enough.
+    unknown = [thread for thread in natives if thread.library is None]
     for thread in unknown[: len(raw)]:
         natives.remove(thread)
     return found + raw + natives
@@ -143,33 +136,23 @@ def _native(tid: int) -> Thread | None:
     library = _libraries[key]
     if name.startswith("goforkpy-"):  # one of ours, named by Python 3.14+
         return Thread(name, THREAD, None, True)
-    safe = library is not None and any(safe in library.lower() for safe in _SAFE_LIBRARIES)
-    vouched = safe or library == INTERPRETER
+    vouched = library is not None and any(safe in library.lower() for safe in _SAFE_LIBRARIES)
     return Thread(name, NATIVE, library, vouched)
 
 
 def _library(tid: int, name: str) -> str | None:
     """The library that runs thread ``tid``: the first on its stack that is neither the C
-    runtime nor the interpreter, else the one its name says, else ``INTERPRETER`` where
-    its stack has the interpreter's code and the C runtime's only (``None``: not known)."""
-    paths = platform.thread_libraries(tid)
-    for path in paths:
+    runtime nor the interpreter, else the one its name says (``None``: not known)."""
+    for path in platform.thread_libraries(tid):
         if not _runtime(path):
             return os.path.basename(path)
-    named = next((library for prefix, library in _NAMED if name.startswith(prefix)), None)
-    if named is None and any(map(_interpreter, paths)):
-        return INTERPRETER
-    return named
+    return next((library for prefix, library in _NAMED if name.startswith(prefix)), None)
 
 
 def _runtime(path: str) -> bool:
-    """True for the C runtime's and the interpreter's code: on any thread's stack, they
-    say nothing of who started it."""
-    return os.path.basename(path).startswith(_RUNTIME) or _interpreter(path)
-
-
-def _interpreter(path: str) -> bool:
-    """True for libpython, or the binary it is linked into."""
-    if os.path.basename(path).startswith("libpython"):
+    """True for the C runtime's and the interpreter's code (libpython, or the binary it
+    is linked into): on any thread's stack, they say nothing of who started it."""
+    base = os.path.basename(path)
+    if base.startswith(_RUNTIME) or base.startswith("libpython"):
         return True
     return bool(sys.executable) and os.path.realpath(sys.executable) == path
