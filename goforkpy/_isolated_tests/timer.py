@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import faulthandler
 import sys
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -34,11 +35,25 @@ def moved_to_child(config: pytest.Config) -> Iterator[Callable[[], None]]:
     def arm() -> None:
         faulthandler.dump_traceback_later(timeout, file=file, exit=exit_too)
 
-    faulthandler.cancel_dump_traceback_later()
+    _cancel()
     try:
         yield arm
     finally:
         arm()  # pytest's own cancel at the test's end finds it armed, as it left it
+
+
+def _cancel() -> None:
+    """Stop the timer, and wait (a little) for its thread to be gone: a fork beside it
+    would see a native thread it cannot vouch for, and warn."""
+    from .._process import platform
+
+    before = platform.thread_ids()
+    faulthandler.cancel_dump_traceback_later()  # returns as the thread returns
+    if before is None:
+        return  # the OS does not list threads: nothing will see it either
+    deadline = time.monotonic() + 0.1
+    while len(platform.thread_ids() or ()) >= len(before) and time.monotonic() < deadline:
+        time.sleep(0.0002)
 
 
 def _settings(config: pytest.Config) -> tuple[float, bool]:
