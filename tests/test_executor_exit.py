@@ -170,7 +170,8 @@ def _leaves_a_daemon(marks: str, stubborn: bool) -> None:
     if stubborn:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    Path(marks, "daemon").write_text(str(daemon.pid))
+    Path(marks, "daemon.tmp").write_text(str(daemon.pid))
+    os.replace(Path(marks, "daemon.tmp"), Path(marks, "daemon"))  # whole once it is there
     time.sleep(300)
 
 
