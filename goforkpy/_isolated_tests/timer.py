@@ -3,10 +3,10 @@
 pytest arms faulthandler's timer around each test, and cancels it when the
 test fails (``pytest_exception_interact``) and at its end. In a forked copy
 that cancel waits for ever: it waits for the timer's thread to stop, and the
-copy has no such thread. So with the plugin, every failing test hung (as it
-does under pytest-forked). The timer is now stopped in pytest's process
-before the test's process is forked, armed anew in that process, which runs
-the test, and armed again in pytest's once the test is done.
+copy has no such thread (a failing test hangs so under pytest-forked). So
+the timer is stopped in pytest's process before the test's process is
+forked, armed anew in that process, which runs the test (its stacks are the
+test's), and armed again in pytest's once the test is done.
 """
 
 from __future__ import annotations
