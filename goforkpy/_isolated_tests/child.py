@@ -15,6 +15,7 @@ import faulthandler
 import os
 import signal
 import sys
+import time
 import warnings
 from typing import Any, Callable
 
@@ -223,11 +224,22 @@ def _left_running() -> tuple[list[str], set[int]]:
             process = psutil.Process(pid)
             if process.status() == psutil.STATUS_ZOMBIE:
                 continue  # ended, not yet waited for: not running
-            command = " ".join(process.cmdline()) or process.name()
+            command = _command(process)
         except psutil.Error:
             continue  # gone meanwhile
         left.append(f"pid {pid}: {command[:200]}")
     return left, helpers
+
+
+def _command(process: Any) -> str:
+    """``process``'s command line: read again for a moment where it is empty, as it is
+    while the process is in the middle of an exec; else its name."""
+    for _ in range(20):
+        command = " ".join(process.cmdline())
+        if command:
+            return command
+        time.sleep(0.001)
+    return str(process.name())
 
 
 GRACE = 5.0  # seconds from SIGTERM to SIGKILL for what a test left running
