@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,6 +26,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 # correct code. Speed is measured in benchmarks/.
 hypothesis.settings.register_profile("goforkpy", deadline=None)
 hypothesis.settings.load_profile("goforkpy")
+
+# A hang pytest-timeout cannot break (one outside a test, or in a test's clean-up after
+# its timeout) is read by sending the suite's process SIGUSR2: every thread's stack is
+# printed on its stderr. A signal handler, not faulthandler's timer: that is a thread,
+# which a fork would see.
+faulthandler.register(signal.SIGUSR2, all_threads=True)
 
 
 def _open_fds() -> set[int]:
