@@ -27,12 +27,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 hypothesis.settings.register_profile("goforkpy", deadline=None)
 hypothesis.settings.load_profile("goforkpy")
 
-# A hang pytest-timeout cannot break (one outside a test, or in a test's clean-up after
-# its timeout) is read by sending the suite's process SIGUSR2: every thread's stack is
-# printed on its stderr. A signal handler, not faulthandler's timer: that is a thread,
-# which a fork would see.
-faulthandler.register(signal.SIGUSR2, all_threads=True)
-
 
 def _open_fds() -> set[int]:
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
@@ -106,6 +100,17 @@ def _leftovers(fds_before: set[int]) -> list[str]:
     if new_fds:
         problems.append(f"fds left open: {[(fd, _describe_fd(fd)) for fd in sorted(new_fds)]}")
     return problems
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A hang pytest-timeout cannot break (one outside a test, or in a test's clean-up
+    after its timeout) is read by sending the suite's process SIGUSR2 (.ci/deadline does):
+    every thread's stack is printed on the real stderr, which capturing does not hide. A
+    signal handler, not faulthandler's timer: that is a thread, which a fork would see."""
+    capturing = config.pluginmanager.getplugin("capturemanager")
+    with capturing.global_and_fixture_disabled():
+        stderr = os.dup(sys.stderr.fileno())
+    faulthandler.register(signal.SIGUSR2, file=stderr, all_threads=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
