@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -107,8 +108,8 @@ def pytest_configure(config: pytest.Config) -> None:
     after its timeout) is read by sending the suite's process SIGUSR2 (.ci/deadline does):
     every thread's stack is printed on the real stderr, which capturing does not hide. A
     signal handler, not faulthandler's timer: that is a thread, which a fork would see."""
-    capturing = config.pluginmanager.getplugin("capturemanager")
-    with capturing.global_and_fixture_disabled():
+    capturing = config.pluginmanager.getplugin("capturemanager")  # None with -p no:capture
+    with capturing.global_and_fixture_disabled() if capturing else contextlib.nullcontext():
         stderr = os.dup(sys.stderr.fileno())
     faulthandler.register(signal.SIGUSR2, file=stderr, all_threads=True)
 
