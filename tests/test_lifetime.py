@@ -168,6 +168,7 @@ def child(path):
         open(path, "w").write("graceful")
         os._exit(0)
     signal.signal(signal.SIGTERM, on_term)
+    open(path + ".ready", "w").close()
     print("ready", flush=True)
     threading.Event().wait()
 """
@@ -259,6 +260,81 @@ def test_a_sigterm_caught_by_another_thread_still_ends_children_then_the_parent(
     try:
         assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
         _, err = parent.communicate("go\n", timeout=DEADLOCK_NET)
+    finally:
+        parent.kill()  # where it hung: the leftovers check ends its children
+        parent.wait()
+    assert parent.returncode == -signal.SIGTERM, err
+    assert note.read_text() == "graceful"
+
+
+_MID_START = """
+import os, signal, sys, threading, time
+import goforkpy as fork
+from goforkpy._process import lifeline
+"""
+_MID_START += (
+    _GRACEFUL_CHILD
+    + """
+@fork.register
+def nothing():
+    pass
+
+def handling_in_main():
+    frame = sys._current_frames()[threading.main_thread().ident]
+    while frame is not None and frame.f_code.co_name != "_end_children_then_die":
+        frame = frame.f_back
+    return frame is not None
+
+def when(done, what):  # a handshake with a deadlock net
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
+
+def sigterm_then(record):
+    # the child is made and its handler set; its pid is not recorded yet
+    def recording(child):
+        if not sent:
+            sent.append(True)
+            when(lambda: os.path.exists(sys.argv[1] + ".ready"), "the child's handler")
+            if threading.current_thread() is threading.main_thread():
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+                when(handling_in_main, "the handler")
+        record(child)
+    return recording
+
+sent = []
+
+if __name__ == "__main__":
+    fork.init()
+    note, start, where = sys.argv[1:]
+    fork.spawn("nothing", start=start).wait()  # goforkpy's handler is in place
+    lifeline.track = sigterm_then(lifeline.track)
+    lifeline.expect = sigterm_then(lifeline.expect)  # a snapshot's pid is told later
+    spawn = lambda: fork.spawn("child", (note,), start=start)
+    if where == "main thread":
+        spawn()
+    else:
+        threading.Thread(target=spawn).start()
+    threading.Event().wait()
+"""
+)
+
+
+@pytest.mark.parametrize("where", ["main thread", "another thread"])
+@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
+def test_a_sigterm_while_a_child_starts_ends_it_with_the_rest(
+    tmp_path: Path, start: str, where: str
+) -> None:
+    """The pid of a child being started is recorded a moment after the child is made. A
+    SIGTERM in that moment waits for it (in the thread that starts it, for the end of
+    the start; from another, the handler waits for the start), so the child is ended
+    gracefully too, not left to the lifeline's abrupt end."""
+    parent, note = _start_parent(tmp_path, start, where, source=_MID_START)
+    try:
+        _, err = parent.communicate(timeout=DEADLOCK_NET)
     finally:
         parent.kill()  # where it hung: the leftovers check ends its children
         parent.wait()

@@ -20,7 +20,7 @@ import sys
 from .. import _env
 from .._errors import ForkError, PayloadError
 from .._parent.child import Child
-from .._process import platform
+from .._process import exit_signals, platform
 from .._shared import protocol, wire
 from . import calls, handover, plan
 
@@ -83,7 +83,7 @@ def _start_child(
     early, sealed = how
     markers = handover.markers(launch.key, payload=launch.payload_path, faults=launch.faults_path)
     env = plan.child_env(planned.mode, launch.options, markers, launch.stem)
-    with handover.Pipes() as pipes:
+    with exit_signals.starting_child(), handover.Pipes() as pipes:
         handed = [(_env.PASSED, fd) for fd in launch.options.pass_fds]  # (marker, fd)
         if early:
             wait_end, ready = pipes.make()

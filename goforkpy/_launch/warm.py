@@ -15,6 +15,7 @@ from __future__ import annotations
 from .. import _checks
 from .._child import boot
 from .._errors import TimeoutExpired
+from .._process import exit_signals
 from .._shared import protocol
 from .._shared.registry import registered
 from . import cold, handover, kept_zygotes, methods, plan, reexec
@@ -41,9 +42,10 @@ def create(
     options = launch.options
     for _ in range(2):  # a zygote found dead at the fork is replaced once
         path = kept_zygotes.path_of(planned.mode) + (SANDBOXED if options.sandbox else "")
-        zygote = kept_zygotes.ready(
-            path, planned.mode, planned.argv, launch.key, options.start_timeout
-        )
+        with exit_signals.no_child_yet():  # the zygote may have to start, which takes long
+            zygote = kept_zygotes.ready(
+                path, planned.mode, planned.argv, launch.key, options.start_timeout
+            )
         if zygote is None:
             break
         try:

@@ -13,6 +13,12 @@ fd, where nothing else uses it. When one of ours arrives and its handler has
 not started a moment later, the watcher sends it again, to the main thread
 alone: that interrupts the wait, and the handler runs.
 
+A child that is being started when one arrives is ended with the others: the
+parent learns its pid only once the zygote, the spawner or the fork has made
+it, so ``starting_child`` holds the handler back until the pid is known (it
+runs when the start in the main thread is done), and the handler waits for
+the starts other threads have under way, and lets no new one begin.
+
 A forked copy gets the default dispositions back, and none of the original's
 wake-up pipe (what is installed is a ``_state.Local``, reset by its one at-fork
 hook). Its own first fork from its main thread installs its own.
@@ -23,16 +29,18 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from contextlib import contextmanager
 
 from .._state import Local, close_quietly
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Callable, Iterator
 
 _NAMES = ("SIGTERM", "SIGHUP")
 _SIGNALS = tuple(getattr(signal, name) for name in _NAMES if hasattr(signal, name))
 _AGAIN_AFTER = 0.1  # seconds a handler may take to start before its signal is sent again
+_OTHERS_WAITED = 5.0  # seconds a handler waits for the starts under way in other threads
 
 
 class _Installed:
@@ -60,13 +68,101 @@ def install(on_signal: Callable[[], None]) -> None:
 
 def _end_children_then_die(signum: int, frame: Any) -> None:
     installed = _ours.peek()
+    if installed is not None:
+        installed.handling.set()  # handled, now or once the start under way is done
+    starts = _starts.peek()
+    if starts is not None and starts.hold(signum):
+        return
     try:
+        if starts is not None:
+            starts.stop_new()
         if installed is not None:
-            installed.handling.set()
             installed.on_signal()
     finally:  # whatever happened to the children, the signal kills us as it would have
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+
+# --- children being started ---------------------------------------------------------
+
+
+class _Starts:
+    """The children being started: the main thread's nesting (while it is in one, a
+    signal of ours is held), and how many other threads are starting one."""
+
+    def __init__(self) -> None:
+        # reentrant: the handler runs in the main thread, maybe while it holds this
+        self.changed = threading.Condition(threading.RLock())
+        self.in_main = 0
+        self.elsewhere = 0
+        self.held: int | None = None  # a signal of ours that came while in_main
+        self.stopped = False  # the process is dying of a signal: no new start
+
+    def hold(self, signum: int) -> bool:
+        """In the handler: keep ``signum`` for the end of the main thread's start."""
+        if self.in_main:
+            self.held = signum
+            return True
+        return False
+
+    def stop_new(self) -> None:
+        """In the handler: no new start; wait (a while) for those under way elsewhere."""
+        with self.changed:
+            self.stopped = True
+            self.changed.wait_for(lambda: self.elsewhere == 0, _OTHERS_WAITED)
+
+    def enter(self, main: bool) -> None:
+        with self.changed:
+            if main:
+                self.in_main += 1
+                return
+            while self.stopped:  # the process dies within the handler's grace
+                self.changed.wait()
+            self.elsewhere += 1
+
+    def leave(self, main: bool) -> int | None:
+        """The end of one start: the held signal, where the main thread's last one ends."""
+        with self.changed:
+            if not main:
+                self.elsewhere -= 1
+                self.changed.notify_all()
+                return None
+            self.in_main -= 1
+            held, self.held = (self.held, None) if self.in_main == 0 else (None, self.held)
+            return held
+
+
+_starts: Local[_Starts] = Local(_Starts)
+
+
+@contextmanager
+def starting_child() -> Iterator[None]:
+    """Around a child's start, until its pid is recorded: a SIGTERM or SIGHUP of ours that
+    comes meanwhile ends it with the other children (see the module docstring)."""
+    main = threading.current_thread() is threading.main_thread()
+    starts = _starts.get()
+    starts.enter(main)
+    try:
+        yield
+    finally:
+        held = starts.leave(main)
+        if held is not None:
+            _end_children_then_die(held, None)
+
+
+@contextmanager
+def no_child_yet() -> Iterator[None]:
+    """Inside ``starting_child``, a wait before any child of it exists (its zygote starting,
+    which may take long): a signal of ours is not held back meanwhile."""
+    main = threading.current_thread() is threading.main_thread()
+    starts = _starts.get()
+    held = starts.leave(main)
+    if held is not None:
+        _end_children_then_die(held, None)
+    try:
+        yield
+    finally:
+        starts.enter(main)
 
 
 def _watch(installed: _Installed, signals: frozenset[int]) -> None:

@@ -52,7 +52,7 @@ class _Lifeline:
 
     def __init__(self) -> None:
         self.read_end, self.write_end = os.pipe()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the signal handler may come while this thread holds it
         self.live: dict[int, ExitWatch] = {}
         self.coming: set[ExitWatch] = set()
 
