@@ -279,9 +279,9 @@ _MID_START += (
 def nothing():
     pass
 
-def handling_in_main():
+def main_thread_in(function):
     frame = sys._current_frames()[threading.main_thread().ident]
-    while frame is not None and frame.f_code.co_name != "_end_children_then_die":
+    while frame is not None and frame.f_code.co_name != function:
         frame = frame.f_back
     return frame is not None
 
@@ -291,54 +291,66 @@ def when(done, what):  # a handshake with a deadlock net
         assert time.monotonic() < deadline, what
         time.sleep(0.001)
 
-def sigterm_then(record):
+def ending_then(record):
     # the child is made and its handler set; its pid is not recorded yet
     def recording(child):
         if not sent:
             sent.append(True)
-            when(lambda: os.path.exists(sys.argv[1] + ".ready"), "the child's handler")
-            if threading.current_thread() is threading.main_thread():
+            when(lambda: os.path.exists(note + ".ready"), "the child's handler")
+            if where == "main thread":
                 os.kill(os.getpid(), signal.SIGTERM)
-            else:
+            elif where == "another thread":
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
-                when(handling_in_main, "the handler")
+                when(lambda: main_thread_in("_end_children_then_die"), "the handler")
+            else:  # the main thread returns: the interpreter's exit ends the children
+                starting.set()
+                when(lambda: main_thread_in("_at_exit"), "the exit")
         record(child)
     return recording
 
-sent = []
+sent, starting = [], threading.Event()
 
 if __name__ == "__main__":
     fork.init()
     note, start, where = sys.argv[1:]
     fork.spawn("nothing", start=start).wait()  # goforkpy's handler is in place
-    lifeline.track = sigterm_then(lifeline.track)
-    lifeline.expect = sigterm_then(lifeline.expect)  # a snapshot's pid is told later
+    lifeline.track = ending_then(lifeline.track)
+    lifeline.expect = ending_then(lifeline.expect)  # a snapshot's pid is told later
     spawn = lambda: fork.spawn("child", (note,), start=start)
     if where == "main thread":
         spawn()
-    else:
+    elif where == "another thread":
         threading.Thread(target=spawn).start()
+    else:
+        threading.Thread(target=spawn, daemon=True).start()
+        starting.wait()
+        sys.exit(3)
     threading.Event().wait()
 """
 )
 
 
-@pytest.mark.parametrize("where", ["main thread", "another thread"])
+@pytest.mark.parametrize(
+    ("where", "exit_code"),
+    [("main thread", -signal.SIGTERM), ("another thread", -signal.SIGTERM), ("exit", 3)],
+    ids=["SIGTERM in the thread starting it", "SIGTERM from another thread", "exit"],
+)
 @pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
-def test_a_sigterm_while_a_child_starts_ends_it_with_the_rest(
-    tmp_path: Path, start: str, where: str
+def test_a_child_being_started_is_ended_with_the_rest(
+    tmp_path: Path, start: str, where: str, exit_code: int
 ) -> None:
     """The pid of a child being started is recorded a moment after the child is made. A
     SIGTERM in that moment waits for it (in the thread that starts it, for the end of
-    the start; from another, the handler waits for the start), so the child is ended
-    gracefully too, not left to the lifeline's abrupt end."""
+    the start; from another, the handler waits for the start), as the interpreter's exit
+    waits for a daemon thread's start: the child is ended gracefully too, not left to the
+    lifeline's abrupt end."""
     parent, note = _start_parent(tmp_path, start, where, source=_MID_START)
     try:
         _, err = parent.communicate(timeout=DEADLOCK_NET)
     finally:
         parent.kill()  # where it hung: the leftovers check ends its children
         parent.wait()
-    assert parent.returncode == -signal.SIGTERM, err
+    assert parent.returncode == exit_code, err
     assert note.read_text() == "graceful"
 
 

@@ -74,8 +74,7 @@ def _end_children_then_die(signum: int, frame: Any) -> None:
     if starts is not None and starts.hold(signum):
         return
     try:
-        if starts is not None:
-            starts.stop_new()
+        stop_starts()
         if installed is not None:
             installed.on_signal()
     finally:  # whatever happened to the children, the signal kills us as it would have
@@ -96,7 +95,7 @@ class _Starts:
         self.in_main = 0
         self.elsewhere = 0
         self.held: int | None = None  # a signal of ours that came while in_main
-        self.stopped = False  # the process is dying of a signal: no new start
+        self.stopped = False  # the children are being ended: no new start
 
     def hold(self, signum: int) -> bool:
         """In the handler: keep ``signum`` for the end of the main thread's start."""
@@ -105,18 +104,12 @@ class _Starts:
             return True
         return False
 
-    def stop_new(self) -> None:
-        """In the handler: no new start; wait (a while) for those under way elsewhere."""
-        with self.changed:
-            self.stopped = True
-            self.changed.wait_for(lambda: self.elsewhere == 0, _OTHERS_WAITED)
-
     def enter(self, main: bool) -> None:
         with self.changed:
             if main:
                 self.in_main += 1
                 return
-            while self.stopped:  # the process dies within the handler's grace
+            while self.stopped:  # the process is dying: this thread's start waits for it
                 self.changed.wait()
             self.elsewhere += 1
 
@@ -128,11 +121,25 @@ class _Starts:
                 self.changed.notify_all()
                 return None
             self.in_main -= 1
-            held, self.held = (self.held, None) if self.in_main == 0 else (None, self.held)
+            if self.in_main:
+                return None
+            held, self.held = self.held, None
             return held
 
 
 _starts: Local[_Starts] = Local(_Starts)
+
+
+def stop_starts() -> None:
+    """The children are about to be ended (a signal of ours, the interpreter's exit): no
+    start begins from now on, and those under way in other threads end first (within a
+    few seconds), so their children are ended with the rest."""
+    starts = _starts.peek()
+    if starts is None:
+        return
+    with starts.changed:
+        starts.stopped = True
+        starts.changed.wait_for(lambda: starts.elsewhere == 0, _OTHERS_WAITED)
 
 
 @contextmanager

@@ -19,7 +19,8 @@ Four mechanisms, so that no single failure leaves an orphan:
   short-lived one.
 - At exit (normal exit, an uncaught KeyboardInterrupt, or SIGTERM/SIGHUP
   whose disposition was the default) live children are terminated
-  gracefully, in parallel, before the parent goes. The user's own signal
+  gracefully, in parallel, before the parent goes; so are those being
+  started, whose pids are waited for (``exit_signals.starting_child``). The user's own signal
   handlers are left in place and called; nothing is installed until the
   first fork.
 """
@@ -152,9 +153,11 @@ def after_children(callback: Callable[[], None]) -> None:
 
 
 def _at_exit() -> None:
-    """No child is started from now on; the live ones end; then what waited for that."""
+    """No child is started from now on; the live ones (and those being started) end; then
+    what waited for that."""
     global _exiting
     _exiting = True
+    exit_signals.stop_starts()  # what daemon threads are starting is ended too
     terminate_all()
     for callback in _after_children:
         try:
