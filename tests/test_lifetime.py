@@ -168,7 +168,9 @@ def child(path):
         open(path, "w").write("graceful")
         os._exit(0)
     signal.signal(signal.SIGTERM, on_term)
-    open(path + ".ready", "w").close()
+    with open(path + ".pid", "w") as pid:
+        pid.write(str(os.getpid()))
+    os.rename(path + ".pid", path + ".ready")
     print("ready", flush=True)
     threading.Event().wait()
 """
@@ -299,6 +301,8 @@ def ending_then(record):
             when(lambda: os.path.exists(note + ".ready"), "the child's handler")
             if where == "main thread":
                 os.kill(os.getpid(), signal.SIGTERM)
+            elif where == "ctrl-c":
+                os.kill(os.getpid(), signal.SIGINT)
             elif where == "another thread":
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
                 when(lambda: main_thread_in("_end_children_then_die"), "the handler")
@@ -319,6 +323,14 @@ if __name__ == "__main__":
     spawn = lambda: fork.spawn("child", (note,), start=start)
     if where == "main thread":
         spawn()
+    elif where == "ctrl-c":
+        try:
+            spawn()
+        except KeyboardInterrupt:
+            import psutil
+            pid = int(open(note + ".ready").read())
+            when(lambda: not psutil.pid_exists(pid), "the child's end")
+            sys.exit(4)
     elif where == "another thread":
         threading.Thread(target=spawn).start()
     else:
@@ -352,6 +364,21 @@ def test_a_child_being_started_is_ended_with_the_rest(
         parent.wait()
     assert parent.returncode == exit_code, err
     assert note.read_text() == "graceful"
+
+
+@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
+def test_ctrl_c_while_a_child_starts_ends_it_then_raises(tmp_path: Path, start: str) -> None:
+    """Ctrl+C in the main thread while a child is made waits for the child to be known:
+    the call raises KeyboardInterrupt with the child killed and reaped, never left
+    running (a snapshot) or a zombie (cold and warm) unknown to anyone."""
+    parent, note = _start_parent(tmp_path, start, "ctrl-c", source=_MID_START)
+    try:
+        _, err = parent.communicate(timeout=DEADLOCK_NET)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert parent.returncode == 4, err
+    assert not note.exists()  # killed: Ctrl+C ends the call at once
 
 
 _LATER_HANDLER = """

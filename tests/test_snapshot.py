@@ -58,6 +58,19 @@ def test_closures_and_unpicklable_arguments() -> None:
     assert not lock.locked() and list(numbers) == [0, 1, 4], "the parent's own are untouched"
 
 
+def test_a_snapshot_child_has_pythons_ctrl_c_handler() -> None:
+    """The caller holds Ctrl+C back while it makes a child (a KeyboardInterrupt then ends
+    the child and raises after); a snapshot, a copy made in that moment, has Python's own
+    handler back, so Ctrl+C or ``send_signal(SIGINT)`` raises KeyboardInterrupt in it."""
+
+    def handler_is_pythons() -> bool:
+        return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    assert handler_is_pythons()  # as pytest runs the test
+    assert fork.snapshot(handler_is_pythons).result(DEADLOCK_NET)
+    assert handler_is_pythons()
+
+
 def _segfault() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 

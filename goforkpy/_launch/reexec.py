@@ -83,7 +83,7 @@ def _start_child(
     early, sealed = how
     markers = handover.markers(launch.key, payload=launch.payload_path, faults=launch.faults_path)
     env = plan.child_env(planned.mode, launch.options, markers, launch.stem)
-    with exit_signals.starting_child(), handover.Pipes() as pipes:
+    with exit_signals.starting_child() as starting, handover.Pipes() as pipes:
         handed = [(_env.PASSED, fd) for fd in launch.options.pass_fds]  # (marker, fd)
         if early:
             wait_end, ready = pipes.make()
@@ -99,6 +99,7 @@ def _start_child(
             pipes.take(payload_fd)  # the handle closes it once the child has exited
         taken = pipes.take(started) if launch.options.timed else None
         child = Child._started(launch, process, taken, (watch, method), payload_fd)
+        starting.append(child)
         return child, pipes.take(ready) if early else None, payload_fd
 
 

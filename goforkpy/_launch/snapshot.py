@@ -57,10 +57,13 @@ def start(launch: Launch) -> Child:
         if options.timed:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
-        with exit_signals.starting_child():
+        with exit_signals.starting_child() as starting:
             process, watch, later = _fork_contained(launch, markers, copy, ours)
             taken = None if started is None else pipes.take(started)
-            return Child._started(launch, process, taken, (watch, methods.SNAPSHOT), later=later)
+            how = (watch, methods.SNAPSHOT)
+            child = Child._started(launch, process, taken, how, later=later)
+            starting.append(child)
+            return child
 
 
 def _fork_contained(
