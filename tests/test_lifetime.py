@@ -299,7 +299,7 @@ def ending_then(record):
         if not sent:
             sent.append(True)
             when(lambda: os.path.exists(note + ".ready"), "the child's handler")
-            if where == "main thread":
+            if where in ("main thread", "own handler"):
                 os.kill(os.getpid(), signal.SIGTERM)
             elif where == "ctrl-c":
                 os.kill(os.getpid(), signal.SIGINT)
@@ -321,7 +321,9 @@ if __name__ == "__main__":
     lifeline.track = ending_then(lifeline.track)
     lifeline.expect = ending_then(lifeline.expect)  # a snapshot's pid is told later
     spawn = lambda: fork.spawn("child", (note,), start=start)
-    if where == "main thread":
+    if where == "own handler":  # the program's: it exits, raising SystemExit mid-start
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(7))
+    if where in ("main thread", "own handler"):
         spawn()
     elif where == "ctrl-c":
         try:
@@ -344,8 +346,18 @@ if __name__ == "__main__":
 
 @pytest.mark.parametrize(
     ("where", "exit_code"),
-    [("main thread", -signal.SIGTERM), ("another thread", -signal.SIGTERM), ("exit", 3)],
-    ids=["SIGTERM in the thread starting it", "SIGTERM from another thread", "exit"],
+    [
+        ("main thread", -signal.SIGTERM),
+        ("own handler", 7),
+        ("another thread", -signal.SIGTERM),
+        ("exit", 3),
+    ],
+    ids=[
+        "SIGTERM in the thread starting it",
+        "SIGTERM to the program's own handler",
+        "SIGTERM from another thread",
+        "exit",
+    ],
 )
 @pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
 def test_a_child_being_started_is_ended_with_the_rest(
@@ -353,9 +365,9 @@ def test_a_child_being_started_is_ended_with_the_rest(
 ) -> None:
     """The pid of a child being started is recorded a moment after the child is made. A
     SIGTERM in that moment waits for it (in the thread that starts it, for the end of
-    the start; from another, the handler waits for the start), as the interpreter's exit
-    waits for a daemon thread's start: the child is ended gracefully too, not left to the
-    lifeline's abrupt end."""
+    the start, whoever's the handler; from another, goforkpy's handler waits for the
+    start), as the interpreter's exit waits for a daemon thread's start: the child is
+    ended gracefully too, not left to the lifeline's abrupt end."""
     parent, note = _start_parent(tmp_path, start, where, source=_MID_START)
     try:
         _, err = parent.communicate(timeout=DEADLOCK_NET)
@@ -369,8 +381,9 @@ def test_a_child_being_started_is_ended_with_the_rest(
 @pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
 def test_ctrl_c_while_a_child_starts_ends_it_then_raises(tmp_path: Path, start: str) -> None:
     """Ctrl+C in the main thread while a child is made waits for the child to be known:
-    the call raises KeyboardInterrupt with the child killed and reaped, never left
-    running (a snapshot) or a zombie (cold and warm) unknown to anyone."""
+    the call raises KeyboardInterrupt with the child ended (gracefully, as at the
+    parent's exit) and reaped, never left running (a snapshot) or a zombie (cold and
+    warm) unknown to anyone."""
     parent, note = _start_parent(tmp_path, start, "ctrl-c", source=_MID_START)
     try:
         _, err = parent.communicate(timeout=DEADLOCK_NET)
@@ -378,7 +391,43 @@ def test_ctrl_c_while_a_child_starts_ends_it_then_raises(tmp_path: Path, start: 
         parent.kill()
         parent.wait()
     assert parent.returncode == 4, err
-    assert not note.exists()  # killed: Ctrl+C ends the call at once
+    assert note.read_text() == "graceful"
+
+
+_SLOW_ZYGOTE = """
+import os, sys, threading
+if os.environ.setdefault("FIRST_RUN", str(os.getpid())) != str(os.getpid()):
+    open(sys.argv[1] + ".zygote", "w").close()  # the zygote, re-running this script
+    threading.Event().wait()  # never reaches fork.init()
+import goforkpy as fork
+
+@fork.register
+def nothing():
+    pass
+
+if __name__ == "__main__":
+    fork.init()
+    fork.spawn("nothing", start="warm").wait()
+"""
+
+
+def test_a_sigterm_while_a_zygote_starts_is_not_held_back(tmp_path: Path) -> None:
+    """A start holds the program's signal handlers back only once its child may exist:
+    while it waits for its zygote to start (which may take long, or never end), a
+    SIGTERM ends the parent at once."""
+    parent, note = _start_parent(tmp_path, source=_SLOW_ZYGOTE)
+    zygote_running = Path(f"{note}.zygote")
+    try:
+        deadline = time.monotonic() + DEADLOCK_NET
+        while not zygote_running.exists():  # a handshake: the parent waits for its zygote
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.01)
+        parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=DEADLOCK_NET)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert parent.returncode == -signal.SIGTERM, err
 
 
 _LATER_HANDLER = """

@@ -19,7 +19,7 @@ and its reaper reaps it.
 from __future__ import annotations
 
 from .. import _env
-from .._process import exit_signals, lifeline, platform, reaper
+from .._process import lifeline, platform, reaper, starting
 from .._process.popen import start_in_group
 from .._shared.protocol import VALUE
 from . import handover, kept_zygotes, methods, plan, reexec
@@ -48,7 +48,7 @@ def create(
     """
     options = launch.options
     for _ in range(2 if platform.NATIVE else 0):  # a spawner found dead is replaced once
-        with exit_signals.no_child_yet():  # the spawner may have to start
+        with starting.no_child_yet():  # the spawner may have to start
             spawner = kept_zygotes.ready(SPAWN_PATH, VALUE, plan.boot_command(), launch.key)
         if spawner is None:
             break

@@ -20,7 +20,7 @@ import sys
 from .. import _env
 from .._errors import ForkError, PayloadError
 from .._parent.child import Child
-from .._process import exit_signals, platform
+from .._process import platform, starting
 from .._shared import protocol, wire
 from . import calls, handover, plan
 
@@ -83,7 +83,7 @@ def _start_child(
     early, sealed = how
     markers = handover.markers(launch.key, payload=launch.payload_path, faults=launch.faults_path)
     env = plan.child_env(planned.mode, launch.options, markers, launch.stem)
-    with exit_signals.starting_child() as starting, handover.Pipes() as pipes:
+    with starting.child() as made, handover.Pipes() as pipes:
         handed = [(_env.PASSED, fd) for fd in launch.options.pass_fds]  # (marker, fd)
         if early:
             wait_end, ready = pipes.make()
@@ -99,7 +99,7 @@ def _start_child(
             pipes.take(payload_fd)  # the handle closes it once the child has exited
         taken = pipes.take(started) if launch.options.timed else None
         child = Child._started(launch, process, taken, (watch, method), payload_fd)
-        starting.append(child)
+        made.append(child)
         return child, pipes.take(ready) if early else None, payload_fd
 
 

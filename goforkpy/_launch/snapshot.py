@@ -26,7 +26,7 @@ import time
 from .. import _env
 from .._child import run
 from .._parent.child import Child
-from .._process import exit_signals, platform, quiet, reaper, threads
+from .._process import platform, quiet, reaper, starting, threads
 from .._process.handle import ForkedProcess, RelayedFork
 from .._state import Lock, handing_over
 from . import handover, methods
@@ -57,12 +57,12 @@ def start(launch: Launch) -> Child:
         if options.timed:
             started, tell = pipes.make()
             _env.hand_fds(markers, [(_env.STARTED, tell)])
-        with exit_signals.starting_child() as starting:
+        with starting.child() as made:
             process, watch, later = _fork_contained(launch, markers, copy, ours)
             taken = None if started is None else pipes.take(started)
             how = (watch, methods.SNAPSHOT)
             child = Child._started(launch, process, taken, how, later=later)
-            starting.append(child)
+            made.append(child)
             return child
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .. import _checks
 from .._child import boot
 from .._errors import TimeoutExpired
-from .._process import exit_signals
+from .._process import starting
 from .._shared import protocol
 from .._shared.registry import registered
 from . import cold, handover, kept_zygotes, methods, plan, reexec
@@ -42,7 +42,7 @@ def create(
     options = launch.options
     for _ in range(2):  # a zygote found dead at the fork is replaced once
         path = kept_zygotes.path_of(planned.mode) + (SANDBOXED if options.sandbox else "")
-        with exit_signals.no_child_yet():  # the zygote may have to start, which takes long
+        with starting.no_child_yet():  # the zygote may have to start, which takes long
             zygote = kept_zygotes.ready(
                 path, planned.mode, planned.argv, launch.key, options.start_timeout
             )

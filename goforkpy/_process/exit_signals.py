@@ -13,13 +13,9 @@ fd, where nothing else uses it. When one of ours arrives and its handler has
 not started a moment later, the watcher sends it again, to the main thread
 alone: that interrupts the wait, and the handler runs.
 
-A child that is being started when one arrives is ended with the others: the
-parent learns its pid only once the zygote, the spawner or the fork has made
-it, so ``starting_child`` holds the handler back until the pid is known (it
-runs when the start in the main thread is done), and the handler waits for
-the starts other threads have under way, and lets no new one begin. Ctrl+C
-(Python's own SIGINT handler) is held back the same way in the main thread:
-the KeyboardInterrupt comes after the start, with the child ended.
+A child being started when one arrives is ended with the others: the handler
+is held back during a start in the main thread, and waits for the starts of
+other threads (``starting``).
 
 A forked copy gets the default dispositions back, and none of the original's
 wake-up pipe (what is installed is a ``_state.Local``, reset by its one at-fork
@@ -31,20 +27,17 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from contextlib import contextmanager
 
 from .._state import Local, close_quietly
+from . import starting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
-
-    from .handle import ExitWatch
+    from typing import Any, Callable
 
 _NAMES = ("SIGTERM", "SIGHUP")
 _SIGNALS = tuple(getattr(signal, name) for name in _NAMES if hasattr(signal, name))
 _AGAIN_AFTER = 0.1  # seconds a handler may take to start before its signal is sent again
-_OTHERS_WAITED = 5.0  # seconds a handler waits for the starts under way in other threads
 
 
 class _Installed:
@@ -64,6 +57,7 @@ def install(on_signal: Callable[[], None]) -> None:
     installed = _ours.get()
     installed.on_signal = on_signal
     signals = [sig for sig in _SIGNALS if signal.getsignal(sig) == signal.SIG_DFL]
+    starting.holding_itself(_end_children_then_die)
     for sig in signals:
         signal.signal(sig, _end_children_then_die)
     if signals:
@@ -73,157 +67,16 @@ def install(on_signal: Callable[[], None]) -> None:
 def _end_children_then_die(signum: int, frame: Any) -> None:
     installed = _ours.peek()
     if installed is not None:
-        installed.handling.set()  # handled, now or once the start under way is done
-    starts = _starts.peek()
-    if starts is not None and starts.hold(signum):
-        return
+        installed.handling.set()  # handled (now, or once a start is done): not sent again
+    if starting.hold(_end_children_then_die, signum):
+        return  # run at the end of the start the main thread is in
     try:
-        stop_starts()
+        starting.stop()
         if installed is not None:
             installed.on_signal()
     finally:  # whatever happened to the children, the signal kills us as it would have
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
-
-
-# --- children being started ---------------------------------------------------------
-
-
-class _Starts:
-    """The children being started: the main thread's nesting (while it is in one, a
-    signal of ours is held, and so is Ctrl+C), and how many other threads are starting
-    one."""
-
-    def __init__(self) -> None:
-        # reentrant: the handler runs in the main thread, maybe while it holds this
-        self.changed = threading.Condition(threading.RLock())
-        self.in_main = 0
-        self.elsewhere = 0
-        self.held: int | None = None  # a signal of ours that came while in_main
-        self.ctrl_c: _CtrlC | None = None  # while in_main, where Python's handler was set
-        self.stopped = False  # the children are being ended: no new start
-
-    def hold(self, signum: int) -> bool:
-        """In the handler: keep ``signum`` for the end of the main thread's start."""
-        if self.in_main:
-            self.held = signum
-            return True
-        return False
-
-    def enter(self, main: bool) -> None:
-        with self.changed:
-            if main:
-                self.in_main += 1
-                if self.in_main == 1:
-                    self.ctrl_c = _CtrlC.hold()
-                return
-            while self.stopped:  # the process is dying: this thread's start waits for it
-                self.changed.wait()
-            self.elsewhere += 1
-
-    def leave(self, main: bool) -> tuple[int | None, bool]:
-        """The end of one start: where it is the main thread's last, the signal of ours
-        held meanwhile, and whether Ctrl+C was pressed."""
-        with self.changed:
-            if not main:
-                self.elsewhere -= 1
-                self.changed.notify_all()
-                return None, False
-            self.in_main -= 1
-            if self.in_main:
-                return None, False
-            held, self.held = self.held, None
-            ctrl_c, self.ctrl_c = self.ctrl_c, None
-            return held, ctrl_c is not None and ctrl_c.let_go()
-
-
-class _CtrlC:
-    """Python's Ctrl+C handler, swapped for one that notes the press while a child is
-    made in the main thread: the KeyboardInterrupt comes once that child is known, and
-    ended, not in the middle of its start, with the child left behind unknown."""
-
-    def __init__(self) -> None:
-        self.pressed = False
-
-    @classmethod
-    def hold(cls) -> _CtrlC | None:
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            return None  # the program's own handler: it runs as it would
-        ctrl_c = cls()
-        signal.signal(signal.SIGINT, ctrl_c._note)
-        return ctrl_c
-
-    def _note(self, signum: int, frame: Any) -> None:
-        self.pressed = True
-
-    def let_go(self) -> bool:
-        """Python's handler back; whether Ctrl+C was pressed meanwhile."""
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        return self.pressed
-
-
-def _starts_in_copy(starts: _Starts, handing: bool) -> None:
-    """In a forked copy (a snapshot, made inside a start): Python's Ctrl+C handler back."""
-    if starts.ctrl_c is not None:
-        try:
-            starts.ctrl_c.let_go()
-        except ValueError:
-            pass  # not forked by the main thread: the handler it saw is the program's
-
-
-_starts: Local[_Starts] = Local(_Starts, _starts_in_copy)
-
-
-def stop_starts() -> None:
-    """The children are about to be ended (a signal of ours, the interpreter's exit): no
-    start begins from now on, and those under way in other threads end first (within a
-    few seconds), so their children are ended with the rest."""
-    starts = _starts.peek()
-    if starts is None:
-        return
-    with starts.changed:
-        starts.stopped = True
-        starts.changed.wait_for(lambda: starts.elsewhere == 0, _OTHERS_WAITED)
-
-
-@contextmanager
-def starting_child() -> Iterator[list[ExitWatch]]:
-    """Around a child's start, until its pid is recorded (the start adds its handle to
-    the list): a SIGTERM or SIGHUP of ours that comes meanwhile ends it with the other
-    children (see the module docstring); Ctrl+C in the main thread ends it, then raises
-    KeyboardInterrupt."""
-    main = threading.current_thread() is threading.main_thread()
-    starts = _starts.get()
-    starts.enter(main)
-    started: list[ExitWatch] = []
-    try:
-        yield started
-    finally:
-        held, pressed = starts.leave(main)
-        if held is not None:
-            _end_children_then_die(held, None)
-        if pressed:
-            from . import tree
-
-            tree.end_handles(started, signal.SIGKILL, 0.0)  # and reaped
-            raise KeyboardInterrupt
-
-
-@contextmanager
-def no_child_yet() -> Iterator[None]:
-    """Inside ``starting_child``, a wait before any child of it exists (its zygote starting,
-    which may take long): signals are not held back meanwhile."""
-    main = threading.current_thread() is threading.main_thread()
-    starts = _starts.get()
-    held, pressed = starts.leave(main)
-    if held is not None:
-        _end_children_then_die(held, None)
-    try:
-        if pressed:
-            raise KeyboardInterrupt
-        yield
-    finally:
-        starts.enter(main)
 
 
 def _watch(installed: _Installed, signals: frozenset[int]) -> None:

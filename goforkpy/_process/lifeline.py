@@ -20,7 +20,7 @@ Four mechanisms, so that no single failure leaves an orphan:
 - At exit (normal exit, an uncaught KeyboardInterrupt, or SIGTERM/SIGHUP
   whose disposition was the default) live children are terminated
   gracefully, in parallel, before the parent goes; so are those being
-  started, whose pids are waited for (``exit_signals.starting_child``). The user's own signal
+  started, whose pids are waited for (``starting``). The user's own signal
   handlers are left in place and called; nothing is installed until the
   first fork.
 """
@@ -32,7 +32,7 @@ import signal
 import threading
 
 from .._state import Local, close_quietly
-from . import exit_signals, guardian
+from . import exit_signals, guardian, starting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def _at_exit() -> None:
     what waited for that."""
     global _exiting
     _exiting = True
-    exit_signals.stop_starts()  # what daemon threads are starting is ended too
+    starting.stop()  # what daemon threads are starting is ended too
     terminate_all()
     for callback in _after_children:
         try:
