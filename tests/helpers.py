@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Protocol
 
 import psutil
+import pytest
 
 import goforkpy as fork
 
 DEADLOCK_NET = 60.0  # seconds
+
+# For a test whose own os.fork() is its point, in a pytest process that has threads (3.12+
+# warns of any fork there): the copy touches no lock of theirs, or execs at once.
+FORKS_WITH_THREADS = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
 
 
 def ready(child: fork.Child, *, close: bool = False) -> list[str]:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import DEADLOCK_NET, wait_gone
+from helpers import DEADLOCK_NET, FORKS_WITH_THREADS, wait_gone
 
 import goforkpy as fork
 
@@ -81,6 +81,7 @@ def _ctrl_c_through_a_terminal(script: Path, marks: Path, kind: str, grace: floa
     return output.decode(errors="replace")
 
 
+@FORKS_WITH_THREADS  # pty.fork(), then an exec at once
 @pytest.mark.parametrize(
     ("kind", "grace", "raised"),
     [("plain", 30.0, "KeyboardInterrupt"), ("stubborn", 0.5, "SystemExit")],

@@ -16,7 +16,7 @@ import threading
 import warnings
 
 import pytest
-from helpers import RunScript
+from helpers import FORKS_WITH_THREADS, RunScript
 
 import goforkpy as fork
 from goforkpy import _state
@@ -156,6 +156,7 @@ def test_a_copy_gets_the_default_sigterm_back(run_script: RunScript) -> None:
     assert done.stdout.split() == ["True", "0"], done.stderr
 
 
+@FORKS_WITH_THREADS  # a fork while a thread holds locks is what this test makes
 def test_a_copy_starts_with_every_local_empty_and_every_lock_free() -> None:
     """Whatever a thread of the original holds at the fork, the copy is clean."""
     held = _state.Lock()

@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from helpers import FORKS_WITH_THREADS
 
 from goforkpy._sandbox import kernel
 
-pytestmark = pytest.mark.skipif(
-    kernel.landlock_abi() < 6 or not kernel.seccomp_works(),
-    reason="needs Landlock ABI 6 and seccomp (this machine's kernel has them)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        kernel.landlock_abi() < 6 or not kernel.seccomp_works(),
+        reason="needs Landlock ABI 6 and seccomp (this machine's kernel has them)",
+    ),
+    FORKS_WITH_THREADS,  # each check restricts a fork of this process
+]
 
 
 def _system_paths() -> list[str]:
