@@ -32,11 +32,14 @@ from .._state import Local
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from typing import Any, Callable, Iterator
 
     from .handle import ExitWatch
 
     Handler = Callable[[int, Any], Any]
+else:
+    import _signal  # signal's C half: signal's own calls wrap each handler in an enum
 
 _OTHERS_WAITED = 5.0  # seconds ending the children waits for the starts of other threads
 
@@ -63,10 +66,10 @@ class _Held:
         self.due: list[tuple[Handler, int]] = []
         self.passing = False  # in a wait before the child exists: handlers run at once
         for number in _HANDLED:
-            handler = signal.getsignal(number)
+            handler = _signal.getsignal(number)
             if callable(handler) and handler not in _holding_themselves:
                 self.handlers[number] = handler
-                signal.signal(number, self._note)
+                _signal.signal(number, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
         if self.passing:
@@ -81,8 +84,8 @@ class _Held:
     def let_go(self) -> list[tuple[Handler, int]]:
         """The handlers back in place; those due for the signals noted meanwhile."""
         for number, handler in self.handlers.items():
-            if signal.getsignal(number) == self._note:
-                signal.signal(number, handler)
+            if _signal.getsignal(number) == self._note:
+                _signal.signal(number, handler)
         due, self.due = self.due, []
         return due
 
