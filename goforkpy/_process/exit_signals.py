@@ -57,7 +57,6 @@ def install(on_signal: Callable[[], None]) -> None:
     installed = _ours.get()
     installed.on_signal = on_signal
     signals = [sig for sig in _SIGNALS if signal.getsignal(sig) == signal.SIG_DFL]
-    starting.holding_itself(_end_children_then_die)
     for sig in signals:
         signal.signal(sig, _end_children_then_die)
     if signals:
@@ -77,6 +76,9 @@ def _end_children_then_die(signum: int, frame: Any) -> None:
     finally:  # whatever happened to the children, the signal kills us as it would have
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+
+starting.holding_itself(_end_children_then_die)
 
 
 def _watch(installed: _Installed, signals: frozenset[int]) -> None:
