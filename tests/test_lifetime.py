@@ -349,12 +349,14 @@ if __name__ == "__main__":
     [
         ("main thread", -signal.SIGTERM),
         ("own handler", 7),
+        ("ctrl-c", 4),
         ("another thread", -signal.SIGTERM),
         ("exit", 3),
     ],
     ids=[
         "SIGTERM in the thread starting it",
         "SIGTERM to the program's own handler",
+        "Ctrl+C in the thread starting it",
         "SIGTERM from another thread",
         "exit",
     ],
@@ -367,7 +369,10 @@ def test_a_child_being_started_is_ended_with_the_rest(
     SIGTERM in that moment waits for it (in the thread that starts it, for the end of
     the start, whoever's the handler; from another, goforkpy's handler waits for the
     start), as the interpreter's exit waits for a daemon thread's start: the child is
-    ended gracefully too, not left to the lifeline's abrupt end."""
+    ended gracefully too, not left to the lifeline's abrupt end. Ctrl+C raises
+    KeyboardInterrupt once the start is done, with the child ended and reaped (the
+    script exits 4 once its pid is gone), never left running (a snapshot) or a zombie
+    (cold and warm) with no handle on it."""
     parent, note = _start_parent(tmp_path, start, where, source=_MID_START)
     try:
         _, err = parent.communicate(timeout=DEADLOCK_NET)
@@ -375,22 +380,6 @@ def test_a_child_being_started_is_ended_with_the_rest(
         parent.kill()  # where it hung: the leftovers check ends its children
         parent.wait()
     assert parent.returncode == exit_code, err
-    assert note.read_text() == "graceful"
-
-
-@pytest.mark.parametrize("start", ["cold", "warm", "snapshot"])
-def test_ctrl_c_while_a_child_starts_ends_it_then_raises(tmp_path: Path, start: str) -> None:
-    """Ctrl+C in the main thread while a child is made waits for the child to be known:
-    the call raises KeyboardInterrupt with the child ended (gracefully, as at the
-    parent's exit) and reaped, never left running (a snapshot) or a zombie (cold and
-    warm) unknown to anyone."""
-    parent, note = _start_parent(tmp_path, start, "ctrl-c", source=_MID_START)
-    try:
-        _, err = parent.communicate(timeout=DEADLOCK_NET)
-    finally:
-        parent.kill()
-        parent.wait()
-    assert parent.returncode == 4, err
     assert note.read_text() == "graceful"
 
 

@@ -32,13 +32,13 @@ _FAULTS = {
     for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGTRAP", "SIGSYS")
     if hasattr(_signal, name)
 }
-_QUIET = _signal.valid_signals() - _FAULTS
+HANDLED = _signal.valid_signals() - _FAULTS  # what a program may handle (``starting`` too)
 
 
 def start(begin: "Callable[[], T]") -> "T":
     """``begin()`` (which starts a thread) with the program's signals blocked in the new
     thread: ``quiet.start(thread.start)``."""
-    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _QUIET)
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
     try:
         return begin()
     finally:

@@ -29,6 +29,7 @@ import threading
 from contextlib import contextmanager
 
 from .._state import Local
+from . import quiet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,19 +45,6 @@ else:
 _OTHERS_WAITED = 5.0  # seconds ending the children waits for the starts of other threads
 
 
-# The signals a program may handle in Python: not the faults (the interpreter's own, and
-# no handler of Python's runs for them in the middle of a start) nor the realtime ones.
-_HANDLED = tuple(
-    getattr(signal, name)
-    for name in (
-        *("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM"),
-        *("SIGCHLD", "SIGPIPE", "SIGWINCH", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR"),
-        *("SIGXCPU", "SIGXFSZ", "SIGTSTP", "SIGCONT", "SIGURG", "SIGTTIN", "SIGTTOU"),
-    )
-    if hasattr(signal, name)
-)
-
-
 class _Held:
     """The program's Python signal handlers, swapped for one that notes each signal
     (goforkpy's own handler, which asks ``hold``, stays in place)."""
@@ -65,7 +53,7 @@ class _Held:
         self.handlers: dict[int, Handler] = {}
         self.due: list[tuple[Handler, int]] = []
         self.passing = False  # in a wait before the child exists: handlers run at once
-        for number in _HANDLED:
+        for number in quiet.HANDLED:
             handler = _signal.getsignal(number)
             if callable(handler) and handler not in _holding_themselves:
                 self.handlers[number] = handler
