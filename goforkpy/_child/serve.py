@@ -19,7 +19,6 @@ import os
 import selectors
 import socket
 import sys
-import time
 
 from .. import _env
 from .._process import platform, quiet
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 _REQUEST, _RELEASE, _LIFELINE, _EXIT, _EXIT_ONCE = range(5)
-_SPARE_AFTER = 0.005  # seconds after a hand-out, at most, the next spare is forked
 
 
 def serve(booting: bool) -> None:
@@ -106,8 +104,7 @@ class _Zygote:
     The spare (an idea from Android's pool of unspecialised app processes)
     takes the fork off the critical path: a request is handed to a child that
     already exists, which then takes on the request's streams, directory and
-    environment, and a new spare is forked once it has ended (or a few
-    milliseconds on, while it runs: see ``_spare_due``).
+    environment, and a new spare is forked at once (see ``_spare_due``).
     """
 
     def __init__(self, requests: socket.socket, notices: socket.socket) -> None:
@@ -118,8 +115,6 @@ class _Zygote:
         self.refusal: str | None = None
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
-        self.handed: int | None = None  # the child last handed out, while it runs
-        self.spare_at = 0.0  # when the next spare is due while it runs (_spare_due)
         self.exits = exits.new()
         # A subreaper (see _leave_zygote) ends what its children leave.
         self.orphans = Orphans(self._watch) if platform.NATIVE else None
@@ -146,9 +141,6 @@ class _Zygote:
     def _serve_ready(self) -> bool:
         """Handle what the selector says is ready; True in a child forked for a request."""
         wait = None if self.orphans is None else self.orphans.next_deadline()
-        if self.spare is None and self.refusal is None and self.handed is not None:
-            due = max(0.0, self.spare_at - time.monotonic())
-            wait = due if wait is None else min(wait, due)  # the next spare's fork
         for key, events in self.selector.select(wait):
             if key.data == _REQUEST and self._answer():
                 return True
@@ -168,13 +160,13 @@ class _Zygote:
         return False
 
     def _spare_due(self) -> bool:
-        """Time to fork the next spare: once the child last handed out is reaped, or
-        ``_SPARE_AFTER`` seconds after it was, whichever comes first. Sooner, the fork
-        (half a millisecond of a core, for a big image) would compete with that child
-        and with the parent taking it on: a short call was 0.3-0.5 ms slower so."""
-        if self.spare is not None or self.refusal is not None:
-            return False
-        return self.handed is None or time.monotonic() >= self.spare_at
+        """Time to fork the next spare: as soon as the last one is handed out. The fork
+        (half a millisecond of a core, for a big image) then runs while the parent
+        waits for the child, on a core the parent leaves idle: forked only once that
+        child was reaped, it delayed the next of a run of calls, which found the zygote
+        forking (2.3 ms a short call, not 3.1; a burst of starts takes as long either way).
+        """
+        return self.spare is None and self.refusal is None
 
     def _fork_spare(self) -> bool:
         """Fork the next child ahead of its request; True in that child, once a request came."""
@@ -227,7 +219,6 @@ class _Zygote:
                     return True
                 self._watch(pid)
             self.handed_out[pid] = grace
-            self.handed, self.spare_at = pid, time.monotonic() + _SPARE_AFTER
             messages.send(self.requests, (messages.FORKED, pid))
         finally:
             for fd in fds:
@@ -255,14 +246,13 @@ class _Zygote:
             self.selector.register(fd, selectors.EVENT_READ, _EXIT_ONCE)
 
     def _ended(self, ended: list[tuple[int, int]]) -> None:
-        """Tell the parent of its children's exits, and end what they left; a spare that
+        """Tell the parent of its children's exits, then end what they left; a spare that
         died, or an orphan, is only reaped."""
+        left: list[float] = []  # the grace of each child handed out that ended
         for pid, code in ended:
             if pid in self.handed_out:
-                grace = self.handed_out.pop(pid)
+                left.append(self.handed_out.pop(pid))
                 self.outbox += messages.frame((messages.EXITED, pid, code))
-                if self.orphans is not None:
-                    self.orphans.adopt(self.exits.watched(), grace)
             elif self.orphans is not None and self.orphans.ended(pid, self.exits.watched()):
                 self.exits.release(pid)
             else:
@@ -270,7 +260,10 @@ class _Zygote:
                     self.spare[1].close()
                     self.spare = None
                 self.exits.release(pid)
-        self._flush()
+        self._flush()  # the parent waits on these; the search for orphans need not delay them
+        if self.orphans is not None:
+            for grace in left:
+                self.orphans.adopt(self.exits.watched(), grace)
 
     def _flush(self) -> None:
         """Send what the outbox holds, as far as the parent takes it now; never block."""
@@ -330,8 +323,6 @@ class _Zygote:
         for fd in fds:
             os.close(fd)
         used = self.exits.release(pid)
-        if pid == self.handed:
-            self.handed = None
         self.outbox += messages.frame((messages.REAPED, pid, used))
         self._flush()
 
