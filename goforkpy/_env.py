@@ -14,6 +14,10 @@ import _signal  # type: ignore[import-not-found,unused-ignore] # loaded already:
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping, MutableMapping
+
 # Markers the parent sets for its child.
 PAYLOAD = "GOFORKPY_PAYLOAD"  # path of the private payload file
 KEY = "GOFORKPY_KEY"  # hex of the parent's HMAC key
@@ -96,7 +100,7 @@ class Markers:
         "zygote",
     )
 
-    def __init__(self, environ: os._Environ[str]) -> None:
+    def __init__(self, environ: "Mapping[str, str]") -> None:
         present = [name for name in MARKERS if name in environ]
         parent = environ.get(PARENT, "")
         depth = environ.get(DEPTH, "")
@@ -224,10 +228,13 @@ def record_faults(marked: Markers) -> None:
         pass  # no room, or no directory: a crash is reported without the stacks
 
 
-def reread() -> Markers:
-    """Read the markers again: a warm child's came from its zygote after the fork."""
+def reread(environ: dict[str, str]) -> Markers:
+    """A forked child's markers, made for it after the fork (a warm child's came from
+    its zygote): read from ``environ``, the environment it is to take on, and taken out
+    of it, so that they never reach ``os.environ``."""
     global MARKED
-    MARKED = Markers(os.environ)
+    MARKED = Markers(environ)
+    _remove_markers(environ)
     return MARKED
 
 
@@ -244,18 +251,28 @@ START_CWD = _start_cwd()
 
 def remove_markers() -> None:
     """Take the markers out of ``os.environ`` (restoring a PYTHONPATH we changed)."""
+    data = getattr(os.environ, "_data", None)  # as os.environ keeps it: cheap to look in
+    if data is not None and not any(name in data for name in _MARKER_KEYS):
+        return  # none there: a forked child's never were (reread)
+    _remove_markers(os.environ)
+
+
+def _remove_markers(environ: "MutableMapping[str, str]") -> None:
     if MARKED.stale:
         for name in MARKED.stale:
-            os.environ.pop(name, None)
+            environ.pop(name, None)
         return
-    saved = os.environ.get(PYTHONPATH_SAVED)
+    saved = environ.get(PYTHONPATH_SAVED)
     if saved is not None:
         if saved == UNSET:
-            os.environ.pop("PYTHONPATH", None)
+            environ.pop("PYTHONPATH", None)
         else:
-            os.environ["PYTHONPATH"] = saved
+            environ["PYTHONPATH"] = saved
     for name in MARKERS:
-        os.environ.pop(name, None)
+        environ.pop(name, None)
+
+
+_MARKER_KEYS = [os.fsencode(name) for name in MARKERS]  # os.environ's keys on POSIX
 
 
 def without_markers(environ: dict[str, str]) -> dict[str, str]:

@@ -308,7 +308,7 @@ def become_snapshot(markers: dict[str, str], parent: int) -> None:
     global stage
     stage = SNAPSHOT
     quiet.open_all()  # forked from any thread of the parent's, quiet ones included
-    marked = _env.MARKED = _env.Markers(markers)  # type: ignore[arg-type]
+    marked = _env.MARKED = _env.Markers(markers)
     _env.record_faults(marked)
     from .._process.platform import tie_to_parent
 

@@ -168,6 +168,7 @@ def take_on(setup: Setup, fds: list[int]) -> None:
     With a command line (a cold child, from a zygote that spawns) it then
     runs it instead of returning.
     """
+    global _environ_now
     placed = _place(fds, setup.stdio)
     env = setup.env
     handed = list(zip(setup.handed, placed, strict=True))
@@ -178,8 +179,9 @@ def take_on(setup: Setup, fds: list[int]) -> None:
     os.chdir(setup.cwd)
     if setup.argv is not None:
         _exec(setup.argv, env, [fd for _, fd in handed])
-    replace_environ(env)
-    marked = _env.reread()
+    marked = _env.reread(env)  # and out of env: they never reach os.environ
+    replace_environ(env, _environ_now)
+    _environ_now = None
     marked.keep_private()
     _env.record_faults(marked)
 
@@ -197,15 +199,21 @@ def _fresh(fd: int, mode: str, old: IO[str] | None) -> Any:
     return open(fd, mode, 1 if lines else -1, encoding, errors, closefd=False)
 
 
+# In a spare, the environment it has, as plain text: what take_on compares with.
+_environ_now: dict[str, str] | None = None
+
+
 def ready_ahead() -> None:
-    """In a spare, while it waits for its request: touch now what taking one on and
-    reading its payload go through (the environment, the markers, the payload's tag
-    check). A fresh fork pays a copy-on-write fault at its first write to each page it
-    shares with its zygote; paid here, they are off the call's path (0.1-0.3 ms)."""
+    """In a spare, while it waits for its request: copy the environment it has (to
+    compare with the one it takes on), and touch now what taking one on and reading its
+    payload go through (the markers, the payload's tag check). A fresh fork pays a
+    copy-on-write fault at its first write to each page it shares with its zygote; paid
+    here, they are off the call's path (0.1-0.3 ms)."""
     from .._shared.wire import tag
 
-    replace_environ(dict(os.environ))
-    _env.Markers(os.environ)
+    global _environ_now
+    _environ_now = dict(os.environ)
+    _env.Markers(_environ_now)
     tag.hmac_sha256(b"", [b""], 0)
 
 
@@ -231,12 +239,15 @@ def _exec(argv: list[str], env: dict[str, str], handed: list[int]) -> NoReturn:
     os._exit(127)
 
 
-def replace_environ(env: dict[str, str]) -> None:
-    """Make ``os.environ`` exactly ``env``, touching only what differs (most of it does not)."""
-    for name in [name for name in os.environ if name not in env]:
+def replace_environ(env: dict[str, str], now: dict[str, str] | None = None) -> None:
+    """Make ``os.environ`` exactly ``env``, touching only what differs (most of it does
+    not). ``now``: a copy of what it holds, where one was made ahead (``ready_ahead``)."""
+    if now is None:
+        now = dict(os.environ)
+    for name in now.keys() - env.keys():
         del os.environ[name]
     for name, value in env.items():
-        if os.environ.get(name) != value:
+        if now.get(name) != value:
             os.environ[name] = value
 
 
