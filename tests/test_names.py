@@ -163,33 +163,42 @@ def test_one_at_fork_hook_resets_what_a_forked_copy_gets_anew() -> None:
     assert "One at-fork hook" in page
 
 
-# What `import goforkpy` loads: every child's start-up path pays for each (the
-# architecture page lists the path). No standard-library module beyond those the
-# interpreter has loaded already: not typing, not __future__ (each such annotation
-# module on the path would be imported by every child and every program).
-START_UP_PATH = {
+# What `import goforkpy` and `init()` load in a parent: every program pays for each
+# (the architecture page lists them); a child's start-up path adds the rest of boot's.
+# No standard-library module beyond those the interpreter has loaded already: not
+# typing, not __future__ (each such annotation module on the path would be imported by
+# every child and every program).
+IN_A_PARENT = {
     "goforkpy",
     "goforkpy._child",
     "goforkpy._child.boot",
-    "goforkpy._child.run",
     "goforkpy._env",
     "goforkpy._errors",
-    "goforkpy._process",
-    "goforkpy._process.family",
-    "goforkpy._process.quiet",
     "goforkpy._shared",
     "goforkpy._shared.registry",
     "goforkpy._state",
 }
+START_UP_PATH = IN_A_PARENT | {
+    "goforkpy._child.run",
+    "goforkpy._process",
+    "goforkpy._process.family",
+    "goforkpy._process.quiet",
+}
 
 
 def test_import_goforkpy_loads_its_start_up_path_and_nothing_else() -> None:
+    import os
     import subprocess
     import sys
 
-    code = "import sys; b = set(sys.modules); import goforkpy; print(*set(sys.modules) - b)"
-    root = str(Path(goforkpy.__file__).parent.parent)
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    code = (
+        "import sys; b = set(sys.modules); import goforkpy; goforkpy.init(); "
+        "print(*set(sys.modules) - b)"
     )
-    assert set(done.stdout.split()) == START_UP_PATH, done.stdout
+    root = str(Path(goforkpy.__file__).parent.parent)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GOFORKPY_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, check=True
+    )
+    assert set(done.stdout.split()) == IN_A_PARENT, done.stdout
+    assert set(goforkpy.spawn("identity", start="cold").result()["modules"]) >= START_UP_PATH

@@ -9,7 +9,8 @@ runs it, writes its result file and exits. Three launch modes share this path:
 - ``value``: our entry point unpickles the function itself (cloudpickle).
 
 This module is the child's hot path: it imports only builtins until the
-payload asks for more.
+payload asks for more; in a parent, where ``import goforkpy`` loads it, it
+loads nothing of the child's path (``run``) until a fork needs it.
 """
 
 import _thread
@@ -18,9 +19,6 @@ import sys
 
 from .. import _env
 from .._errors import InitError
-from .._process import quiet
-from .._process.family import end_family_and_die
-from . import run
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,11 +56,14 @@ def init() -> None:
     ``@fork.register`` functions and before side effects. Idempotent; in a
     parent, and in a child whose entry point is goforkpy's own, it does nothing.
     """
-    if run.stage == run.WAITING:
-        if os.environ.pop(_env.HELPER, None) == "boot":
-            run.stage = run.BOOTING  # a frozen application's binary, as goforkpy's entry point
-        run.dispatch()
-    elif _env.HELPER in os.environ:
+    if _env.MARKED.is_child:
+        from . import run
+
+        if run.stage == run.WAITING:
+            if os.environ.pop(_env.HELPER, None) == "boot":
+                run.stage = run.BOOTING  # a frozen application's binary, as our entry point
+            run.dispatch()
+    if _env.HELPER in os.environ:
         _be_a_helper(os.environ.pop(_env.HELPER))
 
 
@@ -85,6 +86,8 @@ def _be_a_helper(helper: str) -> None:
 
 def main() -> None:
     """goforkpy's own entry point, for functions in modules or sent by value."""
+    from . import run
+
     if run.stage != run.WAITING:
         raise SystemExit("goforkpy's entry point runs only in a child that goforkpy started")
     run.stage = run.BOOTING
@@ -93,6 +96,8 @@ def main() -> None:
 
 def require_can_fork() -> None:
     """Raise ``InitError`` where forking now would be a mistake."""
+    from . import run
+
     if run.stage in (run.WAITING, run.BOOTING):
         importing = _module_being_imported()
         if importing is not None:
@@ -130,6 +135,9 @@ def _module_being_imported() -> str | None:
 
 def _guard_parent() -> None:
     """Die with the parent: at once if it is already gone, or the moment it goes."""
+    from .._process import quiet
+    from .._process.family import end_family_and_die
+
     _env.MARKED.keep_private()
     marked = _env.MARKED
     _env.record_faults(marked)
@@ -161,6 +169,8 @@ def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     # and a parent that died just before the arming fails the pid check after.
     import select
 
+    from .._process.family import end_family_and_die
+
     poller = select.poll()  # not select(): a snapshot's lifeline may be past 1023
     poller.register(fd, select.POLLIN)
     if poller.poll(_SETTLE * 1000):
@@ -184,6 +194,8 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: "Any"
     cause) instead of the child printing a traceback and the parent then
     saying, separately, that init() was never reached.
     """
+    from . import run
+
     if run.stage != run.WAITING:
         sys.__excepthook__(kind, exc, tb)
         return
@@ -217,7 +229,9 @@ def _warn_stale_markers() -> None:
     )
 
 
-if run.stage == run.WAITING:
+if _env.MARKED.is_child:  # from its first line on; a parent loads no more of this path
+    from .._process import quiet
+
     quiet.open_all()  # whichever thread of the parent's started us, block nothing
     _guard_parent()
     sys.excepthook = _failed_before_init
