@@ -19,16 +19,6 @@ from ._child.boot import init as init
 from ._child.boot import is_child as is_child
 from ._child.boot import pid as pid
 from ._child.boot import ppid as ppid
-from ._errors import ChildCrashed as ChildCrashed
-from ._errors import ForkError as ForkError
-from ._errors import InitError as InitError
-from ._errors import IPCError as IPCError
-from ._errors import PayloadError as PayloadError
-from ._errors import RegistryError as RegistryError
-from ._errors import SandboxedError as SandboxedError
-from ._errors import SandboxUnavailable as SandboxUnavailable
-from ._errors import ShellError as ShellError
-from ._errors import TimeoutExpired as TimeoutExpired
 from ._shared import registry as _registry
 from ._shared.registry import register as register
 from ._shared.registry import register_func as register_func
@@ -44,6 +34,16 @@ if TYPE_CHECKING:
     from ._coordination.shell import shell as shell
     from ._coordination.shell import shell_exec as shell_exec
     from ._coordination.shell import shell_run as shell_run
+    from ._errors import ChildCrashed as ChildCrashed
+    from ._errors import ForkError as ForkError
+    from ._errors import InitError as InitError
+    from ._errors import IPCError as IPCError
+    from ._errors import PayloadError as PayloadError
+    from ._errors import RegistryError as RegistryError
+    from ._errors import SandboxedError as SandboxedError
+    from ._errors import SandboxUnavailable as SandboxUnavailable
+    from ._errors import ShellError as ShellError
+    from ._errors import TimeoutExpired as TimeoutExpired
     from ._executor.executor import Executor as Executor
     from ._executor.isolated import isolated as isolated
     from ._launch.api import fork as fork
@@ -112,6 +112,16 @@ __all__ = [
 
 # public name -> private module that defines it, imported on first access
 _LAZY = {
+    "ChildCrashed": "_errors",
+    "ForkError": "_errors",
+    "InitError": "_errors",
+    "IPCError": "_errors",
+    "PayloadError": "_errors",
+    "RegistryError": "_errors",
+    "SandboxedError": "_errors",
+    "SandboxUnavailable": "_errors",
+    "ShellError": "_errors",
+    "TimeoutExpired": "_errors",
     "Child": "_parent.child",
     "fork": "_launch.api",
     "run": "_launch.api",

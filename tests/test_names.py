@@ -173,13 +173,13 @@ IN_A_PARENT = {
     "goforkpy._child",
     "goforkpy._child.boot",
     "goforkpy._env",
-    "goforkpy._errors",
     "goforkpy._shared",
     "goforkpy._shared.registry",
     "goforkpy._state",
 }
 START_UP_PATH = IN_A_PARENT | {
     "goforkpy._child.run",
+    "goforkpy._errors",
     "goforkpy._process",
     "goforkpy._process.family",
     "goforkpy._process.quiet",

@@ -18,7 +18,6 @@ import os
 import sys
 
 from .. import _env
-from .._errors import InitError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,6 +95,7 @@ def main() -> None:
 
 def require_can_fork() -> None:
     """Raise ``InitError`` where forking now would be a mistake."""
+    from .._errors import InitError
     from . import run
 
     if run.stage in (run.WAITING, run.BOOTING):
@@ -194,6 +194,7 @@ def _failed_before_init(kind: type[BaseException], exc: BaseException, tb: "Any"
     cause) instead of the child printing a traceback and the parent then
     saying, separately, that init() was never reached.
     """
+    from .._errors import InitError
     from . import run
 
     if run.stage != run.WAITING:

@@ -4,7 +4,6 @@ On the child's start-up path (a re-run script registers its functions before
 ``init()`` dispatches), so it imports nothing heavy.
 """
 
-from .._errors import RegistryError
 from .._state import Lock
 
 TYPE_CHECKING = False  # typing costs a child milliseconds; only checkers import it
@@ -43,13 +42,13 @@ def register_func(name: str, fn: "F") -> "F":
             or ``name`` is taken by a different function.
     """
     if not isinstance(name, str) or not name:
-        raise RegistryError(f"a registered name must be a non-empty string, not {name!r}")
+        raise _refused(f"a registered name must be a non-empty string, not {name!r}")
     if not callable(fn):
-        raise RegistryError(f"register_func({name!r}, ...) needs a function, not {fn!r}")
+        raise _refused(f"register_func({name!r}, ...) needs a function, not {fn!r}")
     with _lock:
         taken = _functions.get(name)
         if taken is not None and not _same_definition(taken, fn):
-            raise RegistryError(
+            raise _refused(
                 f"the name {name!r} is already registered for "
                 f"{_describe(taken)}; register {_describe(fn)} under another name"
             )
@@ -83,12 +82,12 @@ def register(fn_or_name: "Any") -> "Any":
         return decorate
     name = getattr(fn_or_name, "__name__", None)
     if name == "<lambda>":
-        raise RegistryError(
+        raise _refused(
             "a lambda has no name of its own, so a second one would silently replace "
             "it; register it with an explicit name: fork.register_func('name', fn)"
         )
     if not isinstance(name, str):
-        raise RegistryError(
+        raise _refused(
             f"{fn_or_name!r} has no __name__; register it with an explicit name: "
             "@fork.register('name') or fork.register_func('name', fn)"
         )
@@ -112,7 +111,7 @@ def lookup(name: str, via: str = "fork") -> "Callable[..., Any]":
     fn = _functions.get(name)
     if fn is None:
         known = ", ".join(sorted(_functions)) or "none yet"
-        raise RegistryError(
+        raise _refused(
             f"no function is registered under {name!r} (registered: {known}); "
             "decorate it with @fork.register or call fork.register_func(name, fn)"
         )
@@ -164,3 +163,11 @@ def _attach_shortcuts(name: str, fn: "Callable[..., Any]") -> None:
         fn.run = run  # type: ignore[attr-defined]
     except (AttributeError, TypeError):
         pass  # builtins and slotted callables take no attributes; fork(name) still works
+
+
+def _refused(message: str) -> Exception:
+    """The ``RegistryError`` to raise (its module loads only when one is: ``import
+    goforkpy`` stays cheap)."""
+    from .._errors import RegistryError
+
+    return RegistryError(message)
