@@ -7,7 +7,8 @@ method cannot go below, measured in the same run:
 
 - cold: an interpreter start plus `import goforkpy`;
 - warm: a bare fork + exit + wait of the zygote's own image (measured in a
-  warm child, which is that image);
+  warm child, which is that image), and, beside it, a call through the zygote
+  protocol alone (protocol_floor.py);
 - snapshot: the caller's pause for a bare `os.fork()` of the same process.
 
 Then the system calls of one call of each kind (`strace -f -c`), where strace
@@ -35,6 +36,14 @@ def fork_floor(rounds):
     from starting import bare_fork_median
 
     return bare_fork_median(rounds)
+
+
+@fork.register
+def protocol_floor(rounds):
+    """The median seconds of a call through the zygote protocol alone, from this image."""
+    import protocol_floor
+
+    return protocol_floor.protocol_floor(rounds)
 
 
 def _one_call(start):
@@ -70,6 +79,7 @@ def _floors(rounds):
 
     cold = _median([timed([sys.executable, "-c", "import goforkpy"]) for _ in range(rounds)])
     warm = fork.spawn("fork_floor", (rounds * 5,), start="warm").result()
+    protocol = fork.spawn("protocol_floor", (rounds * 5,), start="warm").result()
     pauses = []
     for _ in range(rounds * 5):
         began = time.perf_counter()
@@ -78,7 +88,7 @@ def _floors(rounds):
             os._exit(0)
         pauses.append(time.perf_counter() - began)
         os.waitpid(pid, 0)
-    return {"cold": cold, "warm": warm, "snapshot": _median(pauses)}
+    return {"cold": cold, "warm": warm, "snapshot": _median(pauses), "protocol": protocol}
 
 
 # The most a call may add to its floor (the speed targets; a snapshot's is its pause's ratio
@@ -126,6 +136,13 @@ def main(rounds):
             f"  target: {start} total <= floor + {most * 1e3:.2f} ms; "
             f"now floor + {(total - floors[start]) * 1e3:.2f} ms"
         )
+    warm = _median([sum(call[:3]) for call in samples["warm"]])
+    print(
+        f"  warm: the zygote protocol alone (protocol_floor.py: a spare handed the request, "
+        f"the exit held until the caller releases it, then reaped) takes "
+        f"{floors['protocol'] * 1e3:.2f} ms; goforkpy's own work (options, checks, the "
+        f"child's set-up, its handle) adds {(warm - floors['protocol']) * 1e3:.2f} ms"
+    )
     _system_calls()
 
 

@@ -19,6 +19,7 @@ import os
 import selectors
 import socket
 import sys
+import time
 
 from .. import _env
 from .._process import platform, quiet
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 _REQUEST, _RELEASE, _LIFELINE, _EXIT, _EXIT_ONCE = range(5)
+_SPARE_AFTER = 0.005  # seconds after a hand-out, at most, the next spare is forked
+# A request this soon after the last child was reaped (or while it ran) comes from a
+# run of calls: the next spare is then forked at once (_spare_due).
+_QUICK = 0.002
 
 
 def serve(booting: bool) -> None:
@@ -104,7 +109,8 @@ class _Zygote:
     The spare (an idea from Android's pool of unspecialised app processes)
     takes the fork off the critical path: a request is handed to a child that
     already exists, which then takes on the request's streams, directory and
-    environment, and a new spare is forked at once (see ``_spare_due``).
+    environment, and a new spare is forked once that child has ended, or at once
+    in a run of calls (see ``_spare_due``).
     """
 
     def __init__(self, requests: socket.socket, notices: socket.socket) -> None:
@@ -115,6 +121,9 @@ class _Zygote:
         self.refusal: str | None = None
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
+        self.handed: int | None = None  # the child last handed out, while it runs
+        self.spare_at = 0.0  # when the next spare is due while it runs (_spare_due)
+        self.reaped_at = 0.0  # when the child last handed out was reaped
         self.exits = exits.new()
         # A subreaper (see _leave_zygote) ends what its children leave.
         self.orphans = Orphans(self._watch) if platform.NATIVE else None
@@ -141,6 +150,9 @@ class _Zygote:
     def _serve_ready(self) -> bool:
         """Handle what the selector says is ready; True in a child forked for a request."""
         wait = None if self.orphans is None else self.orphans.next_deadline()
+        if self.spare is None and self.refusal is None and self.handed is not None:
+            due = max(0.0, self.spare_at - time.monotonic())
+            wait = due if wait is None else min(wait, due)  # the next spare's fork
         for key, events in self.selector.select(wait):
             if key.data == _REQUEST and self._answer():
                 return True
@@ -160,13 +172,19 @@ class _Zygote:
         return False
 
     def _spare_due(self) -> bool:
-        """Time to fork the next spare: as soon as the last one is handed out. The fork
-        (half a millisecond of a core, for a big image) then runs while the parent
-        waits for the child, on a core the parent leaves idle: forked only once that
-        child was reaped, it delayed the next of a run of calls, which found the zygote
-        forking (2.3 ms a short call, not 3.1; a burst of starts takes as long either way).
+        """Time to fork the next spare: once the child last handed out is reaped (or
+        ``_SPARE_AFTER`` seconds after it was handed out); in a run of calls, at once.
+
+        The fork takes half a millisecond of a core (more for a big image). Made at
+        the hand-out, it competes with that child and with the parent taking it on
+        (a call between pauses 0.3-0.5 ms slower); made once the child is reaped, it
+        is still under way when the next of a run of calls comes (which then waits
+        for it: 3.6 ms a short call, not 2.5). So the zygote forks at once only
+        where the last request came within ``_QUICK`` of the reaping before it.
         """
-        return self.spare is None and self.refusal is None
+        if self.spare is not None or self.refusal is not None:
+            return False
+        return self.handed is None or time.monotonic() >= self.spare_at
 
     def _fork_spare(self) -> bool:
         """Fork the next child ahead of its request; True in that child, once a request came."""
@@ -219,6 +237,9 @@ class _Zygote:
                     return True
                 self._watch(pid)
             self.handed_out[pid] = grace
+            now = time.monotonic()
+            quick = self.handed is not None or now - self.reaped_at < _QUICK
+            self.handed, self.spare_at = pid, now if quick else now + _SPARE_AFTER
             messages.send(self.requests, (messages.FORKED, pid))
         finally:
             for fd in fds:
@@ -323,6 +344,8 @@ class _Zygote:
         for fd in fds:
             os.close(fd)
         used = self.exits.release(pid)
+        if pid == self.handed:
+            self.handed, self.reaped_at = None, time.monotonic()
         self.outbox += messages.frame((messages.REAPED, pid, used))
         self._flush()
 
