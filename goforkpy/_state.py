@@ -16,7 +16,9 @@ forked copy a fresh, empty set of each, whatever any thread was doing::
     Lock (held by a thread)           Lock = a new, unheld one
 
 A ``Local``'s ``disown(value, handing)`` runs in the copy at once, so it
-takes no lock and starts no thread. It closes the original's descriptors,
+takes no lock and starts no thread (the value itself is kept, never freed: a
+copy writes to, and so copies, each page it frees). It closes the original's
+descriptors,
 except, where ``handing`` is true, those that a child is handed: the copy
 is then a child being started (a snapshot, or on Python < 3.11 a cold child
 between fork and exec, where ``subprocess`` runs these hooks), and needs
