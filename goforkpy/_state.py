@@ -18,11 +18,10 @@ forked copy a fresh, empty set of each, whatever any thread was doing::
 A ``Local``'s ``disown(value, handing)`` runs in the copy at once, so it
 takes no lock and starts no thread (the value itself is kept, never freed: a
 copy writes to, and so copies, each page it frees). It closes the original's
-descriptors,
-except, where ``handing`` is true, those that a child is handed: the copy
-is then a child being started (a snapshot, or on Python < 3.11 a cold child
-between fork and exec, where ``subprocess`` runs these hooks), and needs
-them. Such launches fork inside ``handing_over()``.
+descriptors, except, where ``handing`` is true, those that a child is
+handed: the copy is then a child being started (a snapshot, or on Python
+< 3.11 a cold child between fork and exec, where ``subprocess`` runs these
+hooks), and needs them. Such launches fork inside ``handing_over()``.
 
 This module is on every child's start-up path: it imports only ``os`` and
 ``_thread``.
