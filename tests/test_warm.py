@@ -444,3 +444,32 @@ def test_a_warm_child_imports_nothing_its_zygote_could_have(run_script: RunScrip
     done = run_script(WARM_IMPORTS, env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["''", "''"]
+
+
+def test_a_zygote_out_of_processes_tries_its_next_spare_later_not_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+    import socket
+
+    from goforkpy._child import exits, serve
+
+    # exits of its own that touch no signal disposition of this (the test's) process
+    monkeypatch.setattr(serve.exits, "new", exits.PidfdExits)
+    ends = [*socket.socketpair(), *socket.socketpair()]
+    serving = serve._Zygote(ends[1], ends[3])
+
+    def out_of_processes() -> int:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    try:
+        assert serving._spare_due()
+        monkeypatch.setattr(serve.os, "fork", out_of_processes)
+        assert not serving._fork_spare()
+        # its loop waits for the next try: it would spin, forking again and again
+        assert not serving._spare_due()
+        assert serving.spare is None
+    finally:
+        serving.selector.close()
+        for end in ends:
+            end.close()

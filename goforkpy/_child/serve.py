@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 _REQUEST, _RELEASE, _LIFELINE, _EXIT, _EXIT_ONCE = range(5)
-_SPARE_AFTER = 0.005  # seconds after a hand-out, at most, the next spare is forked
+# Seconds after a hand-out, at most, the next spare is forked; and after a fork that
+# failed (out of processes), before the next try.
+_SPARE_AFTER = 0.005
 # A request this soon after the last child was reaped (or while it ran) comes from a
 # run of calls: the next spare is then forked at once (_spare_due).
 _QUICK = 0.002
@@ -122,7 +124,7 @@ class _Zygote:
         self.spare: tuple[int, socket.socket] | None = None  # (pid, its socket)
         self.handed_out: dict[int, float] = {}  # children the parent knows of -> their grace
         self.handed: int | None = None  # the child last handed out, while it runs
-        self.spare_at = 0.0  # when the next spare is due while it runs (_spare_due)
+        self.spare_at = 0.0  # when the next spare is due (_spare_due)
         self.reaped_at = 0.0  # when the child last handed out was reaped
         self.exits = exits.new()
         # A subreaper (see _leave_zygote) ends what its children leave.
@@ -150,7 +152,7 @@ class _Zygote:
     def _serve_ready(self) -> bool:
         """Handle what the selector says is ready; True in a child forked for a request."""
         wait = None if self.orphans is None else self.orphans.next_deadline()
-        if self.spare is None and self.refusal is None and self.handed is not None:
+        if self.spare is None and self.refusal is None:
             due = max(0.0, self.spare_at - time.monotonic())
             wait = due if wait is None else min(wait, due)  # the next spare's fork
         for key, events in self.selector.select(wait):
@@ -184,17 +186,22 @@ class _Zygote:
         """
         if self.spare is not None or self.refusal is not None:
             return False
-        return self.handed is None or time.monotonic() >= self.spare_at
+        return time.monotonic() >= self.spare_at
 
     def _fork_spare(self) -> bool:
         """Fork the next child ahead of its request; True in that child, once a request came."""
-        ours, theirs = socket.socketpair()
         try:
-            pid = os.fork()
-        except OSError:
-            ours.close()
-            theirs.close()
-            return False  # out of processes: the next request forks, and reports the error
+            ours, theirs = socket.socketpair()
+            try:
+                pid = os.fork()
+            except OSError:
+                ours.close()
+                theirs.close()
+                raise
+        except OSError:  # out of processes or descriptors: the next request forks, and
+            # reports the error; no new try for _SPARE_AFTER seconds (no spinning)
+            self.spare_at = time.monotonic() + _SPARE_AFTER
+            return False
         if pid == 0:
             ours.close()
             self._leave_zygote()
@@ -345,7 +352,8 @@ class _Zygote:
             os.close(fd)
         used = self.exits.release(pid)
         if pid == self.handed:
-            self.handed, self.reaped_at = None, time.monotonic()
+            self.handed = None
+            self.reaped_at = self.spare_at = time.monotonic()  # the next spare is due
         self.outbox += messages.frame((messages.REAPED, pid, used))
         self._flush()
 
