@@ -57,6 +57,8 @@ def _serve(requests, notices):
             ours, theirs = socket.socketpair()
             pid = os.fork()
             if pid == 0:
+                for end in (ours, requests, notices, selector):
+                    end.close()  # or it would wait for ever on a socket it holds itself
                 _be_the_child(theirs)
             theirs.close()
             spare = (pid, ours)
