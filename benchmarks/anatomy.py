@@ -111,6 +111,7 @@ def main(rounds):
         for start in samples:
             samples[start].append(_one_call(start))
     floors = _floors(rounds)
+    totals = {start: _median([sum(call[:3]) for call in calls]) for start, calls in samples.items()}
     print("\nThe anatomy of a call (medians; ms)")
     print(
         f"  {'':9} {'launch':>8} {'start-up':>9} {'back':>8} {'total':>8}   "
@@ -120,10 +121,9 @@ def main(rounds):
         launch, startup, back, parent_cpu, child_cpu = (
             _median(c) for c in zip(*calls, strict=True)
         )
-        total = _median([sum(call[:3]) for call in calls])
         print(
             f"  {start:9} {launch * 1e3:8.2f} {startup * 1e3:9.2f} {back * 1e3:8.2f} "
-            f"{total * 1e3:8.2f}   {parent_cpu * 1e3:10.2f} {child_cpu * 1e3:9.2f}   "
+            f"{totals[start] * 1e3:8.2f}   {parent_cpu * 1e3:10.2f} {child_cpu * 1e3:9.2f}   "
             f"{floors[start] * 1e3:.2f} ({FLOORS[start]})"
         )
     print(
@@ -131,17 +131,15 @@ def main(rounds):
         "the function's first line; back: until result() returns (result, exit, reap)"
     )
     for start, most in TARGETS.items():
-        total = _median([sum(call[:3]) for call in samples[start]])
         print(
             f"  target: {start} total <= floor + {most * 1e3:.2f} ms; "
-            f"now floor + {(total - floors[start]) * 1e3:.2f} ms"
+            f"now floor + {(totals[start] - floors[start]) * 1e3:.2f} ms"
         )
-    warm = _median([sum(call[:3]) for call in samples["warm"]])
     print(
         f"  warm: the zygote protocol alone (protocol_floor.py: a spare handed the request, "
         f"the exit held until the caller releases it, then reaped) takes "
         f"{floors['protocol'] * 1e3:.2f} ms; goforkpy's own work (options, checks, the "
-        f"child's set-up, its handle) adds {(warm - floors['protocol']) * 1e3:.2f} ms"
+        f"child's set-up, its handle) adds {(totals['warm'] - floors['protocol']) * 1e3:.2f} ms"
     )
     _system_calls()
 
