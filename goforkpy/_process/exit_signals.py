@@ -115,7 +115,9 @@ def _resend_unhandled(read_end: int, signals: frozenset[int], handling: threadin
 
 
 def _still_ours(sig: int) -> bool:
-    return signal.getsignal(sig) is _end_children_then_die
+    # through _signal: signal.getsignal wraps each handler in an enum, at a cost each
+    # fork would pay (_reset_in_copy)
+    return _signal.getsignal(sig) is _end_children_then_die
 
 
 def _reset_in_copy(installed: _Installed, handing: bool) -> None:
@@ -126,7 +128,7 @@ def _reset_in_copy(installed: _Installed, handing: bool) -> None:
     released = False
     try:
         for sig in _SIGNALS:
-            if _signal.getsignal(sig) is _end_children_then_die:
+            if _still_ours(sig):
                 _signal.signal(sig, _signal.SIG_DFL)
         if installed.wake is not None:
             current = signal.set_wakeup_fd(-1)
