@@ -249,10 +249,16 @@ def _start_cwd() -> str:
 START_CWD = _start_cwd()
 
 
+def environ_data() -> "dict[bytes, bytes] | None":
+    """``os.environ`` as it keeps it (bytes, on POSIX): cheap to compare and to look in,
+    where ``os.environ`` decodes each name and value; ``None`` where it keeps none."""
+    return getattr(os.environ, "_data", None)
+
+
 def remove_markers() -> None:
     """Take the markers out of ``os.environ`` (restoring a PYTHONPATH we changed)."""
-    data = getattr(os.environ, "_data", None)  # as os.environ keeps it: cheap to look in
-    if data is not None and not any(name in data for name in _MARKER_KEYS):
+    data = environ_data()
+    if data is not None and not any(os.fsencode(name) in data for name in MARKERS):
         return  # none there: a forked child's never were (reread)
     _remove_markers(os.environ)
 
@@ -270,9 +276,6 @@ def _remove_markers(environ: "MutableMapping[str, str]") -> None:
             environ["PYTHONPATH"] = saved
     for name in MARKERS:
         environ.pop(name, None)
-
-
-_MARKER_KEYS = [os.fsencode(name) for name in MARKERS]  # os.environ's keys on POSIX
 
 
 def without_markers(environ: dict[str, str]) -> dict[str, str]:

@@ -24,6 +24,8 @@ import signal
 import sys
 import threading
 
+from .. import _env
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -97,8 +99,7 @@ class Baseline:
 
 def _environ_data() -> dict[Any, Any]:
     """The environment as ``os.environ`` keeps it (bytes on POSIX): cheap to compare."""
-    data: dict[Any, Any] = getattr(os.environ, "_data", None) or dict(os.environ)
-    return data
+    return _env.environ_data() or dict(os.environ)
 
 
 def _listed_fds() -> set[int]:

@@ -208,7 +208,7 @@ def _our_environ() -> dict[str, str]:
     microseconds a start; it is decoded again only when it changed, which comparing the
     bytes it keeps tells at a fraction of that."""
     global _copied
-    data = getattr(os.environ, "_data", None)
+    data = _env.environ_data()
     if data is None:  # pragma: no cover - CPython keeps its bytes there on POSIX
         return _env.without_markers(dict(os.environ))
     if data != _copied[0]:
