@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.host
+# Each test runs a whole suite twice, each run bounded at 900 s (``_run``): arrow's, under
+# coverage, takes two minutes on a quiet two-CPU machine, past the suite's 120 s net.
+pytestmark = [pytest.mark.host, pytest.mark.timeout(1800)]
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("GOFORKPY_SUITES", Path.home() / ".cache" / "goforkpy" / "suites"))
