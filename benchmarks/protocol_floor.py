@@ -96,7 +96,8 @@ class _Caller:
             _serve(their_requests, their_notices)
         their_requests.close()
         their_notices.close()
-        self.reaped = {}
+        self.reaped = set()  # pids reaped and not yet collected by call()
+        self.changed = threading.Condition()
         self.reader = threading.Thread(target=self._read_notices, daemon=True)
         self.reader.start()
 
@@ -105,8 +106,10 @@ class _Caller:
             kind, pid, _ = notice
             if kind == "exited":
                 _send(self.notices, pid)  # recorded: it may be reaped now
-            else:
-                self.reaped.pop(pid).set()
+            else:  # this may come before call() has read the pid from the zygote
+                with self.changed:
+                    self.reaped.add(pid)
+                    self.changed.notify_all()
 
     def call(self, fn, *args):
         path = f"/dev/shm/goforkpy-protocol-floor-{os.getpid()}"
@@ -114,8 +117,9 @@ class _Caller:
             payload.write(pickle.dumps((fn, args)))
         _send(self.requests, path)
         pid = _receive(self.requests)
-        done = self.reaped[pid] = threading.Event()
-        done.wait()
+        with self.changed:
+            self.changed.wait_for(lambda: pid in self.reaped)
+            self.reaped.remove(pid)
         with open(path + ".out", "rb") as result:
             value = pickle.loads(result.read())
         os.unlink(path)
