@@ -5,7 +5,8 @@ method it prints the median of each phase of a call of a function that does
 nothing, the CPU the parent and the child used, and beside it the floor the
 method cannot go below, measured in the same run:
 
-- cold: an interpreter start plus `import goforkpy`;
+- cold: an interpreter start plus `import goforkpy`, and, beside it, a call through
+  the files of a re-executing protocol alone (cold_floor.py);
 - warm: a bare fork + exit + wait of the zygote's own image (measured in a
   warm child, which is that image), and, beside it, a call through the zygote
   protocol alone (protocol_floor.py);
@@ -68,27 +69,33 @@ def _median(values):
     return ordered[len(ordered) // 2]
 
 
-def _floors(rounds):
+def _floor_round():
+    """One measure of each floor, taken in the same round as the calls (the machine's
+    speed drifts: a floor measured apart from its calls would compare other moments)."""
     import subprocess
     import sys
 
-    def timed(argv):
-        began = time.perf_counter()
-        subprocess.run(argv, check=True)
-        return time.perf_counter() - began
+    import cold_floor
 
-    cold = _median([timed([sys.executable, "-c", "import goforkpy"]) for _ in range(rounds)])
-    warm = fork.spawn("fork_floor", (rounds * 5,), start="warm").result()
-    protocol = fork.spawn("protocol_floor", (rounds * 5,), start="warm").result()
-    pauses = []
-    for _ in range(rounds * 5):
-        began = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        pauses.append(time.perf_counter() - began)
-        os.waitpid(pid, 0)
-    return {"cold": cold, "warm": warm, "snapshot": _median(pauses), "protocol": protocol}
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import goforkpy"], check=True)
+    cold = time.perf_counter() - began
+    began = time.perf_counter()
+    cold_floor.call("_nothing")
+    cold_protocol = time.perf_counter() - began
+    began = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    pause = time.perf_counter() - began
+    os.waitpid(pid, 0)
+    return {
+        "cold": cold,
+        "warm": fork.spawn("fork_floor", (5,), start="warm").result(),
+        "snapshot": pause,
+        "protocol": fork.spawn("protocol_floor", (5,), start="warm").result(),
+        "cold protocol": cold_protocol,
+    }
 
 
 # The most a call may add to its floor (the speed targets; a snapshot's is its pause's ratio
@@ -107,10 +114,12 @@ def main(rounds):
     for start in ("cold", "warm", "snapshot"):
         _one_call(start)  # the spawner, the zygote and the guardian are up before timing
     samples = {start: [] for start in FLOORS}
+    measured = []
     for _ in range(rounds):
         for start in samples:
             samples[start].append(_one_call(start))
-    floors = _floors(rounds)
+        measured.append(_floor_round())
+    floors = {name: _median([round_[name] for round_ in measured]) for name in measured[0]}
     totals = {start: _median([sum(call[:3]) for call in calls]) for start, calls in samples.items()}
     print("\nThe anatomy of a call (medians; ms)")
     print(
@@ -135,6 +144,13 @@ def main(rounds):
             f"  target: {start} total <= floor + {most * 1e3:.2f} ms; "
             f"now floor + {(totals[start] - floors[start]) * 1e3:.2f} ms"
         )
+    print(
+        f"  cold: re-running a short script with the call's files alone (cold_floor.py: a "
+        f"tagged call read, the function run, a tagged result written, the exit waited for) "
+        f"takes {floors['cold protocol'] * 1e3:.2f} ms; goforkpy's own work (options, the "
+        f"spawner, the child's start-up path, its handle, and compiling this longer script) adds "
+        f"{(totals['cold'] - floors['cold protocol']) * 1e3:.2f} ms"
+    )
     print(
         f"  warm: the zygote protocol alone (protocol_floor.py: a spare handed the request, "
         f"the exit held until the caller releases it, then reaped) takes "
