@@ -623,6 +623,17 @@ def bench_executor_health(rounds, tasks=10_000):
     )
 
 
+def _report_executor_floor(cores, rounds, pool_seconds):
+    import executor_floor
+
+    floor = _median([executor_floor.per_task(cores, 10_000) for _ in range(rounds)])
+    print(
+        f"  floor: {floor * 1e6:.1f} us/task ({floor / pool_seconds:.2f}x): each task a pickled "
+        f"frame down a pipe to one of {cores} bare forked workers, and one back "
+        "(executor_floor.py: no futures, no threads, no health checks)"
+    )
+
+
 def bench_executor(rounds):
     import concurrent.futures as cf
     import multiprocessing
@@ -665,6 +676,7 @@ def bench_executor(rounds):
         ratio = seconds / overhead["ProcessPoolExecutor"]
         print(f"  {name:<34} {seconds * 1e6:9.1f} us/task   {ratio:5.2f}x")
     print("  target: goforkpy Executor <= 0.7x ProcessPoolExecutor")
+    _report_executor_floor(cores, rounds, overhead["ProcessPoolExecutor"])
     print(f"\nSpeed-up of a CPU-bound job on {cores} workers over 1 (target >= {0.9 * cores:.1f}x)")
     for name, factor in speedup.items():
         print(f"  {name:<34} {factor:9.2f}x")
