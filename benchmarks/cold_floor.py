@@ -9,7 +9,7 @@ the result. No spawner, no options, no set-up of the child, no exit held for the
 caller: what any re-executing implementation of a cold call pays on this machine,
 measured beside goforkpy's own cold call (anatomy.py). This script is short; the
 anatomy's is longer, and compiling it (Python compiles the script it runs, on every
-run) is in goforkpy's figure only: 4-5 ms in a new interpreter here.
+run) is in goforkpy's figure only.
 
 Run by anatomy.py; ``python cold_floor.py ROUNDS`` prints the median by itself.
 """
