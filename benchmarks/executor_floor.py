@@ -26,16 +26,17 @@ def _work(requests, answers):
     os._exit(0)
 
 
-def _frames(data):
-    """The complete frames at the head of ``data``, and what is left of it."""
-    found, at = [], 0
-    while len(data) - at >= 4:
-        size = int.from_bytes(data[at : at + 4], "little")
-        if len(data) - at - 4 < size:
+def _take_frames(buffer):
+    """How many complete frames ``buffer`` starts with; they are unpickled and removed."""
+    count, at = 0, 0
+    while len(buffer) - at >= 4:
+        size = int.from_bytes(buffer[at : at + 4], "little")
+        if len(buffer) - at - 4 < size:
             break
-        found.append(pickle.loads(data[at + 4 : at + 4 + size]))
-        at += 4 + size
-    return found, data[at:]
+        pickle.loads(buffer[at + 4 : at + 4 + size])
+        count, at = count + 1, at + 4 + size
+    del buffer[:at]
+    return count
 
 
 def per_task(workers, tasks):
@@ -45,8 +46,8 @@ def per_task(workers, tasks):
         (req_r, req_w), (ans_r, ans_w) = os.pipe(), os.pipe()
         pids.append(os.fork())
         if pids[-1] == 0:
-            os.close(req_w)
-            os.close(ans_r)
+            for fd in (req_w, ans_r, *(end for pair in pipes for end in pair)):
+                os.close(fd)  # the caller's ends: a worker holding another's sees no EOF
             _work(req_r, ans_w)
         os.close(req_r)
         os.close(ans_w)
@@ -68,11 +69,11 @@ def per_task(workers, tasks):
 
 def _exchange(pipes, outgoing):
     selector = selectors.DefaultSelector()
-    left = {}
+    left = set()  # the answer pipes not yet at EOF
     for (req_w, ans_r), data in zip(pipes, outgoing, strict=True):
         selector.register(req_w, selectors.EVENT_WRITE, data)
         selector.register(ans_r, selectors.EVENT_READ, bytearray())
-        left[ans_r] = True
+        left.add(ans_r)
     answered = 0
     while left:
         for key, _ in selector.select():
@@ -87,9 +88,8 @@ def _exchange(pipes, outgoing):
             if not chunk:
                 selector.unregister(key.fd)
                 os.close(key.fd)
-                del left[key.fd]
+                left.remove(key.fd)
                 continue
-            found, rest = _frames(bytes(key.data) + chunk)
-            answered += len(found)
-            key.data[:] = rest
+            key.data.extend(chunk)
+            answered += _take_frames(key.data)
     return answered
