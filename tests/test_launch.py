@@ -242,3 +242,23 @@ def test_register_spellings_and_shortcuts(run_script: RunScript, via: str) -> No
     completed = run_script(source)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "42 2 10 ['twice']"
+
+
+def test_a_child_takes_the_parents_sys_path_as_a_new_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An import in the parent-watching thread walks ``sys.path`` while the child takes
+    the parent's; changed in place, the list shifted under it and the walk skipped a
+    folder (seen once: ``No module named 'select'`` in that thread)."""
+    from types import SimpleNamespace
+
+    from goforkpy._child import run
+
+    walking = sys.path  # the list an import in the other thread is iterating
+    before = list(walking)
+    monkeypatch.setattr(sys, "path", walking)  # both put back after the test
+    monkeypatch.setattr(sys, "argv", ["script.py"])
+    meta = SimpleNamespace(sys_path=["/from/the/parent", *before[1:]], argv=["app.py", "-v"])
+    run.take_parents_path(meta)  # type: ignore[arg-type]
+    assert (sys.path, sys.argv) == (meta.sys_path, ["app.py", "-v"])
+    assert walking == before

@@ -89,8 +89,7 @@ def _load_call(path: str, key: bytes, *, booting: bool) -> "tuple[Callable[..., 
     packed, body, buffers = _read_payload(path, key)
     meta = protocol.Meta.unpack(packed)
     if booting:
-        sys.path[:] = meta.sys_path or sys.path
-        sys.argv[:] = meta.argv or sys.argv
+        take_parents_path(meta)
     if meta.sandbox is not None:  # before the function's module and arguments load
         from .._sandbox import inside
 
@@ -108,6 +107,18 @@ def _load_call(path: str, key: bytes, *, booting: bool) -> "tuple[Callable[..., 
         telling.load_what_reporting_needs()
         apply(meta.limits)
     return fn, args, kwargs
+
+
+def take_parents_path(meta: "protocol.Meta") -> None:
+    """In a child started from goforkpy's entry point: the parent's ``sys.path`` and
+    ``sys.argv``.
+
+    ``sys.path`` becomes a new list, not the old one changed in place: the thread
+    watching the parent may be importing, and an import walking a list that shifts
+    under it can skip the folder it looks for.
+    """
+    sys.path = list(meta.sys_path or sys.path)
+    sys.argv[:] = meta.argv or sys.argv
 
 
 def _read_payload(path: str, key: bytes) -> "Any":

@@ -82,7 +82,7 @@ class Baseline:
             os.chdir(self.cwd)
         os.umask(self.umask)
         if sys.path != self.path:
-            sys.path[:] = self.path
+            sys.path = list(self.path)  # a new list: see _child.run.take_parents_path
         return self._left()
 
     def _left(self) -> str | None:
