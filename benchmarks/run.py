@@ -658,19 +658,8 @@ def bench_executor(rounds):
     except ImportError:
         print("\n(loky is not installed: the executor comparison goes without it)")
     cores = len(os.sched_getaffinity(0))
-    overhead, speedup, big = {}, {}, {}
-    data = os.urandom(1 << 20) * 64
-    for name, make in executors.items():
-        with make(cores) as ex:
-            ex.submit(_tiny, 0).result()  # workers up: measure steady state
-            per_task = []
-            for _ in range(rounds):
-                start = time.perf_counter()
-                cf.wait([ex.submit(_tiny, i) for i in range(10_000)])
-                per_task.append((time.perf_counter() - start) / 10_000)
-            overhead[name] = _median(per_task)
-            big[name] = _median([_timed(lambda: ex.submit(_echo, data).result()) for _ in range(3)])
-        speedup[name] = _scaling(make, cores)
+    overhead, big = _per_task_and_big(executors, cores, rounds)
+    speedup = {name: _scaling(make, cores) for name, make in executors.items()}
     print("\nPer-task overhead, 10,000 tiny tasks submitted at once (warm pool)")
     for name, seconds in overhead.items():
         ratio = seconds / overhead["ProcessPoolExecutor"]
@@ -681,6 +670,34 @@ def bench_executor(rounds):
     for name, factor in speedup.items():
         print(f"  {name:<34} {factor:9.2f}x")
     _report("A 64 MiB argument round trip (warm pool)", big, "ProcessPoolExecutor")
+
+
+def _per_task_and_big(executors, cores, rounds):
+    """Per-task overhead of 10,000 tiny tasks, and a 64 MiB round trip, for each executor:
+    all kept open, the rounds taken in turn (the machine's drift falls on each alike)."""
+    import concurrent.futures as cf
+    import contextlib
+
+    data = os.urandom(1 << 20) * 64
+    with contextlib.ExitStack() as stack:
+        pools = {name: stack.enter_context(make(cores)) for name, make in executors.items()}
+        for pool in pools.values():
+            cf.wait([pool.submit(_tiny, i) for i in range(cores * 10)])  # workers up
+        per_task = {name: [] for name in pools}
+        for _ in range(rounds):
+            for name, pool in pools.items():
+                start = time.perf_counter()
+                cf.wait([pool.submit(_tiny, i) for i in range(10_000)])
+                per_task[name].append((time.perf_counter() - start) / 10_000)
+        big = {
+            name: _median([_round_trip(pool, data) for _ in range(3)])
+            for name, pool in pools.items()
+        }
+    return {name: _median(values) for name, values in per_task.items()}, big
+
+
+def _round_trip(pool, data):
+    return _timed(lambda: pool.submit(_echo, data).result())
 
 
 def _scaling(make, cores):
