@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import DEADLOCK_NET
+from helpers import DEADLOCK_NET, RunScript
 
 import goforkpy as fork
 
@@ -106,3 +106,45 @@ def test_limits_sizes_and_repr() -> None:
     assert limits == fork.Limits(memory=3 << 29, file_size=10240)
     with pytest.raises(AttributeError, match="immutable"):
         limits.memory = 5  # type: ignore[attr-defined]
+
+
+PAST_THE_SETTLING = """
+import os, sys, time
+import goforkpy as fork
+
+def starved():
+    sys.path.clear()  # nothing more can be imported, and no descriptor opened
+    fds = []
+    try:
+        while True:
+            fds.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    time.sleep(0.3)  # past the settling time, when a child arms its parent-death signal
+    for fd in fds:
+        os.close(fd)
+    return len(fds) > 0
+
+@fork.register
+def registered():
+    return starved()
+
+if __name__ == "__main__":
+    fork.init()
+    limits = fork.Limits(open_files=64)
+    for start in ("cold", "warm", "snapshot"):
+        name = starved if start == "snapshot" else "registered"
+        print(start, fork.spawn(name, limits=limits, start=start).result(timeout=60))
+"""
+
+
+@pytest.mark.parametrize("platform", ["native", "posix"])
+def test_a_child_out_of_descriptors_and_imports_is_still_watched_quietly(
+    run_script: RunScript, platform: str
+) -> None:
+    """What watches the parent from the child loads before the function runs: a child
+    whose function took every descriptor and emptied ``sys.path`` ran past the
+    settling time with no error of goforkpy's on its stderr."""
+    completed = run_script(PAST_THE_SETTLING, env={"GOFORKPY_PLATFORM": platform})
+    assert (completed.returncode, completed.stderr) == (0, "")
+    assert completed.stdout.splitlines() == ["cold True", "warm True", "snapshot True"]

@@ -158,7 +158,13 @@ def _guard_parent() -> None:
         if marked.parent is None or not tie_to_parent(marked.parent, die_with_it=False):
             end_family_and_die()
         return
-    # A thread, so the child's start does not wait for ctypes to load.
+    # A thread, so the child's start does not wait for ctypes to load. What it needs
+    # first loads here: an import in the thread, run late, could meet the function's
+    # Limits(open_files=...) or sandbox, or a sys.path the function is changing.
+    import select  # noqa: F401
+
+    from .._process import platform  # noqa: F401
+
     watch = (fd, marked.parent, not marked.guarded)
     quiet.start(lambda: _thread.start_new_thread(_watch_parent, watch))
 
@@ -167,7 +173,7 @@ def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     # Arming the parent-death signal loads ctypes; a child that is done within
     # the settling time never pays for it. Meanwhile the lifeline is watched,
     # and a parent that died just before the arming fails the pid check after.
-    import select
+    import select  # loaded by _guard_parent
 
     from .._process.family import end_family_and_die
 
@@ -175,10 +181,13 @@ def _watch_parent(fd: int, parent: int | None, die_with_it: bool) -> None:
     poller.register(fd, select.POLLIN)
     if poller.poll(_SETTLE * 1000):
         end_family_and_die()  # EOF already: nobody ever writes to the lifeline
-    from .._process.platform import tie_to_parent
+    from .._process.platform import tie_to_parent  # loaded by _guard_parent
 
-    if parent is not None and not tie_to_parent(parent, die_with_it):
-        end_family_and_die()
+    try:
+        if parent is not None and not tie_to_parent(parent, die_with_it):
+            end_family_and_die()
+    except Exception:  # ctypes would not load (out of descriptors, say): the lifeline
+        pass  # still ends this process with its parent
     try:
         while os.read(fd, 4096):
             pass  # nobody writes: only EOF, when the parent's end closes, ends this
