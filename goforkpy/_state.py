@@ -13,7 +13,8 @@ forked copy a fresh, empty set of each, whatever any thread was doing::
     --------                          ---------------------------------
     Local(guardian) = <pipe to it>    Local(guardian) = empty, disowned:
     Local(zygotes)  = {main: ...}       the original's ends closed
-    Lock (held by a thread)           Lock = a new, unheld one
+    Lock (held by a thread)           Lock = a new, unheld one (made at its
+                                        first use in the copy)
 
 A ``Local``'s ``disown(value, handing)`` runs in the copy at once, so it
 takes no lock and starts no thread (the value itself is kept, never freed: a
@@ -43,8 +44,12 @@ else:
             return cls
 
 
-_locks: "list[Lock]" = []
 _locals: "list[Local]" = []  # type: ignore[type-arg]
+# The forks this process's line has come through. A copy's hook counts one more, and a
+# Lock made before it is renewed at its first use after (unheld): the copy writes one
+# number at the fork, not the page of every lock.
+_forks = 0
+_renewing = _thread.allocate_lock()  # one renewal at a time (a new one in each copy)
 # launches forking right now that hand descriptors to the new process, by thread: in a
 # forked copy only the forking thread's count holds (its blocks exit there too; no
 # other thread's ever will)
@@ -56,22 +61,32 @@ _originals: list[object] = []
 
 
 class Lock:
-    """A lock for module-level state that a forked copy of the process gets anew, unheld.
+    """A lock for module-level state that a forked copy of the process gets anew, unheld."""
 
-    Made at import time only (each is kept for the life of the process).
-    """
-
-    __slots__ = ("_lock",)
+    __slots__ = ("_fork", "_lock")
 
     def __init__(self) -> None:
         self._lock = _thread.allocate_lock()
-        _locks.append(self)
+        self._fork = _forks
 
-    def acquire(self) -> bool:
-        return self._lock.acquire()
+    def acquire(self, timeout: float = -1) -> bool:
+        if self._fork != _forks:
+            self._renew()
+        return self._lock.acquire(timeout=timeout)
 
     def release(self) -> None:
+        if self._fork != _forks:
+            self._renew()
         self._lock.release()
+
+    def _renew(self) -> None:
+        """In a forked copy, at the first use: a new lock (the original's is kept: never
+        freed, see ``_originals``)."""
+        with _renewing:
+            if self._fork != _forks:
+                _originals.append(self._lock)
+                self._lock = _thread.allocate_lock()
+                self._fork = _forks
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -116,9 +131,10 @@ class Local(Generic[T]):
             return value
 
     def _forget_in_copy(self, handing: bool) -> None:
-        value, self._value = self._value, None
+        value = self._value
         if value is None:
-            return
+            return  # nothing written: the page this is on stays shared
+        self._value = None
         _originals.append(value)
         if self._disown is not None:
             try:
@@ -151,15 +167,16 @@ def close_quietly(*fds: int) -> None:
 
 
 def _after_fork_in_copy() -> None:
+    global _forks, _renewing
+    _originals.append(_renewing)
+    _renewing = _thread.allocate_lock()
+    _forks += 1
     me = _thread.get_ident()
     mine = _handing.get(me, 0)
     _handing.clear()
     if mine:
         _handing[me] = mine
     handing = mine > 0
-    for lock in _locks:
-        _originals.append(lock._lock)
-        lock._lock = _thread.allocate_lock()
     for local in _locals:
         local._forget_in_copy(handing)
 

@@ -178,8 +178,8 @@ def test_a_copy_starts_with_every_local_empty_and_every_lock_free() -> None:
         if pid == 0:  # the copy: report, and leave without running the test's teardown
             os.close(read)
             empty = all(local.peek() is None for local in _state.all_locals())
-            free = all(lock._lock.acquire(timeout=5) for lock in (held, made.lock))
-            made.lock._lock.release()
+            free = all(lock.acquire(timeout=5) for lock in (held, made.lock))
+            made.lock.release()
             mine = made.get() == [os.getpid()]
             os.write(write, b"%d%d%d" % (empty, free, mine))
             os._exit(0)
@@ -192,6 +192,31 @@ def test_a_copy_starts_with_every_local_empty_and_every_lock_free() -> None:
         holder.join()
     assert report == b"111", "(every Local empty, the held locks free, a value of its own)"
     assert made.peek() == [os.getpid()]  # the original keeps its own
+
+
+def test_a_lock_held_at_a_fork_in_a_copy_is_free_in_the_copy_of_that_copy() -> None:
+    """A lock is renewed at its first use after a fork: in a copy that took it and
+    forked while holding it, and never touched it again, the next copy finds it free."""
+    lock = _state.Lock()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the copy: take the lock, and fork holding it
+        os.close(read)
+        lock.acquire()
+        inner = os.fork()
+        if inner == 0:
+            free = lock.acquire(timeout=5)
+            os.write(write, b"%d" % free)
+            os._exit(0)
+        os.waitpid(inner, 0)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    assert report == b"1"
+    assert lock.acquire(timeout=5)  # the original's own is untouched: free here too
+    lock.release()
 
 
 def _what_a_copy_finds(fds: list[int], handing: bool) -> bytes:

@@ -229,7 +229,18 @@ class _PidfdSelector:
         close_quietly(*(pidfd for pidfd, _, _, _ in self._pending))
         close_quietly(*(fd for fd, _ in self._reads))
         if self._selector is not None:
-            self._selector.close()  # its epoll descriptor, where it has one
+            _close_kernel_object(self._selector)
+
+
+def _close_kernel_object(selector: selectors.BaseSelector) -> None:
+    """Close what ``selector`` holds in the kernel (an epoll descriptor, say), and no more:
+    its own ``close()`` also empties its map, which writes to (and so copies) every page
+    the map's keys are on."""
+    inner = getattr(selector, "_selector", None)  # epoll, poll or kqueue object inside it
+    if inner is None:
+        selector.close()  # select(): nothing in the kernel, the map cleared is all
+    elif hasattr(inner, "close"):
+        inner.close()  # poll objects have no descriptor, and no close
 
 
 def _call_when_readable(fd: int, callback: Callable[[int], None]) -> None:
