@@ -236,11 +236,8 @@ def _close_kernel_object(selector: selectors.BaseSelector) -> None:
     """Close what ``selector`` holds in the kernel (an epoll descriptor, say), and no more:
     its own ``close()`` also empties its map, which writes to (and so copies) every page
     the map's keys are on."""
-    inner = getattr(selector, "_selector", None)  # epoll, poll or kqueue object inside it
-    if inner is None:
-        selector.close()  # select(): nothing in the kernel, the map cleared is all
-    elif hasattr(inner, "close"):
-        inner.close()  # poll objects have no descriptor, and no close
+    inner = getattr(selector, "_selector", None)  # the epoll (or kqueue) object inside it
+    getattr(inner, "close", selector.close)()  # select, poll: nothing in the kernel
 
 
 def _call_when_readable(fd: int, callback: Callable[[int], None]) -> None:
