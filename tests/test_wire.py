@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import os
 import pickle
 import subprocess
@@ -166,3 +167,44 @@ def test_files_of_dead_parents_are_swept(tmp_path: Path, use_base) -> None:  # t
     tmpdir.payload_dir()
     assert sorted(p.name for p in private.iterdir()) == [f"{os.getppid()}-def.in"]
     assert tmp_path.exists()
+
+
+def _holding(handle: object) -> list[object]:
+    """Functions that reach ``handle`` the ways a function sent by value can."""
+
+    def in_a_cell() -> object:
+        return handle
+
+    def in_a_default(x: object = {"deep": [(handle,)]}) -> object:
+        return x
+
+    return [in_a_cell, in_a_default, lambda: [handle], [{"f": in_a_cell}]]
+
+
+class _FileOfOurOwn(io.FileIO):
+    """A subclass of an open file: still an open file."""
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        pytest.param(lambda: open(os.devnull, "rb"), "an open file", id="file"),  # noqa: SIM115
+        pytest.param(lambda: _FileOfOurOwn(os.devnull), "an open file", id="file-subclass"),
+        pytest.param(__import__("socket").socket, "a socket", id="socket"),
+    ],
+)
+def test_a_handle_anywhere_in_what_goes_by_value_is_refused(make, kind: str) -> None:  # type: ignore[no-untyped-def]
+    with make() as handle:
+        for obj in _holding(handle):
+            with pytest.raises(PayloadError, match=f"cannot send {kind}"):
+                wire.dumps(obj, main_is_shared=False)
+
+
+def test_what_goes_by_value_keeps_its_behaviour_and_its_file() -> None:
+    scale = 3
+
+    def scaled(x: int) -> tuple[int, str]:
+        return x * scale, scaled.__code__.co_filename
+
+    back = wire.loads(wire.dumps((scaled, [((2,), {})]), main_is_shared=False))
+    assert back[0](2) == (6, __file__) and back[1] == [((2,), {})]

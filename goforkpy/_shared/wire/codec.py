@@ -220,14 +220,19 @@ def _handle_guard_pickler() -> type:
 
         class HandleGuardPickler(cloudpickle.Pickler):  # type: ignore[misc,unused-ignore]
             def reducer_override(self, obj: Any) -> Any:
-                if type(obj) is _CodeType and obj.co_filename != _DYNAMIC:
+                kind = type(obj)
+                if kind in _HANDLE_FREE or (
+                    kind is _FunctionType and obj.__module__ in _REBUILDERS_MODULES
+                ):
+                    return NotImplemented  # pickle's own way, as cloudpickle's would
+                if kind is _CodeType and obj.co_filename != _DYNAMIC:
                     # cloudpickle sends code as "<dynamic-code>": keep where it came
                     # from, for the child's tracebacks and coverage measurement
                     return _with_filename, (obj.replace(co_filename=_DYNAMIC), obj.co_filename)
-                kind = os_handle_kind(obj)
-                if kind is not None:
+                handle = None if kind in _NOT_HANDLES else os_handle_kind(obj)
+                if handle is not None:
                     raise PayloadError(
-                        f"cannot send {kind} ({obj!r}) to another process; pass its path, "
+                        f"cannot send {handle} ({obj!r}) to another process; pass its path, "
                         "address or data instead"
                     )
                 return super().reducer_override(obj)
@@ -245,6 +250,14 @@ def _with_filename(code: Any, filename: str) -> Any:
 
 
 _CodeType = type(_with_filename.__code__)
+_FunctionType = type(_with_filename)
+# Exact types that hold no OS handle and that cloudpickle leaves to pickle: most of
+# what a task is made of, let through without the handle check.
+_HANDLE_FREE = _PLAIN_SCALARS | _PLAIN_CONTAINERS | {dict}
+# Where the functions that rebuild a by-value object live (cloudpickle's and ours):
+# always importable in the receiver, so pickled by name without cloudpickle's look.
+_REBUILDERS_MODULES = frozenset({"cloudpickle.cloudpickle", __name__})
+_NOT_HANDLES = frozenset({_FunctionType, _CodeType, type})
 
 
 _guard_class: type | None = None
