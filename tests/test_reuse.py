@@ -91,6 +91,14 @@ def test_a_task_that_leaves_what_cannot_be_undone_retires_its_worker(
     assert run(reuse.state)["pid"] != left_in
 
 
+@pytest.mark.parametrize("ended", [False, True], ids=["running", "ended"])
+def test_a_child_a_task_left_is_gone_before_the_next_task(run: Any, ended: bool) -> None:
+    """Running or ended but unwaited for, a child the task left is ended and reaped:
+    the next task finds its worker with no child, and the worker stays."""
+    left_in = run(reuse.leave_a_child, ended)
+    assert run(reuse.children) == (left_in, [])
+
+
 def test_tasks_sent_ahead_of_a_retiring_worker_run_elsewhere(start: str) -> None:
     """Tiny tasks go several to a worker ahead of time: those behind the one that
     retires it are run by the next worker, none failed."""

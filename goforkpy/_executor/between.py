@@ -189,7 +189,11 @@ def task_body(name: str, fn: Any, calls: list[Any], grace: float | None) -> list
     from .._shared import wire
 
     try:
-        return wire.dumps_parts((located(fn), calls, grace), main_is_shared=False)
+        return wire.dumps_parts(
+            (located(fn), calls, grace),
+            main_is_shared=False,
+            by_value=getattr(fn, "__module__", None) == "__main__",
+        )
     except PayloadError as exc:
         from .._launch.calls import unpicklable_call
 

@@ -105,7 +105,7 @@ class Pool(Upkeep):
         ``limits`` (timeout, grace), where given, replace the pool's for this task;
         ``name`` is the task's in errors (default: ``fn``'s qualified name).
         """
-        name = name or str(getattr(fn, "__qualname__", repr(fn)))
+        name = name or str(getattr(fn, "__qualname__", None) or repr(fn))
         body = task_body(name, fn, calls, limits[1])
         future = TaskFuture(len(calls), single)
         with self._lock:

@@ -70,3 +70,21 @@ def leave_a_descriptor() -> int:
 
 def pid() -> int:
     return os.getpid()
+
+
+def leave_a_child(ended: bool) -> int:
+    """Start a child and leave it unwaited for: running, or ended (a zombie); our pid."""
+    import shutil
+
+    program = shutil.which("true" if ended else "sleep")
+    child = os.posix_spawn(program, [program, "300"], os.environ)  # no Popen to reap it
+    if ended:  # until it has exited, reaping nothing
+        os.waitid(os.P_PID, child, os.WEXITED | os.WNOWAIT)
+    return os.getpid()
+
+
+def children() -> tuple[int, list[int]]:
+    """Our pid and our children's, whatever their state."""
+    import psutil
+
+    return os.getpid(), [child.pid for child in psutil.Process().children()]

@@ -92,9 +92,16 @@ def dumps(obj: Any, *, main_is_shared: bool) -> bytes:
     return b"".join(dumps_parts(obj, main_is_shared=main_is_shared))
 
 
-def dumps_parts(obj: Any, *, main_is_shared: bool) -> list[Buffer]:
-    """``dumps`` as the pieces to write one after the other, big ones uncopied."""
-    kind, chunks, buffers = encode(obj, main_is_shared=main_is_shared, blobs=False)
+def dumps_parts(obj: Any, *, main_is_shared: bool, by_value: bool = False) -> list[Buffer]:
+    """``dumps`` as the pieces to write one after the other, big ones uncopied.
+
+    ``by_value``: the sender knows ``obj`` holds what the receiver cannot import
+    (a function of a ``__main__`` it does not run), so no other way is tried.
+    """
+    if by_value:
+        kind, chunks, buffers = _cloudpickle(obj)
+    else:
+        kind, chunks, buffers = encode(obj, main_is_shared=main_is_shared, blobs=False)
     if buffers:  # fold out-of-band buffers back in: a stream has no side channel
         kind, chunks = PICKLE, [_pickle_in_band(obj, main_is_shared)]
     return [kind.encode(), *chunks]
