@@ -33,7 +33,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Generic, Iterator, TypeVar
+    from typing import Any, Callable, Generic, Iterator, TypeVar
 
     T = TypeVar("T")
 else:
@@ -164,6 +164,14 @@ def close_quietly(*fds: int) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+def close_selector_in_copy(selector: "Any") -> None:
+    """Close what a ``selectors`` selector holds in the kernel (an epoll descriptor, say),
+    and no more: its own ``close()`` also empties its map, which writes to (and so, in a
+    fork, copies) every page the map's keys are on."""
+    inner = getattr(selector, "_selector", None)  # the epoll (or kqueue) object inside it
+    getattr(inner, "close", selector.close)()  # select, poll: nothing in the kernel
 
 
 def _after_fork_in_copy() -> None:

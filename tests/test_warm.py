@@ -133,6 +133,23 @@ def test_many_warm_children_at_once_are_all_reaped() -> None:
     assert set(codes.values()) == {-signal.SIGTERM}
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_warm_child_holds_none_of_its_zygotes_descriptors() -> None:
+    """The zygote watches every child it forked (a pidfd each, in an epoll set) and
+    talks to its parent over two sockets: its children hold none of that, however
+    many siblings they have, and though the zygote's maps of them are left unfreed."""
+    baseline = fork.spawn("descriptors", start="warm").result(DEADLOCK_NET)
+    with fork.Manager() as manager:
+        for _ in range(20):
+            manager.spawn("sleep_for", (300.0,), start="warm")
+        found = fork.spawn("descriptors", start="warm").result(DEADLOCK_NET)
+        manager.terminate_all(grace=DEADLOCK_NET)
+        manager.wait_all(DEADLOCK_NET)
+    kernel_objects = [link for link in found.values() if link.startswith("anon_inode:")]
+    assert kernel_objects == [], kernel_objects
+    assert sorted(found) == sorted(baseline), (baseline, found)
+
+
 def test_executor_replaces_a_crashed_worker_warm() -> None:
     from workers import crash_on, pid_of
 

@@ -71,10 +71,9 @@ class PidfdExits:
             return None
 
     def close_in_child(self) -> None:
+        """Close the pidfds, leaving the maps unwritten (their pages stay shared)."""
         for pidfd in self._pidfds:
             os.close(pidfd)
-        self._pidfds.clear()
-        self._unreaped.clear()
 
 
 class SignalExits:

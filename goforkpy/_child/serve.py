@@ -25,13 +25,14 @@ from .. import _env
 from .._process import platform, quiet
 from .._process.family import die_at_end_of, end_family_and_die
 from .._shared import zygote_messages as messages
+from .._state import close_selector_in_copy
 from . import exits, takeon
 from .orphans import Orphans
 from .reify import reify_lazy_imports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import NoReturn
 
 _REQUEST, _RELEASE, _LIFELINE, _EXIT, _EXIT_ONCE = range(5)
 # Seconds after a hand-out, at most, the next spare is forked; and after a fork that
@@ -58,6 +59,10 @@ def serve(booting: bool) -> None:
     zygote.refusal = running_thread()
     messages.send(notices, (messages.READY, os.getpid()))
     zygote.run()
+    _left_unfreed.append(zygote)  # in the new child: see _Zygote._leave_zygote
+
+
+_left_unfreed: list[_Zygote] = []
 
 
 def running_thread() -> str | None:
@@ -254,7 +259,7 @@ class _Zygote:
         self._import(module, sys_path)
         return False
 
-    def _hand_to_spare(self, setup: tuple[Any, ...], fds: list[int]) -> int | None:
+    def _hand_to_spare(self, setup: bytes, fds: list[int]) -> int | None:
         """Pass the child's set-up to the spare; its pid, or None if there is none (or it
         died)."""
         if self.spare is None:
@@ -372,7 +377,10 @@ class _Zygote:
         quiet.hear()
         os.setpgid(0, 0)
         zygote = os.getppid()
-        self.selector.close()
+        # Only what the kernel holds is closed: the zygote's maps and lists, which grow
+        # with its children, stay as they are, unfreed (see serve), so no page of theirs
+        # is written to, and so copied, in every child.
+        close_selector_in_copy(self.selector)
         self.exits.close_in_child()
         self.requests.close()
         self.notices.close()

@@ -52,13 +52,18 @@ class Setup:
         self.cwd = cwd  # absolute: the zygote's own directory may differ from the parent's
         self.argv = argv  # a command line to run instead (a cold child of a spawner)
 
-    def pack(self) -> tuple[Any, ...]:
-        """Plain data for the request (marshal), in field order."""
-        return self.env, self.handed, self.stdio, self.cwd, self.argv
+    def pack(self) -> bytes:
+        """The fields, marshalled: the zygote hands them on to its child as one ``bytes``,
+        never unpacked (every object it made would be a page copied at its next fork)."""
+        import marshal
+
+        return marshal.dumps((self.env, self.handed, self.stdio, self.cwd, self.argv))
 
     @classmethod
-    def unpack(cls, packed: tuple[Any, ...]) -> Setup:
-        return cls(*packed)
+    def unpack(cls, packed: bytes) -> Setup:
+        import marshal
+
+        return cls(*marshal.loads(packed))
 
     @classmethod
     @contextmanager

@@ -24,7 +24,7 @@ import selectors
 import threading
 
 from .._errors import ForkError
-from .._state import Local, close_quietly
+from .._state import Local, close_quietly, close_selector_in_copy
 from . import platform, quiet
 from .usage import from_rusage
 
@@ -229,15 +229,7 @@ class _PidfdSelector:
         close_quietly(*(pidfd for pidfd, _, _, _ in self._pending))
         close_quietly(*(fd for fd, _ in self._reads))
         if self._selector is not None:
-            _close_kernel_object(self._selector)
-
-
-def _close_kernel_object(selector: selectors.BaseSelector) -> None:
-    """Close what ``selector`` holds in the kernel (an epoll descriptor, say), and no more:
-    its own ``close()`` also empties its map, which writes to (and so copies) every page
-    the map's keys are on."""
-    inner = getattr(selector, "_selector", None)  # the epoll (or kqueue) object inside it
-    getattr(inner, "close", selector.close)()  # select, poll: nothing in the kernel
+            close_selector_in_copy(self._selector)
 
 
 def _call_when_readable(fd: int, callback: Callable[[int], None]) -> None:
