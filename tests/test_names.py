@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from helpers import RunScript
 
 import goforkpy
 
@@ -202,3 +203,48 @@ def test_import_goforkpy_loads_its_start_up_path_and_nothing_else() -> None:
     )
     assert set(done.stdout.split()) == IN_A_PARENT, done.stdout
     assert set(goforkpy.spawn("identity", start="cold").result()["modules"]) >= START_UP_PATH
+
+
+# What a child's dispatch loads before its function runs, for reading its payload and
+# writing its result (loaded then, so that a function's Limits(open_files=...) cannot
+# keep them from loading on the way out).
+TO_THE_FUNCTION = {
+    "goforkpy._child.telling",
+    "goforkpy._shared.hooks",
+    "goforkpy._shared.protocol",
+    "goforkpy._shared.wire",
+    "goforkpy._shared.wire.codec",
+    "goforkpy._shared.wire.files",
+    "goforkpy._shared.wire.tag",
+}
+
+LOADED_ON_THE_WAY = """
+import sys
+before = set(sys.modules)
+import goforkpy as fork
+
+@fork.register
+def loaded():
+    new = set(sys.modules) - before
+    ours = {name for name in new if name.startswith("goforkpy")}
+    source = {name: str(getattr(sys.modules[name], "__file__", "")) for name in new - ours}
+    python = {name for name, path in source.items() if path.endswith(".py")}
+    return sorted(ours), sorted(python)
+
+if __name__ == "__main__":
+    fork.init()
+    print(fork.spawn("loaded", start="cold").result())
+"""
+
+
+def test_a_cold_child_loads_no_standard_library_module_on_its_way_to_the_function(
+    run_script: RunScript,
+) -> None:
+    """From its interpreter's start to its function, a cold child loads goforkpy's
+    start-up path and what reads its payload: no module of Python's own (not
+    ``__future__``, not ``typing``), which every child would pay for."""
+    done = run_script(LOADED_ON_THE_WAY)
+    assert done.returncode == 0, done.stderr
+    ours, python = ast.literal_eval(done.stdout)
+    assert set(ours) == START_UP_PATH | TO_THE_FUNCTION
+    assert python == []

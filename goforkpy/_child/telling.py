@@ -9,8 +9,6 @@ On the child's path: builtins only, the C module ``_socket`` and the small
 ``_process.passing`` when sending.
 """
 
-from __future__ import annotations
-
 import os
 
 from .. import _env
@@ -34,7 +32,7 @@ def tell_parent(reason: str) -> None:
     _send_parent("why", reason)
 
 
-def _send_parent(kind: str, text: str, fd: int | None = None) -> bool:
+def _send_parent(kind: str, text: str, fd: "int | None" = None) -> bool:
     """One datagram to the parent's report socket, with ``fd`` attached; never blocks."""
     report = _env.MARKED.report
     if report is None:
@@ -63,7 +61,7 @@ def load_what_reporting_needs() -> None:
     from .._process import passing, platform  # noqa: F401
 
 
-def send_sealed(path: str, key: bytes, assembled: Any, *, always: bool = False) -> bool:
+def send_sealed(path: str, key: bytes, assembled: "Any", *, always: bool = False) -> bool:
     """Send a big result in a sealed memfd, where the platform has them; False: use the file.
 
     ``always``: small ones too (a sandboxed child, which may write no file).

@@ -11,14 +11,12 @@ layer that needs to act at these moments adds a callable here instead:
 A hook must be quick and must not raise; one that raises is skipped.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
 
-on_reaped: list[Callable[[int], None]] = []
-on_leaving: list[Callable[[], None]] = []
+on_reaped: "list[Callable[[int], None]]" = []
+on_leaving: "list[Callable[[], None]]" = []
 
 
 def reaped(pid: int) -> None:

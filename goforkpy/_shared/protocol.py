@@ -53,8 +53,6 @@ This module is on the child's start-up path: it imports only builtins and
 ``_errors``; what only the parent needs loads inside its functions.
 """
 
-from __future__ import annotations
-
 from .._errors import ChildCrashed, PayloadError, RemoteTraceback
 
 TYPE_CHECKING = False
@@ -112,13 +110,13 @@ class Meta:
         self,
         mode: str,
         name: str,
-        module: str | None,
+        module: "str | None",
         qualname: str,
-        sys_path: list[str] | None,
+        sys_path: "list[str] | None",
         kind: str,
         limits: tuple[tuple[str, int], ...],
-        argv: list[str] | None,
-        sandbox: tuple[Any, ...] | None = None,
+        argv: "list[str] | None",
+        sandbox: "tuple[Any, ...] | None" = None,
     ) -> None:
         self.mode, self.name, self.module, self.qualname = mode, name, module, qualname
         self.sys_path = sys_path  # the parent's, absolute; None where the script re-runs
@@ -127,12 +125,12 @@ class Meta:
         self.argv = argv  # the parent's sys.argv; None where the script re-runs
         self.sandbox = sandbox  # the rules the child enters (see _sandbox.policy.rules)
 
-    def pack(self) -> tuple[Any, ...]:
+    def pack(self) -> "tuple[Any, ...]":
         """Plain data for marshal, in field order."""
         return tuple(getattr(self, field) for field in _META_FIELDS)
 
     @classmethod
-    def unpack(cls, packed: Any) -> Meta:
+    def unpack(cls, packed: "Any") -> "Meta":
         if not isinstance(packed, tuple) or len(packed) != len(_META_FIELDS):
             raise PayloadError("the payload's head is not a goforkpy call record")
         return cls(*packed)
@@ -156,20 +154,20 @@ class Result:
 
     __slots__ = ("fields", "status")
 
-    def __init__(self, status: str, *fields: Any) -> None:
+    def __init__(self, status: str, *fields: "Any") -> None:
         self.status = status
         self.fields = fields  # OK: (value,); EXIT: (code,); RAISED: see raised()
 
     @classmethod
-    def ok(cls, value: Any) -> Result:
+    def ok(cls, value: "Any") -> "Result":
         return cls(OK, value)
 
     @classmethod
-    def exited(cls, code: int) -> Result:
+    def exited(cls, code: int) -> "Result":
         return cls(EXIT, code)
 
     @classmethod
-    def raised(cls, exc: BaseException, traceback_text: str | None = None) -> Result:
+    def raised(cls, exc: BaseException, traceback_text: "str | None" = None) -> "Result":
         """A record of ``exc`` that survives even if ``exc`` will not pickle."""
         if traceback_text is None:
             import traceback
@@ -187,7 +185,7 @@ class Result:
         typename = f"{type(exc).__module__}.{type(exc).__qualname__}"
         return cls(RAISED, pickled, typename, str(exc), traceback_text)
 
-    def outcome(self, name: str) -> tuple[bool, Any]:
+    def outcome(self, name: str) -> "tuple[bool, Any]":
         """In the parent: ``(True, value)`` or ``(False, exception)`` for ``name``'s child."""
         if self.status == OK:
             return True, self.fields[0]
@@ -209,7 +207,7 @@ class Result:
 
 
 def rebuild_exception(
-    name: str, pickled: bytes | None, typename: str, message: str, tb: str
+    name: str, pickled: "bytes | None", typename: str, message: str, tb: str
 ) -> BaseException:
     """The child's exception, with its traceback text as ``__cause__``.
 
@@ -259,9 +257,9 @@ def crashed(
     *,
     name: str,
     pid: int,
-    returncode: int | None,
+    returncode: "int | None",
     kind: type[ChildCrashed] = ChildCrashed,
-    **fields: Any,
+    **fields: "Any",
 ) -> ChildCrashed:
     """The error (a ``kind``) for a child or worker that died without a result; ``what``
     says how.
@@ -291,7 +289,7 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def describe_state(returncode: int | None) -> str:
+def describe_state(returncode: "int | None") -> str:
     """``running``, ``exited with SIGKILL`` or ``exited with code 3``, for a ``repr``."""
     if returncode is None:
         return "running"

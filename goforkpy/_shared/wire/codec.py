@@ -16,8 +16,6 @@ On the child's start-up path: it pickles with the C module ``_pickle`` itself
 milliseconds in a fresh child).
 """
 
-from __future__ import annotations
-
 import marshal
 import sys
 
@@ -39,8 +37,8 @@ _PLAIN_CONTAINERS = frozenset({tuple, list, set, frozenset})
 
 
 def encode(
-    obj: Any, *, main_is_shared: bool, blobs: bool = True
-) -> tuple[str, list[Buffer], list[memoryview]]:
+    obj: "Any", *, main_is_shared: bool, blobs: bool = True
+) -> "tuple[str, list[Buffer], list[memoryview]]":
     """Serialise ``obj`` into (kind, body chunks, out-of-band buffers).
 
     Args:
@@ -69,7 +67,7 @@ def encode(
     return _pickle(obj, main_is_shared)
 
 
-def decode(kind: str, body: memoryview, buffers: Sequence[Buffer]) -> Any:
+def decode(kind: str, body: memoryview, buffers: "Sequence[Buffer]") -> "Any":
     """The object ``encode`` serialised; ``PayloadError`` if it will not load."""
     try:
         if kind == MARSHAL:
@@ -87,12 +85,12 @@ def decode(kind: str, body: memoryview, buffers: Sequence[Buffer]) -> Any:
         raise PayloadError(f"could not unpickle: {type(exc).__name__}: {exc}") from exc
 
 
-def dumps(obj: Any, *, main_is_shared: bool) -> bytes:
+def dumps(obj: "Any", *, main_is_shared: bool) -> bytes:
     """``encode`` into one buffer, for streams (the executor's pipes): kind byte + body."""
     return b"".join(dumps_parts(obj, main_is_shared=main_is_shared))
 
 
-def dumps_parts(obj: Any, *, main_is_shared: bool, by_value: bool = False) -> list[Buffer]:
+def dumps_parts(obj: "Any", *, main_is_shared: bool, by_value: bool = False) -> "list[Buffer]":
     """``dumps`` as the pieces to write one after the other, big ones uncopied.
 
     ``by_value``: the sender knows ``obj`` holds what the receiver cannot import
@@ -107,13 +105,13 @@ def dumps_parts(obj: Any, *, main_is_shared: bool, by_value: bool = False) -> li
     return [kind.encode(), *chunks]
 
 
-def loads(data: bytes | bytearray | memoryview) -> Any:
+def loads(data: "bytes | bytearray | memoryview") -> "Any":
     """The object ``dumps`` serialised."""
     view = memoryview(data)
     return decode(chr(view[0]), view[1:], ())
 
 
-def _pickle_in_band(obj: Any, main_is_shared: bool) -> bytes:
+def _pickle_in_band(obj: "Any", main_is_shared: bool) -> bytes:
     import _pickle as pickle
     import io
 
@@ -127,7 +125,7 @@ def _pickle_in_band(obj: Any, main_is_shared: bool) -> bytes:
     return out.getvalue()
 
 
-def _big_scalars(obj: Any) -> list[Any] | None:
+def _big_scalars(obj: "Any") -> "list[Any] | None":
     """The big ``str`` and ``bytes`` in ``obj`` if it is plain data, else None.
 
     Plain data is what marshal round-trips exactly: builtin scalars and
@@ -166,7 +164,7 @@ class _Chunks(list):  # type: ignore[type-arg]
     write = list.append
 
 
-def _pickle(obj: Any, main_is_shared: bool) -> tuple[str, list[Buffer], list[memoryview]]:
+def _pickle(obj: "Any", main_is_shared: bool) -> "tuple[str, list[Buffer], list[memoryview]]":
     import _pickle as pickle
 
     pickler_class = pickle.Pickler if main_is_shared else _main_guard_pickler()
@@ -180,7 +178,7 @@ def _pickle(obj: Any, main_is_shared: bool) -> tuple[str, list[Buffer], list[mem
     return PICKLE, list(chunks), [pickle.PickleBuffer(b).raw() for b in buffers]
 
 
-def os_handle_kind(obj: Any) -> str | None:
+def os_handle_kind(obj: "Any") -> "str | None":
     """What OS resource ``obj`` holds ("an open file", "a socket"), or None.
 
     Such objects mean nothing in another process; cloudpickle would copy an
@@ -200,7 +198,7 @@ def os_handle_kind(obj: Any) -> str | None:
     return None
 
 
-def _cloudpickle(obj: Any) -> tuple[str, list[Buffer], list[memoryview]]:
+def _cloudpickle(obj: "Any") -> "tuple[str, list[Buffer], list[memoryview]]":
     import _pickle as pickle
 
     chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
@@ -216,7 +214,7 @@ def _cloudpickle(obj: Any) -> tuple[str, list[Buffer], list[memoryview]]:
     return PICKLE, list(chunks), [pickle.PickleBuffer(b).raw() for b in buffers]
 
 
-_handle_guard_class: type | None = None
+_handle_guard_class: "type | None" = None
 
 
 def _handle_guard_pickler() -> type:
@@ -226,7 +224,7 @@ def _handle_guard_pickler() -> type:
         import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
         class HandleGuardPickler(cloudpickle.Pickler):  # type: ignore[misc,unused-ignore]
-            def reducer_override(self, obj: Any) -> Any:
+            def reducer_override(self, obj: "Any") -> "Any":
                 kind = type(obj)
                 if kind in _HANDLE_FREE or (
                     kind is _FunctionType and obj.__module__ in _REBUILDERS_MODULES
@@ -251,7 +249,7 @@ def _handle_guard_pickler() -> type:
 _DYNAMIC = "<dynamic-code>"  # what cloudpickle names the file of code it sends
 
 
-def _with_filename(code: Any, filename: str) -> Any:
+def _with_filename(code: "Any", filename: str) -> "Any":
     """In the child: the code object ``code``, back in the file it was written in."""
     return code.replace(co_filename=filename)
 
@@ -267,7 +265,7 @@ _REBUILDERS_MODULES = frozenset({"cloudpickle.cloudpickle", __name__})
 _NOT_HANDLES = frozenset({_FunctionType, _CodeType, type})
 
 
-_guard_class: type | None = None
+_guard_class: "type | None" = None
 
 
 def _main_guard_pickler() -> type:
@@ -277,7 +275,7 @@ def _main_guard_pickler() -> type:
         import _pickle as pickle
 
         class MainGuardPickler(pickle.Pickler):
-            def reducer_override(self, obj: Any) -> Any:
+            def reducer_override(self, obj: "Any") -> "Any":
                 owner = obj if isinstance(obj, type) or callable(obj) else type(obj)
                 if getattr(owner, "__module__", None) == "__main__":
                     raise _NeedsByValue
@@ -288,8 +286,8 @@ def _main_guard_pickler() -> type:
 
 
 def _pickle_with_blobs(
-    obj: Any, big_bytes: list[bytes]
-) -> tuple[str, list[Buffer], list[memoryview]]:
+    obj: "Any", big_bytes: list[bytes]
+) -> "tuple[str, list[Buffer], list[memoryview]]":
     import _pickle as pickle
 
     chunks, buffers = _Chunks(), list[pickle.PickleBuffer]()
@@ -300,7 +298,7 @@ def _pickle_with_blobs(
     return BLOBS, list(chunks), [b.raw() for b in buffers]
 
 
-_blob_classes: tuple[type, type] | None = None
+_blob_classes: "tuple[type, type] | None" = None
 
 
 def _blob_pickler() -> type:
@@ -328,7 +326,7 @@ def _blob_pair() -> tuple[type, type]:
             blobs: dict[int, bytes]  # by id; they outlive the pickling, so ids are unique
             seen: dict[int, int]  # id -> index of the first appearance
 
-            def persistent_id(self, obj: Any) -> Any:
+            def persistent_id(self, obj: "Any") -> "Any":
                 if id(obj) not in self.blobs:
                     return None
                 if id(obj) in self.seen:
@@ -339,7 +337,7 @@ def _blob_pair() -> tuple[type, type]:
         class BlobUnpickler(pickle.Unpickler):
             loaded: list[bytes]
 
-            def persistent_load(self, pid: Any) -> bytes:
+            def persistent_load(self, pid: "Any") -> bytes:
                 if type(pid) is int and 0 <= pid < len(self.loaded):
                     return self.loaded[pid]
                 if type(pid) not in (bytes, memoryview):
@@ -352,6 +350,6 @@ def _blob_pair() -> tuple[type, type]:
     return _blob_classes
 
 
-def _describe(obj: Any) -> str:
+def _describe(obj: "Any") -> str:
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__} object"

@@ -11,8 +11,6 @@ and never as a FIFO.
 On the child's start-up path: builtins only.
 """
 
-from __future__ import annotations
-
 import marshal
 import os
 import stat
@@ -45,13 +43,13 @@ _OWN_BYTES = 1
 
 
 def write_file(
-    path: str, key: bytes, meta: Any, body: Sequence[Buffer], buffers: Sequence[Buffer]
+    path: str, key: bytes, meta: "Any", body: "Sequence[Buffer]", buffers: "Sequence[Buffer]"
 ) -> None:
     """Write a new private (0600, O_EXCL, no symlinks) tagged file at ``path``."""
     write_assembled(path, key, assemble(meta, body, buffers))
 
 
-def assemble(meta: Any, body: Sequence[Buffer], buffers: Sequence[Buffer]) -> Assembled:
+def assemble(meta: "Any", body: "Sequence[Buffer]", buffers: "Sequence[Buffer]") -> "Assembled":
     """What ``write_file`` writes, laid out but not yet tagged or written."""
     meta_bytes = marshal.dumps(meta)
     body_views = [memoryview(chunk).cast("B") for chunk in body]
@@ -64,7 +62,7 @@ def assemble(meta: Any, body: Sequence[Buffer], buffers: Sequence[Buffer]) -> As
     return [head, meta_bytes, *body_views, *buffers], len(head) + sum(lengths)
 
 
-def write_assembled(path: str, key: bytes, assembled: Assembled) -> None:
+def write_assembled(path: str, key: bytes, assembled: "Assembled") -> None:
     """Write ``assembled`` and its tag to a new private file at ``path`` (see ``write_file``)."""
     chunks, total = assembled
     name = bound_name(path)
@@ -89,14 +87,14 @@ def write_assembled(path: str, key: bytes, assembled: Assembled) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, chunks: Sequence[Buffer]) -> None:
+def _write_all(fd: int, chunks: "Sequence[Buffer]") -> None:
     for chunk in chunks:
         view = memoryview(chunk).cast("B")
         while view:
             view = view[os.write(fd, view) :]
 
 
-def read_file(path: str, key: bytes, *, unlink: bool) -> Decoded:
+def read_file(path: str, key: bytes, *, unlink: bool) -> "Decoded":
     """Read and verify a file ``write_file`` wrote: (meta, body, buffers).
 
     With ``unlink``, the file is removed as soon as it is open.
@@ -166,7 +164,7 @@ def _open_in_private_dir(path: str, flags: int, *, unlink: bool) -> int:
         os.close(dir_fd)
 
 
-def open_private_dir(path: str) -> int | None:
+def open_private_dir(path: str) -> "int | None":
     """An fd of the directory ``path`` (never through a symlink) if only we can reach it.
 
     ``None`` where it is a directory others can reach or another user owns.
@@ -181,7 +179,7 @@ def open_private_dir(path: str) -> int | None:
     return None
 
 
-def is_private(st: os.stat_result, is_kind: Callable[[int], bool]) -> bool:
+def is_private(st: "os.stat_result", is_kind: "Callable[[int], bool]") -> bool:
     """True for a file of the right kind that only this user can reach."""
     return is_kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
@@ -190,7 +188,7 @@ class _Corrupt(Exception):
     """Why a file failed its integrity check."""
 
 
-def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> Decoded:
+def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> "Decoded":
     """The sections of the open file ``fd`` (``size`` bytes), after checking its tag.
 
     A small file is read whole into one writable buffer. In a large one,
@@ -203,7 +201,7 @@ def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> Decoded:
     """
     whole = _read_whole(fd, size) if size < LARGE else None
 
-    def read(length: int, offset: int) -> Buffer:
+    def read(length: int, offset: int) -> "Buffer":
         if whole is not None:
             return whole[offset : offset + length]
         return _pread_all(fd, length, offset)
@@ -231,10 +229,10 @@ def _read_verified(fd: int, size: int, key: bytes, name: bytes) -> Decoded:
 def _sections(
     fd: int,
     size: int,
-    read: Callable[[int, int], Buffer],
+    read: "Callable[[int, int], Buffer]",
     layout: tuple[int, list[int], bytes],
     in_memory: bool,
-) -> list[Buffer]:
+) -> "list[Buffer]":
     """Each section of the file, read or mapped as ``_read_verified`` says."""
     offset, lengths, flags = layout
     sections: list[Buffer] = []
@@ -255,7 +253,7 @@ def _sections(
     return sections
 
 
-def write_sealed(name: str, key: bytes, assembled: Assembled, fd: int | None = None) -> int:
+def write_sealed(name: str, key: bytes, assembled: "Assembled", fd: "int | None" = None) -> int:
     """Write ``assembled`` into a memfd and seal it; return the fd (the caller's to close).
 
     Nobody can change a sealed memfd, and it has no name anyone could open,
@@ -283,7 +281,7 @@ def write_sealed(name: str, key: bytes, assembled: Assembled, fd: int | None = N
     return fd
 
 
-def read_sealed(fd: int, key: bytes, name: str) -> Decoded:
+def read_sealed(fd: int, key: bytes, name: str) -> "Decoded":
     """Read what ``write_sealed`` wrote to ``fd``, after checking its seals and its tag.
 
     Raises:
@@ -295,7 +293,7 @@ def read_sealed(fd: int, key: bytes, name: str) -> Decoded:
         raise PayloadError("refusing a payload memfd that is not sealed against changes")
     size = os.fstat(fd).st_size
 
-    def read(length: int, offset: int) -> Buffer:
+    def read(length: int, offset: int) -> "Buffer":
         return _pread_all(fd, length, offset)
 
     try:
@@ -312,7 +310,7 @@ def read_sealed(fd: int, key: bytes, name: str) -> Decoded:
 
 
 def _layout(
-    read: Callable[[int, int], Buffer], size: int, magic: bytes = MAGIC
+    read: "Callable[[int, int], Buffer]", size: int, magic: bytes = MAGIC
 ) -> tuple[bytes, list[int], bytes]:
     """(head, section lengths, section flags) of a file, checked to add up to ``size``."""
     fixed = len(magic) + 4

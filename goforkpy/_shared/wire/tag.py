@@ -10,8 +10,6 @@ result over its payload) fails its check although the key is the same.
 On the child's start-up path: builtins only, until a big file needs hashlib.
 """
 
-from __future__ import annotations
-
 import os
 
 from ..._process import quiet
@@ -57,7 +55,7 @@ def bound_name(path: str) -> bytes:
     return os.path.basename(path).encode() + b"\0"
 
 
-def hmac_sha256(key: bytes, chunks: Sequence[Buffer], total: int) -> bytes:
+def hmac_sha256(key: bytes, chunks: "Sequence[Buffer]", total: int) -> bytes:
     """HMAC-SHA256 (RFC 2104) of the concatenated ``chunks``, ``total`` bytes long."""
     sha = _sha256_for(total)
     padded = int.from_bytes(key.ljust(64, b"\0"), "big")
@@ -82,7 +80,7 @@ class Digests:
     caller hash what is left. hashlib releases the GIL, so this runs on all CPUs.
     """
 
-    def __init__(self, count: int, digest_of: Callable[[int], bytes]) -> None:
+    def __init__(self, count: int, digest_of: "Callable[[int], bytes]") -> None:
         import threading
 
         from ..._process.platform import usable_cpus
@@ -101,7 +99,7 @@ class Digests:
             self._helpers = [helper for helper in self._helpers if helper.ident is not None]
 
     @classmethod
-    def of_chunks(cls, chunks: Sequence[Buffer], total: int) -> Digests:
+    def of_chunks(cls, chunks: "Sequence[Buffer]", total: int) -> "Digests":
         """Digests of the concatenated ``chunks``, ``total`` bytes long."""
         import hashlib
 
@@ -125,7 +123,7 @@ class Digests:
         return cls(len(segments), digest_of)
 
     @classmethod
-    def of_file(cls, fd: int, total: int) -> Digests:
+    def of_file(cls, fd: int, total: int) -> "Digests":
         """Digests of the first ``total`` bytes of the open file ``fd``."""
         import hashlib
         import mmap
@@ -171,7 +169,7 @@ def _segment_count(total: int) -> int:
     return -(-total // _SEGMENT)
 
 
-_small_sha256: Callable[[bytes], Any] | None = None
+_small_sha256: "Callable[[bytes], Any] | None" = None
 
 
 def load_hash() -> None:
@@ -180,7 +178,7 @@ def load_hash() -> None:
     _sha256_for(0)
 
 
-def _sha256_for(total: int) -> Callable[[bytes], Any]:
+def _sha256_for(total: int) -> "Callable[[bytes], Any]":
     global _small_sha256
     if total >= LARGE:
         import hashlib
