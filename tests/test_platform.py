@@ -116,3 +116,28 @@ def test_the_reaper_calls_back_when_a_descriptor_is_readable(kind: str) -> None:
     assert called.wait(DEADLOCK_NET)
     assert seen[0][:2] == (read, b"4242")
     assert seen[0][2].startswith("goforkpy-")
+
+
+HAS_CHILDREN = """
+import os
+from goforkpy._process.platform import linux, posix
+
+before = linux.has_children()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # ended, and left unreaped
+ended = linux.has_children()
+os.waitpid(pid, 0)
+print(before, ended, linux.has_children(), posix.has_children())
+"""
+
+
+@pytest.mark.skipif(not platform.NATIVE, reason="Linux's layer answers with waitid")
+def test_has_children_tells_an_unreaped_child_and_reaps_nothing(run_script: RunScript) -> None:
+    """A reused worker asks after every task whether the task left a child: Linux's
+    layer answers without reaping one, even one that has ended; the portable layer
+    cannot tell, so it says yes and the worker looks."""
+    done = run_script(HAS_CHILDREN)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "False", "True"]

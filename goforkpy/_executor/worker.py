@@ -115,7 +115,7 @@ def _end_what_the_task_left(kept: set[int], grace: float) -> None:
     The worker is a subreaper, so even daemons the task double-forked are its
     children by now, or descendants of one.
     """
-    if not kept and not _has_children():
+    if not kept and not platform.has_children():
         return  # what almost every task leaves, told by one system call
     children = platform.children_of(os.getpid())
     if not children or kept.issuperset(children):
@@ -123,20 +123,6 @@ def _end_what_the_task_left(kept: set[int], grace: float) -> None:
     from .._child.orphans import end_children, own_helpers
 
     end_children(kept | own_helpers(children, kept), grace)
-
-
-def _has_children() -> bool:
-    """Whether this process has a child, running or ended (none is reaped)."""
-    if _waitid is None:
-        return True  # no cheap way to tell: the caller looks
-    try:
-        _waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return False
-    return True
-
-
-_waitid = getattr(os, "waitid", None)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -35,6 +35,7 @@ if NATIVE:
     from .linux import children_of as children_of
     from .linux import descendant_pids as descendant_pids
     from .linux import group_and_tie_preexec as group_and_tie_preexec
+    from .linux import has_children as has_children
     from .linux import has_exited as has_exited
     from .linux import is_sealed as is_sealed
     from .linux import max_rss_bytes as max_rss_bytes
@@ -63,6 +64,7 @@ else:
     from .posix import children_of as children_of
     from .posix import descendant_pids as descendant_pids
     from .posix import group_and_tie_preexec as group_and_tie_preexec
+    from .posix import has_children as has_children
     from .posix import has_exited as has_exited
     from .posix import is_sealed as is_sealed
     from .posix import max_rss_bytes as max_rss_bytes

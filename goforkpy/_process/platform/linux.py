@@ -174,6 +174,15 @@ def descendant_pids(pid: int) -> list[int]:
     return found
 
 
+def has_children() -> bool:
+    """Whether this process has a child, running or ended: one ``waitid``, none reaped."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def children_of(pid: int) -> list[int]:
     """The children of ``pid``, whichever of its threads forked them, from /proc."""
     found: list[int] = []

@@ -128,6 +128,15 @@ def descendant_pids(pid: int) -> list[int]:
         return []
 
 
+def has_children() -> bool:
+    """Whether this process may have a child, running or ended (none is reaped).
+
+    Portable POSIX cannot tell without reaping (``waitid`` is missing on macOS):
+    always True, so the caller looks with ``children_of``.
+    """
+    return True
+
+
 def children_of(pid: int) -> list[int]:
     """The children of ``pid`` (psutil: POSIX has no cheaper way)."""
     import psutil
