@@ -10,8 +10,6 @@ parent-death signal, ``SO_PEERCRED``, /proc).
 test suite can run the path macOS and the BSDs take and it cannot rot.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

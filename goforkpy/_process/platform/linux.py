@@ -1,7 +1,5 @@
 """Linux: /dev/shm for payloads, pidfds, a parent-death signal, subreapers."""
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -9,10 +7,10 @@ if TYPE_CHECKING:
     import socket
     from typing import Any, Callable
 
-_pidfd_ok: bool | None = None
+_pidfd_ok: "bool | None" = None
 
 
-def ram_tmpdir() -> str | None:
+def ram_tmpdir() -> "str | None":
     """``/dev/shm`` where it is a writable directory (tmpfs on every mainstream distro)."""
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
@@ -75,7 +73,7 @@ def prepare_tie() -> None:
     _prctl()
 
 
-def group_and_tie_preexec() -> Callable[[], None]:
+def group_and_tie_preexec() -> "Callable[[], None]":
     """A ``preexec_fn`` for a short-lived command (a shell) we wait for.
 
     It leads its own process group and is SIGKILLed if the calling thread
@@ -95,10 +93,10 @@ def group_and_tie_preexec() -> Callable[[], None]:
 _SIGKILL = 9
 
 
-_prctl_function: Any = None
+_prctl_function: "Any" = None
 
 
-def _prctl() -> Any:
+def _prctl() -> "Any":
     """libc's prctl, through ctypes (loaded on first use, then kept)."""
     global _prctl_function
     if _prctl_function is None:
@@ -111,7 +109,7 @@ def _prctl() -> Any:
     return _prctl_function
 
 
-def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
+def peer_credentials(sock: "socket.socket") -> "tuple[int | None, int | None]":
     """(pid, uid) of the process at the other end of a Unix socket (SO_PEERCRED).
 
     The kernel records them when the connection is made: the peer cannot lie.
@@ -132,7 +130,7 @@ def has_exited(pid: int) -> bool:
         return True
 
 
-def wait_unreaped(pid: int) -> int | None:
+def wait_unreaped(pid: int) -> "int | None":
     """Block until our child ``pid`` has exited, leaving it to be reaped by its owner.
 
     Returns its subprocess-style returncode, or ``None`` if it was reaped first.
@@ -199,11 +197,11 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def _parent_of(pid: int) -> int | None:
+def _parent_of(pid: int) -> "int | None":
     return _stat_field(f"/proc/{pid}/stat", 1)
 
 
-def _stat_field(path: str, index: int) -> int | None:
+def _stat_field(path: str, index: int) -> "int | None":
     """Field ``index`` of a /proc "stat" file, counted from the state after the name
     (``None``: the process or thread has ended)."""
     try:
@@ -243,7 +241,7 @@ def is_sealed(fd: int) -> bool:
         return False  # not a memfd
 
 
-_oom_seen: int | None = None
+_oom_seen: "int | None" = None
 
 
 def oom_kills_since_last_look() -> bool:
@@ -260,7 +258,7 @@ def oom_kills_since_last_look() -> bool:
     return seen is not None and count > seen
 
 
-def _oom_kill_count() -> int | None:
+def _oom_kill_count() -> "int | None":
     try:
         with open("/proc/self/cgroup") as f:
             groups = dict(line.strip().split(":", 2)[1:] for line in f if line.count(":") >= 2)
@@ -305,7 +303,7 @@ def anonymous_file() -> int:
     return os.memfd_create("goforkpy-capture", os.MFD_CLOEXEC)
 
 
-def resident_bytes(pid: int) -> int | None:
+def resident_bytes(pid: int) -> "int | None":
     """The resident memory of ``pid`` now, in bytes (``None`` if it is gone)."""
     try:
         with open(f"/proc/{pid}/statm", "rb") as f:
@@ -314,12 +312,12 @@ def resident_bytes(pid: int) -> int | None:
         return None
 
 
-def thread_ids() -> list[int] | None:
+def thread_ids() -> "list[int] | None":
     """The id of every thread of this process, from /proc/self/task."""
     return [int(entry) for entry in os.listdir("/proc/self/task")]
 
 
-def thread_name(tid: int) -> str | None:
+def thread_name(tid: int) -> "str | None":
     """The name of thread ``tid`` of this process (``None``: it has ended)."""
     try:
         with open(f"/proc/self/task/{tid}/comm", "rb") as f:
@@ -328,7 +326,7 @@ def thread_name(tid: int) -> str | None:
         return None
 
 
-def thread_started(tid: int) -> int | None:
+def thread_started(tid: int) -> "int | None":
     """When thread ``tid`` started, in clock ticks since boot (``None``: it has ended):
     with its id, what tells it from a later thread given the same id."""
     return _stat_field(f"/proc/self/task/{tid}/stat", 19)
@@ -378,7 +376,7 @@ def thread_libraries(tid: int) -> list[str]:
     return found
 
 
-def _waiting_stack_pointer(tid: int) -> int | None:
+def _waiting_stack_pointer(tid: int) -> "int | None":
     """The stack pointer of thread ``tid`` once it waits in a system call (``None``: it
     ran on). Its /proc "syscall" line is "number args... sp pc", or "running"."""
     import time

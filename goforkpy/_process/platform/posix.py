@@ -1,7 +1,5 @@
 """Behaviour common to every POSIX system."""
 
-from __future__ import annotations
-
 import errno
 import os
 
@@ -11,7 +9,7 @@ if TYPE_CHECKING:
     from typing import Callable
 
 
-def ram_tmpdir() -> str | None:
+def ram_tmpdir() -> "str | None":
     """A RAM-backed directory for payload files, or ``None`` to use the temp dir."""
     return None
 
@@ -51,12 +49,12 @@ def prepare_tie() -> None:
     """Nothing to load: portable POSIX has no parent-death signal."""
 
 
-def group_and_tie_preexec() -> Callable[[], None]:
+def group_and_tie_preexec() -> "Callable[[], None]":
     """A ``preexec_fn`` for a short-lived command: it leads its own process group."""
     return os.setpgrp
 
 
-def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
+def peer_credentials(sock: "socket.socket") -> "tuple[int | None, int | None]":
     """(pid, uid) of the peer of a Unix socket, each where the OS tells (macOS, BSD).
 
     ``None`` where it cannot be had; the 0700 directory the sockets live in
@@ -87,7 +85,7 @@ def has_exited(pid: int) -> bool:
         return True
 
 
-def wait_unreaped(pid: int) -> int | None:
+def wait_unreaped(pid: int) -> "int | None":
     """Wait until our child ``pid`` has exited, leaving it to be reaped by its owner.
 
     Portable POSIX cannot wait without reaping (``waitid`` is missing on
@@ -182,7 +180,7 @@ def anonymous_file() -> int:
     return fd
 
 
-def resident_bytes(pid: int) -> int | None:
+def resident_bytes(pid: int) -> "int | None":
     """The resident memory of ``pid`` now, in bytes (``None`` if it is gone)."""
     import psutil
 
@@ -192,17 +190,17 @@ def resident_bytes(pid: int) -> int | None:
         return None
 
 
-def thread_ids() -> list[int] | None:
+def thread_ids() -> "list[int] | None":
     """The id of every thread of this process: ``None``, POSIX cannot list them."""
     return None
 
 
-def thread_name(tid: int) -> str | None:
+def thread_name(tid: int) -> "str | None":
     """The name of thread ``tid`` of this process: unknown here (see ``linux``)."""
     return None
 
 
-def thread_started(tid: int) -> int | None:
+def thread_started(tid: int) -> "int | None":
     """When thread ``tid`` started: unknown here (see ``linux``)."""
     return None
 
