@@ -10,6 +10,9 @@ from forking and makes a snapshot warn. The portable layer cannot list them
 
 from __future__ import annotations
 
+import gc
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -201,3 +204,34 @@ def test_a_snapshot_warns_of_a_native_thread_it_cannot_vouch_for() -> None:
         assert len(ours) == 1 and len(named) == 1, ours
     else:
         assert named == [], "POSIX cannot list a process's threads"
+
+
+def test_no_collection_runs_while_the_threads_frames_are_listed() -> None:
+    """Listing the threads before a fork (``others()``) sets off no collection inside
+    ``sys._current_frames()``: one there runs Python code (here a ``gc`` callback)
+    while the interpreter's list of threads is locked, and a thread started then
+    deadlocks every thread (CPython issue 106883)."""
+    inside: list[bool] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            caller = sys._getframe(1)  # the Python frame the collection interrupted
+            inside.append(caller.f_code.co_name == "_current_frames")
+
+    stop = threading.Event()
+    helpers = [threading.Thread(target=stop.wait) for _ in range(8)]
+    for thread in helpers:
+        thread.start()
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at almost every allocation
+    gc.callbacks.append(callback)
+    try:
+        for _ in range(20):
+            threads.others()
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*threshold)
+        stop.set()
+        for thread in helpers:
+            thread.join()
+    assert inside and not any(inside), "a collection ran inside the listing"

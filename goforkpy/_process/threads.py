@@ -17,6 +17,7 @@ its stack where that can be told. Then it is vouched for, or not:
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -76,7 +77,7 @@ def _others(listed: list[int] | None) -> list[Thread]:
     python = [thread for thread in threading.enumerate() if thread.ident != me]
     found = [Thread(t.name, THREAD, None, t.name.startswith("goforkpy-")) for t in python]
     idents = {thread.ident for thread in python} | {me}
-    raw = [_raw(frame) for ident, frame in sys._current_frames().items() if ident not in idents]
+    raw = [_raw(frame) for ident, frame in _current_frames().items() if ident not in idents]
     if listed is None:  # the OS cannot list them: Python's are all there is to see
         return found + raw
     known = {thread.native_id for thread in python} | {threading.get_native_id()}
@@ -86,6 +87,24 @@ def _others(listed: list[int] | None) -> list[Thread]:
     for thread in unknown[: len(raw)]:
         natives.remove(thread)
     return found + raw + natives
+
+
+def _current_frames() -> dict[int, Any]:
+    """``sys._current_frames()`` with automatic collection off while it runs.
+
+    It holds the lock of the interpreter's list of threads while it makes frame
+    objects; a collection they set off there runs Python code (a ``gc.callbacks``
+    entry, a ``__del__``), which lets another thread take the GIL, and a thread that
+    then starts a thread waits for that lock with the GIL held: every thread stops
+    (CPython issue 106883, seen on 3.11 with hypothesis's gc callback installed).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _raw(frame: Any) -> Thread:
