@@ -11,6 +11,7 @@ from forking and makes a snapshot warn. The portable layer cannot list them
 from __future__ import annotations
 
 import gc
+import inspect
 import sys
 import threading
 import warnings
@@ -212,11 +213,17 @@ def test_no_collection_runs_while_the_threads_frames_are_listed() -> None:
     while the interpreter's list of threads is locked, and a thread started then
     deadlocks every thread (CPython issue 106883)."""
     inside: list[bool] = []
+    source, first = inspect.getsourcelines(threads._current_frames)
+    call = first + next(
+        n for n, text in enumerate(source) if "return sys._current_frames()" in text
+    )
 
     def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            caller = sys._getframe(1)  # the Python frame the collection interrupted
-            inside.append(caller.f_code.co_name == "_current_frames")
+        if phase == "start":  # the Python frame the collection came in, at which line
+            caller = sys._getframe(1)  # (3.12+ collect between bytecodes: never in the call)
+            inside.append(
+                caller.f_code is threads._current_frames.__code__ and caller.f_lineno == call
+            )
 
     stop = threading.Event()
     helpers = [threading.Thread(target=stop.wait) for _ in range(8)]
